@@ -1,0 +1,109 @@
+//! The one error type of the library. Each variant belongs to one exit-code class of the command-line
+//! contract, so the binary maps errors to exit codes without inspecting messages.
+//!
+//! Messages say what happened, to what, and what to do next. They never contain a secret value.
+
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong in sfvault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request itself is malformed: a bad name, a missing argument, a value where none is allowed.
+    #[error("{0}")]
+    Usage(String),
+
+    /// An entry or a field that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// The passphrase did not unlock the vault (or the key-wrapping header was altered).
+    #[error(
+        "wrong passphrase for {}: the key could not be unwrapped (if you are sure of the passphrase, the file header was altered; `{}.bak` holds the previous version)",
+        path.display(), path.display()
+    )]
+    WrongPassphrase {
+        /// The vault file.
+        path: PathBuf,
+    },
+
+    /// No way to get a passphrase: no agent, no script source, no terminal.
+    #[error("{0}")]
+    Locked(String),
+
+    /// The vault file is damaged, tampered with, or of a version this build does not know.
+    #[error("{} is not a usable vault: {detail}", path.display())]
+    Corrupt {
+        /// The file that was read.
+        path: PathBuf,
+        /// What exactly is wrong, for the user.
+        detail: String,
+    },
+
+    /// Another process holds the vault lock for longer than we are willing to wait.
+    #[error("vault {} is busy: {holder} has held its lock for more than {waited_secs} s; try again, or set SFVAULT_LOCK_TIMEOUT to wait longer", path.display())]
+    Busy {
+        /// The vault file.
+        path: PathBuf,
+        /// Who holds the lock, as far as we know ("process 1234" or "another process").
+        holder: String,
+        /// How long we waited.
+        waited_secs: u64,
+    },
+
+    /// Refused because it would weaken protection: loose permissions, plaintext to a file, and the like.
+    #[error("{0}")]
+    Unsafe(String),
+
+    /// An operating-system error on a named file.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What we were doing ("cannot read", "cannot create").
+        action: &'static str,
+        /// The file involved.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Any other failure, with its explanation.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// The process exit code of this error's class, as in the command-line contract.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => 2,
+            Error::NotFound(_) => 3,
+            Error::WrongPassphrase { .. } => 4,
+            Error::Locked(_) => 5,
+            Error::Corrupt { .. } => 6,
+            Error::Busy { .. } => 9,
+            Error::Unsafe(_) => 10,
+            Error::Io { .. } | Error::Other(_) => 1,
+        }
+    }
+
+    /// Build an [`Error::Io`] for `path`.
+    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Error {
+        Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Build an [`Error::Corrupt`] for `path`.
+    pub fn corrupt(path: &Path, detail: impl Into<String>) -> Error {
+        Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

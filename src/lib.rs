@@ -1,0 +1,23 @@
+//! # sfvault
+//!
+//! A local, encrypted vault for Salesforce connected-app credentials (consumer keys and secrets,
+//! JWT private keys, usernames, refresh tokens), one entry per `ORG/APP`, unlocked by a
+//! passphrase.
+//!
+//! The library never prints, prompts or exits: it returns [`Error`]s whose
+//! [`Error::exit_code`] the `sfvault` binary turns into its exit status.
+//!
+//! - [`vault`]: the model, the file format (docs/FORMAT.md), the crypto and the atomic store.
+//! - [`secret`]: zeroizing, redacted holders for every secret.
+//! - [`unlock`]: non-interactive passphrase sources for scripts.
+
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod secret;
+pub mod timefmt;
+pub mod unlock;
+pub mod vault;
+
+pub use error::{Error, Result};

@@ -1,0 +1,183 @@
+//! Types that hold secrets: zeroized when dropped, printed as `[redacted]`, and (for key material)
+//! locked in memory where the OS allows, so they are not written to swap.
+//!
+//! Secrets cross module boundaries only inside these types.
+
+use std::fmt;
+use std::sync::Once;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::{Zeroize, Zeroizing};
+
+/// A secret text value (a consumer secret, a private key PEM, a passphrase).
+///
+/// Its buffer is zeroized on drop; `Debug` and `Display` never show it. Read it with
+/// [`SecretString::expose`], and only where the value is about to be used.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretString(Zeroizing<String>);
+
+impl SecretString {
+    /// Wrap a string; the caller's copy is moved, not duplicated.
+    pub fn new(value: String) -> Self {
+        SecretString(Zeroizing::new(value))
+    }
+
+    /// Take UTF-8 bytes (zeroizing the input buffer either way).
+    pub fn from_utf8(bytes: Zeroizing<Vec<u8>>) -> Result<Self, std::str::Utf8Error> {
+        std::str::from_utf8(&bytes)?;
+        let mut bytes = bytes;
+        let owned = std::mem::take(&mut *bytes);
+        // Cannot fail: checked just above. The Vec's buffer moves into the String without a copy.
+        Ok(SecretString::new(String::from_utf8(owned).unwrap_or_default()))
+    }
+
+    /// The secret text. Keep the borrow short.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True for the empty string.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for SecretString {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(SecretString::new)
+    }
+}
+
+/// A 256-bit key held in its own heap box, locked in memory where allowed, and
+/// zeroized (then unlocked) on drop. `Debug` prints `[redacted]`.
+pub struct SecretKey {
+    bytes: Box<[u8; 32]>,
+    locked: bool,
+}
+
+impl SecretKey {
+    /// A key of all zero bytes, to be filled in place (so the key never sits on the stack).
+    pub fn zeroed() -> Self {
+        let mut bytes = Box::new([0u8; 32]);
+        let locked = lock_memory(bytes.as_mut_slice());
+        SecretKey { bytes, locked }
+    }
+
+    /// A copy of `bytes` in a locked buffer.
+    pub fn from_slice(bytes: &[u8; 32]) -> Self {
+        let mut key = SecretKey::zeroed();
+        key.bytes.copy_from_slice(bytes);
+        key
+    }
+
+    /// The key bytes.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
+    /// The key bytes, for filling in place.
+    pub fn expose_mut(&mut self) -> &mut [u8; 32] {
+        &mut self.bytes
+    }
+}
+
+impl Clone for SecretKey {
+    fn clone(&self) -> Self {
+        SecretKey::from_slice(&self.bytes)
+    }
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+        if self.locked {
+            unlock_memory(self.bytes.as_mut_slice());
+        }
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey([redacted])")
+    }
+}
+
+static MLOCK_FAILED: Once = Once::new();
+
+/// Lock `buf` into RAM. Returns whether it worked; a failure (e.g. RLIMIT_MEMLOCK) is remembered
+/// so the binary can warn once, and is otherwise harmless.
+#[allow(unsafe_code)]
+fn lock_memory(buf: &mut [u8]) -> bool {
+    // SAFETY: the pointer and length describe a live, owned allocation; mlock does not access it.
+    let ok = unsafe { rustix::mm::mlock(buf.as_mut_ptr().cast(), buf.len()) }.is_ok();
+    if !ok {
+        MLOCK_FAILED.call_once(|| {});
+    }
+    ok
+}
+
+#[allow(unsafe_code)]
+fn unlock_memory(buf: &mut [u8]) {
+    // SAFETY: same allocation that was locked; munlock does not access it.
+    let _ = unsafe { rustix::mm::munlock(buf.as_mut_ptr().cast(), buf.len()) };
+}
+
+/// True when some key could not be locked in memory (so it may reach swap).
+pub fn memory_lock_failed() -> bool {
+    MLOCK_FAILED.is_completed()
+}
+
+/// Turn off core dumps and make the process non-dumpable, so neither a crash nor a same-user
+/// debugger (ptrace without CAP_SYS_PTRACE) can read secrets out of memory.
+///
+/// Call once, before any secret is read. Failures are returned for the caller to report; the
+/// process works on regardless.
+pub fn harden_process() -> std::io::Result<()> {
+    use rustix::process::{DumpableBehavior, Resource, Rlimit, set_dumpable_behavior, setrlimit};
+    setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    )?;
+    set_dumpable_behavior(DumpableBehavior::NotDumpable)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_redacted() {
+        let s = SecretString::new("hunter2-canary".into());
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        let k = SecretKey::from_slice(&[7u8; 32]);
+        assert!(!format!("{k:?}").contains('7'));
+    }
+
+    #[test]
+    fn from_utf8_rejects_invalid() {
+        assert!(SecretString::from_utf8(Zeroizing::new(vec![0xff, 0xfe])).is_err());
+        let ok = SecretString::from_utf8(Zeroizing::new(b"abc".to_vec())).unwrap();
+        assert_eq!(ok.expose(), "abc");
+    }
+}

@@ -1,0 +1,167 @@
+//! What sfvault knows about field names: which are secret, which are computed, and which values
+//! are acceptable for the known ones.
+
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
+use crate::vault::name::quoted;
+
+/// Known fields whose values are not secret (shown by `show`, accepted in argv).
+pub const PUBLIC_FIELDS: &[&str] = &[
+    "consumer_key",
+    "username",
+    "login_url",
+    "flow",
+    "scopes",
+    "callback_url",
+];
+
+/// Known fields whose values are secret (masked, never from argv).
+pub const SECRET_FIELDS: &[&str] = &[
+    "consumer_secret",
+    "private_key",
+    "password",
+    "security_token",
+    "refresh_token",
+];
+
+/// Pseudo-fields computed by the OAuth flow; they cannot be set by hand.
+pub const COMPUTED_FIELDS: &[&str] = &["access_token", "instance_url"];
+
+/// The OAuth flows an entry may name in its `flow` field.
+pub const FLOWS: &[&str] = &["jwt", "client-credentials", "refresh-token", "password", "web"];
+
+/// The login URL used when an entry has none.
+pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
+
+/// Whether a field is secret when nothing says otherwise: known public fields are not, every
+/// other field (known secret or user-defined) is.
+pub fn secret_by_default(field: &str) -> bool {
+    !PUBLIC_FIELDS.contains(&field)
+}
+
+/// Whether `field` may be marked public: known secret fields may not.
+pub fn may_be_public(field: &str) -> bool {
+    !SECRET_FIELDS.contains(&field)
+}
+
+/// Refuse computed pseudo-fields and check the value of a known field.
+pub fn check_value(field: &str, value: &SecretString) -> Result<()> {
+    if COMPUTED_FIELDS.contains(&field) {
+        return Err(Error::Usage(format!(
+            "{field} is computed by the entry's OAuth flow and cannot be set; run `sfvault login ORG/APP`"
+        )));
+    }
+    let text = value.expose();
+    if text.is_empty() {
+        return Err(Error::Usage(format!(
+            "empty value for {field}: nothing was stored"
+        )));
+    }
+    match field {
+        "flow" if !FLOWS.contains(&text) => Err(Error::Usage(format!(
+            "unknown flow {}: use one of {}",
+            quoted(text),
+            FLOWS.join(", ")
+        ))),
+        "login_url" | "callback_url" => check_url(field, text),
+        "private_key" if !looks_like_private_key_pem(text) => Err(Error::Usage(
+            "private_key must be a PEM private key (-----BEGIN RSA PRIVATE KEY----- or -----BEGIN PRIVATE KEY-----)"
+                .into(),
+        )),
+        "consumer_key" | "username" if text.chars().any(char::is_whitespace) => Err(Error::Usage(
+            format!("{field} must not contain white space"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// True when `text` holds a PEM private-key block (PKCS#1 or PKCS#8, possibly encrypted).
+pub fn looks_like_private_key_pem(text: &str) -> bool {
+    let trimmed = text.trim();
+    trimmed.starts_with("-----BEGIN ")
+        && trimmed.ends_with("-----")
+        && trimmed.lines().next().is_some_and(|l| l.ends_with("PRIVATE KEY-----"))
+}
+
+/// URLs must be https, except plain http to a loopback host (used by tests and local tools).
+fn check_url(field: &str, url: &str) -> Result<()> {
+    let lower = url.to_ascii_lowercase();
+    let (scheme, rest) = lower.split_once("://").unwrap_or(("", ""));
+    let host_port = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::Usage(format!(
+            "{field} {} is not a URL like https://login.salesforce.com",
+            quoted(url)
+        )));
+    }
+    match scheme {
+        "https" => Ok(()),
+        "http" if is_loopback_host(host) => Ok(()),
+        "http" => Err(Error::Unsafe(format!(
+            "{field} {} uses plain http to a non-loopback host; Salesforce requires https",
+            quoted(url)
+        ))),
+        _ => Err(Error::Usage(format!(
+            "{field} {} must start with https://",
+            quoted(url)
+        ))),
+    }
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`.
+pub fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> SecretString {
+        SecretString::new(v.into())
+    }
+
+    #[test]
+    fn login_urls() {
+        assert!(check_value("login_url", &s("https://test.salesforce.com")).is_ok());
+        assert!(check_value("login_url", &s("http://127.0.0.1:8080")).is_ok());
+        assert!(check_value("login_url", &s("http://[::1]:80/x")).is_ok());
+        let err = check_value("login_url", &s("http://login.salesforce.com")).unwrap_err();
+        assert_eq!(err.exit_code(), 10);
+        assert_eq!(check_value("login_url", &s("ftp://x")).unwrap_err().exit_code(), 2);
+        assert_eq!(check_value("login_url", &s("https://")).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn flows_and_keys() {
+        assert!(check_value("flow", &s("jwt")).is_ok());
+        assert!(check_value("flow", &s("magic")).is_err());
+        assert!(check_value("private_key", &s("not a key")).is_err());
+        assert!(
+            check_value(
+                "private_key",
+                &s("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----")
+            )
+            .is_ok()
+        );
+        assert!(check_value("access_token", &s("x")).is_err());
+    }
+
+    #[test]
+    fn secrecy_defaults() {
+        assert!(!secret_by_default("consumer_key"));
+        assert!(secret_by_default("consumer_secret"));
+        assert!(secret_by_default("my_custom"));
+        assert!(!may_be_public("private_key"));
+        assert!(may_be_public("my_custom"));
+    }
+}

@@ -1,0 +1,414 @@
+//! The on-disk envelope, byte by byte as docs/FORMAT.md describes it:
+//!
+//! ```text
+//! magic(8) version(2) kdf_id(1) aead_id(1) m_kib(4) t(4) p(4) salt_len(1) salt(16|32)
+//! wrap_nonce(12) wrapped_key(48) payload_salt(32) payload_len(4) commitment(32) payload(payload_len)
+//! ```
+//!
+//! Every integer is little-endian. Parsing is bounded and refuses, never clamps; nothing is
+//! allocated or derived before the header has been checked.
+
+use zeroize::Zeroizing;
+
+use crate::secret::{SecretKey, SecretString};
+use crate::vault::crypto::{
+    self, COMMITMENT_LEN, KdfParams, NONCE_LEN, PayloadKeys, TAG_LEN, WRAPPED_KEY_LEN,
+};
+use crate::vault::model::VaultData;
+
+/// The first eight bytes of every vault file.
+pub const MAGIC: [u8; 8] = *b"SFVAULT\0";
+/// The format version this build writes (and the only one it reads).
+pub const FORMAT_VERSION: u16 = 1;
+/// Algorithm id of Argon2id version 0x13.
+pub const KDF_ARGON2ID: u8 = 1;
+/// Algorithm id of AES-256-GCM.
+pub const AEAD_AES256GCM: u8 = 1;
+/// Length of the per-save payload salt.
+pub const PAYLOAD_SALT_LEN: usize = 32;
+/// Largest vault file accepted (and largest payload written): 256 MiB.
+pub const MAX_FILE_LEN: u64 = 256 * 1024 * 1024;
+/// Bytes before the KDF salt.
+const FIXED_PREFIX_LEN: usize = 25;
+
+/// The bincode configuration of the payload: little-endian, fixed-width integers, and a limit so a
+/// length field can never make the decoder allocate more than a file may hold.
+fn payload_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<{ MAX_FILE_LEN as usize }>()
+}
+
+/// The key slot: what a passphrase change rewrites. Saves copy it unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySlot {
+    /// Argon2id costs.
+    pub kdf: KdfParams,
+    /// Argon2id salt, 16 or 32 bytes.
+    pub kdf_salt: Vec<u8>,
+    /// Nonce of the key wrap.
+    pub wrap_nonce: [u8; NONCE_LEN],
+    /// The data key encrypted under the passphrase-derived key.
+    pub wrapped_key: [u8; WRAPPED_KEY_LEN],
+}
+
+/// An opened vault's key material: the slot as on disk and the data key it unwraps to. Holding
+/// this is what lets a process (or the agent) save without asking for the passphrase again.
+#[derive(Debug, Clone)]
+pub struct VaultKey {
+    slot: KeySlot,
+    data_key: SecretKey,
+}
+
+/// Why a file could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// The key could not be unwrapped: wrong passphrase, or the authenticated header was altered.
+    WrongPassphrase,
+    /// The file is not a vault this build can read; the text says why.
+    Corrupt(String),
+}
+
+/// A parsed, bounds-checked header with the byte ranges the crypto needs.
+#[derive(Debug)]
+pub struct Header {
+    /// The key slot.
+    pub slot: KeySlot,
+    /// This save's payload salt.
+    pub payload_salt: [u8; PAYLOAD_SALT_LEN],
+    /// Length of the payload ciphertext including its tag.
+    pub payload_len: usize,
+    /// The key-commitment tag.
+    pub commitment: [u8; COMMITMENT_LEN],
+    /// Length of the header (offset of the payload).
+    pub len: usize,
+}
+
+impl KeySlot {
+    /// A new slot: fresh 32-byte salt and nonce, `data_key` wrapped under `passphrase`.
+    pub fn create(
+        passphrase: &SecretString,
+        kdf: KdfParams,
+        data_key: &SecretKey,
+    ) -> Result<KeySlot, String> {
+        let mut kdf_salt = vec![0u8; 32];
+        crypto::random_fill(&mut kdf_salt);
+        let mut wrap_nonce = [0u8; NONCE_LEN];
+        crypto::random_fill(&mut wrap_nonce);
+        let kek = crypto::derive_kek(passphrase, &kdf, &kdf_salt)?;
+        let mut slot = KeySlot {
+            kdf,
+            kdf_salt,
+            wrap_nonce,
+            wrapped_key: [0u8; WRAPPED_KEY_LEN],
+        };
+        let aad = slot.wrap_aad();
+        slot.wrapped_key = crypto::wrap_key(&kek, &slot.wrap_nonce, data_key, &aad);
+        Ok(slot)
+    }
+
+    /// The bytes authenticated by the key wrap: everything in the file before the wrapped key.
+    fn wrap_aad(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(FIXED_PREFIX_LEN + 32 + NONCE_LEN);
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.push(KDF_ARGON2ID);
+        out.push(AEAD_AES256GCM);
+        out.extend_from_slice(&self.kdf.memory_kib.to_le_bytes());
+        out.extend_from_slice(&self.kdf.iterations.to_le_bytes());
+        out.extend_from_slice(&self.kdf.parallelism.to_le_bytes());
+        // Salt length is 16 or 32, checked on parse and on create.
+        out.push(self.kdf_salt.len() as u8);
+        out.extend_from_slice(&self.kdf_salt);
+        out.extend_from_slice(&self.wrap_nonce);
+        out
+    }
+
+    /// Unwrap the data key with `passphrase`.
+    pub fn unlock(&self, passphrase: &SecretString) -> Result<VaultKey, OpenError> {
+        let kek = crypto::derive_kek(passphrase, &self.kdf, &self.kdf_salt)
+            .map_err(OpenError::Corrupt)?;
+        let data_key =
+            crypto::unwrap_key(&kek, &self.wrap_nonce, &self.wrapped_key, &self.wrap_aad())
+                .ok_or(OpenError::WrongPassphrase)?;
+        Ok(VaultKey {
+            slot: self.clone(),
+            data_key,
+        })
+    }
+}
+
+impl VaultKey {
+    /// A brand-new vault key: random data key, wrapped under `passphrase` with `kdf`.
+    pub fn generate(passphrase: &SecretString, kdf: KdfParams) -> Result<VaultKey, String> {
+        let data_key = crypto::random_key();
+        let slot = KeySlot::create(passphrase, kdf, &data_key)?;
+        Ok(VaultKey { slot, data_key })
+    }
+
+    /// The same data key wrapped under a new passphrase (and fresh salt): what `passwd` does.
+    pub fn rewrap(&self, new_passphrase: &SecretString, kdf: KdfParams) -> Result<VaultKey, String> {
+        let slot = KeySlot::create(new_passphrase, kdf, &self.data_key)?;
+        Ok(VaultKey {
+            slot,
+            data_key: self.data_key.clone(),
+        })
+    }
+
+    /// The slot as stored.
+    pub fn slot(&self) -> &KeySlot {
+        &self.slot
+    }
+}
+
+/// Read and check the header of `bytes`. No key is derived and nothing large is allocated.
+pub fn parse_header(bytes: &[u8]) -> Result<Header, OpenError> {
+    let corrupt = |m: &str| OpenError::Corrupt(m.to_owned());
+    if bytes.len() as u64 > MAX_FILE_LEN {
+        return Err(corrupt("larger than the 256 MiB limit"));
+    }
+    if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
+        return Err(corrupt("not an sfvault file (wrong magic bytes)"));
+    }
+    let mut r = Reader { bytes, pos: MAGIC.len() };
+    let version = u16::from_le_bytes(r.array()?);
+    if version != FORMAT_VERSION {
+        return Err(OpenError::Corrupt(format!(
+            "format version {version} is not supported (this sfvault reads version {FORMAT_VERSION}); \
+             a newer sfvault may read it"
+        )));
+    }
+    let [kdf_id] = r.array()?;
+    if kdf_id != KDF_ARGON2ID {
+        return Err(OpenError::Corrupt(format!("unknown KDF id {kdf_id}")));
+    }
+    let [aead_id] = r.array()?;
+    if aead_id != AEAD_AES256GCM {
+        return Err(OpenError::Corrupt(format!("unknown cipher id {aead_id}")));
+    }
+    let kdf = KdfParams {
+        memory_kib: u32::from_le_bytes(r.array()?),
+        iterations: u32::from_le_bytes(r.array()?),
+        parallelism: u32::from_le_bytes(r.array()?),
+    };
+    kdf.check().map_err(OpenError::Corrupt)?;
+    let [salt_len] = r.array()?;
+    if salt_len != 16 && salt_len != 32 {
+        return Err(OpenError::Corrupt(format!(
+            "KDF salt length {salt_len} (must be 16 or 32)"
+        )));
+    }
+    let kdf_salt = r.take(salt_len.into())?.to_vec();
+    let slot = KeySlot {
+        kdf,
+        kdf_salt,
+        wrap_nonce: r.array()?,
+        wrapped_key: r.array()?,
+    };
+    let payload_salt = r.array()?;
+    let payload_len = u32::from_le_bytes(r.array()?) as usize;
+    let commitment = r.array()?;
+    let len = r.pos;
+    if payload_len < TAG_LEN {
+        return Err(corrupt("payload shorter than its authentication tag"));
+    }
+    if bytes.len() - len != payload_len {
+        return Err(OpenError::Corrupt(format!(
+            "payload is {} bytes but the header says {payload_len} (truncated or extended file)",
+            bytes.len() - len
+        )));
+    }
+    Ok(Header {
+        slot,
+        payload_salt,
+        payload_len,
+        commitment,
+        len,
+    })
+}
+
+/// Parse, unlock with `passphrase`, authenticate and decode a vault file.
+pub fn open(bytes: &[u8], passphrase: &SecretString) -> Result<(VaultData, VaultKey), OpenError> {
+    let header = parse_header(bytes)?;
+    let key = header.slot.unlock(passphrase)?;
+    let data = decrypt_payload(bytes, &header, &key)?;
+    Ok((data, key))
+}
+
+/// Open a vault file with a key already unwrapped from the same slot (a reload after another
+/// writer saved). A file whose slot differs (passphrase changed, vault replaced) is refused with
+/// [`OpenError::WrongPassphrase`] so the caller asks again.
+pub fn open_with_key(bytes: &[u8], key: &VaultKey) -> Result<VaultData, OpenError> {
+    let header = parse_header(bytes)?;
+    if header.slot != key.slot {
+        return Err(OpenError::WrongPassphrase);
+    }
+    decrypt_payload(bytes, &header, key)
+}
+
+fn decrypt_payload(
+    bytes: &[u8],
+    header: &Header,
+    key: &VaultKey,
+) -> Result<VaultData, OpenError> {
+    let keys = PayloadKeys::derive(&key.data_key, &header.payload_salt);
+    let committed = header.len - COMMITMENT_LEN;
+    if !keys.verify_commitment(&bytes[..committed], &header.commitment) {
+        return Err(OpenError::Corrupt(
+            "key commitment does not match (file altered)".into(),
+        ));
+    }
+    let mut buf = Zeroizing::new(bytes[header.len..].to_vec());
+    let plain = keys
+        .open(&bytes[..header.len], &mut buf)
+        .ok_or_else(|| OpenError::Corrupt("payload failed authentication (file altered)".into()))?;
+    decode_payload(plain)
+}
+
+/// Decode the plaintext payload, refusing trailing bytes and broken invariants.
+pub fn decode_payload(plain: &[u8]) -> Result<VaultData, OpenError> {
+    let (data, used): (VaultData, usize) = bincode::serde::decode_from_slice(plain, payload_config())
+        .map_err(|e| OpenError::Corrupt(format!("payload does not decode: {e}")))?;
+    if used != plain.len() {
+        return Err(OpenError::Corrupt(format!(
+            "{} unexpected bytes after the payload",
+            plain.len() - used
+        )));
+    }
+    data.check_invariants().map_err(OpenError::Corrupt)?;
+    Ok(data)
+}
+
+/// Encode the payload into a zeroizing buffer sized exactly, with room for the tag, so no
+/// reallocation leaves plaintext copies behind.
+pub fn encode_payload(data: &VaultData) -> Result<Zeroizing<Vec<u8>>, String> {
+    let mut counter = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(data, &mut counter, payload_config())
+        .map_err(|e| format!("cannot encode the vault: {e}"))?;
+    let len = counter.bytes_written;
+    if len as u64 + (TAG_LEN as u64) > u32::MAX as u64 || len as u64 > MAX_FILE_LEN - 1024 {
+        return Err("the vault would exceed the 256 MiB limit".into());
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity(len + TAG_LEN));
+    buf.resize(len, 0);
+    bincode::serde::encode_into_slice(data, &mut buf[..], payload_config())
+        .map_err(|e| format!("cannot encode the vault: {e}"))?;
+    Ok(buf)
+}
+
+/// Encrypt `data` into a complete vault file under `key`, with a fresh payload salt.
+pub fn seal(data: &VaultData, key: &VaultKey) -> Result<Vec<u8>, String> {
+    let mut payload_salt = [0u8; PAYLOAD_SALT_LEN];
+    crypto::random_fill(&mut payload_salt);
+    seal_with_salt(data, key, &payload_salt)
+}
+
+/// [`seal`] with a chosen payload salt (for golden test vectors).
+pub fn seal_with_salt(
+    data: &VaultData,
+    key: &VaultKey,
+    payload_salt: &[u8; PAYLOAD_SALT_LEN],
+) -> Result<Vec<u8>, String> {
+    let mut payload = encode_payload(data)?;
+    let payload_len = (payload.len() + TAG_LEN) as u32;
+    let mut header = key.slot.wrap_aad();
+    header.extend_from_slice(&key.slot.wrapped_key);
+    header.extend_from_slice(payload_salt);
+    header.extend_from_slice(&payload_len.to_le_bytes());
+    let keys = PayloadKeys::derive(&key.data_key, payload_salt);
+    let commitment = keys.commitment(&header);
+    header.extend_from_slice(&commitment);
+    keys.seal(&header, &mut payload);
+    let mut out = Vec::with_capacity(header.len() + payload.len());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// A cursor that fails with `Corrupt("truncated header")` instead of panicking.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], OpenError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or_else(|| OpenError::Corrupt("truncated header".into()))?;
+        let out = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], OpenError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vault::name::EntryName;
+
+    fn pass(s: &str) -> SecretString {
+        SecretString::new(s.into())
+    }
+
+    fn sample() -> VaultData {
+        let mut v = VaultData::default();
+        let n = EntryName::parse("acme/ci").unwrap();
+        v.add_entry(&n, 10).unwrap();
+        v.set_field(&n, "consumer_secret", pass("s3cr3t"), true, 11)
+            .unwrap();
+        v
+    }
+
+    #[test]
+    fn seal_open_roundtrip() {
+        let key = VaultKey::generate(&pass("pw"), KdfParams::MINIMUM).unwrap();
+        let bytes = seal(&sample(), &key).unwrap();
+        let (data, key2) = open(&bytes, &pass("pw")).unwrap();
+        assert_eq!(data, sample());
+        assert_eq!(open_with_key(&bytes, &key2).unwrap(), sample());
+        assert_eq!(open(&bytes, &pass("px")).unwrap_err(), OpenError::WrongPassphrase);
+    }
+
+    #[test]
+    fn rewrap_keeps_data_key() {
+        let key = VaultKey::generate(&pass("old"), KdfParams::MINIMUM).unwrap();
+        let new = key.rewrap(&pass("new"), KdfParams::MINIMUM).unwrap();
+        let bytes = seal(&sample(), &new).unwrap();
+        assert!(open(&bytes, &pass("new")).is_ok());
+        assert_eq!(open(&bytes, &pass("old")).unwrap_err(), OpenError::WrongPassphrase);
+    }
+
+    #[test]
+    fn header_bounds() {
+        let key = VaultKey::generate(&pass("pw"), KdfParams::MINIMUM).unwrap();
+        let bytes = seal(&sample(), &key).unwrap();
+        // memory 4 GiB - 1 KiB: refused from the header alone
+        let mut big = bytes.clone();
+        big[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(parse_header(&big), Err(OpenError::Corrupt(m)) if m.contains("memory")));
+        let mut extended = bytes.clone();
+        extended.push(0);
+        assert!(parse_header(&extended).is_err());
+        for len in 0..bytes.len() {
+            assert!(parse_header(&bytes[..len]).is_err());
+        }
+    }
+
+    #[test]
+    fn trailing_payload_bytes_refused() {
+        let mut plain = encode_payload(&sample()).unwrap().to_vec();
+        assert!(decode_payload(&plain).is_ok());
+        plain.push(0);
+        assert!(decode_payload(&plain).is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! The vault: its model, its on-disk format, its cryptography and its store.
+
+pub mod crypto;
+pub mod fields;
+pub mod format;
+pub mod model;
+pub mod name;
+pub mod store;
+
+pub use crypto::KdfParams;
+pub use format::VaultKey;
+pub use model::{Entry, Field, PastValue, SetOutcome, VaultData};
+pub use name::EntryName;
+pub use store::Store;

@@ -1,0 +1,304 @@
+//! The vault's contents: entries addressed `ORG/APP`, each a set of named fields with their
+//! timestamps and past values. This is what the encrypted payload holds (see docs/FORMAT.md).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
+use crate::vault::fields;
+use crate::vault::name::{EntryName, check_field_name};
+
+/// Default number of past values kept per field.
+pub const DEFAULT_HISTORY_LIMIT: u32 = 5;
+/// Largest accepted history limit.
+pub const MAX_HISTORY_LIMIT: u32 = 100;
+
+/// Seconds since the Unix epoch (UTC).
+pub type Timestamp = i64;
+
+/// The whole decrypted vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultData {
+    /// Vault-wide settings.
+    pub settings: Settings,
+    /// Entries by `ORG/APP` address, sorted.
+    pub entries: BTreeMap<String, Entry>,
+}
+
+/// Vault-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// How many past values each field keeps.
+    pub history_limit: u32,
+}
+
+/// One connected app in one org.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// When the entry was created.
+    pub created_at: Timestamp,
+    /// Fields by name, sorted.
+    pub fields: BTreeMap<String, Field>,
+}
+
+/// One named value with its history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Field {
+    /// The current value.
+    pub value: SecretString,
+    /// Whether the value is masked in output and refused from argv.
+    pub secret: bool,
+    /// When the field was last set (even to the same value).
+    pub set_at: Timestamp,
+    /// When the value last changed.
+    pub changed_at: Timestamp,
+    /// When a flow or hand-off last read it, if ever.
+    pub used_at: Option<Timestamp>,
+    /// Past values, oldest first, at most `Settings::history_limit`.
+    pub history: Vec<PastValue>,
+}
+
+/// A value the field held before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastValue {
+    /// The old value.
+    pub value: SecretString,
+    /// When it became the field's value.
+    pub changed_at: Timestamp,
+    /// When it was replaced.
+    pub replaced_at: Timestamp,
+}
+
+/// What `set_field` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOutcome {
+    /// The field did not exist.
+    Created,
+    /// The value changed; the old one went to history.
+    Changed,
+    /// Same value as before; only `set_at` moved.
+    Unchanged,
+}
+
+impl Default for VaultData {
+    fn default() -> Self {
+        VaultData {
+            settings: Settings {
+                history_limit: DEFAULT_HISTORY_LIMIT,
+            },
+            entries: BTreeMap::new(),
+        }
+    }
+}
+
+impl VaultData {
+    /// The entry at `name`, or a not-found error naming it.
+    pub fn entry(&self, name: &EntryName) -> Result<&Entry> {
+        self.entries
+            .get(&name.to_string())
+            .ok_or_else(|| entry_not_found(name))
+    }
+
+    /// One field of an entry, or a not-found error naming both.
+    pub fn field(&self, name: &EntryName, field: &str) -> Result<&Field> {
+        self.entry(name)?.fields.get(field).ok_or_else(|| {
+            Error::NotFound(format!(
+                "{name} has no field {field}; `sfvault show {name}` lists its fields"
+            ))
+        })
+    }
+
+    /// Create an empty entry; an existing one is an error, never overwritten.
+    pub fn add_entry(&mut self, name: &EntryName, now: Timestamp) -> Result<&mut Entry> {
+        let key = name.to_string();
+        if self.entries.contains_key(&key) {
+            return Err(Error::Other(format!(
+                "{name} already exists; change it with `sfvault set {name} FIELD`"
+            )));
+        }
+        Ok(self.entries.entry(key).or_insert(Entry {
+            created_at: now,
+            fields: BTreeMap::new(),
+        }))
+    }
+
+    /// Set a field (validated), keeping the previous value in history.
+    pub fn set_field(
+        &mut self,
+        name: &EntryName,
+        field: &str,
+        value: SecretString,
+        secret: bool,
+        now: Timestamp,
+    ) -> Result<SetOutcome> {
+        check_field_name(field)?;
+        fields::check_value(field, &value)?;
+        if !secret && !fields::may_be_public(field) {
+            return Err(Error::Usage(format!("{field} is always secret")));
+        }
+        let limit = self.settings.history_limit as usize;
+        let entry = self
+            .entries
+            .get_mut(&name.to_string())
+            .ok_or_else(|| entry_not_found(name))?;
+        let Some(existing) = entry.fields.get_mut(field) else {
+            entry.fields.insert(
+                field.to_owned(),
+                Field {
+                    value,
+                    secret,
+                    set_at: now,
+                    changed_at: now,
+                    used_at: None,
+                    history: Vec::new(),
+                },
+            );
+            return Ok(SetOutcome::Created);
+        };
+        existing.set_at = now;
+        existing.secret = secret;
+        if existing.value == value {
+            return Ok(SetOutcome::Unchanged);
+        }
+        let old = std::mem::replace(&mut existing.value, value);
+        existing.history.push(PastValue {
+            value: old,
+            changed_at: existing.changed_at,
+            replaced_at: now,
+        });
+        let excess = existing.history.len().saturating_sub(limit);
+        existing.history.drain(..excess);
+        existing.changed_at = now;
+        Ok(SetOutcome::Changed)
+    }
+
+    /// Remove an entry and everything in it.
+    pub fn remove_entry(&mut self, name: &EntryName) -> Result<Entry> {
+        self.entries
+            .remove(&name.to_string())
+            .ok_or_else(|| entry_not_found(name))
+    }
+
+    /// Rename an entry; the target must not exist.
+    pub fn rename_entry(&mut self, from: &EntryName, to: &EntryName) -> Result<()> {
+        if self.entries.contains_key(&to.to_string()) {
+            return Err(Error::Other(format!(
+                "{to} already exists; remove it first or pick another name"
+            )));
+        }
+        let entry = self.remove_entry(from)?;
+        self.entries.insert(to.to_string(), entry);
+        Ok(())
+    }
+
+    /// Check the invariants the types cannot express, on data decoded from a file: every address
+    /// and field name valid, histories within the limit, flows and URLs of known fields sane.
+    /// Returns a description of the first problem.
+    pub fn check_invariants(&self) -> std::result::Result<(), String> {
+        if self.settings.history_limit > MAX_HISTORY_LIMIT {
+            return Err(format!(
+                "history limit {} exceeds {MAX_HISTORY_LIMIT}",
+                self.settings.history_limit
+            ));
+        }
+        for (key, entry) in &self.entries {
+            let name = EntryName::parse(key).map_err(|_| "an entry has an invalid address")?;
+            if name.to_string() != *key {
+                return Err("an entry address is not in canonical form".into());
+            }
+            for (field, value) in &entry.fields {
+                check_field_name(field).map_err(|_| format!("{key} has an invalid field name"))?;
+                if value.history.len() > MAX_HISTORY_LIMIT as usize {
+                    return Err(format!("{key} {field} has too long a history"));
+                }
+                if !value.secret && !fields::may_be_public(field) {
+                    return Err(format!("{key} {field} is marked public but must be secret"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn entry_not_found(name: &EntryName) -> Error {
+    Error::NotFound(format!(
+        "no entry {name}; `sfvault list` shows the entries, `sfvault add {name}` creates it"
+    ))
+}
+
+/// The current time as a Unix timestamp in seconds.
+pub fn now() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> EntryName {
+        EntryName::parse(s).unwrap()
+    }
+
+    fn val(s: &str) -> SecretString {
+        SecretString::new(s.into())
+    }
+
+    #[test]
+    fn history_keeps_last_values_in_order() {
+        let mut v = VaultData::default();
+        let n = name("acme/ci");
+        v.add_entry(&n, 0).unwrap();
+        for i in 0..7 {
+            v.set_field(&n, "consumer_secret", val(&format!("s{i}")), true, i)
+                .unwrap();
+        }
+        let f = v.field(&n, "consumer_secret").unwrap();
+        assert_eq!(f.value.expose(), "s6");
+        let past: Vec<_> = f.history.iter().map(|p| p.value.expose()).collect();
+        assert_eq!(past, ["s1", "s2", "s3", "s4", "s5"]);
+        assert_eq!(f.history[0].changed_at, 1);
+        assert_eq!(f.history[0].replaced_at, 2);
+    }
+
+    #[test]
+    fn unchanged_value_keeps_history_empty() {
+        let mut v = VaultData::default();
+        let n = name("acme/ci");
+        v.add_entry(&n, 0).unwrap();
+        assert_eq!(
+            v.set_field(&n, "username", val("u@x"), false, 1).unwrap(),
+            SetOutcome::Created
+        );
+        assert_eq!(
+            v.set_field(&n, "username", val("u@x"), false, 5).unwrap(),
+            SetOutcome::Unchanged
+        );
+        let f = v.field(&n, "username").unwrap();
+        assert_eq!((f.set_at, f.changed_at, f.history.len()), (5, 1, 0));
+    }
+
+    #[test]
+    fn add_rename_remove() {
+        let mut v = VaultData::default();
+        let (a, b) = (name("acme/ci"), name("acme/backup"));
+        v.add_entry(&a, 0).unwrap();
+        assert!(v.add_entry(&a, 0).is_err());
+        v.rename_entry(&a, &b).unwrap();
+        assert_eq!(v.entry(&a).unwrap_err().exit_code(), 3);
+        v.remove_entry(&b).unwrap();
+        assert!(v.entries.is_empty());
+    }
+
+    #[test]
+    fn private_key_cannot_be_public() {
+        let mut v = VaultData::default();
+        let n = name("acme/ci");
+        v.add_entry(&n, 0).unwrap();
+        let pem = val("-----BEGIN PRIVATE KEY-----\nAA\n-----END PRIVATE KEY-----");
+        assert!(v.set_field(&n, "private_key", pem, false, 0).is_err());
+    }
+}

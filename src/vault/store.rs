@@ -1,0 +1,352 @@
+//! The vault file on disk: the only code that writes it.
+//!
+//! Reads refuse symlinks, files readable by others, files owned by someone else and files over
+//! the size cap, before a byte is parsed. Writes happen under an exclusive lock on `PATH.lock`:
+//! a temp file in the same directory (0600), fsync, the old version kept as `PATH.bak` (hard
+//! link), rename over the vault, fsync the directory. A crash at any point leaves either the old
+//! or the new file, never a mixture.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
+use crate::vault::format::{self, MAX_FILE_LEN, OpenError, VaultKey};
+use crate::vault::model::VaultData;
+
+/// How long a writer waits for the lock by default.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A vault file and its companions (`.lock`, `.bak`).
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+    lock_timeout: Duration,
+}
+
+/// An exclusive hold on the vault's lock file; released when dropped.
+#[derive(Debug)]
+pub struct LockGuard {
+    _file: File,
+}
+
+/// A vault opened with its key: read it, change it, save it.
+#[derive(Debug)]
+pub struct OpenVault {
+    /// The decrypted contents as of the last read.
+    pub data: VaultData,
+    key: VaultKey,
+    store: Store,
+}
+
+impl Store {
+    /// The vault at `path`, waiting at most `lock_timeout` for the write lock.
+    pub fn new(path: impl Into<PathBuf>, lock_timeout: Duration) -> Store {
+        Store {
+            path: path.into(),
+            lock_timeout,
+        }
+    }
+
+    /// The vault file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The previous version's path (`PATH.bak`).
+    pub fn backup_path(&self) -> PathBuf {
+        with_suffix(&self.path, ".bak")
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        with_suffix(&self.path, ".lock")
+    }
+
+    fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// Whether anything (even a broken symlink) exists at the vault path.
+    pub fn exists(&self) -> bool {
+        fs::symlink_metadata(&self.path).is_ok()
+    }
+
+    /// Read the raw file after the safety checks; the contents are not yet authenticated.
+    pub fn read_bytes(&self) -> Result<Vec<u8>> {
+        read_checked(&self.path)
+    }
+
+    /// Read and decrypt the vault with `passphrase`. Takes no lock: a concurrent save replaces the
+    /// file atomically, so this sees the old or the new version.
+    pub fn open(&self, passphrase: &SecretString) -> Result<OpenVault> {
+        let bytes = self.read_bytes()?;
+        let (data, key) =
+            format::open(&bytes, passphrase).map_err(|e| self.open_error(e))?;
+        Ok(OpenVault {
+            data,
+            key,
+            store: self.clone(),
+        })
+    }
+
+    /// Create a new vault file holding `data`; refuses to replace anything that exists.
+    pub fn create(&self, data: &VaultData, key: &VaultKey) -> Result<OpenVault> {
+        let dir = self.dir();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::io("cannot create the vault directory", &dir, e))?;
+        check_dir(&dir)?;
+        let guard = self.lock()?;
+        if self.exists() {
+            return Err(Error::Other(format!(
+                "a vault already exists at {}; use it, or pick another path with --vault",
+                self.path.display()
+            )));
+        }
+        self.write(&guard, data, key)?;
+        Ok(OpenVault {
+            data: data.clone(),
+            key: key.clone(),
+            store: self.clone(),
+        })
+    }
+
+    /// Take the exclusive write lock, waiting up to the lock timeout.
+    pub fn lock(&self) -> Result<LockGuard> {
+        let path = self.lock_path();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path)
+            .map_err(|e| Error::io("cannot open the lock file", &path, e))?;
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if started.elapsed() < self.lock_timeout => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    let mut text = String::new();
+                    let _ = (&file).take(32).read_to_string(&mut text);
+                    let holder = match text.trim().parse::<u32>() {
+                        Ok(pid) => format!("process {pid}"),
+                        Err(_) => "another process".to_owned(),
+                    };
+                    return Err(Error::Busy {
+                        path: self.path.clone(),
+                        holder,
+                        waited_secs: self.lock_timeout.as_secs(),
+                    });
+                }
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(Error::io("cannot lock", &path, e));
+                }
+            }
+        }
+        // Record the holder for the "busy" message of the next waiter; best effort.
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "{}", std::process::id());
+        Ok(LockGuard { _file: file })
+    }
+
+    /// Atomically replace the vault with `data` sealed under `key`. The caller holds the lock.
+    fn write(&self, _guard: &LockGuard, data: &VaultData, key: &VaultKey) -> Result<()> {
+        let bytes = format::seal(data, key).map_err(Error::Other)?;
+        let dir = self.dir();
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".sfvault-")
+            .suffix(".tmp")
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(&dir)
+            .map_err(|e| Error::io("cannot create a temporary file in", &dir, e))?;
+        tmp.write_all(&bytes)
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(|e| Error::io("cannot write (the vault is unchanged)", tmp.path(), e))?;
+        if fs::symlink_metadata(&self.path).is_ok() {
+            self.keep_backup()?;
+        }
+        tmp.persist(&self.path)
+            .map_err(|e| Error::io("cannot replace", &self.path, e.error))?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("cannot sync the directory", &dir, e))?;
+        Ok(())
+    }
+
+    /// Make `PATH.bak` the current version before it is replaced: a hard link (no copy, same
+    /// permissions), put in place by rename so the old `.bak` is never half-written.
+    fn keep_backup(&self) -> Result<()> {
+        let bak = self.backup_path();
+        let staging = with_suffix(&self.path, ".bak.tmp");
+        let _ = fs::remove_file(&staging);
+        if fs::hard_link(&self.path, &staging).is_err() {
+            // Filesystems without hard links: copy, then fsync, before the rename.
+            fs::copy(&self.path, &staging)
+                .and_then(|_| File::open(&staging)?.sync_all())
+                .map_err(|e| Error::io("cannot keep a backup at", &staging, e))?;
+        }
+        fs::rename(&staging, &bak).map_err(|e| Error::io("cannot keep a backup at", &bak, e))
+    }
+
+    fn open_error(&self, e: OpenError) -> Error {
+        match e {
+            OpenError::WrongPassphrase => Error::WrongPassphrase {
+                path: self.path.clone(),
+            },
+            OpenError::Corrupt(detail) => Error::Corrupt {
+                path: self.path.clone(),
+                detail: format!(
+                    "{detail}; the previous version may be in {}",
+                    self.backup_path().display()
+                ),
+            },
+        }
+    }
+}
+
+impl OpenVault {
+    /// The store this vault came from.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The key (to re-wrap it, or to hand it to an agent).
+    pub fn key(&self) -> &VaultKey {
+        &self.key
+    }
+
+    /// Apply `change` to the newest version of the vault and save it, under the lock: the file
+    /// is re-read first (without the KDF), so concurrent writers never lose each other's
+    /// changes. If `change` fails, nothing is written.
+    pub fn update<T>(&mut self, change: impl FnOnce(&mut VaultData) -> Result<T>) -> Result<T> {
+        self.commit(None, change)
+    }
+
+    /// Save the newest version under a new key (after `passwd`): the entries are untouched.
+    pub fn rekey(&mut self, new_key: VaultKey) -> Result<()> {
+        self.commit(Some(new_key), |_| Ok(()))
+    }
+
+    fn commit<T>(
+        &mut self,
+        new_key: Option<VaultKey>,
+        change: impl FnOnce(&mut VaultData) -> Result<T>,
+    ) -> Result<T> {
+        let guard = self.store.lock()?;
+        let bytes = self.store.read_bytes()?;
+        let mut data = format::open_with_key(&bytes, &self.key).map_err(|e| match e {
+            OpenError::WrongPassphrase => Error::Other(format!(
+                "{} was re-keyed or replaced by another process while this command ran; nothing \
+                 was changed, run it again",
+                self.store.path.display()
+            )),
+            other => self.store.open_error(other),
+        })?;
+        let out = change(&mut data)?;
+        let key = new_key.unwrap_or_else(|| self.key.clone());
+        self.store.write(&guard, &data, &key)?;
+        self.key = key;
+        self.data = data;
+        Ok(out)
+    }
+}
+
+/// Open `path` without following a final symlink, check who owns it and who may read it, bound
+/// its size, and read it.
+fn read_checked(path: &Path) -> Result<Vec<u8>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound(format!(
+                "no vault at {}; create one with `sfvault init` (or point --vault / SFVAULT_PATH at yours)",
+                path.display()
+            )),
+            _ if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) => {
+                Error::Unsafe(format!(
+                    "{} is a symbolic link; sfvault replaces the file on every save, so point \
+                     --vault at the real file instead",
+                    path.display()
+                ))
+            }
+            _ => Error::io("cannot open", path, e),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("cannot inspect", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::Usage(format!("{} is not a regular file", path.display())));
+    }
+    if meta.uid() != rustix::process::geteuid().as_raw() {
+        return Err(Error::Unsafe(format!(
+            "{} belongs to another user (uid {}); refusing to use it",
+            path.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(Error::Unsafe(format!(
+            "{} is accessible by other users (mode {:o}); fix it with `chmod 600 {}`",
+            path.display(),
+            meta.mode() & 0o777,
+            path.display()
+        )));
+    }
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        check_dir(dir)?;
+    }
+    if meta.len() > MAX_FILE_LEN {
+        return Err(Error::corrupt(
+            path,
+            format!("{} bytes is over the 256 MiB limit", meta.len()),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_LEN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("cannot read", path, e))?;
+    Ok(bytes)
+}
+
+/// The vault directory must be ours and not writable by others (who could swap the file).
+fn check_dir(dir: &Path) -> Result<()> {
+    let meta = fs::metadata(dir).map_err(|e| Error::io("cannot inspect", dir, e))?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(Error::Unsafe(format!(
+            "the vault directory {} belongs to another user (uid {}); refusing to use it",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
+        return Err(Error::Unsafe(format!(
+            "the vault directory {} is writable by other users (mode {:o}); fix it with `chmod 700 {}`",
+            dir.display(),
+            meta.mode() & 0o7777,
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
