@@ -1,1 +1,13 @@
-fn main(){}
+//! The `sfvault` binary: parse the command line, run it, turn errors into exit codes.
+
+mod cli;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::args::Cli::parse();
+    if let Err(err) = cli::run(args) {
+        eprintln!("sfvault: {err}");
+        std::process::exit(err.exit_code());
+    }
+}

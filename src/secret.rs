@@ -28,7 +28,9 @@ impl SecretString {
         let mut bytes = bytes;
         let owned = std::mem::take(&mut *bytes);
         // Cannot fail: checked just above. The Vec's buffer moves into the String without a copy.
-        Ok(SecretString::new(String::from_utf8(owned).unwrap_or_default()))
+        Ok(SecretString::new(
+            String::from_utf8(owned).unwrap_or_default(),
+        ))
     }
 
     /// The secret text. Keep the borrow short.

@@ -85,7 +85,11 @@ impl KdfParams {
                 Self::MAX_ITERATIONS
             ));
         }
-        if !in_range(self.parallelism, Self::MIN_PARALLELISM, Self::MAX_PARALLELISM) {
+        if !in_range(
+            self.parallelism,
+            Self::MIN_PARALLELISM,
+            Self::MAX_PARALLELISM,
+        ) {
             return Err(format!(
                 "Argon2 parallelism {} outside {}..={}",
                 self.parallelism,

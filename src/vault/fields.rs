@@ -28,7 +28,13 @@ pub const SECRET_FIELDS: &[&str] = &[
 pub const COMPUTED_FIELDS: &[&str] = &["access_token", "instance_url"];
 
 /// The OAuth flows an entry may name in its `flow` field.
-pub const FLOWS: &[&str] = &["jwt", "client-credentials", "refresh-token", "password", "web"];
+pub const FLOWS: &[&str] = &[
+    "jwt",
+    "client-credentials",
+    "refresh-token",
+    "password",
+    "web",
+];
 
 /// The login URL used when an entry has none.
 pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
@@ -80,7 +86,10 @@ pub fn looks_like_private_key_pem(text: &str) -> bool {
     let trimmed = text.trim();
     trimmed.starts_with("-----BEGIN ")
         && trimmed.ends_with("-----")
-        && trimmed.lines().next().is_some_and(|l| l.ends_with("PRIVATE KEY-----"))
+        && trimmed
+            .lines()
+            .next()
+            .is_some_and(|l| l.ends_with("PRIVATE KEY-----"))
 }
 
 /// URLs must be https, except plain http to a loopback host (used by tests and local tools).
@@ -137,8 +146,18 @@ mod tests {
         assert!(check_value("login_url", &s("http://[::1]:80/x")).is_ok());
         let err = check_value("login_url", &s("http://login.salesforce.com")).unwrap_err();
         assert_eq!(err.exit_code(), 10);
-        assert_eq!(check_value("login_url", &s("ftp://x")).unwrap_err().exit_code(), 2);
-        assert_eq!(check_value("login_url", &s("https://")).unwrap_err().exit_code(), 2);
+        assert_eq!(
+            check_value("login_url", &s("ftp://x"))
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+        assert_eq!(
+            check_value("login_url", &s("https://"))
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 
     #[test]

@@ -148,7 +148,11 @@ impl VaultKey {
     }
 
     /// The same data key wrapped under a new passphrase (and fresh salt): what `passwd` does.
-    pub fn rewrap(&self, new_passphrase: &SecretString, kdf: KdfParams) -> Result<VaultKey, String> {
+    pub fn rewrap(
+        &self,
+        new_passphrase: &SecretString,
+        kdf: KdfParams,
+    ) -> Result<VaultKey, String> {
         let slot = KeySlot::create(new_passphrase, kdf, &self.data_key)?;
         Ok(VaultKey {
             slot,
@@ -171,7 +175,10 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, OpenError> {
     if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
         return Err(corrupt("not an sfvault file (wrong magic bytes)"));
     }
-    let mut r = Reader { bytes, pos: MAGIC.len() };
+    let mut r = Reader {
+        bytes,
+        pos: MAGIC.len(),
+    };
     let version = u16::from_le_bytes(r.array()?);
     if version != FORMAT_VERSION {
         return Err(OpenError::Corrupt(format!(
@@ -247,11 +254,7 @@ pub fn open_with_key(bytes: &[u8], key: &VaultKey) -> Result<VaultData, OpenErro
     decrypt_payload(bytes, &header, key)
 }
 
-fn decrypt_payload(
-    bytes: &[u8],
-    header: &Header,
-    key: &VaultKey,
-) -> Result<VaultData, OpenError> {
+fn decrypt_payload(bytes: &[u8], header: &Header, key: &VaultKey) -> Result<VaultData, OpenError> {
     let keys = PayloadKeys::derive(&key.data_key, &header.payload_salt);
     let committed = header.len - COMMITMENT_LEN;
     if !keys.verify_commitment(&bytes[..committed], &header.commitment) {
@@ -268,8 +271,9 @@ fn decrypt_payload(
 
 /// Decode the plaintext payload, refusing trailing bytes and broken invariants.
 pub fn decode_payload(plain: &[u8]) -> Result<VaultData, OpenError> {
-    let (data, used): (VaultData, usize) = bincode::serde::decode_from_slice(plain, payload_config())
-        .map_err(|e| OpenError::Corrupt(format!("payload does not decode: {e}")))?;
+    let (data, used): (VaultData, usize) =
+        bincode::serde::decode_from_slice(plain, payload_config())
+            .map_err(|e| OpenError::Corrupt(format!("payload does not decode: {e}")))?;
     if used != plain.len() {
         return Err(OpenError::Corrupt(format!(
             "{} unexpected bytes after the payload",
@@ -310,7 +314,18 @@ pub fn seal_with_salt(
     key: &VaultKey,
     payload_salt: &[u8; PAYLOAD_SALT_LEN],
 ) -> Result<Vec<u8>, String> {
-    let mut payload = encode_payload(data)?;
+    let payload = encode_payload(data)?;
+    Ok(seal_plaintext(payload, key, payload_salt))
+}
+
+/// Seal an already-encoded payload. Public so test vectors and fuzzers can build files whose
+/// plaintext is deliberately malformed; everything else goes through [`seal`].
+pub fn seal_plaintext(
+    mut payload: Zeroizing<Vec<u8>>,
+    key: &VaultKey,
+    payload_salt: &[u8; PAYLOAD_SALT_LEN],
+) -> Vec<u8> {
+    payload.reserve_exact(TAG_LEN);
     let payload_len = (payload.len() + TAG_LEN) as u32;
     let mut header = key.slot.wrap_aad();
     header.extend_from_slice(&key.slot.wrapped_key);
@@ -323,7 +338,7 @@ pub fn seal_with_salt(
     let mut out = Vec::with_capacity(header.len() + payload.len());
     out.extend_from_slice(&header);
     out.extend_from_slice(&payload);
-    Ok(out)
+    out
 }
 
 /// A cursor that fails with `Corrupt("truncated header")` instead of panicking.
@@ -376,7 +391,10 @@ mod tests {
         let (data, key2) = open(&bytes, &pass("pw")).unwrap();
         assert_eq!(data, sample());
         assert_eq!(open_with_key(&bytes, &key2).unwrap(), sample());
-        assert_eq!(open(&bytes, &pass("px")).unwrap_err(), OpenError::WrongPassphrase);
+        assert_eq!(
+            open(&bytes, &pass("px")).unwrap_err(),
+            OpenError::WrongPassphrase
+        );
     }
 
     #[test]
@@ -385,7 +403,10 @@ mod tests {
         let new = key.rewrap(&pass("new"), KdfParams::MINIMUM).unwrap();
         let bytes = seal(&sample(), &new).unwrap();
         assert!(open(&bytes, &pass("new")).is_ok());
-        assert_eq!(open(&bytes, &pass("old")).unwrap_err(), OpenError::WrongPassphrase);
+        assert_eq!(
+            open(&bytes, &pass("old")).unwrap_err(),
+            OpenError::WrongPassphrase
+        );
     }
 
     #[test]
@@ -402,6 +423,30 @@ mod tests {
         for len in 0..bytes.len() {
             assert!(parse_header(&bytes[..len]).is_err());
         }
+    }
+
+    #[test]
+    fn payload_bytes_match_format_doc_example() {
+        let mut v = VaultData::default();
+        let n = EntryName::parse("acme/ci").unwrap();
+        v.add_entry(&n, 10).unwrap();
+        v.set_field(&n, "username", pass("u@x"), false, 11).unwrap();
+        let mut want = vec![5, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0];
+        want.extend_from_slice(b"acme/ci");
+        want.extend_from_slice(&[10, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+        want.extend_from_slice(&[8, 0, 0, 0, 0, 0, 0, 0]);
+        want.extend_from_slice(b"username");
+        want.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0]);
+        want.extend_from_slice(b"u@x");
+        want.push(0);
+        want.extend_from_slice(&[11, 0, 0, 0, 0, 0, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0]);
+        want.push(0);
+        want.extend_from_slice(&[0; 8]);
+        assert_eq!(encode_payload(&v).unwrap().as_slice(), want.as_slice());
+        assert_eq!(
+            encode_payload(&VaultData::default()).unwrap().as_slice(),
+            &[5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
     }
 
     #[test]

@@ -88,7 +88,11 @@ pub fn check_field_name(name: &str) -> Result<()> {
 /// hostile name cannot mangle the terminal or flood the screen.
 pub fn quoted(text: &str) -> String {
     const MAX: usize = 80;
-    let mut out: String = text.chars().take(MAX).flat_map(char::escape_debug).collect();
+    let mut out: String = text
+        .chars()
+        .take(MAX)
+        .flat_map(char::escape_debug)
+        .collect();
     if text.chars().count() > MAX {
         out.push('…');
     }
@@ -101,7 +105,13 @@ mod tests {
 
     #[test]
     fn accepts_contract_examples() {
-        for ok in ["acme-prod/ci", "acme-uat/ci", "acme-dev1/integration", "a/b", "A.b_c-d/9"] {
+        for ok in [
+            "acme-prod/ci",
+            "acme-uat/ci",
+            "acme-dev1/integration",
+            "a/b",
+            "A.b_c-d/9",
+        ] {
             let name = EntryName::parse(ok).unwrap();
             assert_eq!(name.to_string(), ok);
         }
@@ -111,8 +121,19 @@ mod tests {
     fn rejects_hostile_names() {
         let long = "a".repeat(65);
         for bad in [
-            "", "acme", "/ci", "acme/", "../x", "acme/../x", "a/b/c", ".a/b", "a/-b", "a\0/b", "a b/c",
-            &format!("{long}/x"), "é/x",
+            "",
+            "acme",
+            "/ci",
+            "acme/",
+            "../x",
+            "acme/../x",
+            "a/b/c",
+            ".a/b",
+            "a/-b",
+            "a\0/b",
+            "a b/c",
+            &format!("{long}/x"),
+            "é/x",
         ] {
             assert!(EntryName::parse(bad).is_err(), "{bad:?} accepted");
         }

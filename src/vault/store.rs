@@ -85,9 +85,23 @@ impl Store {
     /// Read and decrypt the vault with `passphrase`. Takes no lock: a concurrent save replaces the
     /// file atomically, so this sees the old or the new version.
     pub fn open(&self, passphrase: &SecretString) -> Result<OpenVault> {
+        self.open_with(|| Ok(passphrase.clone()))
+    }
+
+    /// Like [`Store::open`], but asks `passphrase` for the passphrase only once the file has been
+    /// read and its header checked: a missing, unsafe or corrupt vault fails before any prompt.
+    pub fn open_with(
+        &self,
+        passphrase: impl FnOnce() -> Result<SecretString>,
+    ) -> Result<OpenVault> {
         let bytes = self.read_bytes()?;
-        let (data, key) =
-            format::open(&bytes, passphrase).map_err(|e| self.open_error(e))?;
+        let header = format::parse_header(&bytes).map_err(|e| self.open_error(e))?;
+        let passphrase = passphrase()?;
+        let key = header
+            .slot
+            .unlock(&passphrase)
+            .map_err(|e| self.open_error(e))?;
+        let data = format::open_with_key(&bytes, &key).map_err(|e| self.open_error(e))?;
         Ok(OpenVault {
             data,
             key,
@@ -290,7 +304,10 @@ fn read_checked(path: &Path) -> Result<Vec<u8>> {
         .metadata()
         .map_err(|e| Error::io("cannot inspect", path, e))?;
     if !meta.is_file() {
-        return Err(Error::Usage(format!("{} is not a regular file", path.display())));
+        return Err(Error::Usage(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
     }
     if meta.uid() != rustix::process::geteuid().as_raw() {
         return Err(Error::Unsafe(format!(

@@ -1,0 +1,237 @@
+//! What the user typed: clap definitions only. Validation beyond clap's happens in the
+//! command modules, which turn these into calls on the library.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Quick start:
+  sfvault init                                   create the vault (asks for a passphrase twice)
+  sfvault add acme-prod/ci --consumer-key 3MVG9… --username ci@acme.com --flow jwt \\
+      --private-key-file server.key              store a connected app (asks for the consumer secret)
+  sfvault get acme-prod/ci consumer_key          print one value, for $(…)
+  sfvault list                                   what is stored, with ages, no secrets
+
+Scripts unlock without a prompt through --passphrase-fd N, SFVAULT_PASSPHRASE_FILE,
+SFVAULT_PASSPHRASE_CMD or SFVAULT_PASSPHRASE (weakest); with none of them and no terminal,
+sfvault exits with code 5 at once.
+
+Exit codes: 0 ok, 1 other failure, 2 usage, 3 not found, 4 wrong passphrase, 5 locked and no way
+to ask, 6 vault corrupted or unknown version, 9 vault busy, 10 refused as unsafe.";
+
+/// sfvault: an encrypted vault for Salesforce connected-app credentials.
+#[derive(Debug, Parser)]
+#[command(name = "sfvault", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Options every command understands.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command understands.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Vault file [default: the user data dir, e.g. ~/.local/share/sfvault/vault.sfv]
+    #[arg(long, global = true, env = "SFVAULT_PATH", value_name = "PATH")]
+    pub vault: Option<PathBuf>,
+
+    /// Print data as JSON (for commands whose output is data)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print nothing but data and errors
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// Read the passphrase from this open file descriptor (e.g. `3<passfile`)
+    #[arg(long, global = true, value_name = "N")]
+    pub passphrase_fd: Option<u32>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new, empty vault (asks for its passphrase twice)
+    #[command(
+        after_help = "Example:\n  sfvault init\n  SFVAULT_PASSPHRASE_FILE=~/.sfvault-pass sfvault init --kdf-memory 128"
+    )]
+    Init(InitArgs),
+
+    /// Create an entry for a connected app; asks for the consumer secret
+    #[command(after_help = "\
+The consumer secret is read from a hidden prompt, or from stdin when stdin is not a terminal:
+  printf %s \"$SECRET\" | sfvault add acme-prod/ci --consumer-key 3MVG9… --flow client-credentials
+The private key file is read once and stored in the vault; delete it afterwards.")]
+    Add(AddArgs),
+
+    /// Set one field; secret values come from a hidden prompt or stdin, never from the command line
+    #[command(after_help = "\
+Examples:
+  sfvault set acme-prod/ci username ci@acme.com
+  sfvault set acme-prod/ci consumer_secret            (hidden prompt)
+  vault-tool read secret | sfvault set acme-prod/ci consumer_secret -
+  sfvault set acme-prod/ci org_notes 'weekly deploys' --public")]
+    Set(SetArgs),
+
+    /// Print one field's value, raw, for `$(…)`
+    #[command(
+        after_help = "Example:\n  export SF_CONSUMER_KEY=$(sfvault get acme-prod/ci consumer_key)"
+    )]
+    Get(GetArgs),
+
+    /// Show an entry; secret values are masked unless --reveal
+    Show(ShowArgs),
+
+    /// List entries with their flow and field ages; never prints secrets
+    List(ListArgs),
+
+    /// Remove an entry and all its fields (asks unless --yes)
+    Rm(RmArgs),
+
+    /// Rename an entry
+    Mv(MvArgs),
+
+    /// Change the vault passphrase (re-wraps the key; entries are untouched)
+    #[command(after_help = "\
+The new passphrase comes from --new-passphrase-fd N, SFVAULT_NEW_PASSPHRASE_FILE, or a prompt
+(asked twice). --kdf-* options set new Argon2id costs at the same time.")]
+    Passwd(PasswdArgs),
+
+    /// Print a shell completion script
+    #[command(
+        after_help = "Example:\n  sfvault completions bash > ~/.local/share/bash-completion/completions/sfvault"
+    )]
+    Completions(CompletionsArgs),
+}
+
+/// Argon2id cost options shared by `init` and `passwd`.
+#[derive(Debug, Args)]
+pub struct KdfArgs {
+    /// Argon2id memory in MiB [19..=1024; default 64]
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(19..=1024))]
+    pub kdf_memory: Option<u32>,
+    /// Argon2id passes [2..=10; default 3]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=10))]
+    pub kdf_iterations: Option<u32>,
+    /// Argon2id lanes [1..=16; default 4]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub kdf_parallelism: Option<u32>,
+}
+
+/// `init`
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Key-derivation costs.
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}
+
+/// `add`
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Entry address, ORG/APP (e.g. acme-prod/ci)
+    pub entry: String,
+    /// The connected app's consumer key (client id)
+    #[arg(long, value_name = "KEY")]
+    pub consumer_key: Option<String>,
+    /// The Salesforce username the app acts as
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+    /// Login URL [default: https://login.salesforce.com; sandboxes: https://test.salesforce.com]
+    #[arg(long, value_name = "URL")]
+    pub login_url: Option<String>,
+    /// OAuth flow: jwt, client-credentials, refresh-token, password, web
+    #[arg(long, value_name = "FLOW")]
+    pub flow: Option<String>,
+    /// PEM private key (PKCS#1 or PKCS#8) to store; the file is read once, never copied
+    #[arg(long, value_name = "PEM")]
+    pub private_key_file: Option<PathBuf>,
+    /// Do not ask for a consumer secret
+    #[arg(long)]
+    pub no_secret: bool,
+}
+
+/// `set`
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// Entry address, ORG/APP
+    pub entry: String,
+    /// Field name (consumer_key, username, consumer_secret, … or your own, [a-z][a-z0-9_]*)
+    pub field: String,
+    /// The value, for non-secret fields only; `-` reads stdin; omit it to be prompted
+    pub value: Option<String>,
+    /// Mark a user-defined field as not secret (shown by `show`, settable from the command line)
+    #[arg(long)]
+    pub public: bool,
+}
+
+/// `get`
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Entry address, ORG/APP
+    pub entry: String,
+    /// Field name
+    pub field: String,
+    /// Do not print a newline after the value
+    #[arg(long, short = 'n')]
+    pub no_newline: bool,
+}
+
+/// `show`
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Entry address, ORG/APP
+    pub entry: String,
+    /// Show secret values too
+    #[arg(long)]
+    pub reveal: bool,
+}
+
+/// `list`
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only entries matching this glob (`acme-*/ci`) or, without wildcards, containing this text
+    pub pattern: Option<String>,
+}
+
+/// `rm`
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Entry address, ORG/APP
+    pub entry: String,
+    /// Do not ask for confirmation
+    #[arg(long, short)]
+    pub yes: bool,
+}
+
+/// `mv`
+#[derive(Debug, Args)]
+pub struct MvArgs {
+    /// Current address
+    pub old: String,
+    /// New address
+    pub new: String,
+}
+
+/// `passwd`
+#[derive(Debug, Args)]
+pub struct PasswdArgs {
+    /// Read the new passphrase from this open file descriptor
+    #[arg(long, value_name = "N")]
+    pub new_passphrase_fd: Option<u32>,
+    /// New key-derivation costs (default: keep the current ones).
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}
+
+/// `completions`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell
+    pub shell: clap_complete::Shell,
+}

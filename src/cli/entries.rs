@@ -1,0 +1,352 @@
+//! The everyday entry commands: add, set, get, show, list, rm, mv.
+
+use std::io::Read;
+
+use serde_json::{Map, Value, json};
+use sfvault::secret::SecretString;
+use sfvault::timefmt::{age, age_days, rfc3339};
+use sfvault::vault::fields::{self, looks_like_private_key_pem};
+use sfvault::vault::model::{self, Entry, SetOutcome};
+use sfvault::vault::name::{EntryName, check_field_name, quoted};
+use sfvault::{Error, Result};
+use zeroize::Zeroizing;
+
+use super::Context;
+use super::args::{AddArgs, GetArgs, ListArgs, MvArgs, RmArgs, SetArgs, ShowArgs};
+use super::output::{print, print_json, table};
+use super::prompt;
+
+/// Largest private key file read by `add --private-key-file`.
+const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
+
+pub fn add(ctx: &Context, args: AddArgs) -> Result<()> {
+    let name = EntryName::parse(&args.entry)?;
+    let mut public = Vec::new();
+    for (field, value) in [
+        ("consumer_key", args.consumer_key),
+        ("username", args.username),
+        ("login_url", args.login_url),
+        ("flow", args.flow),
+    ] {
+        if let Some(value) = value {
+            let value = SecretString::new(value);
+            fields::check_value(field, &value)?;
+            public.push((field, value));
+        }
+    }
+    let key_pem = args
+        .private_key_file
+        .as_deref()
+        .map(read_key_file)
+        .transpose()?;
+    let mut vault = ctx.open()?;
+    if vault.data.entries.contains_key(&name.to_string()) {
+        return Err(Error::Other(format!(
+            "{name} already exists; change it with `sfvault set {name} FIELD`"
+        )));
+    }
+    let secret = if args.no_secret {
+        None
+    } else {
+        Some(prompt::field_value(
+            "consumer_secret",
+            None,
+            true,
+            &name.to_string(),
+        )?)
+    };
+    let now = model::now();
+    let secrets = secret
+        .map(|v| ("consumer_secret", v))
+        .into_iter()
+        .chain(key_pem.map(|v| ("private_key", v)));
+    let values: Vec<(&str, SecretString)> = public.into_iter().chain(secrets).collect();
+    let count = values.len();
+    vault.update(|data| {
+        data.add_entry(&name, now)?;
+        for (field, value) in values {
+            data.set_field(&name, field, value, fields::secret_by_default(field), now)?;
+        }
+        Ok(())
+    })?;
+    ctx.note(&format!("Added {name} ({count} fields)."));
+    if let Some(path) = &args.private_key_file {
+        ctx.note(&format!(
+            "The private key is now in the vault; delete the plaintext copy: shred -u {}",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Read a PEM private key file once, bounded, and check its shape. Nothing is copied to disk.
+fn read_key_file(path: &std::path::Path) -> Result<SecretString> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let mut buf = Zeroizing::new(Vec::new());
+    file.take(MAX_KEY_FILE_LEN + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("cannot read", path, e))?;
+    if buf.len() as u64 > MAX_KEY_FILE_LEN {
+        return Err(Error::Usage(format!(
+            "{} is larger than 64 KiB: not a PEM private key",
+            path.display()
+        )));
+    }
+    sfvault::unlock::strip_newline(&mut buf);
+    let pem = SecretString::from_utf8(buf)
+        .map_err(|_| Error::Usage(format!("{} is not a text PEM file", path.display())))?;
+    if !looks_like_private_key_pem(pem.expose()) {
+        return Err(Error::Usage(format!(
+            "{} is not a PEM private key (expected -----BEGIN RSA PRIVATE KEY----- or -----BEGIN PRIVATE KEY-----)",
+            path.display()
+        )));
+    }
+    Ok(pem)
+}
+
+pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
+    let name = EntryName::parse(&args.entry)?;
+    check_field_name(&args.field)?;
+    if args.public && !fields::may_be_public(&args.field) {
+        return Err(Error::Usage(format!("{} is always secret", args.field)));
+    }
+    if let Some(value) = args.value.as_deref().filter(|v| *v != "-") {
+        // Fail before the KDF on a value that could never be stored.
+        fields::check_value(&args.field, &SecretString::new(value.to_owned()))?;
+    }
+    let mut vault = ctx.open()?;
+    vault.data.entry(&name)?;
+    let existing_secret = vault.data.field(&name, &args.field).ok().map(|f| f.secret);
+    let secret = if args.public {
+        false
+    } else {
+        existing_secret.unwrap_or_else(|| fields::secret_by_default(&args.field))
+    };
+    let value = prompt::field_value(&args.field, args.value, secret, &name.to_string())?;
+    let now = model::now();
+    let outcome = vault.update(|data| data.set_field(&name, &args.field, value, secret, now))?;
+    let what = match outcome {
+        SetOutcome::Created => "set",
+        SetOutcome::Changed => "changed (the old value is kept in history)",
+        SetOutcome::Unchanged => "unchanged (same value)",
+    };
+    ctx.note(&format!("{name} {}: {what}.", args.field));
+    Ok(())
+}
+
+pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
+    let name = EntryName::parse(&args.entry)?;
+    check_field_name(&args.field)?;
+    let vault = ctx.open()?;
+    let field = vault.data.field(&name, &args.field)?;
+    if ctx.json {
+        return print_json(&json!({
+            "entry": name.to_string(),
+            "field": args.field,
+            "value": field.value.expose(),
+        }));
+    }
+    let mut text = Zeroizing::new(String::with_capacity(field.value.len() + 1));
+    text.push_str(field.value.expose());
+    if !args.no_newline {
+        text.push('\n');
+    }
+    print(&text)
+}
+
+pub fn show(ctx: &Context, args: ShowArgs) -> Result<()> {
+    let name = EntryName::parse(&args.entry)?;
+    let vault = ctx.open()?;
+    let entry = vault.data.entry(&name)?;
+    let now = model::now();
+    if ctx.json {
+        return print_json(&entry_json(&name, entry, now, args.reveal));
+    }
+    let mut out = format!("{name}  (created {})\n", rfc3339(entry.created_at));
+    let rows: Vec<Vec<String>> = entry
+        .fields
+        .iter()
+        .map(|(field, f)| {
+            let shown = if f.secret && !args.reveal {
+                "********".to_owned()
+            } else if f.value.expose().contains('\n') {
+                format!(
+                    "({} lines; `sfvault get {name} {field}`)",
+                    f.value.expose().lines().count()
+                )
+            } else {
+                f.value.expose().to_owned()
+            };
+            let mut notes = format!("changed {} ago", age(now, f.changed_at));
+            if !f.history.is_empty() {
+                notes.push_str(&format!(", {} past", f.history.len()));
+            }
+            vec![
+                format!("  {field}"),
+                shown,
+                if f.secret { "yes" } else { "" }.to_owned(),
+                notes,
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["  FIELD", "VALUE", "SECRET", "AGE"], &rows));
+    print(&out)
+}
+
+/// An entry as JSON: every field with its dates; values only for non-secret fields or `reveal`.
+fn entry_json(name: &EntryName, entry: &Entry, now: model::Timestamp, reveal: bool) -> Value {
+    let mut fields = Map::new();
+    for (field, f) in &entry.fields {
+        let mut obj = Map::new();
+        obj.insert("secret".into(), json!(f.secret));
+        if !f.secret || reveal {
+            obj.insert("value".into(), json!(f.value.expose()));
+        }
+        obj.insert("set_at".into(), json!(rfc3339(f.set_at)));
+        obj.insert("changed_at".into(), json!(rfc3339(f.changed_at)));
+        obj.insert("age_days".into(), json!(age_days(now, f.changed_at)));
+        obj.insert("used_at".into(), json!(f.used_at.map(rfc3339)));
+        obj.insert("history".into(), json!(f.history.len()));
+        fields.insert(field.clone(), Value::Object(obj));
+    }
+    json!({
+        "entry": name.to_string(),
+        "org": name.org(),
+        "app": name.app(),
+        "flow": entry.fields.get("flow").map(|f| f.value.expose()),
+        "created_at": rfc3339(entry.created_at),
+        "fields": fields,
+    })
+}
+
+pub fn list(ctx: &Context, args: ListArgs) -> Result<()> {
+    let vault = ctx.open()?;
+    let now = model::now();
+    let matching: Vec<(EntryName, &Entry)> = vault
+        .data
+        .entries
+        .iter()
+        .filter(|(key, _)| {
+            args.pattern
+                .as_deref()
+                .is_none_or(|p| matches_pattern(p, key))
+        })
+        .filter_map(|(key, e)| EntryName::parse(key).ok().map(|n| (n, e)))
+        .collect();
+    if ctx.json {
+        let items: Vec<Value> = matching
+            .iter()
+            .map(|(name, entry)| entry_json(name, entry, now, false))
+            .collect();
+        return print_json(&Value::Array(items));
+    }
+    if matching.is_empty() {
+        ctx.note(match &args.pattern {
+            Some(_) => "No entry matches.",
+            None => "The vault is empty; add an entry with `sfvault add ORG/APP`.",
+        });
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = matching
+        .iter()
+        .map(|(name, entry)| {
+            let oldest_secret = entry
+                .fields
+                .values()
+                .filter(|f| f.secret)
+                .map(|f| f.changed_at)
+                .min();
+            vec![
+                name.to_string(),
+                entry
+                    .fields
+                    .get("flow")
+                    .map_or("-".to_owned(), |f| f.value.expose().to_owned()),
+                entry.fields.len().to_string(),
+                oldest_secret.map_or("-".to_owned(), |t| age(now, t)),
+            ]
+        })
+        .collect();
+    print(&table(&["ENTRY", "FLOW", "FIELDS", "OLDEST SECRET"], &rows))
+}
+
+/// A glob with `*` and `?` when the pattern has one, else a substring test.
+fn matches_pattern(pattern: &str, text: &str) -> bool {
+    if !pattern.contains(['*', '?']) {
+        return text.contains(pattern);
+    }
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Iterative wildcard match with single backtrack point: linear-ish, no recursion.
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+pub fn rm(ctx: &Context, args: RmArgs) -> Result<()> {
+    let name = EntryName::parse(&args.entry)?;
+    let mut vault = ctx.open()?;
+    let count = vault.data.entry(&name)?.fields.len();
+    if !args.yes {
+        if !prompt::terminal_available() {
+            return Err(Error::Usage(format!(
+                "refusing to remove {name} without confirmation: no terminal to ask; pass --yes"
+            )));
+        }
+        if !prompt::confirm(&format!("Remove {name} and its {count} fields?"))? {
+            ctx.note("Nothing removed.");
+            return Ok(());
+        }
+    }
+    vault.update(|data| data.remove_entry(&name).map(drop))?;
+    ctx.note(&format!(
+        "Removed {name}. The previous vault version is in {}.",
+        vault.store().backup_path().display()
+    ));
+    Ok(())
+}
+
+pub fn mv(ctx: &Context, args: MvArgs) -> Result<()> {
+    let from = EntryName::parse(&args.old)?;
+    let to = EntryName::parse(&args.new)?;
+    if from == to {
+        return Err(Error::Usage(format!(
+            "{} and {} are the same entry",
+            quoted(&args.old),
+            quoted(&args.new)
+        )));
+    }
+    let mut vault = ctx.open()?;
+    vault.update(|data| data.rename_entry(&from, &to))?;
+    ctx.note(&format!("Renamed {from} to {to}."));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches_pattern;
+
+    #[test]
+    fn patterns() {
+        assert!(matches_pattern("acme", "acme-prod/ci"));
+        assert!(matches_pattern("acme-*/ci", "acme-prod/ci"));
+        assert!(!matches_pattern("acme-*/ci", "acme-prod/backup"));
+        assert!(matches_pattern("*/c?", "x/ci"));
+        assert!(!matches_pattern("*/c?", "x/cix"));
+        assert!(matches_pattern("*", ""));
+    }
+}

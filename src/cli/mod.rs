@@ -1,0 +1,109 @@
+//! The command-line front: turns parsed arguments into library calls and prints results.
+//! The only place that knows about terminals, prompts and output formats.
+
+pub mod args;
+mod entries;
+mod output;
+mod prompt;
+mod vault_cmds;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sfvault::vault::Store;
+use sfvault::vault::store::{DEFAULT_LOCK_TIMEOUT, OpenVault};
+use sfvault::{Error, Result};
+
+use args::{Cli, Command, GlobalArgs};
+
+/// What every command needs: the store, the output mode, and how to get a passphrase.
+pub struct Context {
+    /// The vault file and its lock.
+    pub store: Store,
+    /// `--json`
+    pub json: bool,
+    /// `--quiet`
+    pub quiet: bool,
+    /// `--passphrase-fd`
+    pub passphrase_fd: Option<u32>,
+}
+
+impl Context {
+    fn new(global: &GlobalArgs) -> Result<Context> {
+        let path = match &global.vault {
+            Some(p) => p.clone(),
+            None => default_vault_path()?,
+        };
+        Ok(Context {
+            store: Store::new(path, lock_timeout()?),
+            json: global.json,
+            quiet: global.quiet,
+            passphrase_fd: global.passphrase_fd,
+        })
+    }
+
+    /// Open the vault, asking for the passphrase only after the file passed its checks.
+    pub fn open(&self) -> Result<OpenVault> {
+        self.store
+            .open_with(|| prompt::existing_passphrase(self.passphrase_fd, self.store.path()))
+    }
+
+    /// A progress or confirmation message on stderr, unless `--quiet`.
+    pub fn note(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+}
+
+fn default_vault_path() -> Result<PathBuf> {
+    directories::ProjectDirs::from("", "", "sfvault")
+        .map(|dirs| dirs.data_dir().join("vault.sfv"))
+        .ok_or_else(|| {
+            Error::Usage(
+                "cannot find a home directory; pass --vault PATH or set SFVAULT_PATH".into(),
+            )
+        })
+}
+
+fn lock_timeout() -> Result<Duration> {
+    match std::env::var("SFVAULT_LOCK_TIMEOUT") {
+        Err(_) => Ok(DEFAULT_LOCK_TIMEOUT),
+        Ok(text) => text
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "SFVAULT_LOCK_TIMEOUT={text} is not a number of seconds (0 to 86400)"
+                ))
+            }),
+    }
+}
+
+/// Run one command.
+pub fn run(cli: Cli) -> Result<()> {
+    let ctx = Context::new(&cli.global)?;
+    if sfvault::secret::harden_process().is_err() {
+        ctx.note("sfvault: warning: could not disable core dumps for this process");
+    }
+    let result = match cli.command {
+        Command::Init(a) => vault_cmds::init(&ctx, a),
+        Command::Passwd(a) => vault_cmds::passwd(&ctx, a),
+        Command::Completions(a) => vault_cmds::completions(a),
+        Command::Add(a) => entries::add(&ctx, a),
+        Command::Set(a) => entries::set(&ctx, a),
+        Command::Get(a) => entries::get(&ctx, a),
+        Command::Show(a) => entries::show(&ctx, a),
+        Command::List(a) => entries::list(&ctx, a),
+        Command::Rm(a) => entries::rm(&ctx, a),
+        Command::Mv(a) => entries::mv(&ctx, a),
+    };
+    if sfvault::secret::memory_lock_failed() {
+        ctx.note(
+            "sfvault: warning: key memory could not be locked (RLIMIT_MEMLOCK); it may reach swap",
+        );
+    }
+    result
+}

@@ -1,0 +1,72 @@
+//! Commands about the vault as a whole: init, passwd, completions.
+
+use clap::CommandFactory;
+use sfvault::unlock::Source;
+use sfvault::vault::model::VaultData;
+use sfvault::vault::{KdfParams, VaultKey};
+use sfvault::{Error, Result};
+
+use super::Context;
+use super::args::{Cli, CompletionsArgs, InitArgs, KdfArgs, PasswdArgs};
+use super::prompt;
+
+/// Apply `--kdf-*` options on top of `base` (clap already bounded each value).
+fn kdf_params(args: &KdfArgs, base: KdfParams) -> KdfParams {
+    KdfParams {
+        memory_kib: args.kdf_memory.map_or(base.memory_kib, |mib| mib * 1024),
+        iterations: args.kdf_iterations.unwrap_or(base.iterations),
+        parallelism: args.kdf_parallelism.unwrap_or(base.parallelism),
+    }
+}
+
+pub fn init(ctx: &Context, args: InitArgs) -> Result<()> {
+    if ctx.store.exists() {
+        return Err(Error::Other(format!(
+            "a vault already exists at {}; use it, or pick another path with --vault",
+            ctx.store.path().display()
+        )));
+    }
+    let kdf = kdf_params(&args.kdf, KdfParams::DEFAULT);
+    let passphrase = prompt::new_passphrase(prompt::script_source(ctx.passphrase_fd))?;
+    let key = VaultKey::generate(&passphrase, kdf).map_err(Error::Other)?;
+    ctx.store.create(&VaultData::default(), &key)?;
+    ctx.note(&format!(
+        "Created {} (Argon2id {} MiB, {} passes, {} lanes).\nNext: sfvault add ORG/APP --consumer-key KEY",
+        ctx.store.path().display(),
+        kdf.memory_kib / 1024,
+        kdf.iterations,
+        kdf.parallelism
+    ));
+    Ok(())
+}
+
+pub fn passwd(ctx: &Context, args: PasswdArgs) -> Result<()> {
+    let mut vault = ctx.open()?;
+    let kdf = kdf_params(&args.kdf, vault.key().slot().kdf);
+    let source = match args.new_passphrase_fd {
+        Some(fd) => Some(Source::Fd(fd)),
+        None => std::env::var_os("SFVAULT_NEW_PASSPHRASE_FILE")
+            .filter(|v| !v.is_empty())
+            .map(|p| Source::File(p.into())),
+    };
+    let new_passphrase = prompt::new_passphrase(source)?;
+    let new_key = vault
+        .key()
+        .rewrap(&new_passphrase, kdf)
+        .map_err(Error::Other)?;
+    vault.rekey(new_key)?;
+    ctx.note(&format!(
+        "Passphrase changed for {}. The previous version ({}) still opens with the old passphrase; \
+         delete it if the old passphrase was compromised.",
+        ctx.store.path().display(),
+        ctx.store.backup_path().display()
+    ));
+    Ok(())
+}
+
+pub fn completions(args: CompletionsArgs) -> Result<()> {
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "sfvault", &mut out);
+    super::output::print(&String::from_utf8_lossy(&out))
+}

@@ -1,0 +1,213 @@
+//! The test harness: a `TestVault` gives each test its own temp HOME, TMPDIR and vault, and runs
+//! the real `sfvault` binary in a new session (no controlling terminal, so nothing can prompt)
+//! with a clean environment.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The passphrase of every test vault.
+pub const PASSPHRASE: &str = "test passphrase, not a real one";
+
+/// One isolated sfvault world.
+pub struct TestVault {
+    /// Owns the directory; removed on drop.
+    pub root: tempfile::TempDir,
+    /// HOME for the binary.
+    pub home: PathBuf,
+    /// TMPDIR for the binary.
+    pub tmp: PathBuf,
+    /// The vault file.
+    pub vault: PathBuf,
+    /// A 0600 file holding `PASSPHRASE`.
+    pub pass_file: PathBuf,
+}
+
+impl TestVault {
+    /// A world with no vault yet.
+    pub fn empty() -> TestVault {
+        let root = tempfile::tempdir().expect("temp dir");
+        let home = root.path().join("home");
+        let tmp = root.path().join("tmp");
+        fs::create_dir_all(&home).unwrap();
+        fs::create_dir_all(&tmp).unwrap();
+        let pass_file = root.path().join("passphrase");
+        write_private(&pass_file, format!("{PASSPHRASE}\n").as_bytes());
+        let vault = home.join(".local/share/sfvault/vault.sfv");
+        TestVault {
+            root,
+            home,
+            tmp,
+            vault,
+            pass_file,
+        }
+    }
+
+    /// A world with an initialised vault at the minimum KDF cost.
+    pub fn new() -> TestVault {
+        let tv = TestVault::empty();
+        tv.ok(&[
+            "init",
+            "--kdf-memory",
+            "19",
+            "--kdf-iterations",
+            "2",
+            "--kdf-parallelism",
+            "1",
+        ]);
+        tv
+    }
+
+    /// The binary with a clean environment, HOME/TMPDIR/XDG dirs inside the world, and no
+    /// passphrase source.
+    pub fn bare_cmd(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sfvault"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("TMPDIR", &self.tmp)
+            .env("XDG_DATA_HOME", self.home.join(".local/share"))
+            .env("XDG_RUNTIME_DIR", self.root.path().join("run"))
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null());
+        // A new session has no controlling terminal: /dev/tty cannot be opened, so the binary
+        // must take its passphrase from the sources given, or fail fast.
+        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                let _ = rustix::process::setsid();
+                Ok(())
+            });
+        }
+        cmd
+    }
+
+    /// The binary, unlocking through `SFVAULT_PASSPHRASE_FILE`.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = self.bare_cmd();
+        cmd.env("SFVAULT_PASSPHRASE_FILE", &self.pass_file);
+        cmd
+    }
+
+    /// Run with args (and optional stdin) through [`TestVault::cmd`].
+    pub fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        run_cmd(self.cmd(), args, stdin)
+    }
+
+    /// Run and require success; returns stdout as text.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, None);
+        assert_success(&out, args);
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Run with stdin and require success.
+    pub fn ok_stdin(&self, args: &[&str], stdin: &[u8]) -> String {
+        let out = self.run(args, Some(stdin));
+        assert_success(&out, args);
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Run and require exit `code`; returns stderr as text.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args, None);
+        assert_code(&out, code, args);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `get ENTRY FIELD` without the trailing newline.
+    pub fn get(&self, entry: &str, field: &str) -> String {
+        self.ok(&["get", "-n", entry, field])
+    }
+}
+
+/// Run `cmd` with `args`, feeding `stdin` if given.
+pub fn run_cmd(mut cmd: Command, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    cmd.args(args);
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn sfvault");
+    if let Some(bytes) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        // The child may exit before reading all of it (e.g. on a usage error).
+        let _ = pipe.write_all(bytes);
+    }
+    child.wait_with_output().expect("wait for sfvault")
+}
+
+/// Fail the test with the command's output unless it succeeded.
+pub fn assert_success(out: &Output, args: &[&str]) {
+    assert!(
+        out.status.success(),
+        "sfvault {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fail the test unless the command exited with `code`.
+pub fn assert_code(out: &Output, code: i32, args: &[&str]) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "sfvault {args:?}: expected exit {code}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Write a file with mode 0600.
+pub fn write_private(path: &Path, bytes: &[u8]) {
+    fs::write(path, bytes).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Every regular file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(t) if t.is_file() => out.push(p),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// True when `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A random-looking canary, unique per call, that no file would hold by chance.
+pub fn canary(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("CANARY-{tag}-{:x}-{n}-{}", t, std::process::id())
+}
+
+/// A syntactically valid PEM private key block holding a canary (never parsed as RSA here).
+pub fn fake_pem(canary: &str) -> String {
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{canary}\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
+    )
+}

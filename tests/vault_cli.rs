@@ -1,0 +1,497 @@
+//! The vault core, driven through the real binary: round trips, passphrases, tampering,
+//! hostile headers, leaks, script unlocking, concurrency, permissions.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+const ORGS: [&str; 3] = ["acme-prod", "acme-uat", "acme-dev1"];
+const APPS: [&str; 3] = ["ci", "backup", "integration"];
+
+/// Every known field with a value; secret ones hold canaries.
+fn known_fields(entry: &str) -> Vec<(&'static str, String, bool)> {
+    vec![
+        ("consumer_key", format!("3MVG9-{entry}-key"), false),
+        (
+            "username",
+            format!("ci@{}.example.com", entry.replace('/', ".")),
+            false,
+        ),
+        ("login_url", "https://test.salesforce.com".into(), false),
+        ("flow", "jwt".into(), false),
+        ("scopes", "api refresh_token".into(), false),
+        (
+            "callback_url",
+            "http://localhost:1717/OauthRedirect".into(),
+            false,
+        ),
+        ("consumer_secret", canary("secret"), true),
+        ("private_key", fake_pem(&canary("pem")), true),
+        ("password", canary("password"), true),
+        ("security_token", canary("sectoken"), true),
+        ("refresh_token", canary("refresh"), true),
+    ]
+}
+
+/// Fill 3 orgs × 3 apps with all known fields; returns (entry, field, value, secret).
+fn fill(tv: &TestVault) -> Vec<(String, &'static str, String, bool)> {
+    let mut all = Vec::new();
+    for org in ORGS {
+        for app in APPS {
+            let entry = format!("{org}/{app}");
+            tv.ok(&["add", &entry, "--no-secret"]);
+            for (field, value, secret) in known_fields(&entry) {
+                if secret {
+                    tv.ok_stdin(&["set", &entry, field, "-"], value.as_bytes());
+                } else {
+                    tv.ok(&["set", &entry, field, &value]);
+                }
+                all.push((entry.clone(), field, value, secret));
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn round_trip_of_every_known_field_and_json_without_secrets() {
+    let tv = TestVault::new();
+    let all = fill(&tv);
+    for (entry, field, value, _) in &all {
+        assert_eq!(&tv.get(entry, field), value, "{entry} {field}");
+        // Without -n, exactly one newline is added.
+        assert_eq!(tv.ok(&["get", entry, field]), format!("{value}\n"));
+    }
+    let secrets: Vec<&String> = all.iter().filter(|a| a.3).map(|a| &a.2).collect();
+    let list = tv.ok(&["list", "--json"]);
+    let parsed: Value = serde_json::from_str(&list).expect("list --json parses");
+    assert_eq!(parsed.as_array().unwrap().len(), 9);
+    for org in ORGS {
+        for app in APPS {
+            let show = tv.ok(&["show", &format!("{org}/{app}"), "--json"]);
+            let v: Value = serde_json::from_str(&show).expect("show --json parses");
+            assert_eq!(v["fields"].as_object().unwrap().len(), 11);
+            assert_eq!(v["fields"]["consumer_key"]["secret"], false);
+            assert!(v["fields"]["consumer_secret"].get("value").is_none());
+            for s in &secrets {
+                assert!(!show.contains(s.as_str()), "show --json leaked a secret");
+            }
+            let human = tv.ok(&["show", &format!("{org}/{app}")]);
+            for s in &secrets {
+                assert!(!human.contains(s.as_str()), "show leaked a secret");
+            }
+        }
+    }
+    for s in &secrets {
+        assert!(!list.contains(s.as_str()), "list --json leaked a secret");
+        // PEM canaries sit inside the PEM; check the canary line too.
+        for line in s.lines() {
+            assert!(!list.contains(line) || line.starts_with("-----") || line.starts_with("MII"));
+        }
+    }
+    let human_list = tv.ok(&["list", "acme-*/ci"]);
+    assert_eq!(human_list.lines().count(), 4, "{human_list}");
+    // --reveal shows secrets when asked.
+    let revealed = tv.ok(&["show", "acme-prod/ci", "--json", "--reveal"]);
+    let v: Value = serde_json::from_str(&revealed).unwrap();
+    let want = &all
+        .iter()
+        .find(|a| a.0 == "acme-prod/ci" && a.1 == "consumer_secret")
+        .unwrap()
+        .2;
+    assert_eq!(
+        v["fields"]["consumer_secret"]["value"].as_str(),
+        Some(want.as_str())
+    );
+}
+
+#[test]
+fn wrong_passphrase_writes_nothing_and_passwd_switches_passphrases() {
+    let tv = TestVault::new();
+    tv.ok_stdin(&["add", "acme/ci", "--consumer-key", "K1"], b"s3cret");
+    let before = fs::read(&tv.vault).unwrap();
+    let out = support::run_cmd(
+        {
+            let mut c = tv.bare_cmd();
+            c.env("SFVAULT_PASSPHRASE", "not the passphrase");
+            c
+        },
+        &["set", "acme/ci", "username", "someone"],
+        None,
+    );
+    assert_code(&out, 4, &["set with wrong passphrase"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"));
+    assert_eq!(fs::read(&tv.vault).unwrap(), before, "vault bytes changed");
+
+    let new_pass = tv.root.path().join("new-pass");
+    write_private(&new_pass, b"a brand new passphrase\n");
+    let mut c = tv.cmd();
+    c.env("SFVAULT_NEW_PASSPHRASE_FILE", &new_pass);
+    assert_success(&run_cmd(c, &["passwd"], None), &["passwd"]);
+    tv.fails(&["get", "acme/ci", "consumer_key"], 4);
+    let mut c = tv.bare_cmd();
+    c.env("SFVAULT_PASSPHRASE_FILE", &new_pass);
+    let out = run_cmd(c, &["get", "-n", "acme/ci", "consumer_secret"], None);
+    assert_success(&out, &["get with new passphrase"]);
+    assert_eq!(out.stdout, b"s3cret");
+}
+
+#[test]
+fn every_byte_flip_and_truncation_is_refused_cleanly() {
+    let tv = TestVault::new();
+    tv.ok_stdin(&["add", "a/b", "--consumer-key", "k"], b"v");
+    let good = fs::read(&tv.vault).unwrap();
+    // A second save, so that .bak is the first version and must still open.
+    tv.ok(&["set", "a/b", "username", "u"]);
+    let good2 = fs::read(&tv.vault).unwrap();
+    assert_ne!(good, good2);
+    let damaged = tv.home.join("damaged.sfv");
+    let check = |bytes: &[u8], what: &str| {
+        write_private(&damaged, bytes);
+        let out = run_cmd(
+            tv.cmd(),
+            &["--vault", damaged.to_str().unwrap(), "list", "--json"],
+            None,
+        );
+        let code = out.status.code();
+        assert!(
+            code == Some(6) || code == Some(4),
+            "{what}: exit {code:?}, stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{what}: printed data");
+    };
+    let mut flips = 0;
+    for i in 0..good2.len() {
+        let mut b = good2.clone();
+        b[i] ^= 0x01 << (i % 8);
+        check(&b, &format!("flip at {i}"));
+        flips += 1;
+    }
+    for len in 0..good2.len() {
+        check(&good2[..len], &format!("truncated to {len}"));
+    }
+    let mut extended = good2.clone();
+    extended.push(0);
+    check(&extended, "extended by one byte");
+    assert_eq!(flips, good2.len());
+    // The backup of the real vault opens and holds the first version.
+    let bak = tv.vault.with_file_name("vault.sfv.bak");
+    assert_eq!(fs::read(&bak).unwrap(), good);
+    let out = run_cmd(
+        tv.cmd(),
+        &[
+            "--vault",
+            bak.to_str().unwrap(),
+            "get",
+            "-n",
+            "a/b",
+            "consumer_key",
+        ],
+        None,
+    );
+    assert_success(&out, &["get from .bak"]);
+    assert_eq!(out.stdout, b"k");
+}
+
+#[test]
+fn a_4gib_kdf_header_is_refused_before_allocating() {
+    let tv = TestVault::new();
+    let mut bytes = fs::read(&tv.vault).unwrap();
+    bytes[12..16].copy_from_slice(&(4u32 * 1024 * 1024).to_le_bytes());
+    write_private(&tv.vault, &bytes);
+    let mut cmd = tv.cmd();
+    // Cap the address space at 1 GiB: an attempt to allocate 4 GiB would abort, not exit 6.
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            let limit = rustix::process::Rlimit {
+                current: Some(1 << 30),
+                maximum: Some(1 << 30),
+            };
+            let _ = rustix::process::setrlimit(rustix::process::Resource::As, limit);
+            Ok(())
+        });
+    }
+    let started = Instant::now();
+    let out = run_cmd(cmd, &["list"], None);
+    assert_code(&out, 6, &["list with 4 GiB KDF"]);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("memory 4194304 KiB"), "{err}");
+}
+
+#[test]
+fn no_secret_byte_reaches_any_file_outside_the_ciphertext() {
+    let tv = TestVault::new();
+    let secret = canary("leak-secret");
+    let pem = fake_pem(&canary("leak-pem"));
+    let key_file = tv.root.path().join("server.key");
+    write_private(&key_file, pem.as_bytes());
+    tv.ok_stdin(
+        &[
+            "add",
+            "acme/ci",
+            "--consumer-key",
+            "K",
+            "--private-key-file",
+            key_file.to_str().unwrap(),
+        ],
+        secret.as_bytes(),
+    );
+    fs::remove_file(&key_file).unwrap();
+    let rotated = canary("leak-rotated");
+    tv.ok_stdin(
+        &["set", "acme/ci", "consumer_secret", "-"],
+        rotated.as_bytes(),
+    );
+    tv.ok(&["get", "acme/ci", "consumer_secret"]);
+    tv.ok(&["show", "acme/ci", "--reveal"]);
+    tv.ok(&["mv", "acme/ci", "acme/ci2"]);
+    tv.ok(&["list", "--json"]);
+    let pem_canary = pem.lines().nth(1).unwrap().to_owned();
+    let files = files_under(tv.root.path());
+    assert!(
+        files.len() >= 4,
+        "expected vault, .bak, .lock, passphrase: {files:?}"
+    );
+    for f in files {
+        let bytes = fs::read(&f).unwrap();
+        for needle in [&secret, &rotated, &pem_canary] {
+            assert!(
+                !contains(&bytes, needle.as_bytes()),
+                "{} holds a secret",
+                f.display()
+            );
+        }
+    }
+    // TMPDIR got nothing at all.
+    assert!(files_under(&tv.tmp).is_empty());
+}
+
+#[test]
+fn each_script_source_unlocks_and_no_source_fails_fast() {
+    let tv = TestVault::new();
+    tv.ok(&["add", "a/b", "--consumer-key", "K", "--no-secret"]);
+    let get = ["get", "-n", "a/b", "consumer_key"];
+
+    // SFVAULT_PASSPHRASE_FILE (what tv.cmd uses)
+    assert_eq!(tv.ok(&get), "K");
+
+    // --passphrase-fd 3 3<file
+    let mut sh = tv.bare_cmd();
+    sh.env("SFVAULT_BIN", env!("CARGO_BIN_EXE_sfvault"))
+        .env("PASS", &tv.pass_file)
+        .env_remove("SFVAULT_PASSPHRASE_FILE");
+    let out = {
+        let mut c = std::process::Command::new("/bin/sh");
+        c.env_clear();
+        for (k, v) in sh.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        run_cmd(
+            c,
+            &[
+                "-c",
+                "exec \"$SFVAULT_BIN\" --passphrase-fd 3 get -n a/b consumer_key 3<\"$PASS\"",
+            ],
+            None,
+        )
+    };
+    assert_success(&out, &["--passphrase-fd 3"]);
+    assert_eq!(out.stdout, b"K");
+
+    // SFVAULT_PASSPHRASE_CMD
+    let mut c = tv.bare_cmd();
+    c.env(
+        "SFVAULT_PASSPHRASE_CMD",
+        format!("cat '{}'", tv.pass_file.display()),
+    );
+    let out = run_cmd(c, &get, None);
+    assert_success(&out, &["SFVAULT_PASSPHRASE_CMD"]);
+    assert_eq!(out.stdout, b"K");
+
+    // SFVAULT_PASSPHRASE
+    let mut c = tv.bare_cmd();
+    c.env("SFVAULT_PASSPHRASE", PASSPHRASE);
+    assert_eq!(run_cmd(c, &get, None).stdout, b"K");
+
+    // Nothing: exit 5 within a second, no prompt.
+    let started = Instant::now();
+    let out = run_cmd(tv.bare_cmd(), &get, None);
+    assert_code(&out, 5, &["no source"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    // A failing command is exit 5 too; a loose passphrase file is refused (exit 10).
+    let mut c = tv.bare_cmd();
+    c.env("SFVAULT_PASSPHRASE_CMD", "exit 1");
+    assert_code(&run_cmd(c, &get, None), 5, &["failing cmd"]);
+    fs::set_permissions(&tv.pass_file, fs::Permissions::from_mode(0o644)).unwrap();
+    let err = tv.fails(&get, 10);
+    assert!(err.contains("chmod 600"), "{err}");
+}
+
+#[test]
+fn two_writers_at_once_lose_nothing() {
+    let tv = TestVault::new();
+    std::thread::scope(|s| {
+        for w in 0..2 {
+            let tv = &tv;
+            s.spawn(move || {
+                for i in 0..50 {
+                    tv.ok(&[
+                        "add",
+                        &format!("w{w}/app{i}"),
+                        "--consumer-key",
+                        &format!("k{w}-{i}"),
+                        "--no-secret",
+                    ]);
+                }
+            });
+        }
+    });
+    let list: Value = serde_json::from_str(&tv.ok(&["list", "--json"])).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entry"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 100, "lost entries: {names:?}");
+    for w in 0..2 {
+        for i in 0..50 {
+            let n = format!("w{w}/app{i}");
+            assert!(names.contains(&n.as_str()), "{n} missing");
+        }
+    }
+}
+
+#[test]
+fn a_held_lock_gives_exit_9_naming_the_holder() {
+    let tv = TestVault::new();
+    tv.ok(&["add", "a/b", "--consumer-key", "K", "--no-secret"]);
+    let lock_path = tv.vault.with_file_name("vault.sfv.lock");
+    let lock = fs::OpenOptions::new().write(true).open(&lock_path).unwrap();
+    lock.lock().unwrap();
+    fs::write(&lock_path, "424242").unwrap();
+    let mut c = tv.cmd();
+    c.env("SFVAULT_LOCK_TIMEOUT", "0.3");
+    let out = run_cmd(c, &["set", "a/b", "username", "x"], None);
+    assert_code(&out, 9, &["set while locked"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("process 424242"));
+    // Readers do not need the lock.
+    assert_eq!(tv.get("a/b", "consumer_key"), "K");
+    drop(lock);
+    tv.ok(&["set", "a/b", "username", "x"]);
+}
+
+#[test]
+fn usage_errors_not_found_and_unsafe_files() {
+    let tv = TestVault::new();
+    tv.ok(&["add", "acme/ci", "--consumer-key", "K", "--no-secret"]);
+    // Secrets never from argv.
+    let err = tv.fails(&["set", "acme/ci", "consumer_secret", "hunter2"], 2);
+    assert!(!err.contains("hunter2"), "the refused secret was echoed");
+    tv.fails(&["set", "acme/ci", "my_token", "hunter2"], 2);
+    tv.ok(&["set", "acme/ci", "notes", "weekly", "--public"]);
+    assert_eq!(tv.get("acme/ci", "notes"), "weekly");
+    // Hostile names.
+    for bad in [
+        "../etc",
+        "a/../../b",
+        "acme",
+        &"x".repeat(10_000),
+        "a\u{1}/b",
+    ] {
+        let err = tv.fails(&["show", bad], 2);
+        assert!(
+            err.len() < 400,
+            "error echoes too much: {} bytes",
+            err.len()
+        );
+    }
+    tv.fails(&["get", "acme/ci", "Bad-Field"], 2);
+    // Not found.
+    tv.fails(&["get", "acme/none", "consumer_key"], 3);
+    tv.fails(&["get", "acme/ci", "password"], 3);
+    tv.fails(&["rm", "acme/none", "--yes"], 3);
+    // rm without --yes and no terminal: refused, nothing removed.
+    tv.fails(&["rm", "acme/ci"], 2);
+    tv.ok(&["mv", "acme/ci", "acme/ci2"]);
+    tv.fails(&["get", "acme/ci", "consumer_key"], 3);
+    tv.ok(&["rm", "acme/ci2", "--yes"]);
+    tv.fails(&["show", "acme/ci2"], 3);
+    // Bad values.
+    tv.fails(&["set", "acme/x", "flow", "magic"], 2);
+    tv.ok(&["add", "acme/x", "--no-secret"]);
+    tv.fails(&["set", "acme/x", "flow", "magic"], 2);
+    tv.fails(
+        &["set", "acme/x", "login_url", "http://login.salesforce.com"],
+        10,
+    );
+    let out = tv.run(
+        &["set", "acme/x", "my_secret", "-"],
+        Some(&[0xff, 0xfe, 0x00]),
+    );
+    assert_code(&out, 2, &["invalid utf-8"]);
+    let big = vec![b'a'; 2 * 1024 * 1024];
+    let out = tv.run(&["set", "acme/x", "my_secret", "-"], Some(&big));
+    assert_code(&out, 2, &["2 MiB stdin"]);
+    // init over an existing vault is refused.
+    tv.fails(&["init"], 1);
+    // KDF options out of range are usage errors.
+    let other = TestVault::empty();
+    other.fails(&["init", "--kdf-memory", "4096"], 2);
+    other.fails(&["init", "--kdf-iterations", "1"], 2);
+    // A vault readable by others is refused with a chmod hint.
+    fs::set_permissions(&tv.vault, fs::Permissions::from_mode(0o644)).unwrap();
+    let err = tv.fails(&["list"], 10);
+    assert!(err.contains("chmod 600"), "{err}");
+    fs::set_permissions(&tv.vault, fs::Permissions::from_mode(0o600)).unwrap();
+    // A symlinked vault path is refused.
+    let link = tv.home.join("link.sfv");
+    std::os::unix::fs::symlink(&tv.vault, &link).unwrap();
+    tv.fails(&["--vault", link.to_str().unwrap(), "list"], 10);
+    // No vault at all.
+    TestVault::empty().fails(&["list"], 3);
+}
+
+#[test]
+fn default_kdf_cost_opens_and_is_timed() {
+    let tv = TestVault::empty();
+    tv.ok(&["init"]);
+    let bytes = fs::read(&tv.vault).unwrap();
+    assert_eq!(
+        u32::from_le_bytes(bytes[12..16].try_into().unwrap()),
+        64 * 1024
+    );
+    assert_eq!(u32::from_le_bytes(bytes[16..20].try_into().unwrap()), 3);
+    assert_eq!(u32::from_le_bytes(bytes[20..24].try_into().unwrap()), 4);
+    tv.ok(&["add", "a/b", "--consumer-key", "K", "--no-secret"]);
+    let started = Instant::now();
+    assert_eq!(tv.get("a/b", "consumer_key"), "K");
+    eprintln!("open+get at the default KDF: {:?}", started.elapsed());
+}
+
+#[test]
+fn completions_and_help_teach() {
+    let tv = TestVault::empty();
+    let bash = tv.ok(&["completions", "bash"]);
+    assert!(bash.contains("sfvault") && bash.contains("passwd"));
+    let help = tv.ok(&["--help"]);
+    for word in ["Quick start", "SFVAULT_PASSPHRASE_FILE", "Exit codes"] {
+        assert!(help.contains(word), "--help lacks {word}");
+    }
+    tv.fails(&["frobnicate"], 2);
+}
