@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -126,20 +125,14 @@ impl TestVault {
     }
 }
 
-/// Run `cmd` with `args`, feeding `stdin` if given.
+/// Run `cmd` with `args` through assert_cmd, feeding `stdin` if given.
 pub fn run_cmd(mut cmd: Command, args: &[&str], stdin: Option<&[u8]>) -> Output {
     cmd.args(args);
-    if stdin.is_some() {
-        cmd.stdin(Stdio::piped());
-    }
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn sfvault");
+    let mut cmd = assert_cmd::Command::from_std(cmd);
     if let Some(bytes) = stdin {
-        let mut pipe = child.stdin.take().unwrap();
-        // The child may exit before reading all of it (e.g. on a usage error).
-        let _ = pipe.write_all(bytes);
+        cmd.write_stdin(bytes.to_vec());
     }
-    child.wait_with_output().expect("wait for sfvault")
+    cmd.output().expect("run sfvault")
 }
 
 /// Fail the test with the command's output unless it succeeded.
