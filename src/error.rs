@@ -70,6 +70,15 @@ pub enum Error {
     /// Any other failure, with its explanation.
     #[error("{0}")]
     Other(String),
+
+    /// An error reported by the agent, carrying its exit-code class.
+    #[error("{message}")]
+    Remote {
+        /// The exit code of the agent-side error.
+        code: i32,
+        /// The agent's message.
+        message: String,
+    },
 }
 
 impl Error {
@@ -84,6 +93,7 @@ impl Error {
             Error::Busy { .. } => 9,
             Error::Unsafe(_) => 10,
             Error::Io { .. } | Error::Other(_) => 1,
+            Error::Remote { code, .. } => *code,
         }
     }
 

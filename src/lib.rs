@@ -10,10 +10,12 @@
 //! - [`vault`]: the model, the file format (docs/FORMAT.md), the crypto and the atomic store.
 //! - [`secret`]: zeroizing, redacted holders for every secret.
 //! - [`unlock`]: non-interactive passphrase sources for scripts.
+//! - [`agent`]: the background process that keeps a vault open, and its client.
 
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod error;
 pub mod secret;
 pub mod timefmt;

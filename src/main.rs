@@ -7,7 +7,10 @@ use clap::Parser;
 fn main() {
     let args = cli::args::Cli::parse();
     if let Err(err) = cli::run(args) {
-        eprintln!("sfvault: {err}");
+        let message = err.to_string();
+        if !message.is_empty() {
+            eprintln!("sfvault: {message}");
+        }
         std::process::exit(err.exit_code());
     }
 }

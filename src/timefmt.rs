@@ -1,4 +1,5 @@
-//! Timestamps for people and for JSON: RFC 3339 in UTC, and short ages ("3d", "5h").
+//! Timestamps for people and for JSON: RFC 3339 in UTC, short ages ("3d", "5h"), and
+//! durations typed by people ("15m").
 
 use crate::vault::model::Timestamp;
 
@@ -32,6 +33,42 @@ pub fn age_days(now: Timestamp, then: Timestamp) -> i64 {
     (now - then).max(0) / 86_400
 }
 
+/// Parse a duration: `90` (seconds), `30s`, `15m`, `2h`, `7d`, or a sum such as `1h30m`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let err = || format!("{text:?} is not a duration like 30s, 15m, 2h, 1h30m or 7d");
+    if text.is_empty() {
+        return Err(err());
+    }
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(err()),
+        };
+        let n: u64 = digits.parse().map_err(|_| err())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(err)?;
+        digits.clear();
+    }
+    if !digits.is_empty() {
+        return Err(err());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -56,6 +93,19 @@ mod tests {
         assert_eq!(rfc3339(1_764_370_000), "2025-11-28T22:46:40Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn durations() {
+        let secs = |t: &str| parse_duration(t).map(|d| d.as_secs());
+        assert_eq!(secs("0"), Ok(0));
+        assert_eq!(secs("90"), Ok(90));
+        assert_eq!(secs("15m"), Ok(900));
+        assert_eq!(secs("1h30m"), Ok(5400));
+        assert_eq!(secs("7d"), Ok(604_800));
+        for bad in ["", "m", "5x", "1h5", "-1", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

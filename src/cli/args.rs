@@ -51,6 +51,10 @@ pub struct GlobalArgs {
     /// Read the passphrase from this open file descriptor (e.g. `3<passfile`)
     #[arg(long, global = true, value_name = "N")]
     pub passphrase_fd: Option<u32>,
+
+    /// Do not use a running agent; unlock in this process
+    #[arg(long, global = true)]
+    pub no_agent: bool,
 }
 
 /// The commands.
@@ -101,6 +105,27 @@ Examples:
 The new passphrase comes from --new-passphrase-fd N, SFVAULT_NEW_PASSPHRASE_FILE, or a prompt
 (asked twice). --kdf-* options set new Argon2id costs at the same time.")]
     Passwd(PasswdArgs),
+
+    /// Start an agent that keeps the vault open for scripts, then return
+    #[command(after_help = "\
+The agent holds the vault's key in locked memory and answers other sfvault commands over a
+private socket; it locks after --timeout without a request (status checks do not count), after
+--max-lifetime in any case, on `sfvault lock`, or when the vault is re-keyed or replaced.
+Examples:
+  sfvault unlock                    (15 minutes idle timeout)
+  sfvault unlock --timeout 8h --max-lifetime 12h
+  SFVAULT_PASSPHRASE_FILE=~/.sfvault-pass sfvault unlock --timeout 0   (until `sfvault lock`)")]
+    Unlock(UnlockArgs),
+
+    /// Stop the agent and wipe its key
+    Lock,
+
+    /// Whether an agent holds the vault open, and for how long (exit 5 when locked)
+    Status,
+
+    /// The agent process itself (started by `unlock`)
+    #[command(name = "__agent", hide = true)]
+    Agent(AgentArgs),
 
     /// Print a shell completion script
     #[command(
@@ -234,4 +259,30 @@ pub struct PasswdArgs {
 pub struct CompletionsArgs {
     /// bash, zsh, fish, elvish or powershell
     pub shell: clap_complete::Shell,
+}
+
+/// `unlock`
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Lock after this long without a request: 30s, 15m, 2h; 0 = never
+    #[arg(long, default_value = "15m", value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Lock this long after unlocking, whatever the activity; 0 = never
+    #[arg(long, default_value = "0", value_name = "DUR", value_parser = parse_duration)]
+    pub max_lifetime: std::time::Duration,
+}
+
+/// `__agent` (internal)
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Idle timeout in seconds (0 = none)
+    #[arg(long)]
+    pub idle_secs: u64,
+    /// Maximum lifetime in seconds (0 = none)
+    #[arg(long)]
+    pub lifetime_secs: u64,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    sfvault::timefmt::parse_duration(text)
 }

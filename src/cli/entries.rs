@@ -8,6 +8,7 @@ use sfvault::timefmt::{age, age_days, rfc3339};
 use sfvault::vault::fields::{self, looks_like_private_key_pem};
 use sfvault::vault::model::{self, Entry, SetOutcome};
 use sfvault::vault::name::{EntryName, check_field_name, quoted};
+use sfvault::vault::{Change, ChangeOutcome, NewField};
 use sfvault::{Error, Result};
 use zeroize::Zeroizing;
 
@@ -39,8 +40,8 @@ pub fn add(ctx: &Context, args: AddArgs) -> Result<()> {
         .as_deref()
         .map(read_key_file)
         .transpose()?;
-    let mut vault = ctx.open()?;
-    if vault.data.entries.contains_key(&name.to_string()) {
+    let mut session = ctx.session()?;
+    if session.entry(&name, false).is_ok() {
         return Err(Error::Other(format!(
             "{name} already exists; change it with `sfvault set {name} FIELD`"
         )));
@@ -55,19 +56,23 @@ pub fn add(ctx: &Context, args: AddArgs) -> Result<()> {
             &name.to_string(),
         )?)
     };
-    let now = model::now();
     let secrets = secret
         .map(|v| ("consumer_secret", v))
         .into_iter()
         .chain(key_pem.map(|v| ("private_key", v)));
-    let values: Vec<(&str, SecretString)> = public.into_iter().chain(secrets).collect();
-    let count = values.len();
-    vault.update(|data| {
-        data.add_entry(&name, now)?;
-        for (field, value) in values {
-            data.set_field(&name, field, value, fields::secret_by_default(field), now)?;
-        }
-        Ok(())
+    let fields: Vec<NewField> = public
+        .into_iter()
+        .chain(secrets)
+        .map(|(field, value)| NewField {
+            name: field.to_owned(),
+            value,
+            secret: fields::secret_by_default(field),
+        })
+        .collect();
+    let count = fields.len();
+    session.apply(Change::AddEntry {
+        entry: name.to_string(),
+        fields,
     })?;
     ctx.note(&format!("Added {name} ({count} fields)."));
     if let Some(path) = &args.private_key_file {
@@ -114,17 +119,33 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
         // Fail before the KDF on a value that could never be stored.
         fields::check_value(&args.field, &SecretString::new(value.to_owned()))?;
     }
-    let mut vault = ctx.open()?;
-    vault.data.entry(&name)?;
-    let existing_secret = vault.data.field(&name, &args.field).ok().map(|f| f.secret);
+    let mut session = ctx.session()?;
+    let existing_secret = match session.field(&name, &args.field) {
+        Ok(f) => Some(f.secret),
+        Err(e) if e.exit_code() == 3 => {
+            session.entry(&name, false)?; // a missing entry is an error; a missing field is not
+            None
+        }
+        Err(e) => return Err(e),
+    };
     let secret = if args.public {
         false
     } else {
         existing_secret.unwrap_or_else(|| fields::secret_by_default(&args.field))
     };
     let value = prompt::field_value(&args.field, args.value, secret, &name.to_string())?;
-    let now = model::now();
-    let outcome = vault.update(|data| data.set_field(&name, &args.field, value, secret, now))?;
+    let outcome = session.apply(Change::SetField {
+        entry: name.to_string(),
+        field: NewField {
+            name: args.field.clone(),
+            value,
+            secret,
+        },
+    })?;
+    let outcome = match outcome {
+        ChangeOutcome::Field(o) => o,
+        ChangeOutcome::Done => SetOutcome::Changed,
+    };
     let what = match outcome {
         SetOutcome::Created => "set",
         SetOutcome::Changed => "changed (the old value is kept in history)",
@@ -137,8 +158,7 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
 pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
     let name = EntryName::parse(&args.entry)?;
     check_field_name(&args.field)?;
-    let vault = ctx.open()?;
-    let field = vault.data.field(&name, &args.field)?;
+    let field = ctx.session()?.field(&name, &args.field)?;
     if ctx.json {
         return print_json(&json!({
             "entry": name.to_string(),
@@ -156,8 +176,8 @@ pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
 
 pub fn show(ctx: &Context, args: ShowArgs) -> Result<()> {
     let name = EntryName::parse(&args.entry)?;
-    let vault = ctx.open()?;
-    let entry = vault.data.entry(&name)?;
+    let entry = ctx.session()?.entry(&name, args.reveal)?;
+    let entry = &entry;
     let now = model::now();
     if ctx.json {
         return print_json(&entry_json(&name, entry, now, args.reveal));
@@ -220,11 +240,9 @@ fn entry_json(name: &EntryName, entry: &Entry, now: model::Timestamp, reveal: bo
 }
 
 pub fn list(ctx: &Context, args: ListArgs) -> Result<()> {
-    let vault = ctx.open()?;
+    let entries = ctx.session()?.entries()?;
     let now = model::now();
-    let matching: Vec<(EntryName, &Entry)> = vault
-        .data
-        .entries
+    let matching: Vec<(EntryName, &Entry)> = entries
         .iter()
         .filter(|(key, _)| {
             args.pattern
@@ -299,8 +317,8 @@ fn matches_pattern(pattern: &str, text: &str) -> bool {
 
 pub fn rm(ctx: &Context, args: RmArgs) -> Result<()> {
     let name = EntryName::parse(&args.entry)?;
-    let mut vault = ctx.open()?;
-    let count = vault.data.entry(&name)?.fields.len();
+    let mut session = ctx.session()?;
+    let count = session.entry(&name, false)?.fields.len();
     if !args.yes {
         if !prompt::terminal_available() {
             return Err(Error::Usage(format!(
@@ -312,10 +330,12 @@ pub fn rm(ctx: &Context, args: RmArgs) -> Result<()> {
             return Ok(());
         }
     }
-    vault.update(|data| data.remove_entry(&name).map(drop))?;
+    session.apply(Change::RemoveEntry {
+        entry: name.to_string(),
+    })?;
     ctx.note(&format!(
         "Removed {name}. The previous vault version is in {}.",
-        vault.store().backup_path().display()
+        ctx.store.backup_path().display()
     ));
     Ok(())
 }
@@ -330,8 +350,10 @@ pub fn mv(ctx: &Context, args: MvArgs) -> Result<()> {
             quoted(&args.new)
         )));
     }
-    let mut vault = ctx.open()?;
-    vault.update(|data| data.rename_entry(&from, &to))?;
+    ctx.session()?.apply(Change::RenameEntry {
+        from: from.to_string(),
+        to: to.to_string(),
+    })?;
     ctx.note(&format!("Renamed {from} to {to}."));
     Ok(())
 }

@@ -1,20 +1,25 @@
 //! The command-line front: turns parsed arguments into library calls and prints results.
 //! The only place that knows about terminals, prompts and output formats.
 
+mod agent_cmds;
 pub mod args;
 mod entries;
 mod output;
 mod prompt;
+mod session;
 mod vault_cmds;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sfvault::agent::AgentPaths;
+use sfvault::agent::client::AgentClient;
 use sfvault::vault::Store;
 use sfvault::vault::store::{DEFAULT_LOCK_TIMEOUT, OpenVault};
 use sfvault::{Error, Result};
 
 use args::{Cli, Command, GlobalArgs};
+use session::Session;
 
 /// What every command needs: the store, the output mode, and how to get a passphrase.
 pub struct Context {
@@ -26,6 +31,8 @@ pub struct Context {
     pub quiet: bool,
     /// `--passphrase-fd`
     pub passphrase_fd: Option<u32>,
+    /// `--no-agent`
+    pub no_agent: bool,
 }
 
 impl Context {
@@ -39,7 +46,40 @@ impl Context {
             json: global.json,
             quiet: global.quiet,
             passphrase_fd: global.passphrase_fd,
+            no_agent: global.no_agent,
         })
+    }
+
+    /// The agent's files for this vault (the vault must exist).
+    pub fn agent_paths(&self) -> Result<AgentPaths> {
+        let fallback = directories::ProjectDirs::from("", "", "sfvault")
+            .map(|d| d.data_dir().join("run"))
+            .unwrap_or_else(|| {
+                self.store
+                    .path()
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join("run")
+            });
+        let xdg = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+        let dir = sfvault::agent::runtime_dir(xdg.as_deref(), &fallback);
+        AgentPaths::for_vault(self.store.path(), &dir)
+    }
+
+    /// The live agent of this vault, if any (and unless `--no-agent`).
+    pub fn agent(&self) -> Option<AgentClient> {
+        if self.no_agent || !self.store.exists() {
+            return None;
+        }
+        AgentClient::connect(&self.agent_paths().ok()?)
+    }
+
+    /// The vault through its agent, or opened here (asking for the passphrase).
+    pub fn session(&self) -> Result<Session> {
+        match self.agent() {
+            Some(agent) => Ok(Session::Agent(agent)),
+            None => self.open().map(Session::Local),
+        }
     }
 
     /// Open the vault, asking for the passphrase only after the file passed its checks.
@@ -92,6 +132,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => vault_cmds::init(&ctx, a),
         Command::Passwd(a) => vault_cmds::passwd(&ctx, a),
         Command::Completions(a) => vault_cmds::completions(a),
+        Command::Unlock(a) => agent_cmds::unlock(&ctx, a),
+        Command::Lock => agent_cmds::lock(&ctx),
+        Command::Status => agent_cmds::status(&ctx),
+        Command::Agent(a) => agent_cmds::serve(&ctx, a),
         Command::Add(a) => entries::add(&ctx, a),
         Command::Set(a) => entries::set(&ctx, a),
         Command::Get(a) => entries::get(&ctx, a),

@@ -164,6 +164,11 @@ impl VaultKey {
     pub fn slot(&self) -> &KeySlot {
         &self.slot
     }
+
+    /// The raw data key, for handing to the agent over a pipe. Never write it anywhere else.
+    pub fn data_key(&self) -> &SecretKey {
+        &self.data_key
+    }
 }
 
 /// Read and check the header of `bytes`. No key is derived and nothing large is allocated.
@@ -252,6 +257,21 @@ pub fn open_with_key(bytes: &[u8], key: &VaultKey) -> Result<VaultData, OpenErro
         return Err(OpenError::WrongPassphrase);
     }
     decrypt_payload(bytes, &header, key)
+}
+
+/// Open a vault file with its raw data key instead of the passphrase (the agent's start-up).
+/// The key commitment proves the key belongs to the file before anything is decrypted.
+pub fn open_with_data_key(
+    bytes: &[u8],
+    data_key: SecretKey,
+) -> Result<(VaultData, VaultKey), OpenError> {
+    let header = parse_header(bytes)?;
+    let key = VaultKey {
+        slot: header.slot.clone(),
+        data_key,
+    };
+    let data = decrypt_payload(bytes, &header, &key)?;
+    Ok((data, key))
 }
 
 fn decrypt_payload(bytes: &[u8], header: &Header, key: &VaultKey) -> Result<VaultData, OpenError> {

@@ -1,5 +1,6 @@
 //! The vault: its model, its on-disk format, its cryptography and its store.
 
+pub mod change;
 pub mod crypto;
 pub mod fields;
 pub mod format;
@@ -7,6 +8,7 @@ pub mod model;
 pub mod name;
 pub mod store;
 
+pub use change::{Change, ChangeOutcome, NewField};
 pub use crypto::KdfParams;
 pub use format::VaultKey;
 pub use model::{Entry, Field, PastValue, SetOutcome, VaultData};

@@ -72,7 +72,7 @@ pub struct PastValue {
 }
 
 /// What `set_field` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SetOutcome {
     /// The field did not exist.
     Created,
@@ -80,6 +80,21 @@ pub enum SetOutcome {
     Changed,
     /// Same value as before; only `set_at` moved.
     Unchanged,
+}
+
+impl Entry {
+    /// A copy with every secret value (current and past) replaced by an empty string: what
+    /// `list` and a non-revealing `show` may see.
+    pub fn masked(&self) -> Entry {
+        let mut copy = self.clone();
+        for field in copy.fields.values_mut().filter(|f| f.secret) {
+            field.value = SecretString::default();
+            for past in &mut field.history {
+                past.value = SecretString::default();
+            }
+        }
+        copy
+    }
 }
 
 impl Default for VaultData {

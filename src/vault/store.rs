@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::secret::SecretString;
+use crate::secret::{SecretKey, SecretString};
 use crate::vault::format::{self, MAX_FILE_LEN, OpenError, VaultKey};
 use crate::vault::model::VaultData;
 
@@ -40,6 +40,30 @@ pub struct OpenVault {
     pub data: VaultData,
     key: VaultKey,
     store: Store,
+    stamp: FileStamp,
+}
+
+/// What identifies one version of the vault file without reading it: a save always makes a new
+/// inode (rename), and the times and size catch anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStamp {
+    fn of(meta: &fs::Metadata) -> FileStamp {
+        FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        }
+    }
 }
 
 impl Store {
@@ -79,7 +103,7 @@ impl Store {
 
     /// Read the raw file after the safety checks; the contents are not yet authenticated.
     pub fn read_bytes(&self) -> Result<Vec<u8>> {
-        read_checked(&self.path)
+        read_checked(&self.path).map(|(bytes, _)| bytes)
     }
 
     /// Read and decrypt the vault with `passphrase`. Takes no lock: a concurrent save replaces the
@@ -94,7 +118,7 @@ impl Store {
         &self,
         passphrase: impl FnOnce() -> Result<SecretString>,
     ) -> Result<OpenVault> {
-        let bytes = self.read_bytes()?;
+        let (bytes, stamp) = read_checked(&self.path)?;
         let header = format::parse_header(&bytes).map_err(|e| self.open_error(e))?;
         let passphrase = passphrase()?;
         let key = header
@@ -106,6 +130,22 @@ impl Store {
             data,
             key,
             store: self.clone(),
+            stamp,
+        })
+    }
+
+    /// Open the vault with its raw data key (handed over by the process that unlocked it, to the
+    /// agent). The key is checked against the file's key commitment before anything is
+    /// decrypted.
+    pub fn open_with_data_key(&self, data_key: SecretKey) -> Result<OpenVault> {
+        let (bytes, stamp) = read_checked(&self.path)?;
+        let (data, key) =
+            format::open_with_data_key(&bytes, data_key).map_err(|e| self.open_error(e))?;
+        Ok(OpenVault {
+            data,
+            key,
+            store: self.clone(),
+            stamp,
         })
     }
 
@@ -125,11 +165,12 @@ impl Store {
                 self.path.display()
             )));
         }
-        self.write(&guard, data, key)?;
+        let stamp = self.write(&guard, data, key)?;
         Ok(OpenVault {
             data: data.clone(),
             key: key.clone(),
             store: self.clone(),
+            stamp,
         })
     }
 
@@ -178,7 +219,8 @@ impl Store {
     }
 
     /// Atomically replace the vault with `data` sealed under `key`. The caller holds the lock.
-    fn write(&self, _guard: &LockGuard, data: &VaultData, key: &VaultKey) -> Result<()> {
+    /// Returns the stamp of the file written.
+    fn write(&self, _guard: &LockGuard, data: &VaultData, key: &VaultKey) -> Result<FileStamp> {
         let bytes = format::seal(data, key).map_err(Error::Other)?;
         let dir = self.dir();
         let mut tmp = tempfile::Builder::new()
@@ -193,12 +235,16 @@ impl Store {
         if fs::symlink_metadata(&self.path).is_ok() {
             self.keep_backup()?;
         }
-        tmp.persist(&self.path)
+        let file = tmp
+            .persist(&self.path)
             .map_err(|e| Error::io("cannot replace", &self.path, e.error))?;
         File::open(&dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| Error::io("cannot sync the directory", &dir, e))?;
-        Ok(())
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("cannot inspect", &self.path, e))?;
+        Ok(FileStamp::of(&meta))
     }
 
     /// Make `PATH.bak` the current version before it is replaced: a hard link (no copy, same
@@ -261,7 +307,7 @@ impl OpenVault {
         change: impl FnOnce(&mut VaultData) -> Result<T>,
     ) -> Result<T> {
         let guard = self.store.lock()?;
-        let bytes = self.store.read_bytes()?;
+        let (bytes, _) = read_checked(&self.store.path)?;
         let mut data = format::open_with_key(&bytes, &self.key).map_err(|e| match e {
             OpenError::WrongPassphrase => Error::Other(format!(
                 "{} was re-keyed or replaced by another process while this command ran; nothing \
@@ -272,16 +318,37 @@ impl OpenVault {
         })?;
         let out = change(&mut data)?;
         let key = new_key.unwrap_or_else(|| self.key.clone());
-        self.store.write(&guard, &data, &key)?;
+        self.stamp = self.store.write(&guard, &data, &key)?;
         self.key = key;
         self.data = data;
         Ok(out)
+    }
+
+    /// Re-read the vault if another writer replaced it since we last read or wrote it. Returns
+    /// whether it was reloaded. A file re-keyed or replaced by another vault fails with
+    /// [`Error::Locked`]: the key held here no longer opens it.
+    pub fn refresh(&mut self) -> Result<bool> {
+        let meta = fs::symlink_metadata(&self.store.path)
+            .map_err(|e| Error::io("cannot inspect", &self.store.path, e))?;
+        if FileStamp::of(&meta) == self.stamp {
+            return Ok(false);
+        }
+        let (bytes, stamp) = read_checked(&self.store.path)?;
+        self.data = format::open_with_key(&bytes, &self.key).map_err(|e| match e {
+            OpenError::WrongPassphrase => Error::Locked(format!(
+                "{} was re-keyed or replaced; unlock it again",
+                self.store.path.display()
+            )),
+            other => self.store.open_error(other),
+        })?;
+        self.stamp = stamp;
+        Ok(true)
     }
 }
 
 /// Open `path` without following a final symlink, check who owns it and who may read it, bound
 /// its size, and read it.
-fn read_checked(path: &Path) -> Result<Vec<u8>> {
+fn read_checked(path: &Path) -> Result<(Vec<u8>, FileStamp)> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
@@ -337,7 +404,7 @@ fn read_checked(path: &Path) -> Result<Vec<u8>> {
     file.take(MAX_FILE_LEN + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io("cannot read", path, e))?;
-    Ok(bytes)
+    Ok((bytes, FileStamp::of(&meta)))
 }
 
 /// The vault directory must be ours and not writable by others (who could swap the file).

@@ -38,6 +38,9 @@ impl TestVault {
         let pass_file = root.path().join("passphrase");
         write_private(&pass_file, format!("{PASSPHRASE}\n").as_bytes());
         let vault = home.join(".local/share/sfvault/vault.sfv");
+        let run = root.path().join("run");
+        fs::create_dir_all(&run).unwrap();
+        fs::set_permissions(&run, fs::Permissions::from_mode(0o700)).unwrap();
         TestVault {
             root,
             home,
@@ -117,6 +120,11 @@ impl TestVault {
         let out = self.run(args, None);
         assert_code(&out, code, args);
         String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// The agent's runtime directory in this world (`$XDG_RUNTIME_DIR/sfvault`).
+    pub fn agent_dir(&self) -> PathBuf {
+        self.root.path().join("run/sfvault")
     }
 
     /// `get ENTRY FIELD` without the trailing newline.
@@ -203,4 +211,14 @@ pub fn fake_pem(canary: &str) -> String {
     format!(
         "-----BEGIN PRIVATE KEY-----\n{canary}\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
     )
+}
+
+impl Drop for TestVault {
+    /// Stop any agent this world started (it would also stop by itself once the vault file is
+    /// deleted with the temp dir).
+    fn drop(&mut self) {
+        if self.agent_dir().exists() {
+            let _ = run_cmd(self.bare_cmd(), &["lock"], None);
+        }
+    }
 }

@@ -1,0 +1,84 @@
+//! Asking a running agent. Every call is one connection; the agent's uid is checked like the
+//! agent checks ours.
+
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use crate::agent::AgentPaths;
+use crate::agent::protocol::{
+    self, FrameError, MAX_RESPONSE_LEN, PROTOCOL_VERSION, Request, Response,
+};
+use crate::error::{Error, Result};
+
+/// How long to wait for an answer: a write may wait for the vault lock and fsync.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A live agent for one vault.
+#[derive(Debug)]
+pub struct AgentClient {
+    paths: AgentPaths,
+    pid: u32,
+}
+
+impl AgentClient {
+    /// The agent serving `paths.vault`, if one is alive and runs as our uid.
+    pub fn connect(paths: &AgentPaths) -> Option<AgentClient> {
+        let stream = UnixStream::connect(&paths.socket).ok()?;
+        let cred = rustix::net::sockopt::socket_peercred(&stream).ok()?;
+        if cred.uid != rustix::process::geteuid() {
+            return None;
+        }
+        Some(AgentClient {
+            paths: paths.clone(),
+            pid: cred.pid.as_raw_nonzero().get() as u32,
+        })
+    }
+
+    /// The agent's process id (from the socket's peer credentials).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Send `request` and return the answer; an agent-side error comes back as
+    /// [`Error::Remote`] with the agent's exit-code class.
+    pub fn call(&self, request: &Request) -> Result<Response> {
+        let unreachable = |e: std::io::Error| {
+            Error::Other(format!(
+                "the agent for {} stopped answering ({e}); run the command again",
+                self.paths.vault.display()
+            ))
+        };
+        let mut stream = UnixStream::connect(&self.paths.socket).map_err(unreachable)?;
+        stream
+            .set_read_timeout(Some(RESPONSE_TIMEOUT))
+            .map_err(unreachable)?;
+        protocol::write_frame(&mut stream, request).map_err(unreachable)?;
+        match protocol::read_frame::<Response>(&mut stream, MAX_RESPONSE_LEN) {
+            Ok(Response::Error { code, message }) => Err(Error::Remote { code, message }),
+            Ok(response) => Ok(response),
+            Err(FrameError::Version(v)) => Err(Error::Other(format!(
+                "the running agent (pid {}) speaks protocol version {v} and this sfvault speaks \
+                 {PROTOCOL_VERSION}: run `sfvault lock`, then `sfvault unlock`",
+                self.pid
+            ))),
+            Err(FrameError::Io(e)) => Err(unreachable(e)),
+            Err(e) => Err(Error::Other(format!(
+                "the agent's answer is unreadable: {e}"
+            ))),
+        }
+    }
+
+    /// Ask the agent to lock; if it cannot be asked (another protocol version), end it with
+    /// SIGTERM, which is safe: it holds nothing unsaved.
+    pub fn lock(&self) -> Result<()> {
+        match self.call(&Request::Lock) {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                let pid = rustix::process::Pid::from_raw(self.pid as i32)
+                    .ok_or_else(|| Error::Other("the agent has no pid".into()))?;
+                rustix::process::kill_process(pid, rustix::process::Signal::TERM)
+                    .map_err(|e| Error::Other(format!("cannot stop agent pid {}: {e}", self.pid)))
+            }
+        }
+    }
+}

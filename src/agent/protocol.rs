@@ -1,0 +1,255 @@
+//! The agent's wire protocol: one request and one response per connection, each a frame
+//!
+//! ```text
+//! magic "SFVA" (4) | protocol version u16 LE (2) | body length u32 LE (4) | body
+//! ```
+//!
+//! The body is bincode (little-endian, fixed-width integers, size-limited) of [`Request`] or
+//! [`Response`]. The frame header never changes between versions, so two builds of different
+//! versions always recognise each other and say so instead of misreading bytes (rbw#209).
+//! Every length is bounded before anything is allocated; trailing bytes are refused.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::vault::change::{Change, ChangeOutcome};
+use crate::vault::model::{Entry, Field};
+
+/// Frame magic.
+pub const MAGIC: [u8; 4] = *b"SFVA";
+/// This build's protocol version.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Largest request body (a request carries at most a few values of at most 1 MiB).
+pub const MAX_REQUEST_LEN: u32 = 4 * 1024 * 1024;
+/// Largest response body (a whole masked vault for `list`).
+pub const MAX_RESPONSE_LEN: u32 = 256 * 1024 * 1024;
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Agent state; does not count as activity (does not extend the idle timeout).
+    Status,
+    /// One field, with its value.
+    Field {
+        /// `ORG/APP`
+        entry: String,
+        /// Field name.
+        field: String,
+    },
+    /// One entry; secret values only if `reveal`.
+    Entry {
+        /// `ORG/APP`
+        entry: String,
+        /// Include secret values.
+        reveal: bool,
+    },
+    /// Every entry with secret values masked.
+    List,
+    /// Apply a change and save.
+    Apply(Change),
+    /// Forget the key and exit.
+    Lock,
+}
+
+/// What the agent answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Answer to [`Request::Status`].
+    Status(AgentStatus),
+    /// Answer to [`Request::Field`].
+    Field(Field),
+    /// Answer to [`Request::Entry`].
+    Entry(Entry),
+    /// Answer to [`Request::List`].
+    Entries(BTreeMap<String, Entry>),
+    /// Answer to [`Request::Apply`].
+    Applied(ChangeOutcome),
+    /// Answer to [`Request::Lock`].
+    Locked,
+    /// The request failed; `code` is the exit-code class, `message` the error text.
+    Error {
+        /// Exit code of the error class.
+        code: i32,
+        /// What went wrong (never a secret).
+        message: String,
+    },
+}
+
+/// The agent's state as reported by `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// The vault the agent holds open.
+    pub vault: String,
+    /// The agent's process id.
+    pub pid: u32,
+    /// Idle timeout in seconds (0 = none).
+    pub idle_timeout_secs: u64,
+    /// Seconds until the agent locks, if it will (the sooner of idle and lifetime limits).
+    pub locks_in_secs: Option<u64>,
+}
+
+/// Why a frame could not be read.
+#[derive(Debug)]
+pub enum FrameError {
+    /// The peer speaks another protocol version.
+    Version(u16),
+    /// Not a frame, too long, or a body that does not decode.
+    Malformed(String),
+    /// The connection failed or closed early.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Version(v) => write!(
+                f,
+                "protocol version {v} (this sfvault speaks {PROTOCOL_VERSION})"
+            ),
+            FrameError::Malformed(m) => write!(f, "malformed message: {m}"),
+            FrameError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<{ MAX_RESPONSE_LEN as usize }>()
+}
+
+/// Write one frame holding `message`. The encoded body lives in a zeroizing buffer.
+pub fn write_frame<T: Serialize>(mut out: impl Write, message: &T) -> std::io::Result<()> {
+    let body = Zeroizing::new(
+        bincode::serde::encode_to_vec(message, config())
+            .map_err(|e| std::io::Error::other(format!("encode: {e}")))?,
+    );
+    let len = u32::try_from(body.len()).map_err(|_| std::io::Error::other("message too large"))?;
+    let mut frame = Zeroizing::new(Vec::with_capacity(10 + body.len()));
+    frame.extend_from_slice(&MAGIC);
+    frame.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&body);
+    out.write_all(&frame)?;
+    out.flush()
+}
+
+/// Write a frame with an empty body: what an agent answers to a client of another version.
+pub fn write_version_only(mut out: impl Write) -> std::io::Result<()> {
+    let mut frame = Vec::with_capacity(10);
+    frame.extend_from_slice(&MAGIC);
+    frame.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    frame.extend_from_slice(&0u32.to_le_bytes());
+    out.write_all(&frame)?;
+    out.flush()
+}
+
+/// Read one frame of at most `max_len` body bytes and decode it.
+pub fn read_frame<T: serde::de::DeserializeOwned>(
+    mut input: impl Read,
+    max_len: u32,
+) -> Result<T, FrameError> {
+    let mut head = [0u8; 10];
+    input.read_exact(&mut head).map_err(FrameError::Io)?;
+    decode_frame(&head, input, max_len)
+}
+
+/// Decode a frame whose 10-byte header has been read; the body is read from `input`.
+pub fn decode_frame<T: serde::de::DeserializeOwned>(
+    head: &[u8; 10],
+    input: impl Read,
+    max_len: u32,
+) -> Result<T, FrameError> {
+    if head[..4] != MAGIC {
+        return Err(FrameError::Malformed("bad magic".into()));
+    }
+    let version = u16::from_le_bytes([head[4], head[5]]);
+    if version != PROTOCOL_VERSION {
+        return Err(FrameError::Version(version));
+    }
+    let len = u32::from_le_bytes([head[6], head[7], head[8], head[9]]);
+    if len > max_len {
+        return Err(FrameError::Malformed(format!(
+            "body of {len} bytes exceeds {max_len}"
+        )));
+    }
+    let mut body = Zeroizing::new(Vec::with_capacity(len as usize));
+    input
+        .take(u64::from(len))
+        .read_to_end(&mut body)
+        .map_err(FrameError::Io)?;
+    if body.len() != len as usize {
+        return Err(FrameError::Malformed("truncated body".into()));
+    }
+    decode_body(&body)
+}
+
+/// Decode a body, refusing trailing bytes.
+pub fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    let (value, used) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if used != body.len() {
+        return Err(FrameError::Malformed("trailing bytes".into()));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_bounds() {
+        let req = Request::Field {
+            entry: "acme/ci".into(),
+            field: "consumer_key".into(),
+        };
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &req).unwrap();
+        let back: Request = read_frame(&buf[..], MAX_REQUEST_LEN).unwrap();
+        assert_eq!(back, req);
+        // Too long for the limit.
+        assert!(matches!(
+            read_frame::<Request>(&buf[..], 3),
+            Err(FrameError::Malformed(_))
+        ));
+        // Truncated at every length: an error, never a panic.
+        for n in 0..buf.len() {
+            assert!(read_frame::<Request>(&buf[..n], MAX_REQUEST_LEN).is_err());
+        }
+        // Another version is recognised as such.
+        let mut other = buf.clone();
+        other[4] = 9;
+        assert!(matches!(
+            read_frame::<Request>(&other[..], MAX_REQUEST_LEN),
+            Err(FrameError::Version(9))
+        ));
+        // Trailing bytes in the body are refused.
+        let mut trailing = buf.clone();
+        trailing.push(0);
+        let len = u32::from_le_bytes(trailing[6..10].try_into().unwrap()) + 1;
+        trailing[6..10].copy_from_slice(&len.to_le_bytes());
+        assert!(read_frame::<Request>(&trailing[..], MAX_REQUEST_LEN).is_err());
+    }
+
+    #[test]
+    fn every_byte_flip_is_handled() {
+        let req = Request::Apply(Change::RenameEntry {
+            from: "a/b".into(),
+            to: "c/d".into(),
+        });
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &req).unwrap();
+        for i in 0..buf.len() {
+            for bit in 0..8 {
+                let mut b = buf.clone();
+                b[i] ^= 1 << bit;
+                let _ = read_frame::<Request>(&b[..], MAX_REQUEST_LEN);
+            }
+        }
+    }
+}

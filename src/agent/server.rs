@@ -1,0 +1,308 @@
+//! The agent's serving loop. One connection at a time, one request per connection: requests
+//! take microseconds, and serialising them means the vault is never touched concurrently.
+//!
+//! Every connection's peer uid is checked (SO_PEERCRED) before a byte is read; other users are
+//! refused and logged. A watchdog thread ends the agent on its idle timeout (which `Status` does
+//! not extend), its maximum lifetime, or when the vault file is re-keyed or replaced.
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::agent::protocol::{self, AgentStatus, FrameError, MAX_REQUEST_LEN, Request, Response};
+use crate::error::{Error, Result};
+use crate::vault::model;
+use crate::vault::name::EntryName;
+use crate::vault::store::OpenVault;
+
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the watchdog looks at the clock and the vault file.
+const WATCH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// When the agent stops on its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Lock after this long without a request (status requests do not count).
+    pub idle_timeout: Option<Duration>,
+    /// Lock this long after start, whatever the activity.
+    pub max_lifetime: Option<Duration>,
+}
+
+/// Why the agent stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// `sfvault lock`.
+    Locked,
+    /// No request within the idle timeout.
+    IdleTimeout,
+    /// The maximum lifetime ran out.
+    MaxLifetime,
+    /// The vault file was re-keyed, replaced by another vault, or removed.
+    VaultReplaced(String),
+}
+
+struct State<'a> {
+    vault: OpenVault,
+    last_activity: Instant,
+    started: Instant,
+    stop: Option<StopReason>,
+    socket: SocketFile<'a>,
+}
+
+impl State<'_> {
+    /// Decide to stop: the socket file goes at once, so no new client can connect to an agent
+    /// that will not answer; clients then find no agent and unlock by themselves.
+    fn stop(&mut self, reason: StopReason) {
+        self.socket.remove();
+        self.stop.get_or_insert(reason);
+    }
+}
+
+/// The socket path and the inode we bound, so we only ever remove our own socket.
+struct SocketFile<'a> {
+    path: &'a Path,
+    ino: Option<u64>,
+}
+
+impl SocketFile<'_> {
+    fn remove(&mut self) {
+        if self.ino.is_some() && std::fs::metadata(self.path).map(|m| m.ino()).ok() == self.ino {
+            let _ = std::fs::remove_file(self.path);
+        }
+        self.ino = None;
+    }
+}
+
+/// Serve `vault` on `listener` (bound at `socket`) until a stop reason arises; `log` receives
+/// one line per notable event (never a secret). The vault and its key are dropped (zeroized)
+/// when this returns, and the socket file is removed.
+pub fn serve(
+    vault: OpenVault,
+    listener: UnixListener,
+    socket: &Path,
+    limits: Limits,
+    log: &(dyn Fn(&str) + Sync),
+) -> StopReason {
+    let now = Instant::now();
+    let state = Mutex::new(State {
+        vault,
+        last_activity: now,
+        started: now,
+        stop: None,
+        socket: SocketFile {
+            path: socket,
+            ino: std::fs::metadata(socket).map(|m| m.ino()).ok(),
+        },
+    });
+    std::thread::scope(|scope| {
+        scope.spawn(|| watchdog(&state, &listener, limits));
+        for stream in listener.incoming() {
+            if lock(&state).stop.is_some() {
+                break;
+            }
+            match stream {
+                Ok(stream) => handle(&state, stream, limits, log),
+                Err(e) => {
+                    log(&format!("accept failed: {e}"));
+                    std::thread::sleep(WATCH_INTERVAL);
+                }
+            }
+            if lock(&state).stop.is_some() {
+                break;
+            }
+        }
+        // Let the watchdog finish if we stopped on a request.
+        lock(&state).stop(StopReason::Locked);
+    });
+    let reason = lock(&state).stop.clone().unwrap_or(StopReason::Locked);
+    log(&format!("stopped: {reason:?}"));
+    reason
+}
+
+fn lock<'s, 'a>(state: &'s Mutex<State<'a>>) -> MutexGuard<'s, State<'a>> {
+    // A panic while holding the lock cannot leave the vault half-saved (saves are atomic), so a
+    // poisoned lock is still usable.
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn watchdog(state: &Mutex<State<'_>>, listener: &UnixListener, limits: Limits) {
+    loop {
+        std::thread::sleep(WATCH_INTERVAL);
+        let mut st = lock(state);
+        if st.stop.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        if limits
+            .idle_timeout
+            .is_some_and(|t| now >= st.last_activity + t)
+        {
+            st.stop(StopReason::IdleTimeout);
+        } else if limits.max_lifetime.is_some_and(|t| now >= st.started + t) {
+            st.stop(StopReason::MaxLifetime);
+        } else if let Err(e) = st.vault.refresh()
+            && matches!(e, Error::Locked(_) | Error::Io { .. } | Error::NotFound(_))
+        {
+            st.stop(StopReason::VaultReplaced(e.to_string()));
+        }
+        if st.stop.is_some() {
+            drop(st);
+            // Wake the blocked accept (Linux returns EINVAL from accept on a shut-down
+            // listener), so the loop sees the stop even if the socket file was deleted.
+            let _ = rustix::net::shutdown(listener, rustix::net::Shutdown::Read);
+            return;
+        }
+    }
+}
+
+fn handle(
+    state: &Mutex<State<'_>>,
+    mut stream: UnixStream,
+    limits: Limits,
+    log: &(dyn Fn(&str) + Sync),
+) {
+    match rustix::net::sockopt::socket_peercred(&stream) {
+        Ok(cred) if cred.uid == rustix::process::geteuid() => {}
+        Ok(cred) => {
+            log(&format!(
+                "refused a connection from uid {} (pid {}): only uid {} may use this agent",
+                cred.uid.as_raw(),
+                cred.pid.as_raw_nonzero(),
+                rustix::process::geteuid().as_raw()
+            ));
+            return;
+        }
+        Err(e) => {
+            log(&format!("refused a connection whose peer is unknown: {e}"));
+            return;
+        }
+    }
+    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(READ_TIMEOUT));
+    let mut head = [0u8; 10];
+    if stream.read_exact(&mut head).is_err() {
+        return; // a wake-up connection, or a client that gave up
+    }
+    let request = match protocol::decode_frame::<Request>(&head, &mut stream, MAX_REQUEST_LEN) {
+        Ok(r) => r,
+        Err(FrameError::Version(v)) => {
+            log(&format!("a client of protocol version {v} connected"));
+            let _ = protocol::write_version_only(&mut stream);
+            return;
+        }
+        Err(e) => {
+            log(&format!("malformed request: {e}"));
+            let _ = protocol::write_frame(
+                &mut stream,
+                &Response::Error {
+                    code: 2,
+                    message: format!("the agent could not read the request: {e}"),
+                },
+            );
+            return;
+        }
+    };
+    let response = {
+        let mut st = lock(state);
+        answer(&mut st, request, limits).unwrap_or_else(|e| Response::Error {
+            code: e.exit_code(),
+            message: e.to_string(),
+        })
+    };
+    let _ = protocol::write_frame(&mut stream, &response);
+}
+
+fn answer(st: &mut State<'_>, request: Request, limits: Limits) -> Result<Response> {
+    if st.stop.is_some() {
+        return Err(Error::Locked("the agent is locking; unlock again".into()));
+    }
+    if request != Request::Status {
+        st.last_activity = Instant::now();
+    }
+    if let Err(e) = st.vault.refresh() {
+        if matches!(e, Error::Locked(_)) {
+            st.stop(StopReason::VaultReplaced(e.to_string()));
+        }
+        return Err(e);
+    }
+    Ok(match request {
+        Request::Status => Response::Status(status(st, limits)),
+        Request::Field { entry, field } => {
+            let name = EntryName::parse(&entry)?;
+            let mut f = st.vault.data.field(&name, &field)?.clone();
+            f.history.clear();
+            Response::Field(f)
+        }
+        Request::Entry { entry, reveal } => {
+            let name = EntryName::parse(&entry)?;
+            let e = st.vault.data.entry(&name)?;
+            let mut copy = if reveal { e.clone() } else { e.masked() };
+            for f in copy.fields.values_mut() {
+                for past in &mut f.history {
+                    past.value = Default::default();
+                }
+            }
+            Response::Entry(copy)
+        }
+        Request::List => Response::Entries(
+            st.vault
+                .data
+                .entries
+                .iter()
+                .map(|(k, e)| (k.clone(), e.masked()))
+                .collect(),
+        ),
+        Request::Apply(change) => {
+            let now = model::now();
+            Response::Applied(st.vault.update(|data| change.apply(data, now))?)
+        }
+        Request::Lock => {
+            st.stop(StopReason::Locked);
+            Response::Locked
+        }
+    })
+}
+
+fn status(st: &State<'_>, limits: Limits) -> AgentStatus {
+    let now = Instant::now();
+    let idle_left = limits
+        .idle_timeout
+        .map(|t| (st.last_activity + t).saturating_duration_since(now));
+    let life_left = limits
+        .max_lifetime
+        .map(|t| (st.started + t).saturating_duration_since(now));
+    let left = match (idle_left, life_left) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    AgentStatus {
+        vault: st.vault.store().path().display().to_string(),
+        pid: std::process::id(),
+        idle_timeout_secs: limits.idle_timeout.map_or(0, |t| t.as_secs()),
+        locks_in_secs: left.map(|d| d.as_secs()),
+    }
+}
+
+/// Bind the agent socket at `path` (mode 0600), replacing a stale one left by a dead agent.
+/// Fails if a live agent already answers there.
+pub fn bind(path: &Path) -> Result<UnixListener> {
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(Error::Other(format!(
+                "an agent is already running on {}",
+                path.display()
+            )));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| Error::io("cannot remove the stale socket", path, e))?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| Error::io("cannot listen on", path, e))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("cannot restrict", path, e))?;
+    Ok(listener)
+}

@@ -1,0 +1,203 @@
+//! unlock, lock, status, and the agent process itself (`__agent`).
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use sfvault::agent::protocol::{Request, Response};
+use sfvault::agent::{self, server};
+use sfvault::secret::SecretKey;
+use sfvault::unlock::PASSPHRASE_ENV_VARS;
+use sfvault::{Error, Result};
+use zeroize::Zeroize;
+
+use super::Context;
+use super::args::{AgentArgs, UnlockArgs};
+use super::output::{print, print_json};
+
+pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
+    if let Some(agent) = find_agent(ctx) {
+        ctx.note(&format!(
+            "{} is already unlocked (agent pid {}); `sfvault lock` first to change its timeout.",
+            ctx.store.path().display(),
+            agent.pid()
+        ));
+        return Ok(());
+    }
+    let vault = ctx.open()?;
+    let paths = ctx.agent_paths()?;
+    let dir = paths.socket.parent().expect("socket has a directory");
+    agent::ensure_private_dir(dir)?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&paths.log)
+        .map_err(|e| Error::io("cannot open the agent log", &paths.log, e))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Other(format!("cannot find the sfvault executable: {e}")))?;
+    let mut command = Command::new(exe);
+    command
+        .arg("--vault")
+        .arg(&paths.vault)
+        .arg("__agent")
+        .arg("--idle-secs")
+        .arg(args.timeout.as_secs().to_string())
+        .arg("--lifetime-secs")
+        .arg(args.max_lifetime.as_secs().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log));
+    for var in PASSPHRASE_ENV_VARS {
+        command.env_remove(var);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| Error::Other(format!("cannot start the agent: {e}")))?;
+    // The data key goes through a pipe: never argv, environment or disk.
+    let mut stdin = child.stdin.take().expect("piped");
+    stdin
+        .write_all(vault.key().data_key().expose())
+        .map_err(|e| Error::Other(format!("cannot hand the key to the agent: {e}")))?;
+    drop(stdin);
+    drop(vault);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .map_err(|e| Error::Other(format!("the agent did not start: {e}")))?;
+    if line.trim() != "ready" {
+        let _ = child.wait();
+        return Err(Error::Other(format!(
+            "the agent did not start; see {}",
+            paths.log.display()
+        )));
+    }
+    let timeout = match args.timeout.as_secs() {
+        0 => "until `sfvault lock`".to_owned(),
+        s => format!("until {} without use", human(s)),
+    };
+    ctx.note(&format!(
+        "Unlocked {} {timeout} (agent pid {}).",
+        paths.vault.display(),
+        child.id()
+    ));
+    Ok(())
+}
+
+fn find_agent(ctx: &Context) -> Option<sfvault::agent::client::AgentClient> {
+    // `unlock` and `lock` look for an agent even with --no-agent.
+    if !ctx.store.exists() {
+        return None;
+    }
+    sfvault::agent::client::AgentClient::connect(&ctx.agent_paths().ok()?)
+}
+
+fn human(secs: u64) -> String {
+    match secs {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+pub fn lock(ctx: &Context) -> Result<()> {
+    match find_agent(ctx) {
+        Some(agent) => {
+            agent.lock()?;
+            ctx.note(&format!(
+                "Locked {} (agent pid {} stopped).",
+                ctx.store.path().display(),
+                agent.pid()
+            ));
+        }
+        None => ctx.note("No agent is running for this vault; it is locked."),
+    }
+    Ok(())
+}
+
+pub fn status(ctx: &Context) -> Result<()> {
+    let Some(agent) = find_agent(ctx) else {
+        if ctx.json {
+            print_json(
+                &json!({"unlocked": false, "vault": ctx.store.path().display().to_string()}),
+            )?;
+        } else {
+            print(&format!("locked: {}\n", ctx.store.path().display()))?;
+        }
+        return Err(Error::Locked(String::new()));
+    };
+    let Response::Status(st) = agent.call(&Request::Status)? else {
+        return Err(Error::Other(
+            "the agent answered status with something else".into(),
+        ));
+    };
+    if ctx.json {
+        return print_json(&json!({
+            "unlocked": true,
+            "vault": st.vault,
+            "agent_pid": st.pid,
+            "idle_timeout_secs": st.idle_timeout_secs,
+            "locks_in_secs": st.locks_in_secs,
+        }));
+    }
+    let left = st
+        .locks_in_secs
+        .map_or("until `sfvault lock`".to_owned(), |s| {
+            format!("locks in {}", human_left(s))
+        });
+    print(&format!(
+        "unlocked: {} (agent pid {}, {left})\n",
+        st.vault, st.pid
+    ))
+}
+
+fn human_left(secs: u64) -> String {
+    format!("{}m{:02}s", secs / 60, secs % 60)
+}
+
+/// The agent process: detach, take the key from stdin, open the vault, serve.
+pub fn serve(ctx: &Context, args: AgentArgs) -> Result<()> {
+    // A new session: no controlling terminal, no SIGHUP when the shell that unlocked exits.
+    let _ = rustix::process::setsid();
+    let mut key = SecretKey::zeroed();
+    let mut stdin = std::io::stdin().lock();
+    stdin
+        .read_exact(key.expose_mut())
+        .map_err(|e| Error::Other(format!("agent: no key on stdin: {e}")))?;
+    let vault = ctx.store.open_with_data_key(key)?;
+    let paths = ctx.agent_paths()?;
+    let listener = server::bind(&paths.socket)?;
+    let limits = server::Limits {
+        idle_timeout: nonzero(args.idle_secs),
+        max_lifetime: nonzero(args.lifetime_secs),
+    };
+    log_line(&format!(
+        "agent pid {} serving {} on {}",
+        std::process::id(),
+        paths.vault.display(),
+        paths.socket.display()
+    ));
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(b"ready\n").and_then(|()| out.flush());
+    }
+    server::serve(vault, listener, &paths.socket, limits, &log_line);
+    Ok(())
+}
+
+fn nonzero(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+/// One timestamped line on stderr, which `unlock` pointed at the agent log.
+fn log_line(message: &str) {
+    let mut line = format!(
+        "{} {message}\n",
+        sfvault::timefmt::rfc3339(sfvault::vault::model::now())
+    );
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    line.zeroize();
+}

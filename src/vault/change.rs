@@ -1,0 +1,90 @@
+//! A change to the vault as data, so the same edit can be applied locally or sent to the agent.
+//! Names arrive as strings and are validated when applied: the agent treats them as untrusted.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::secret::SecretString;
+use crate::vault::model::{SetOutcome, Timestamp, VaultData};
+use crate::vault::name::EntryName;
+
+/// One field value to store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewField {
+    /// Field name.
+    pub name: String,
+    /// The value.
+    pub value: SecretString,
+    /// Whether it is masked and refused from argv.
+    pub secret: bool,
+}
+
+/// An edit of the vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// Create an entry with some fields (fails if it exists).
+    AddEntry {
+        /// `ORG/APP`
+        entry: String,
+        /// Its first fields.
+        fields: Vec<NewField>,
+    },
+    /// Set one field of an existing entry.
+    SetField {
+        /// `ORG/APP`
+        entry: String,
+        /// The field and value.
+        field: NewField,
+    },
+    /// Remove an entry.
+    RemoveEntry {
+        /// `ORG/APP`
+        entry: String,
+    },
+    /// Rename an entry.
+    RenameEntry {
+        /// Current address.
+        from: String,
+        /// New address.
+        to: String,
+    },
+}
+
+/// What applying a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeOutcome {
+    /// Added, removed or renamed.
+    Done,
+    /// A field was set.
+    Field(SetOutcome),
+}
+
+impl Change {
+    /// Apply to `data` (all or nothing: on error `data` may be partly changed, so callers apply
+    /// to a copy that is only saved on success, as `OpenVault::update` does).
+    pub fn apply(self, data: &mut VaultData, now: Timestamp) -> Result<ChangeOutcome> {
+        match self {
+            Change::AddEntry { entry, fields } => {
+                let name = EntryName::parse(&entry)?;
+                data.add_entry(&name, now)?;
+                for f in fields {
+                    data.set_field(&name, &f.name, f.value, f.secret, now)?;
+                }
+                Ok(ChangeOutcome::Done)
+            }
+            Change::SetField { entry, field } => {
+                let name = EntryName::parse(&entry)?;
+                data.set_field(&name, &field.name, field.value, field.secret, now)
+                    .map(ChangeOutcome::Field)
+            }
+            Change::RemoveEntry { entry } => {
+                data.remove_entry(&EntryName::parse(&entry)?)?;
+                Ok(ChangeOutcome::Done)
+            }
+            Change::RenameEntry { from, to } => {
+                data.rename_entry(&EntryName::parse(&from)?, &EntryName::parse(&to)?)?;
+                Ok(ChangeOutcome::Done)
+            }
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The agent, driven through the real binary: unlock once, fetch many times without a
+//! passphrase; lock, timeouts, status that does not keep it alive, other uids refused,
+//! interleaved writers, SIGKILL, re-keying, and protocol versions.
+
+mod support;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+fn unlocked(timeout: &str) -> TestVault {
+    let tv = TestVault::new();
+    tv.ok(&["add", "acme/ci", "--consumer-key", "KEY-1", "--no-secret"]);
+    tv.ok(&["unlock", "--timeout", timeout]);
+    tv
+}
+
+/// Run with no passphrase source at all: only the agent can answer.
+fn agent_only(tv: &TestVault, args: &[&str]) -> std::process::Output {
+    run_cmd(tv.bare_cmd(), args, None)
+}
+
+fn agent_pid(tv: &TestVault) -> i32 {
+    let out = agent_only(tv, &["status", "--json"]);
+    assert_success(&out, &["status"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["agent_pid"].as_i64().unwrap() as i32
+}
+
+#[test]
+fn unlock_once_then_200_gets_without_a_passphrase() {
+    let tv = unlocked("15m");
+    let started = Instant::now();
+    for i in 0..200 {
+        let out = agent_only(&tv, &["get", "-n", "acme/ci", "consumer_key"]);
+        assert_success(&out, &["get", &i.to_string()]);
+        assert_eq!(out.stdout, b"KEY-1", "get #{i}");
+    }
+    eprintln!("200 warm gets (debug build): {:?}", started.elapsed());
+    // Writes go through the agent too, and reach the file.
+    let out = agent_only(&tv, &["set", "acme/ci", "username", "ci@acme.com"]);
+    assert_success(&out, &["set via agent"]);
+    assert_eq!(
+        tv.ok(&["--no-agent", "get", "-n", "acme/ci", "username"]),
+        "ci@acme.com"
+    );
+}
+
+#[test]
+fn lock_and_timeout_leave_no_way_in_without_a_passphrase() {
+    let tv = unlocked("15m");
+    tv.ok(&["lock"]);
+    let out = agent_only(&tv, &["get", "acme/ci", "consumer_key"]);
+    assert_code(&out, 5, &["get after lock"]);
+    assert_code(&agent_only(&tv, &["status"]), 5, &["status after lock"]);
+
+    let tv = unlocked("2s");
+    assert_success(
+        &agent_only(&tv, &["get", "acme/ci", "consumer_key"]),
+        &["get before timeout"],
+    );
+    std::thread::sleep(Duration::from_millis(2600));
+    let out = agent_only(&tv, &["get", "acme/ci", "consumer_key"]);
+    assert_code(&out, 5, &["get after timeout"]);
+}
+
+#[test]
+fn status_does_not_extend_the_idle_timeout() {
+    let tv = unlocked("2s");
+    let started = Instant::now();
+    let mut last_unlocked = Duration::ZERO;
+    while started.elapsed() < Duration::from_secs(5) {
+        let out = agent_only(&tv, &["status"]);
+        match out.status.code() {
+            Some(0) => last_unlocked = started.elapsed(),
+            Some(5) => break,
+            other => panic!("status exited {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    assert!(
+        last_unlocked < Duration::from_millis(2400),
+        "still unlocked after {last_unlocked:?} of status polling with a 2 s timeout"
+    );
+    assert_code(&agent_only(&tv, &["status"]), 5, &["final status"]);
+}
+
+#[test]
+fn another_uid_is_refused_by_the_agent() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to run a client as nobody");
+        return;
+    }
+    let tv = unlocked("15m");
+    // Open the filesystem path to the socket so the connection reaches the agent: the agent's
+    // own peer-uid check is what is under test here.
+    let bin = tv.root.path().join("sfvault-copy");
+    fs::copy(env!("CARGO_BIN_EXE_sfvault"), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    for dir in [
+        tv.root.path().to_path_buf(),
+        tv.root.path().join("run"),
+        tv.agent_dir(),
+        tv.home.clone(),
+        tv.home.join(".local"),
+        tv.home.join(".local/share"),
+        tv.vault.parent().unwrap().to_path_buf(),
+    ] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o711)).unwrap();
+    }
+    let socket = fs::read_dir(tv.agent_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "sock"))
+        .expect("agent socket");
+    fs::set_permissions(&socket, fs::Permissions::from_mode(0o666)).unwrap();
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.env_clear()
+        .env("HOME", &tv.home)
+        .env("XDG_RUNTIME_DIR", tv.root.path().join("run"))
+        .env("XDG_DATA_HOME", tv.home.join(".local/share"))
+        .uid(65534)
+        .gid(65534);
+    let out = run_cmd(
+        cmd,
+        &[
+            "--vault",
+            tv.vault.to_str().unwrap(),
+            "get",
+            "acme/ci",
+            "consumer_key",
+        ],
+        None,
+    );
+    assert!(!out.status.success(), "nobody got a value: {:?}", out);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("KEY-1"));
+    let log_path = socket.with_extension("log");
+    let log = fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("refused a connection from uid 65534"),
+        "agent log: {log}"
+    );
+    // The agent still serves its owner.
+    for dir in [tv.agent_dir(), tv.vault.parent().unwrap().to_path_buf()] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    assert_eq!(
+        agent_only(&tv, &["get", "-n", "acme/ci", "consumer_key"]).stdout,
+        b"KEY-1"
+    );
+}
+
+#[test]
+fn writes_through_the_agent_and_without_it_interleave_without_loss() {
+    let tv = unlocked("15m");
+    std::thread::scope(|s| {
+        let tv = &tv;
+        s.spawn(move || {
+            for i in 0..25 {
+                let out = agent_only(
+                    tv,
+                    &[
+                        "add",
+                        &format!("agent/app{i}"),
+                        "--consumer-key",
+                        "A",
+                        "--no-secret",
+                    ],
+                );
+                assert_success(&out, &["add via agent"]);
+            }
+        });
+        s.spawn(move || {
+            for i in 0..25 {
+                tv.ok(&[
+                    "--no-agent",
+                    "add",
+                    &format!("direct/app{i}"),
+                    "--consumer-key",
+                    "D",
+                    "--no-secret",
+                ]);
+            }
+        });
+    });
+    for args in [
+        &["list", "--json"][..],
+        &["--no-agent", "list", "--json"][..],
+    ] {
+        let out = if args[0] == "list" {
+            agent_only(&tv, args)
+        } else {
+            tv.run(args, None)
+        };
+        assert_success(&out, args);
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(list.as_array().unwrap().len(), 51, "{args:?}: entries lost");
+    }
+}
+
+#[test]
+fn sigkill_of_the_agent_loses_nothing() {
+    let tv = unlocked("15m");
+    for i in 0..5 {
+        assert_success(
+            &agent_only(
+                &tv,
+                &["set", "acme/ci", "notes", &format!("v{i}"), "--public"],
+            ),
+            &["set"],
+        );
+    }
+    let pid = agent_pid(&tv);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // The stale socket is ignored: no agent, no passphrase → exit 5.
+    assert_code(
+        &agent_only(&tv, &["get", "acme/ci", "notes"]),
+        5,
+        &["get after kill"],
+    );
+    // With a passphrase the data is all there, and unlock works again.
+    assert_eq!(tv.get("acme/ci", "notes"), "v4");
+    assert_eq!(tv.get("acme/ci", "consumer_key"), "KEY-1");
+    tv.ok(&["unlock"]);
+    assert_eq!(
+        agent_only(&tv, &["get", "-n", "acme/ci", "notes"]).stdout,
+        b"v4"
+    );
+}
+
+#[test]
+fn a_passphrase_change_locks_the_agent() {
+    let tv = unlocked("15m");
+    let new_pass = tv.root.path().join("new-pass");
+    write_private(&new_pass, b"another passphrase entirely\n");
+    let mut cmd = tv.cmd();
+    cmd.env("SFVAULT_NEW_PASSPHRASE_FILE", &new_pass);
+    assert_success(&run_cmd(cmd, &["passwd"], None), &["passwd"]);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_code(
+        &agent_only(&tv, &["get", "acme/ci", "consumer_key"]),
+        5,
+        &["get after passwd"],
+    );
+}
+
+#[test]
+fn a_changed_vault_is_reloaded_by_the_agent() {
+    let tv = unlocked("15m");
+    tv.ok(&[
+        "--no-agent",
+        "set",
+        "acme/ci",
+        "username",
+        "written-directly",
+    ]);
+    assert_eq!(
+        agent_only(&tv, &["get", "-n", "acme/ci", "username"]).stdout,
+        b"written-directly"
+    );
+}
+
+#[test]
+fn agents_of_another_protocol_version_are_named_not_misread() {
+    let tv = TestVault::new();
+    tv.ok(&["add", "acme/ci", "--consumer-key", "K", "--no-secret"]);
+    // A fake agent of version 2 on this vault's socket.
+    let paths = sfvault::agent::AgentPaths::for_vault(&tv.vault, &tv.agent_dir()).unwrap();
+    fs::create_dir_all(tv.agent_dir()).unwrap();
+    fs::set_permissions(tv.agent_dir(), fs::Permissions::from_mode(0o700)).unwrap();
+    let listener = UnixListener::bind(&paths.socket).unwrap();
+    let fake = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = [0u8; 10];
+            // The first connection is the client's liveness probe, which sends nothing.
+            if s.read_exact(&mut head).is_ok() {
+                let _ = s.write_all(b"SFVA\x02\x00\x00\x00\x00\x00");
+            }
+        }
+    });
+    let out = agent_only(&tv, &["get", "acme/ci", "consumer_key"]);
+    assert_code(&out, 1, &["get against a v2 agent"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("protocol version 2") && err.contains("sfvault lock"),
+        "{err}"
+    );
+    drop(fake);
+    // And a real agent answers a client of another version with its own version.
+    let tv2 = unlocked("15m");
+    let paths = sfvault::agent::AgentPaths::for_vault(&tv2.vault, &tv2.agent_dir()).unwrap();
+    let mut s = std::os::unix::net::UnixStream::connect(&paths.socket).unwrap();
+    s.write_all(b"SFVA\x09\x00\x00\x00\x00\x00").unwrap();
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).unwrap();
+    assert_eq!(&reply[..6], b"SFVA\x01\x00");
+    // Garbage is answered with an error, and the agent keeps serving.
+    let mut s = std::os::unix::net::UnixStream::connect(&paths.socket).unwrap();
+    s.write_all(&[0xff; 64]).unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    assert_eq!(
+        agent_only(&tv2, &["get", "-n", "acme/ci", "consumer_key"]).stdout,
+        b"KEY-1"
+    );
+}
