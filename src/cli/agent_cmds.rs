@@ -180,6 +180,11 @@ pub fn serve(ctx: &Context, args: AgentArgs) -> Result<()> {
         paths.vault.display(),
         paths.socket.display()
     ));
+    if sfvault::secret::memory_lock_failed() {
+        log_line(
+            "warning: the key could not be locked in memory (RLIMIT_MEMLOCK); it may reach swap",
+        );
+    }
     {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(b"ready\n").and_then(|()| out.flush());
