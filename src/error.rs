@@ -51,6 +51,21 @@ pub enum Error {
         waited_secs: u64,
     },
 
+    /// Salesforce refused an OAuth request; its `error` and `error_description` are kept.
+    #[error("Salesforce refused: {error}: {description}{}", hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
+    OAuth {
+        /// The OAuth `error` code (`invalid_grant`, …).
+        error: String,
+        /// The OAuth `error_description`.
+        description: String,
+        /// What to do about it, where the cause is known.
+        hint: Option<String>,
+    },
+
+    /// The network, TLS, or a Salesforce server failure.
+    #[error("{0}")]
+    Network(String),
+
     /// Refused because it would weaken protection: loose permissions, plaintext to a file, and the like.
     #[error("{0}")]
     Unsafe(String),
@@ -90,6 +105,8 @@ impl Error {
             Error::WrongPassphrase { .. } => 4,
             Error::Locked(_) => 5,
             Error::Corrupt { .. } => 6,
+            Error::OAuth { .. } => 7,
+            Error::Network(_) => 8,
             Error::Busy { .. } => 9,
             Error::Unsafe(_) => 10,
             Error::Io { .. } | Error::Other(_) => 1,

@@ -10,6 +10,7 @@
 //! - [`vault`]: the model, the file format (docs/FORMAT.md), the crypto and the atomic store.
 //! - [`secret`]: zeroizing, redacted holders for every secret.
 //! - [`unlock`]: non-interactive passphrase sources for scripts.
+//! - [`oauth`]: the Salesforce OAuth flows, keygen, and the one HTTP client.
 //! - [`agent`]: the background process that keeps a vault open, and its client.
 
 #![deny(unsafe_code)]
@@ -17,6 +18,7 @@
 
 pub mod agent;
 pub mod error;
+pub mod oauth;
 pub mod secret;
 pub mod timefmt;
 pub mod unlock;

@@ -127,6 +127,34 @@ Examples:
     #[command(name = "__agent", hide = true)]
     Agent(AgentArgs),
 
+    /// Run the entry's OAuth flow and keep the tokens in the vault
+    #[command(after_help = "\
+Flows: jwt (consumer_key, username, private_key), client-credentials (consumer_key,
+consumer_secret; My Domain login_url), refresh-token (consumer_key, refresh_token),
+password (deprecated by Salesforce), web (browser + PKCE; keeps a refresh token).
+Examples:
+  sfvault login acme-prod/ci
+  sfvault login acme-dev1/me --flow web        (prints the URL; opens a browser if there is one)")]
+    Login(LoginArgs),
+
+    /// Print a valid access token, renewing it with the entry's flow when stale
+    #[command(after_help = "\
+The cached token is reused while younger than the entry's token_lifetime (default 90m).
+Examples:
+  curl -H \"Authorization: Bearer $(sfvault token acme-prod/ci)\" …
+  sfvault token acme-prod/ci --json   (access_token, instance_url, issued_at, expires_at, username, org_id)")]
+    Token(TokenArgs),
+
+    /// Revoke the stored tokens at Salesforce and forget them
+    Revoke(EntryArg),
+
+    /// Make an RSA key inside the vault; print only the certificate to upload to the connected app
+    #[command(after_help = "\
+Example:
+  sfvault keygen acme-prod/ci > acme-prod-ci.crt
+Upload the certificate in Setup → App Manager → (the app) → Edit → Use digital signatures.")]
+    Keygen(KeygenArgs),
+
     /// Print a shell completion script
     #[command(
         after_help = "Example:\n  sfvault completions bash > ~/.local/share/bash-completion/completions/sfvault"
@@ -285,4 +313,53 @@ pub struct AgentArgs {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     sfvault::timefmt::parse_duration(text)
+}
+
+/// A command that takes only an entry.
+#[derive(Debug, Args)]
+pub struct EntryArg {
+    /// Entry address, ORG/APP
+    pub entry: String,
+}
+
+/// `login`
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Entry address, ORG/APP
+    pub entry: String,
+    /// Flow to run instead of the entry's own
+    #[arg(long, value_name = "FLOW")]
+    pub flow: Option<String>,
+    /// Web flow: how long to wait for the browser
+    #[arg(long, default_value = "5m", value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Web flow: print the URL but do not try to open a browser
+    #[arg(long)]
+    pub no_browser: bool,
+}
+
+/// `token`
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Entry address, ORG/APP
+    pub entry: String,
+    /// Renew even if the cached token is fresh
+    #[arg(long)]
+    pub refresh: bool,
+}
+
+/// `keygen`
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Entry address, ORG/APP
+    pub entry: String,
+    /// Key size: 2048, 3072 or 4096
+    #[arg(long, default_value_t = 2048)]
+    pub bits: usize,
+    /// Certificate validity in days
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Replace an existing private key (the old one is kept in history)
+    #[arg(long)]
+    pub force: bool,
 }

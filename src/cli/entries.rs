@@ -158,17 +158,38 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
 pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
     let name = EntryName::parse(&args.entry)?;
     check_field_name(&args.field)?;
-    let field = ctx.session()?.field(&name, &args.field)?;
+    let mut session = ctx.session()?;
+    if matches!(args.field.as_str(), "access_token" | "instance_url") {
+        // Pseudo-fields: a valid token from the entry's flow, renewed when stale.
+        let t = super::oauth_cmds::valid_token(ctx, &mut session, &name, false)?;
+        let value = if args.field == "access_token" {
+            t.access_token
+        } else {
+            SecretString::new(t.instance_url)
+        };
+        return print_value(ctx, &name, &args.field, &value, args.no_newline);
+    }
+    let field = session.field(&name, &args.field)?;
+    print_value(ctx, &name, &args.field, &field.value, args.no_newline)
+}
+
+fn print_value(
+    ctx: &Context,
+    name: &EntryName,
+    field: &str,
+    value: &SecretString,
+    no_newline: bool,
+) -> Result<()> {
     if ctx.json {
         return print_json(&json!({
             "entry": name.to_string(),
-            "field": args.field,
-            "value": field.value.expose(),
+            "field": field,
+            "value": value.expose(),
         }));
     }
-    let mut text = Zeroizing::new(String::with_capacity(field.value.len() + 1));
-    text.push_str(field.value.expose());
-    if !args.no_newline {
+    let mut text = Zeroizing::new(String::with_capacity(value.len() + 1));
+    text.push_str(value.expose());
+    if !no_newline {
         text.push('\n');
     }
     print(&text)

@@ -4,6 +4,7 @@
 mod agent_cmds;
 pub mod args;
 mod entries;
+mod oauth_cmds;
 mod output;
 mod prompt;
 mod session;
@@ -136,6 +137,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Lock => agent_cmds::lock(&ctx),
         Command::Status => agent_cmds::status(&ctx),
         Command::Agent(a) => agent_cmds::serve(&ctx, a),
+        Command::Login(a) => oauth_cmds::login(&ctx, a),
+        Command::Token(a) => oauth_cmds::token(&ctx, a),
+        Command::Revoke(a) => oauth_cmds::revoke(&ctx, a),
+        Command::Keygen(a) => oauth_cmds::keygen(&ctx, a),
         Command::Add(a) => entries::add(&ctx, a),
         Command::Set(a) => entries::set(&ctx, a),
         Command::Get(a) => entries::get(&ctx, a),

@@ -48,6 +48,23 @@ pub enum Change {
         /// New address.
         to: String,
     },
+    /// Store computed fields (the token cache) and, optionally, secret fields a flow returned
+    /// (a new refresh token).
+    SetComputed {
+        /// `ORG/APP`
+        entry: String,
+        /// Computed fields, written without history.
+        computed: Vec<NewField>,
+        /// Ordinary fields, written with history.
+        fields: Vec<NewField>,
+    },
+    /// Remove fields (the token cache after a revoke).
+    RemoveFields {
+        /// `ORG/APP`
+        entry: String,
+        /// Field names.
+        fields: Vec<String>,
+    },
 }
 
 /// What applying a change did.
@@ -83,6 +100,36 @@ impl Change {
             }
             Change::RenameEntry { from, to } => {
                 data.rename_entry(&EntryName::parse(&from)?, &EntryName::parse(&to)?)?;
+                Ok(ChangeOutcome::Done)
+            }
+            Change::SetComputed {
+                entry,
+                computed,
+                fields,
+            } => {
+                let name = EntryName::parse(&entry)?;
+                for f in &computed {
+                    if !crate::vault::fields::COMPUTED_FIELDS.contains(&f.name.as_str()) {
+                        return Err(crate::Error::Usage(format!(
+                            "{} is not a computed field",
+                            f.name
+                        )));
+                    }
+                }
+                data.set_computed(
+                    &name,
+                    computed.into_iter().map(|f| (f.name, f.value)).collect(),
+                    now,
+                )?;
+                for f in fields {
+                    data.set_field(&name, &f.name, f.value, f.secret, now)?;
+                }
+                Ok(ChangeOutcome::Done)
+            }
+            Change::RemoveFields { entry, fields } => {
+                let name = EntryName::parse(&entry)?;
+                let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+                data.remove_fields(&name, &names)?;
                 Ok(ChangeOutcome::Done)
             }
         }

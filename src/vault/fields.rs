@@ -13,10 +13,17 @@ pub const PUBLIC_FIELDS: &[&str] = &[
     "flow",
     "scopes",
     "callback_url",
+    "token_lifetime",
+    "certificate",
+    "instance_url",
+    "org_id",
+    "user_id",
+    "token_issued_at",
 ];
 
 /// Known fields whose values are secret (masked, never from argv).
 pub const SECRET_FIELDS: &[&str] = &[
+    "access_token",
     "consumer_secret",
     "private_key",
     "password",
@@ -24,8 +31,15 @@ pub const SECRET_FIELDS: &[&str] = &[
     "refresh_token",
 ];
 
-/// Pseudo-fields computed by the OAuth flow; they cannot be set by hand.
-pub const COMPUTED_FIELDS: &[&str] = &["access_token", "instance_url"];
+/// The token cache, written by the OAuth flows only: they cannot be set by hand. `access_token`
+/// and `instance_url` are also the pseudo-fields "a valid token" of references.
+pub const COMPUTED_FIELDS: &[&str] = &[
+    "access_token",
+    "instance_url",
+    "org_id",
+    "user_id",
+    "token_issued_at",
+];
 
 /// The OAuth flows an entry may name in its `flow` field.
 pub const FLOWS: &[&str] = &[
@@ -57,6 +71,11 @@ pub fn check_value(field: &str, value: &SecretString) -> Result<()> {
             "{field} is computed by the entry's OAuth flow and cannot be set; run `sfvault login ORG/APP`"
         )));
     }
+    check_known_value(field, value)
+}
+
+/// Check the value of a known field (computed ones included).
+pub fn check_known_value(field: &str, value: &SecretString) -> Result<()> {
     let text = value.expose();
     if text.is_empty() {
         return Err(Error::Usage(format!(
@@ -69,11 +88,17 @@ pub fn check_value(field: &str, value: &SecretString) -> Result<()> {
             quoted(text),
             FLOWS.join(", ")
         ))),
-        "login_url" | "callback_url" => check_url(field, text),
+        "login_url" | "callback_url" | "instance_url" => check_url(field, text),
+        "token_lifetime" => crate::timefmt::parse_duration(text)
+            .map(drop)
+            .map_err(Error::Usage),
         "private_key" if !looks_like_private_key_pem(text) => Err(Error::Usage(
             "private_key must be a PEM private key (-----BEGIN RSA PRIVATE KEY----- or -----BEGIN PRIVATE KEY-----)"
                 .into(),
         )),
+        "certificate" if !text.trim_start().starts_with("-----BEGIN CERTIFICATE-----") => Err(
+            Error::Usage("certificate must be a PEM certificate (-----BEGIN CERTIFICATE-----)".into()),
+        ),
         "consumer_key" | "username" if text.chars().any(char::is_whitespace) => Err(Error::Usage(
             format!("{field} must not contain white space"),
         )),
@@ -93,7 +118,7 @@ pub fn looks_like_private_key_pem(text: &str) -> bool {
 }
 
 /// URLs must be https, except plain http to a loopback host (used by tests and local tools).
-fn check_url(field: &str, url: &str) -> Result<()> {
+pub fn check_url(field: &str, url: &str) -> Result<()> {
     let lower = url.to_ascii_lowercase();
     let (scheme, rest) = lower.split_once("://").unwrap_or(("", ""));
     let host_port = rest.split(['/', '?', '#']).next().unwrap_or("");

@@ -189,6 +189,49 @@ impl VaultData {
         Ok(SetOutcome::Changed)
     }
 
+    /// Write computed fields (the token cache) without history: old tokens are not worth
+    /// keeping. Values are checked like any known field's.
+    pub fn set_computed(
+        &mut self,
+        name: &EntryName,
+        values: Vec<(String, SecretString)>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let entry = self
+            .entries
+            .get_mut(&name.to_string())
+            .ok_or_else(|| entry_not_found(name))?;
+        for (field, value) in values {
+            check_field_name(&field)?;
+            fields::check_known_value(&field, &value)?;
+            let secret = fields::secret_by_default(&field);
+            entry.fields.insert(
+                field,
+                Field {
+                    value,
+                    secret,
+                    set_at: now,
+                    changed_at: now,
+                    used_at: None,
+                    history: Vec::new(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Remove fields by name (missing ones are ignored); returns how many were removed.
+    pub fn remove_fields(&mut self, name: &EntryName, names: &[&str]) -> Result<usize> {
+        let entry = self
+            .entries
+            .get_mut(&name.to_string())
+            .ok_or_else(|| entry_not_found(name))?;
+        Ok(names
+            .iter()
+            .filter(|f| entry.fields.remove(**f).is_some())
+            .count())
+    }
+
     /// Remove an entry and everything in it.
     pub fn remove_entry(&mut self, name: &EntryName) -> Result<Entry> {
         self.entries

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_sf;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;

@@ -1,0 +1,323 @@
+//! login, token, revoke, keygen: the OAuth flows run here, in the CLI process, with secrets read
+//! from the session (agent or local) and tokens written back to the vault.
+
+use serde_json::json;
+use sfvault::oauth::http::Http;
+use sfvault::oauth::web::{DEFAULT_CALLBACK, WebLogin};
+use sfvault::oauth::{self, Credentials, Flow, Token, keygen};
+use sfvault::secret::SecretString;
+use sfvault::timefmt::rfc3339;
+use sfvault::vault::model::{self, Entry};
+use sfvault::vault::name::EntryName;
+use sfvault::vault::{Change, NewField};
+use sfvault::{Error, Result};
+
+use super::Context;
+use super::args::{EntryArg, KeygenArgs, LoginArgs, TokenArgs};
+use super::output::{print, print_json};
+use super::session::Session;
+
+/// The fields the token cache occupies (plus `refresh_token`, which a revoke also forgets).
+const TOKEN_FIELDS: [&str; 5] = [
+    "access_token",
+    "instance_url",
+    "org_id",
+    "user_id",
+    "token_issued_at",
+];
+
+/// A usable access token and what `token --json` reports about it.
+pub struct ValidToken {
+    pub access_token: SecretString,
+    pub instance_url: String,
+    pub issued_at: model::Timestamp,
+    pub expires_at: model::Timestamp,
+    pub username: Option<String>,
+    pub org_id: Option<String>,
+}
+
+impl ValidToken {
+    /// The cached token of `entry`, if it is younger than the entry's lifetime.
+    fn cached(entry: &Entry, lifetime: i64, now: model::Timestamp) -> Option<ValidToken> {
+        let token = entry.fields.get("access_token")?;
+        let instance = entry.fields.get("instance_url")?;
+        let expires_at = token.set_at + lifetime;
+        (now < expires_at && !token.value.is_empty()).then(|| ValidToken {
+            access_token: token.value.clone(),
+            instance_url: instance.value.expose().to_owned(),
+            issued_at: token.set_at,
+            expires_at,
+            username: entry
+                .fields
+                .get("username")
+                .map(|f| f.value.expose().to_owned()),
+            org_id: entry
+                .fields
+                .get("org_id")
+                .map(|f| f.value.expose().to_owned()),
+        })
+    }
+}
+
+fn warn_password_flow(ctx: &Context, flow: Flow) {
+    if flow == Flow::Password {
+        ctx.note(
+            "sfvault: warning: the username-password flow is blocked in orgs created since Summer '23 \
+             and Salesforce is retiring it; prefer jwt or client-credentials",
+        );
+    }
+}
+
+/// Keep a fresh token in the vault: the cache fields, and a refresh token if one came.
+fn store(session: &mut Session, name: &EntryName, token: &Token) -> Result<()> {
+    let computed = [
+        ("access_token", token.access_token.clone()),
+        (
+            "instance_url",
+            SecretString::new(token.instance_url.clone()),
+        ),
+        ("org_id", SecretString::new(token.org_id.clone())),
+        ("user_id", SecretString::new(token.user_id.clone())),
+        (
+            "token_issued_at",
+            SecretString::new(token.issued_at_ms.to_string()),
+        ),
+    ];
+    let field = |(name, value): (&str, SecretString)| NewField {
+        name: name.to_owned(),
+        value,
+        secret: name == "access_token",
+    };
+    session.apply(Change::SetComputed {
+        entry: name.to_string(),
+        computed: computed.into_iter().map(field).collect(),
+        fields: token
+            .refresh_token
+            .clone()
+            .map(|v| NewField {
+                name: "refresh_token".into(),
+                value: v,
+                secret: true,
+            })
+            .into_iter()
+            .collect(),
+    })?;
+    Ok(())
+}
+
+/// A valid token for `name`: the cached one unless stale or `refresh`, else a new one from the
+/// entry's non-interactive flow (a web entry renews with its refresh token).
+pub fn valid_token(
+    ctx: &Context,
+    session: &mut Session,
+    name: &EntryName,
+    refresh: bool,
+) -> Result<ValidToken> {
+    let entry = session.entry(name, true)?;
+    let creds = Credentials::new(&name.to_string(), &entry);
+    let lifetime = creds.token_lifetime_secs();
+    let now = model::now();
+    if !refresh && let Some(t) = ValidToken::cached(&entry, lifetime, now) {
+        return Ok(t);
+    }
+    let mut flow = creds.flow()?;
+    if flow == Flow::Web {
+        if !entry.fields.contains_key("refresh_token") {
+            return Err(Error::Usage(format!(
+                "{name} uses the web flow and holds no refresh token: run `sfvault login {name}` first"
+            )));
+        }
+        flow = Flow::RefreshToken;
+    }
+    warn_password_flow(ctx, flow);
+    let token = oauth::request_token(&Http::new(), &creds, flow, now)?;
+    store(session, name, &token)?;
+    Ok(ValidToken {
+        issued_at: now,
+        expires_at: now + lifetime,
+        username: entry
+            .fields
+            .get("username")
+            .map(|f| f.value.expose().to_owned()),
+        org_id: Some(token.org_id),
+        instance_url: token.instance_url,
+        access_token: token.access_token,
+    })
+}
+
+pub fn token(ctx: &Context, args: TokenArgs) -> Result<()> {
+    let name = EntryName::parse(&args.entry)?;
+    let mut session = ctx.session()?;
+    let t = valid_token(ctx, &mut session, &name, args.refresh)?;
+    if ctx.json {
+        return print_json(&json!({
+            "access_token": t.access_token.expose(),
+            "instance_url": t.instance_url,
+            "issued_at": rfc3339(t.issued_at),
+            "expires_at": rfc3339(t.expires_at),
+            "username": t.username,
+            "org_id": t.org_id,
+        }));
+    }
+    print(&format!("{}\n", t.access_token.expose()))
+}
+
+pub fn login(ctx: &Context, args: LoginArgs) -> Result<()> {
+    let name = EntryName::parse(&args.entry)?;
+    let forced = args.flow.as_deref().map(Flow::parse).transpose()?;
+    let mut session = ctx.session()?;
+    let entry = session.entry(&name, true)?;
+    let creds = Credentials::new(&name.to_string(), &entry);
+    let flow = match forced {
+        Some(f) => f,
+        None => creds.flow()?,
+    };
+    warn_password_flow(ctx, flow);
+    let http = Http::new();
+    let token = if flow == Flow::Web {
+        web_login(ctx, &http, &entry, &creds, &args)?
+    } else {
+        oauth::request_token(&http, &creds, flow, model::now())?
+    };
+    store(&mut session, &name, &token)?;
+    if ctx.json {
+        return print_json(&json!({
+            "entry": name.to_string(),
+            "flow": flow.name(),
+            "instance_url": token.instance_url,
+            "org_id": token.org_id,
+            "user_id": token.user_id,
+            "refresh_token_stored": token.refresh_token.is_some(),
+        }));
+    }
+    ctx.note(&format!(
+        "Logged in {name} with the {} flow: org {}, user {}, {}{}.",
+        flow.name(),
+        token.org_id,
+        token.user_id,
+        token.instance_url,
+        if token.refresh_token.is_some() {
+            "; refresh token stored"
+        } else {
+            ""
+        }
+    ));
+    Ok(())
+}
+
+fn web_login(
+    ctx: &Context,
+    http: &Http,
+    entry: &Entry,
+    creds: &Credentials<'_>,
+    args: &LoginArgs,
+) -> Result<Token> {
+    let field = |f: &str| entry.fields.get(f).map(|v| v.value.clone());
+    let client_id = field("consumer_key").ok_or_else(|| {
+        Error::NotFound(format!(
+            "{} has no consumer_key, which the web flow needs",
+            args.entry
+        ))
+    })?;
+    let callback =
+        field("callback_url").map_or(DEFAULT_CALLBACK.to_owned(), |v| v.expose().to_owned());
+    let web = WebLogin::start(&callback)?;
+    let login_url = creds.login_url();
+    let scopes = field("scopes");
+    let url = web.authorize_url(
+        &login_url,
+        client_id.expose(),
+        scopes.as_ref().map(|s| s.expose()),
+    );
+    // Always printed (stderr), even with --quiet: without it the login cannot proceed.
+    eprintln!(
+        "Log in to Salesforce in a browser at:\n{url}\nWaiting for the redirect to {} …",
+        web.redirect_uri()
+    );
+    if !args.no_browser && !ctx.quiet && has_display() {
+        let _ = std::process::Command::new("xdg-open")
+            .arg(&url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+    let code = web.wait_for_code(args.timeout)?;
+    web.exchange(
+        http,
+        &login_url,
+        client_id.expose(),
+        field("consumer_secret").as_ref(),
+        &code,
+    )
+}
+
+fn has_display() -> bool {
+    std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+}
+
+pub fn revoke(ctx: &Context, args: EntryArg) -> Result<()> {
+    let name = EntryName::parse(&args.entry)?;
+    let mut session = ctx.session()?;
+    let entry = session.entry(&name, true)?;
+    let creds = Credentials::new(&name.to_string(), &entry);
+    let tokens: Vec<(&str, &SecretString)> = ["refresh_token", "access_token"]
+        .iter()
+        .filter_map(|f| entry.fields.get(*f).map(|v| (*f, &v.value)))
+        .collect();
+    if tokens.is_empty() {
+        ctx.note(&format!("{name} holds no token; nothing to revoke."));
+        return Ok(());
+    }
+    let http = Http::new();
+    for (_, token) in &tokens {
+        oauth::revoke(&http, &creds.login_url(), token)?;
+    }
+    let mut forget: Vec<String> = TOKEN_FIELDS.iter().map(|f| (*f).to_owned()).collect();
+    forget.push("refresh_token".into());
+    session.apply(Change::RemoveFields {
+        entry: name.to_string(),
+        fields: forget,
+    })?;
+    let which: Vec<&str> = tokens.iter().map(|(f, _)| *f).collect();
+    ctx.note(&format!(
+        "Revoked and forgot {} of {name}.",
+        which.join(" and ")
+    ));
+    Ok(())
+}
+
+pub fn keygen(ctx: &Context, args: KeygenArgs) -> Result<()> {
+    let name = EntryName::parse(&args.entry)?;
+    let mut session = ctx.session()?;
+    let entry = session.entry(&name, false)?;
+    if entry.fields.contains_key("private_key") && !args.force {
+        return Err(Error::Other(format!(
+            "{name} already has a private_key; pass --force to replace it (the old one stays in history)"
+        )));
+    }
+    let made = keygen::generate(args.bits, args.days, &format!("sfvault {name}"))?;
+    session.apply(Change::SetComputed {
+        entry: name.to_string(),
+        computed: Vec::new(),
+        fields: vec![
+            NewField {
+                name: "private_key".into(),
+                value: made.private_key,
+                secret: true,
+            },
+            NewField {
+                name: "certificate".into(),
+                value: SecretString::new(made.certificate.clone()),
+                secret: false,
+            },
+        ],
+    })?;
+    print(&format!("{}\n", made.certificate.trim_end()))?;
+    ctx.note(&format!(
+        "The {}-bit private key of {name} is in the vault only. Upload the certificate above to the \
+         connected app (Setup → App Manager → the app → Edit → Use digital signatures).",
+        args.bits
+    ));
+    Ok(())
+}

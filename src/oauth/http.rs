@@ -1,0 +1,104 @@
+//! The one HTTP client: ureq on rustls with ring, proxies from `HTTPS_PROXY`/`ALL_PROXY`
+//! (and `NO_PROXY`), connect and overall timeouts, no redirects for token calls, bodies capped.
+//! Plain `http://` is allowed only to loopback hosts (exit 10 otherwise).
+
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::vault::fields::check_url;
+
+/// Largest response body read.
+pub const MAX_BODY: u64 = 1024 * 1024;
+/// TCP + TLS connect timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Whole-request timeout.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An HTTP response: status and body (zeroized on drop: it may hold tokens).
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Body text, at most [`MAX_BODY`] bytes.
+    pub body: Zeroizing<String>,
+}
+
+/// The client.
+pub struct Http {
+    agent: ureq::Agent,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http::new()
+    }
+}
+
+impl Http {
+    /// A client with sfvault's timeouts and no automatic redirects.
+    pub fn new() -> Http {
+        let config = ureq::Agent::config_builder()
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!("sfvault/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Http {
+            agent: config.into(),
+        }
+    }
+
+    /// POST an `application/x-www-form-urlencoded` body.
+    pub fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<HttpResponse> {
+        check_endpoint(url)?;
+        let response = self
+            .agent
+            .post(url)
+            .header("Accept", "application/json")
+            .send_form(form.iter().copied());
+        read(url, response)
+    }
+
+    /// GET with a bearer token.
+    pub fn get_bearer(&self, url: &str, token: &str) -> Result<HttpResponse> {
+        check_endpoint(url)?;
+        let response = self
+            .agent
+            .get(url)
+            .header("Accept", "application/json")
+            .header("Authorization", &format!("Bearer {token}"))
+            .call();
+        read(url, response)
+    }
+}
+
+/// https, or http to a loopback host; anything else is refused before a connection is made.
+pub fn check_endpoint(url: &str) -> Result<()> {
+    check_url("URL", url)
+}
+
+fn read(
+    url: &str,
+    response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<HttpResponse> {
+    let mut response = response.map_err(|e| network(url, &e))?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY)
+        .read_to_string()
+        .map_err(|e| network(url, &e))?;
+    Ok(HttpResponse {
+        status,
+        body: Zeroizing::new(body),
+    })
+}
+
+fn network(url: &str, e: &ureq::Error) -> Error {
+    // The URL has no secrets (they travel in bodies and headers), so it may be named.
+    let host = url.split('?').next().unwrap_or(url);
+    Error::Network(format!("cannot reach {host}: {e}"))
+}

@@ -1,0 +1,391 @@
+//! Salesforce OAuth flows performed by sfvault itself: the secrets and the private key stay in
+//! the vault's process; what comes out is an access token. docs/OAUTH.md describes each flow.
+//!
+//! - [`http`]: the one HTTP client.
+//! - [`jwt`] and [`pem`]: the JWT bearer assertion, signed by ring.
+//! - [`web`]: the web-server flow with PKCE and a loopback listener.
+//! - [`keygen`]: an RSA key and its self-signed certificate.
+
+pub mod http;
+pub mod jwt;
+pub mod keygen;
+pub mod pem;
+pub mod web;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
+use crate::vault::fields::{self, DEFAULT_LOGIN_URL};
+use crate::vault::model::Entry;
+use http::Http;
+
+/// Default time a cached access token is trusted: Salesforce sends no expiry, sessions last 2 h
+/// by default, so 90 minutes leaves a margin.
+pub const DEFAULT_TOKEN_LIFETIME_SECS: i64 = 90 * 60;
+
+/// The OAuth flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// JWT bearer: a signed assertion, no secret sent.
+    Jwt,
+    /// Client credentials: consumer key and secret, for a "run as" user.
+    ClientCredentials,
+    /// A stored refresh token.
+    RefreshToken,
+    /// Username and password (+ security token); being retired by Salesforce.
+    Password,
+    /// Web server flow with PKCE, in a browser.
+    Web,
+}
+
+impl Flow {
+    /// Parse a `flow` field value.
+    pub fn parse(text: &str) -> Result<Flow> {
+        Ok(match text {
+            "jwt" => Flow::Jwt,
+            "client-credentials" => Flow::ClientCredentials,
+            "refresh-token" => Flow::RefreshToken,
+            "password" => Flow::Password,
+            "web" => Flow::Web,
+            other => {
+                return Err(Error::Usage(format!(
+                    "unknown flow {other:?}: use one of {}",
+                    fields::FLOWS.join(", ")
+                )));
+            }
+        })
+    }
+
+    /// The flow's name as stored in `flow`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flow::Jwt => "jwt",
+            Flow::ClientCredentials => "client-credentials",
+            Flow::RefreshToken => "refresh-token",
+            Flow::Password => "password",
+            Flow::Web => "web",
+        }
+    }
+}
+
+/// What an entry holds for OAuth, read from its fields.
+pub struct Credentials<'a> {
+    entry: &'a Entry,
+    name: String,
+}
+
+impl<'a> Credentials<'a> {
+    /// The credentials of entry `name` (an unmasked entry).
+    pub fn new(name: &str, entry: &'a Entry) -> Credentials<'a> {
+        Credentials {
+            entry,
+            name: name.to_owned(),
+        }
+    }
+
+    fn value(&self, field: &str) -> Option<&'a SecretString> {
+        self.entry.fields.get(field).map(|f| &f.value)
+    }
+
+    fn require(&self, field: &str, flow: Flow) -> Result<&'a SecretString> {
+        self.value(field).filter(|v| !v.is_empty()).ok_or_else(|| {
+            Error::NotFound(format!(
+                "{} has no {field}, which the {} flow needs; set it with `sfvault set {} {field}`",
+                self.name,
+                flow.name(),
+                self.name
+            ))
+        })
+    }
+
+    /// The login URL (default `https://login.salesforce.com`), without a trailing slash.
+    pub fn login_url(&self) -> String {
+        self.value("login_url")
+            .map_or(DEFAULT_LOGIN_URL, |v| v.expose())
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// The flow to use when none is forced: the entry's `flow`, else inferred from what it holds.
+    pub fn flow(&self) -> Result<Flow> {
+        if let Some(flow) = self.value("flow") {
+            return Flow::parse(flow.expose());
+        }
+        let has = |f: &str| self.value(f).is_some();
+        if has("private_key") && has("username") {
+            Ok(Flow::Jwt)
+        } else if has("refresh_token") {
+            Ok(Flow::RefreshToken)
+        } else {
+            Err(Error::Usage(format!(
+                "{} names no flow; set one: sfvault set {} flow jwt|client-credentials|refresh-token|password|web",
+                self.name, self.name
+            )))
+        }
+    }
+
+    /// How long a cached token is trusted (`token_lifetime`, default 90 minutes).
+    pub fn token_lifetime_secs(&self) -> i64 {
+        self.value("token_lifetime")
+            .and_then(|v| crate::timefmt::parse_duration(v.expose()).ok())
+            .map_or(DEFAULT_TOKEN_LIFETIME_SECS, |d| d.as_secs() as i64)
+    }
+}
+
+/// A token Salesforce issued, as parsed from its answer.
+pub struct Token {
+    /// The access token.
+    pub access_token: SecretString,
+    /// Where API calls go.
+    pub instance_url: String,
+    /// The identity URL (`…/id/ORGID/USERID`).
+    pub id: String,
+    /// Org id parsed from `id`.
+    pub org_id: String,
+    /// User id parsed from `id`.
+    pub user_id: String,
+    /// `issued_at` in milliseconds, as Salesforce sent it.
+    pub issued_at_ms: i64,
+    /// A refresh token, for flows that return one.
+    pub refresh_token: Option<SecretString>,
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    access_token: SecretString,
+    instance_url: String,
+    id: String,
+    issued_at: Option<String>,
+    refresh_token: Option<SecretString>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+/// Run a non-interactive flow (everything but [`Flow::Web`]) against the token endpoint.
+pub fn request_token(http: &Http, creds: &Credentials<'_>, flow: Flow, now: i64) -> Result<Token> {
+    let login = creds.login_url();
+    let url = format!("{login}/services/oauth2/token");
+    let key = || creds.require("consumer_key", flow).map(|v| v.expose());
+    let assertion;
+    let password;
+    let mut form: Vec<(&str, &str)> = Vec::new();
+    match flow {
+        Flow::Jwt => {
+            let signer = jwt::signing_key(creds.require("private_key", flow)?)?;
+            let user = creds.require("username", flow)?.expose();
+            assertion = jwt::assertion(&signer, key()?, user, &login, now)?;
+            form.push(("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"));
+            form.push(("assertion", assertion.expose()));
+        }
+        Flow::ClientCredentials => {
+            form.push(("grant_type", "client_credentials"));
+            form.push(("client_id", key()?));
+            form.push((
+                "client_secret",
+                creds.require("consumer_secret", flow)?.expose(),
+            ));
+        }
+        Flow::RefreshToken => {
+            form.push(("grant_type", "refresh_token"));
+            form.push((
+                "refresh_token",
+                creds.require("refresh_token", flow)?.expose(),
+            ));
+            form.push(("client_id", key()?));
+            if let Some(secret) = creds.value("consumer_secret") {
+                form.push(("client_secret", secret.expose()));
+            }
+        }
+        Flow::Password => {
+            let mut joined = creds.require("password", flow)?.expose().to_owned();
+            if let Some(t) = creds.value("security_token") {
+                joined.push_str(t.expose());
+            }
+            password = SecretString::new(joined);
+            form.push(("grant_type", "password"));
+            form.push(("client_id", key()?));
+            form.push((
+                "client_secret",
+                creds.require("consumer_secret", flow)?.expose(),
+            ));
+            form.push(("username", creds.require("username", flow)?.expose()));
+            form.push(("password", password.expose()));
+        }
+        Flow::Web => {
+            return Err(Error::Usage(
+                "the web flow needs a browser: run `sfvault login ORG/APP --flow web`".into(),
+            ));
+        }
+    }
+    token_call(http, &url, &form)
+}
+
+/// POST to a token endpoint and parse the answer.
+pub fn token_call(http: &Http, url: &str, form: &[(&str, &str)]) -> Result<Token> {
+    let response = http.post_form(url, form)?;
+    if response.status != 200 {
+        return Err(error_from(response.status, &response.body));
+    }
+    parse_token(&response.body)
+}
+
+fn parse_token(body: &str) -> Result<Token> {
+    let bad = |why: &str| Error::Network(format!("Salesforce's token answer is unusable: {why}"));
+    let t: TokenBody = serde_json::from_str(body).map_err(|_| bad("not the expected JSON"))?;
+    if t.access_token.is_empty() || t.access_token.len() > 4096 {
+        return Err(bad("no access_token"));
+    }
+    fields::check_url("instance_url", &t.instance_url)
+        .map_err(|_| bad("instance_url is not https"))?;
+    let mut parts = t.id.trim_end_matches('/').rsplit('/');
+    let (user_id, org_id) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let is_id =
+        |s: &str| (15..=18).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric());
+    if !is_id(org_id) || !is_id(user_id) {
+        return Err(bad("id does not end in /ORGID/USERID"));
+    }
+    let issued_at_ms = t
+        .issued_at
+        .as_deref()
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or(0);
+    Ok(Token {
+        org_id: org_id.to_owned(),
+        user_id: user_id.to_owned(),
+        access_token: t.access_token,
+        instance_url: t.instance_url,
+        id: t.id,
+        issued_at_ms,
+        refresh_token: t.refresh_token,
+    })
+}
+
+/// Turn an error answer into exit 7 with Salesforce's words and a hint (5xx: exit 8).
+pub fn error_from(status: u16, body: &str) -> Error {
+    if status >= 500 {
+        return Error::Network(format!(
+            "Salesforce answered HTTP {status}; try again later"
+        ));
+    }
+    match serde_json::from_str::<ErrorBody>(body) {
+        Ok(e) => {
+            let error: String = e
+                .error
+                .chars()
+                .take(100)
+                .filter(|c| !c.is_control())
+                .collect();
+            let description: String = e
+                .error_description
+                .chars()
+                .take(300)
+                .filter(|c| !c.is_control())
+                .collect();
+            Error::OAuth {
+                hint: hint(&error, &description),
+                error,
+                description,
+            }
+        }
+        Err(_) => Error::OAuth {
+            error: format!("http_{status}"),
+            description: "the answer was not Salesforce's JSON error".into(),
+            hint: None,
+        },
+    }
+}
+
+/// What to do about the errors whose cause is known.
+fn hint(error: &str, description: &str) -> Option<String> {
+    let d = description.to_ascii_lowercase();
+    let h = if d.contains("hasn't approved") || d.contains("has not approved") {
+        "pre-authorise the user: in Setup → App Manager → (the app) → Manage → Edit Policies, set \
+         Permitted Users to 'Admin approved users are pre-authorized' and add the user's profile or \
+         permission set"
+    } else if d.contains("audience is invalid") {
+        "aud is the login URL: use https://test.salesforce.com for sandboxes, \
+         https://login.salesforce.com for production, or the My Domain URL (sfvault set ORG/APP login_url …)"
+    } else if d.contains("expired access/refresh token") {
+        "the refresh token expired or was revoked: log in again with `sfvault login ORG/APP --flow web`"
+    } else if d.contains("authentication failure") {
+        "wrong username, password or security token, or the user is locked out"
+    } else if d.contains("no client credentials user") {
+        "set a 'Run As' user in the connected app's Client Credentials Flow settings"
+    } else if error == "invalid_client_id" {
+        "this org does not know the consumer key: check consumer_key, and login_url (sandbox or production)"
+    } else if error == "invalid_client_credentials" || error == "invalid_client" {
+        "the consumer secret is wrong or was regenerated: sfvault set ORG/APP consumer_secret"
+    } else if error == "unsupported_grant_type" {
+        "this flow is not enabled for the connected app (Setup → App Manager → the app → OAuth settings)"
+    } else if error == "inactive_user" {
+        "the Salesforce user is inactive"
+    } else if error == "inactive_org" {
+        "the org is inactive, locked or expired"
+    } else if error == "rate_limit_exceeded" {
+        "too many logins in a short time: wait a few minutes"
+    } else {
+        return None;
+    };
+    Some(h.to_owned())
+}
+
+/// Revoke `token` at `{login}/services/oauth2/revoke`. An `invalid_token` answer means it was
+/// already dead, which is success too.
+pub fn revoke(http: &Http, login_url: &str, token: &SecretString) -> Result<()> {
+    let url = format!("{}/services/oauth2/revoke", login_url.trim_end_matches('/'));
+    let response = http.post_form(&url, &[("token", token.expose())])?;
+    match response.status {
+        200 => Ok(()),
+        _ => match error_from(response.status, &response.body) {
+            Error::OAuth { error, .. } if error == "invalid_token" => Ok(()),
+            other => Err(other),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_answers_parse_strictly() {
+        let ok = r#"{"access_token":"00D!AQ","instance_url":"https://acme.my.salesforce.com",
+            "id":"https://login.salesforce.com/id/00D5g000000XXXXEAA/0055g00000YYYYYAAA",
+            "token_type":"Bearer","issued_at":"1764370000000","signature":"x"}"#;
+        let t = parse_token(ok).unwrap();
+        assert_eq!(t.org_id, "00D5g000000XXXXEAA");
+        assert_eq!(t.user_id, "0055g00000YYYYYAAA");
+        assert_eq!(t.issued_at_ms, 1_764_370_000_000);
+        for bad in [
+            "{}",
+            "not json",
+            r#"{"access_token":"x","instance_url":"http://evil.example","id":"https://l/id/00D5g000000XXXXEAA/0055g00000YYYYYAAA"}"#,
+            r#"{"access_token":"x","instance_url":"https://a.b","id":"https://l/id/x/y"}"#,
+        ] {
+            assert!(parse_token(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_carry_hints() {
+        let e = error_from(
+            400,
+            r#"{"error":"invalid_grant","error_description":"user hasn't approved this consumer"}"#,
+        );
+        assert_eq!(e.exit_code(), 7);
+        assert!(e.to_string().contains("pre-authorise"));
+        let e = error_from(
+            400,
+            r#"{"error":"invalid_grant","error_description":"audience is invalid"}"#,
+        );
+        assert!(e.to_string().contains("test.salesforce.com"));
+        assert_eq!(error_from(503, "").exit_code(), 8);
+        assert_eq!(error_from(401, "<html>").exit_code(), 7);
+    }
+}
