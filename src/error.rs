@@ -86,6 +86,16 @@ pub enum Error {
     #[error("{0}")]
     Other(String),
 
+    /// A program sfvault was asked to run could not be started (126: not executable,
+    /// 127: not found), as shells report it.
+    #[error("{message}")]
+    Exec {
+        /// 126 or 127.
+        code: i32,
+        /// What failed.
+        message: String,
+    },
+
     /// An error reported by the agent, carrying its exit-code class.
     #[error("{message}")]
     Remote {
@@ -110,7 +120,7 @@ impl Error {
             Error::Busy { .. } => 9,
             Error::Unsafe(_) => 10,
             Error::Io { .. } | Error::Other(_) => 1,
-            Error::Remote { code, .. } => *code,
+            Error::Remote { code, .. } | Error::Exec { code, .. } => *code,
         }
     }
 

@@ -11,6 +11,7 @@
 //! - [`secret`]: zeroizing, redacted holders for every secret.
 //! - [`unlock`]: non-interactive passphrase sources for scripts.
 //! - [`oauth`]: the Salesforce OAuth flows, keygen, and the one HTTP client.
+//! - [`handoff`]: references, templates, env files, SFDX URLs and in-memory key files.
 //! - [`agent`]: the background process that keeps a vault open, and its client.
 
 #![deny(unsafe_code)]
@@ -18,6 +19,7 @@
 
 pub mod agent;
 pub mod error;
+pub mod handoff;
 pub mod oauth;
 pub mod secret;
 pub mod timefmt;

@@ -152,16 +152,40 @@ pub fn memory_lock_failed() -> bool {
 /// Call once, before any secret is read. Failures are returned for the caller to report; the
 /// process works on regardless.
 pub fn harden_process() -> std::io::Result<()> {
-    use rustix::process::{DumpableBehavior, Resource, Rlimit, set_dumpable_behavior, setrlimit};
+    use rustix::process::{
+        DumpableBehavior, Resource, Rlimit, getrlimit, set_dumpable_behavior, setrlimit,
+    };
+    let limit = getrlimit(Resource::Core);
+    let _ = ORIGINAL_CORE_LIMIT.set(limit.current);
+    // Only the soft limit: the hard one stays, so a program we exec (`sfvault exec`) gets the
+    // user's own setting back.
     setrlimit(
         Resource::Core,
         Rlimit {
             current: Some(0),
-            maximum: Some(0),
+            maximum: limit.maximum,
         },
     )?;
     set_dumpable_behavior(DumpableBehavior::NotDumpable)?;
     Ok(())
+}
+
+static ORIGINAL_CORE_LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+
+/// Give the core-dump limit back to what it was before [`harden_process`], just before this
+/// process execs another program (dumpability is reset by the kernel at exec).
+pub fn restore_core_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    if let Some(original) = ORIGINAL_CORE_LIMIT.get() {
+        let maximum = getrlimit(Resource::Core).maximum;
+        let _ = setrlimit(
+            Resource::Core,
+            Rlimit {
+                current: *original,
+                maximum,
+            },
+        );
+    }
 }
 
 #[cfg(test)]

@@ -106,6 +106,50 @@ The new passphrase comes from --new-passphrase-fd N, SFVAULT_NEW_PASSPHRASE_FILE
 (asked twice). --kdf-* options set new Argon2id costs at the same time.")]
     Passwd(PasswdArgs),
 
+    /// Run a command with the entry's credentials (and a fresh token) in its environment
+    #[command(after_help = "\
+The child gets SF_CONSUMER_KEY, SF_USERNAME, SF_LOGIN_URL and, unless --no-token, SF_ACCESS_TOKEN,
+SF_INSTANCE_URL, SF_TARGET_ORG (= the token) and SF_ORG_INSTANCE_URL, so `sf` works against the
+org without an auth file. Secrets only when asked: --with consumer_secret gives SF_CONSUMER_SECRET;
+--with private_key gives SF_JWT_KEY_FILE=/dev/fd/N, an in-memory file (never on disk) that the
+child can read as often as it likes. sfvault becomes the command (exec): its exit code and the
+signals sent to it are the command's.
+Examples:
+  sfvault exec acme-prod/ci -- sf project deploy start --source-dir force-app
+  sfvault exec acme-prod/ci --no-token --with private_key -- \\
+      sh -c 'sf org login jwt --client-id \"$SF_CONSUMER_KEY\" --jwt-key-file \"$SF_JWT_KEY_FILE\" --username \"$SF_USERNAME\"'")]
+    Exec(ExecArgs),
+
+    /// Run a command with every sfvault:// reference in its environment (or an env file) resolved
+    #[command(after_help = "\
+Every environment value of the form sfvault://ORG/APP/FIELD is replaced by the value; with
+--env-file F, the KEY=VALUE lines of F are added (references resolved too). A reference that
+cannot be resolved stops everything (exit 3) before the command starts.
+Example:
+  SF_CLIENT_ID=sfvault://acme-prod/ci/consumer_key sfvault run --env-file .env.refs -- ./backup.sh")]
+    Run(RunArgs),
+
+    /// Print a template with {{ sfvault://ORG/APP/FIELD }} placeholders resolved, to stdout
+    #[command(after_help = "\
+Writing secrets into a regular file is refused (exit 10) unless --force-plaintext; pipes are fine.
+Example:
+  sfvault inject -i config.tpl | kubectl create secret generic sf --from-file=config=/dev/stdin")]
+    Inject(InjectArgs),
+
+    /// Print an entry's credentials as env lines, JSON, or an SFDX auth URL, to stdout
+    #[command(after_help = "\
+Examples:
+  sfvault export acme-prod/ci --format sfdx-url | sf org login sfdx-url --sfdx-url-stdin
+  sfvault export acme-prod/ci --format json     (a credential process for backup tools)")]
+    Export(ExportArgs),
+
+    /// Create or update an entry from stdin (sfdx-url, json, dotenv)
+    #[command(after_help = "\
+Examples:
+  sf org display --verbose --json | jq -r .result.sfdxAuthUrl | sfvault import acme-prod/me --format sfdx-url
+  sfvault import acme-uat/ci --format dotenv < .env && shred -u .env")]
+    Import(ImportArgs),
+
     /// Start an agent that keeps the vault open for scripts, then return
     #[command(after_help = "\
 The agent holds the vault's key in locked memory and answers other sfvault commands over a
@@ -362,4 +406,87 @@ pub struct KeygenArgs {
     /// Replace an existing private key (the old one is kept in history)
     #[arg(long)]
     pub force: bool,
+}
+
+/// `exec`
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Entry address, ORG/APP
+    pub entry: String,
+    /// Do not get an access token (no OAuth call)
+    #[arg(long)]
+    pub no_token: bool,
+    /// Also pass this field (consumer_secret, private_key, password, …); repeatable
+    #[arg(long = "with", value_name = "FIELD")]
+    pub with: Vec<String>,
+    /// The command and its arguments
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// `run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A dotenv file whose values may be references
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// The command and its arguments
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// `inject`
+#[derive(Debug, Args)]
+pub struct InjectArgs {
+    /// Template file (default: stdin)
+    #[arg(short = 'i', long = "in-file", value_name = "TEMPLATE")]
+    pub input: Option<PathBuf>,
+    /// Allow stdout to be a regular file
+    #[arg(long)]
+    pub force_plaintext: bool,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// SF_* variable lines, shell-quoted
+    Env,
+    /// One JSON object (consumer_key, access_token, instance_url, expires_at, …)
+    Json,
+    /// force://CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN@HOST
+    SfdxUrl,
+}
+
+/// Import formats.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ImportFormat {
+    /// force://CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN@HOST
+    SfdxUrl,
+    /// The JSON that `export --format json` writes
+    Json,
+    /// KEY=VALUE lines (SF_CONSUMER_KEY or consumer_key style names)
+    Dotenv,
+}
+
+/// `export`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Entry address, ORG/APP
+    pub entry: String,
+    /// Output format
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Allow stdout to be a regular file
+    #[arg(long)]
+    pub force_plaintext: bool,
+}
+
+/// `import`
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Entry address, ORG/APP (created if missing)
+    pub entry: String,
+    /// Input format
+    #[arg(long, value_enum)]
+    pub format: ImportFormat,
 }

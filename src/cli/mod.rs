@@ -4,6 +4,7 @@
 mod agent_cmds;
 pub mod args;
 mod entries;
+mod handoff_cmds;
 mod oauth_cmds;
 mod output;
 mod prompt;
@@ -137,6 +138,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Lock => agent_cmds::lock(&ctx),
         Command::Status => agent_cmds::status(&ctx),
         Command::Agent(a) => agent_cmds::serve(&ctx, a),
+        Command::Exec(a) => handoff_cmds::exec(&ctx, a),
+        Command::Run(a) => handoff_cmds::run(&ctx, a),
+        Command::Inject(a) => handoff_cmds::inject(&ctx, a),
+        Command::Export(a) => handoff_cmds::export(&ctx, a),
+        Command::Import(a) => handoff_cmds::import(&ctx, a),
         Command::Login(a) => oauth_cmds::login(&ctx, a),
         Command::Token(a) => oauth_cmds::token(&ctx, a),
         Command::Revoke(a) => oauth_cmds::revoke(&ctx, a),

@@ -122,6 +122,25 @@ pub fn field_value(
     }
 }
 
+/// Read all of stdin as UTF-8 text, at most `max` bytes.
+pub fn read_stdin_limited(what: &str, max: usize) -> Result<String> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(4096));
+    std::io::stdin()
+        .lock()
+        .take(max as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::Other(format!("cannot read {what} from stdin: {e}")))?;
+    if buf.len() > max {
+        return Err(Error::Usage(format!(
+            "{what} on stdin is larger than {} KiB",
+            max / 1024
+        )));
+    }
+    std::str::from_utf8(&buf)
+        .map(str::to_owned)
+        .map_err(|_| Error::Usage(format!("{what} on stdin is not valid UTF-8")))
+}
+
 /// Read a whole value from stdin, bounded, as UTF-8, with one trailing newline removed.
 pub fn read_stdin(field: &str) -> Result<SecretString> {
     let mut buf = Zeroizing::new(Vec::with_capacity(4096));
