@@ -96,6 +96,10 @@ pub enum Error {
         message: String,
     },
 
+    /// Exit with this code; whatever needed saying was already printed (e.g. `audit` findings).
+    #[error("")]
+    Exit(i32),
+
     /// An error reported by the agent, carrying its exit-code class.
     #[error("{message}")]
     Remote {
@@ -121,6 +125,7 @@ impl Error {
             Error::Unsafe(_) => 10,
             Error::Io { .. } | Error::Other(_) => 1,
             Error::Remote { code, .. } | Error::Exec { code, .. } => *code,
+            Error::Exit(code) => *code,
         }
     }
 

@@ -12,12 +12,14 @@
 //! - [`unlock`]: non-interactive passphrase sources for scripts.
 //! - [`oauth`]: the Salesforce OAuth flows, keygen, and the one HTTP client.
 //! - [`handoff`]: references, templates, env files, SFDX URLs and in-memory key files.
+//! - [`audit`]: stale, unused, missing or weak credentials.
 //! - [`agent`]: the background process that keeps a vault open, and its client.
 
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod audit;
 pub mod error;
 pub mod handoff;
 pub mod oauth;

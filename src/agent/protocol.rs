@@ -89,6 +89,8 @@ pub struct AgentStatus {
     pub idle_timeout_secs: u64,
     /// Seconds until the agent locks, if it will (the sooner of idle and lifetime limits).
     pub locks_in_secs: Option<u64>,
+    /// The vault's history limit setting.
+    pub history_limit: u32,
 }
 
 /// Why a frame could not be read.

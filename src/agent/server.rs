@@ -284,6 +284,7 @@ fn status(st: &State<'_>, limits: Limits) -> AgentStatus {
         pid: std::process::id(),
         idle_timeout_secs: limits.idle_timeout.map_or(0, |t| t.as_secs()),
         locks_in_secs: left.map(|d| d.as_secs()),
+        history_limit: st.vault.data.settings.history_limit,
     }
 }
 

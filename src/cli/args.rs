@@ -150,6 +150,42 @@ Examples:
   sfvault import acme-uat/ci --format dotenv < .env && shred -u .env")]
     Import(ImportArgs),
 
+    /// Replace a secret with a new value, keeping the old one in history
+    #[command(after_help = "\
+The new value comes from a hidden prompt or stdin; for private_key a new RSA key is generated and
+its certificate printed. For consumer_secret, sfvault says where Salesforce regenerates it.
+Examples:
+  sfvault rotate acme-prod/ci private_key > new.crt
+  pbpaste | sfvault rotate acme-prod/ci consumer_secret")]
+    Rotate(RotateArgs),
+
+    /// Show when a field's past values were set and replaced (values only with --reveal)
+    History(HistoryArgs),
+
+    /// Report stale, unused, missing or weak credentials; exit 1 when anything is found
+    #[command(after_help = "\
+Checks: secrets older than --max-age (default 90d) or never used; fields a flow needs but lacks;
+RSA keys under 2048 bits; certificates expiring within 30 days; non-https login URLs; a vault KDF
+below the default. Exit 0 when clean, 1 when anything is found, so CI can gate on it.")]
+    Audit(AuditArgs),
+
+    /// Write an encrypted copy of the vault
+    #[command(after_help = "\
+The copy is the vault file itself (same passphrase), taken under the lock. With
+--backup-passphrase-fd N it is re-encrypted under another passphrase and a new key.
+Example:
+  sfvault backup /mnt/usb/sfvault-$(date +%F).sfv")]
+    Backup(BackupArgs),
+
+    /// Replace the vault with a backup, after checking the backup opens
+    #[command(after_help = "\
+The backup is decrypted with the passphrase sources (or a prompt) before anything changes; the
+replaced vault is kept as vault.sfv.bak. The vault's passphrase becomes the backup's.")]
+    Restore(RestoreArgs),
+
+    /// Show or change vault settings (history-limit)
+    Config(ConfigArgs),
+
     /// Start an agent that keeps the vault open for scripts, then return
     #[command(after_help = "\
 The agent holds the vault's key in locked memory and answers other sfvault commands over a
@@ -265,6 +301,9 @@ pub struct SetArgs {
     /// Mark a user-defined field as not secret (shown by `show`, settable from the command line)
     #[arg(long)]
     pub public: bool,
+    /// Bring back past value N instead (1 = the most recent; see `sfvault history`)
+    #[arg(long, value_name = "N", conflicts_with_all = ["value", "public"])]
+    pub restore: Option<u32>,
 }
 
 /// `get`
@@ -489,4 +528,68 @@ pub struct ImportArgs {
     /// Input format
     #[arg(long, value_enum)]
     pub format: ImportFormat,
+}
+
+/// `rotate`
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Entry address, ORG/APP
+    pub entry: String,
+    /// The secret field to rotate
+    pub field: String,
+    /// private_key: new key size
+    #[arg(long, default_value_t = 2048)]
+    pub bits: usize,
+    /// private_key: certificate validity in days
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+}
+
+/// `history`
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Entry address, ORG/APP
+    pub entry: String,
+    /// Only this field
+    pub field: Option<String>,
+    /// Show the past values too
+    #[arg(long)]
+    pub reveal: bool,
+}
+
+/// `audit`
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Secrets unchanged for longer than this are stale
+    #[arg(long, default_value = "90d", value_name = "DUR", value_parser = parse_duration)]
+    pub max_age: std::time::Duration,
+}
+
+/// `backup`
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the copy
+    pub path: PathBuf,
+    /// Replace an existing file
+    #[arg(long)]
+    pub force: bool,
+    /// Encrypt the copy under the passphrase read from this descriptor (and a new key)
+    #[arg(long, value_name = "N")]
+    pub backup_passphrase_fd: Option<u32>,
+}
+
+/// `restore`
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file
+    pub path: PathBuf,
+}
+
+/// `config`
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Setting name: history-limit
+    pub key: Option<String>,
+    /// New value
+    pub value: Option<String>,
 }

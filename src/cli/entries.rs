@@ -120,6 +120,18 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
         fields::check_value(&args.field, &SecretString::new(value.to_owned()))?;
     }
     let mut session = ctx.session()?;
+    if let Some(index) = args.restore {
+        session.apply(Change::RestoreField {
+            entry: name.to_string(),
+            field: args.field.clone(),
+            index,
+        })?;
+        ctx.note(&format!(
+            "{name} {}: past value {index} restored (the replaced value is kept in history).",
+            args.field
+        ));
+        return Ok(());
+    }
     let existing_secret = match session.field(&name, &args.field) {
         Ok(f) => Some(f.secret),
         Err(e) if e.exit_code() == 3 => {

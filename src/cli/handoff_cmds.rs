@@ -79,6 +79,9 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> Result<()> {
             env.push((format!("SF_{}", field.to_ascii_uppercase()), value));
         }
     }
+    let mut used = vec!["consumer_key", "username"];
+    used.extend(args.with.iter().map(String::as_str));
+    session.mark_used(&name, &entry, &used);
     drop(session);
     let result = exec_command(&args.command, &env);
     drop(key_file);
@@ -120,15 +123,31 @@ struct Resolver<'c> {
     session: Option<Session>,
     entries: BTreeMap<EntryName, Entry>,
     tokens: BTreeMap<EntryName, ValidToken>,
+    used: BTreeMap<EntryName, Vec<String>>,
 }
 
 impl<'c> Resolver<'c> {
+    /// Record the use of every field resolved.
+    fn finish(mut self) {
+        let used: Vec<(EntryName, Entry, Vec<String>)> = std::mem::take(&mut self.used)
+            .into_iter()
+            .filter_map(|(name, fields)| self.entries.get(&name).map(|e| (name, e.clone(), fields)))
+            .collect();
+        if let Some(session) = self.session.as_mut() {
+            for (name, entry, fields) in used {
+                let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+                session.mark_used(&name, &entry, &refs);
+            }
+        }
+    }
+
     fn new(ctx: &'c Context) -> Self {
         Resolver {
             ctx,
             session: None,
             entries: BTreeMap::new(),
             tokens: BTreeMap::new(),
+            used: BTreeMap::new(),
         }
     }
 
@@ -157,6 +176,10 @@ impl<'c> Resolver<'c> {
             let e = self.session()?.entry(&r.entry, true)?;
             self.entries.insert(r.entry.clone(), e);
         }
+        self.used
+            .entry(r.entry.clone())
+            .or_default()
+            .push(r.field.clone());
         value_of(&self.entries[&r.entry], &r.field)
             .ok_or_else(|| Error::NotFound(format!("{r}: {} has no field {}", r.entry, r.field)))
     }
@@ -189,7 +212,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
             env.push((key, value));
         }
     }
-    drop(resolver);
+    resolver.finish();
     exec_command(&args.command, &env)
 }
 
@@ -253,6 +276,7 @@ pub fn inject(ctx: &Context, args: InjectArgs) -> Result<()> {
             Piece::Ref(r) => out.push_str(resolver.resolve(r)?.expose()),
         }
     }
+    resolver.finish();
     print(&out)
 }
 

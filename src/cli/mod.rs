@@ -5,6 +5,7 @@ mod agent_cmds;
 pub mod args;
 mod entries;
 mod handoff_cmds;
+mod lifecycle_cmds;
 mod oauth_cmds;
 mod output;
 mod prompt;
@@ -143,6 +144,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inject(a) => handoff_cmds::inject(&ctx, a),
         Command::Export(a) => handoff_cmds::export(&ctx, a),
         Command::Import(a) => handoff_cmds::import(&ctx, a),
+        Command::Rotate(a) => lifecycle_cmds::rotate(&ctx, a),
+        Command::History(a) => lifecycle_cmds::history(&ctx, a),
+        Command::Audit(a) => lifecycle_cmds::audit(&ctx, a),
+        Command::Backup(a) => lifecycle_cmds::backup(&ctx, a),
+        Command::Restore(a) => lifecycle_cmds::restore(&ctx, a),
+        Command::Config(a) => lifecycle_cmds::config(&ctx, a),
         Command::Login(a) => oauth_cmds::login(&ctx, a),
         Command::Token(a) => oauth_cmds::token(&ctx, a),
         Command::Revoke(a) => oauth_cmds::revoke(&ctx, a),

@@ -68,6 +68,18 @@ fn warn_password_flow(ctx: &Context, flow: Flow) {
     }
 }
 
+/// The fields a flow reads: what it requires, and the consumer secret whenever it is sent.
+fn flow_fields(flow: Flow) -> Vec<&'static str> {
+    let mut fields = sfvault::audit::required(flow).to_vec();
+    if flow != Flow::Jwt && !fields.contains(&"consumer_secret") {
+        fields.push("consumer_secret");
+    }
+    if flow == Flow::Password {
+        fields.push("security_token");
+    }
+    fields
+}
+
 /// Keep a fresh token in the vault: the cache fields, and a refresh token if one came.
 fn store(session: &mut Session, name: &EntryName, token: &Token) -> Result<()> {
     let computed = [
@@ -132,6 +144,7 @@ pub fn valid_token(
     warn_password_flow(ctx, flow);
     let token = oauth::request_token(&Http::new(), &creds, flow, now)?;
     store(session, name, &token)?;
+    session.mark_used(name, &entry, &flow_fields(flow));
     Ok(ValidToken {
         issued_at: now,
         expires_at: now + lifetime,
@@ -180,6 +193,7 @@ pub fn login(ctx: &Context, args: LoginArgs) -> Result<()> {
         oauth::request_token(&http, &creds, flow, model::now())?
     };
     store(&mut session, &name, &token)?;
+    session.mark_used(&name, &entry, &flow_fields(flow));
     if ctx.json {
         return print_json(&json!({
             "entry": name.to_string(),

@@ -73,6 +73,44 @@ impl Session {
         }
     }
 
+    /// Record that `fields` of `entry` were used, at most once an hour per field (so scripts
+    /// that hand off constantly do not rewrite the vault each time). Failure only warns: the
+    /// hand-off itself matters more than its bookkeeping.
+    pub fn mark_used(&mut self, name: &EntryName, entry: &Entry, fields: &[&str]) {
+        let now = model::now();
+        let stale: Vec<String> = fields
+            .iter()
+            .filter(|f| {
+                entry
+                    .fields
+                    .get(**f)
+                    .is_some_and(|v| v.used_at.is_none_or(|t| now - t >= 3600))
+            })
+            .map(|f| (*f).to_owned())
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        let change = Change::MarkUsed {
+            entry: name.to_string(),
+            fields: stale,
+        };
+        if let Err(e) = self.apply(change) {
+            eprintln!("sfvault: warning: could not record the use of {name}: {e}");
+        }
+    }
+
+    /// The vault's history limit.
+    pub fn history_limit(&self) -> Result<u32> {
+        match self {
+            Session::Agent(agent) => match agent.call(&Request::Status)? {
+                Response::Status(st) => Ok(st.history_limit),
+                _ => Err(unexpected("a status request")),
+            },
+            Session::Local(vault) => Ok(vault.data.settings.history_limit),
+        }
+    }
+
     /// Apply a change and save it.
     pub fn apply(&mut self, change: Change) -> Result<ChangeOutcome> {
         match self {

@@ -58,6 +58,24 @@ pub enum Change {
         /// Ordinary fields, written with history.
         fields: Vec<NewField>,
     },
+    /// Make past value `index` (1 = most recent) of a field current again.
+    RestoreField {
+        /// `ORG/APP`
+        entry: String,
+        /// Field name.
+        field: String,
+        /// Which past value.
+        index: u32,
+    },
+    /// Record that fields were used by a flow or a hand-off.
+    MarkUsed {
+        /// `ORG/APP`
+        entry: String,
+        /// Field names.
+        fields: Vec<String>,
+    },
+    /// Set the vault's history limit.
+    SetHistoryLimit(u32),
     /// Remove fields (the token cache after a revoke).
     RemoveFields {
         /// `ORG/APP`
@@ -124,6 +142,23 @@ impl Change {
                 for f in fields {
                     data.set_field(&name, &f.name, f.value, f.secret, now)?;
                 }
+                Ok(ChangeOutcome::Done)
+            }
+            Change::RestoreField {
+                entry,
+                field,
+                index,
+            } => {
+                let name = EntryName::parse(&entry)?;
+                data.restore_field(&name, &field, index as usize, now)
+                    .map(ChangeOutcome::Field)
+            }
+            Change::MarkUsed { entry, fields } => {
+                data.mark_used(&EntryName::parse(&entry)?, &fields, now)?;
+                Ok(ChangeOutcome::Done)
+            }
+            Change::SetHistoryLimit(limit) => {
+                data.set_history_limit(limit)?;
                 Ok(ChangeOutcome::Done)
             }
             Change::RemoveFields { entry, fields } => {

@@ -189,6 +189,58 @@ impl VaultData {
         Ok(SetOutcome::Changed)
     }
 
+    /// Make past value `n` (1 = the most recently replaced) current again; the current value
+    /// goes to history like any change.
+    pub fn restore_field(
+        &mut self,
+        name: &EntryName,
+        field: &str,
+        n: usize,
+        now: Timestamp,
+    ) -> Result<SetOutcome> {
+        let f = self.field(name, field)?;
+        let len = f.history.len();
+        if n == 0 || n > len {
+            return Err(Error::NotFound(format!(
+                "{name} {field} has {len} past value(s); `sfvault history {name} {field}` lists them"
+            )));
+        }
+        let value = f.history[len - n].value.clone();
+        let secret = f.secret;
+        self.set_field(name, field, value, secret, now)
+    }
+
+    /// Record that fields were used by a flow or a hand-off.
+    pub fn mark_used(&mut self, name: &EntryName, fields: &[String], now: Timestamp) -> Result<()> {
+        let entry = self
+            .entries
+            .get_mut(&name.to_string())
+            .ok_or_else(|| entry_not_found(name))?;
+        for f in fields {
+            if let Some(field) = entry.fields.get_mut(f) {
+                field.used_at = Some(now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Change how many past values each field keeps (trimming longer histories now).
+    pub fn set_history_limit(&mut self, limit: u32) -> Result<()> {
+        if limit > MAX_HISTORY_LIMIT {
+            return Err(Error::Usage(format!(
+                "the history limit is at most {MAX_HISTORY_LIMIT}"
+            )));
+        }
+        self.settings.history_limit = limit;
+        for entry in self.entries.values_mut() {
+            for field in entry.fields.values_mut() {
+                let excess = field.history.len().saturating_sub(limit as usize);
+                field.history.drain(..excess);
+            }
+        }
+        Ok(())
+    }
+
     /// Write computed fields (the token cache) without history: old tokens are not worth
     /// keeping. Values are checked like any known field's.
     pub fn set_computed(
@@ -349,6 +401,23 @@ mod tests {
         assert_eq!(v.entry(&a).unwrap_err().exit_code(), 3);
         v.remove_entry(&b).unwrap();
         assert!(v.entries.is_empty());
+    }
+
+    #[test]
+    fn restore_brings_back_the_nth_most_recent_past_value() {
+        let mut v = VaultData::default();
+        let n = name("acme/ci");
+        v.add_entry(&n, 0).unwrap();
+        for i in 0..7 {
+            v.set_field(&n, "consumer_secret", val(&format!("s{i}")), true, i)
+                .unwrap();
+        }
+        // history: s1..s5 (oldest first); 1 = s5, 2 = s4
+        v.restore_field(&n, "consumer_secret", 2, 100).unwrap();
+        assert_eq!(v.field(&n, "consumer_secret").unwrap().value.expose(), "s4");
+        assert!(v.restore_field(&n, "consumer_secret", 6, 101).is_err());
+        v.set_history_limit(2).unwrap();
+        assert_eq!(v.field(&n, "consumer_secret").unwrap().history.len(), 2);
     }
 
     #[test]

@@ -220,31 +220,40 @@ impl Store {
 
     /// Atomically replace the vault with `data` sealed under `key`. The caller holds the lock.
     /// Returns the stamp of the file written.
-    fn write(&self, _guard: &LockGuard, data: &VaultData, key: &VaultKey) -> Result<FileStamp> {
+    fn write(&self, guard: &LockGuard, data: &VaultData, key: &VaultKey) -> Result<FileStamp> {
         let bytes = format::seal(data, key).map_err(Error::Other)?;
+        self.write_bytes(guard, &bytes)
+    }
+
+    /// Atomically replace the vault file with `bytes`, keeping the old one as `.bak`.
+    fn write_bytes(&self, _guard: &LockGuard, bytes: &[u8]) -> Result<FileStamp> {
+        let keep = fs::symlink_metadata(&self.path).is_ok();
+        atomic_write(&self.path, bytes, || {
+            if keep { self.keep_backup() } else { Ok(()) }
+        })
+    }
+
+    /// Copy the vault as it is (encrypted, same passphrase) to `dest`, under the lock so the copy
+    /// is one consistent version. Refuses to replace an existing `dest` unless `force`.
+    pub fn backup_to(&self, dest: &Path, force: bool) -> Result<()> {
+        let _guard = self.lock()?;
+        let bytes = self.read_bytes()?;
+        format::parse_header(&bytes).map_err(|e| self.open_error(e))?;
+        write_new_file(dest, &bytes, force)
+    }
+
+    /// Replace the vault with `bytes` (a verified backup), keeping the replaced file as `.bak`.
+    /// Works when the current vault is missing or damaged.
+    pub fn replace_with(&self, bytes: &[u8]) -> Result<()> {
         let dir = self.dir();
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".sfvault-")
-            .suffix(".tmp")
-            .permissions(fs::Permissions::from_mode(0o600))
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io("cannot create a temporary file in", &dir, e))?;
-        tmp.write_all(&bytes)
-            .and_then(|()| tmp.as_file().sync_all())
-            .map_err(|e| Error::io("cannot write (the vault is unchanged)", tmp.path(), e))?;
-        if fs::symlink_metadata(&self.path).is_ok() {
-            self.keep_backup()?;
-        }
-        let file = tmp
-            .persist(&self.path)
-            .map_err(|e| Error::io("cannot replace", &self.path, e.error))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io("cannot sync the directory", &dir, e))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::io("cannot inspect", &self.path, e))?;
-        Ok(FileStamp::of(&meta))
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::io("cannot create the vault directory", &dir, e))?;
+        check_dir(&dir)?;
+        let guard = self.lock()?;
+        self.write_bytes(&guard, bytes).map(drop)
     }
 
     /// Make `PATH.bak` the current version before it is replaced: a hard link (no copy, same
@@ -344,6 +353,65 @@ impl OpenVault {
         self.stamp = stamp;
         Ok(true)
     }
+}
+
+/// Write `bytes` to `dest` atomically (same-directory temp file 0600, fsync, `before_rename`,
+/// rename, directory fsync). Returns the new file's stamp.
+fn atomic_write(
+    dest: &Path,
+    bytes: &[u8],
+    before_rename: impl FnOnce() -> Result<()>,
+) -> Result<FileStamp> {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".sfvault-")
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io("cannot create a temporary file in", &dir, e))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| Error::io("cannot write (nothing was replaced)", tmp.path(), e))?;
+    before_rename()?;
+    let file = tmp
+        .persist(dest)
+        .map_err(|e| Error::io("cannot replace", dest, e.error))?;
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("cannot sync the directory", &dir, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("cannot inspect", dest, e))?;
+    Ok(FileStamp::of(&meta))
+}
+
+/// Write a new file (a backup) atomically with mode 0600; an existing file is replaced only
+/// with `force`.
+pub fn write_new_file(dest: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    if fs::symlink_metadata(dest).is_ok() && !force {
+        return Err(Error::Other(format!(
+            "{} exists; pass --force to replace it",
+            dest.display()
+        )));
+    }
+    atomic_write(dest, bytes, || Ok(())).map(drop)
+}
+
+/// Read a file that should be a vault (a backup to restore), bounded, without the ownership and
+/// permission checks of the live vault: it is only read, and authenticated before use.
+pub fn read_foreign(path: &Path) -> Result<Vec<u8>> {
+    let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_LEN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("cannot read", path, e))?;
+    if bytes.len() as u64 > MAX_FILE_LEN {
+        return Err(Error::corrupt(path, "larger than the 256 MiB limit"));
+    }
+    Ok(bytes)
 }
 
 /// Open `path` without following a final symlink, check who owns it and who may read it, bound

@@ -1,0 +1,201 @@
+//! The audit: stale, unused, missing or weak credentials, and a weak vault KDF. Pure: it reads
+//! entries and returns findings; the binary prints them and sets the exit code.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::oauth::{Credentials, Flow};
+use crate::vault::KdfParams;
+use crate::vault::fields::SECRET_FIELDS;
+use crate::vault::model::{Entry, Timestamp};
+
+/// A secret never used is reported once it is older than this (a new one has had no chance).
+pub const UNUSED_GRACE_SECS: i64 = 7 * 86_400;
+/// Certificates expiring sooner than this are reported.
+pub const CERT_WARNING_SECS: i64 = 30 * 86_400;
+
+/// One problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// `ORG/APP`, or `(vault)`.
+    pub entry: String,
+    /// The field concerned, if one.
+    pub field: Option<String>,
+    /// A stable kind: `stale`, `never-used`, `missing`, `weak-key`, `certificate-expiring`,
+    /// `insecure-login-url`, `no-flow`, `weak-kdf`.
+    pub kind: &'static str,
+    /// What is wrong and what to do, for people.
+    pub detail: String,
+}
+
+/// What the audit needs to know about the vault itself.
+pub struct VaultFacts {
+    /// The KDF parameters in the file header.
+    pub kdf: KdfParams,
+}
+
+/// Audit `entries` (unmasked where key sizes are to be checked) as of `now`.
+pub fn audit(
+    entries: &BTreeMap<String, Entry>,
+    facts: &VaultFacts,
+    max_age_secs: i64,
+    now: Timestamp,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let d = KdfParams::DEFAULT;
+    if facts.kdf.memory_kib < d.memory_kib || facts.kdf.iterations < d.iterations {
+        out.push(Finding {
+            entry: "(vault)".into(),
+            field: None,
+            kind: "weak-kdf",
+            detail: format!(
+                "Argon2id {} MiB × {} passes is below the default {} MiB × {}; raise it: sfvault passwd --kdf-memory {} --kdf-iterations {}",
+                facts.kdf.memory_kib / 1024,
+                facts.kdf.iterations,
+                d.memory_kib / 1024,
+                d.iterations,
+                d.memory_kib / 1024,
+                d.iterations
+            ),
+        });
+    }
+    for (name, entry) in entries {
+        audit_entry(name, entry, max_age_secs, now, &mut out);
+    }
+    out
+}
+
+fn audit_entry(name: &str, entry: &Entry, max_age: i64, now: Timestamp, out: &mut Vec<Finding>) {
+    let mut push = |field: Option<&str>, kind: &'static str, detail: String| {
+        out.push(Finding {
+            entry: name.to_owned(),
+            field: field.map(str::to_owned),
+            kind,
+            detail,
+        });
+    };
+    for (field, f) in &entry.fields {
+        if !SECRET_FIELDS.contains(&field.as_str()) || field == "access_token" {
+            continue;
+        }
+        let age = now - f.changed_at;
+        if age > max_age {
+            push(
+                Some(field),
+                "stale",
+                format!(
+                    "unchanged for {} days; rotate it: sfvault rotate {name} {field}",
+                    age / 86_400
+                ),
+            );
+        }
+        if f.used_at.is_none() && now - f.set_at > UNUSED_GRACE_SECS {
+            push(
+                Some(field),
+                "never-used",
+                format!(
+                    "set {} days ago and never used by a flow or hand-off; remove it if nothing needs it",
+                    (now - f.set_at) / 86_400
+                ),
+            );
+        }
+    }
+    let creds = Credentials::new(name, entry);
+    match creds.flow() {
+        Ok(flow) => {
+            for field in required(flow) {
+                if !entry.fields.contains_key(*field) {
+                    push(
+                        Some(field),
+                        "missing",
+                        format!(
+                            "the {} flow needs {field}: sfvault set {name} {field}",
+                            flow.name()
+                        ),
+                    );
+                }
+            }
+        }
+        Err(_) => push(
+            None,
+            "no-flow",
+            format!("no flow set or inferable: sfvault set {name} flow jwt|client-credentials|…"),
+        ),
+    }
+    if let Some(url) = entry.fields.get("login_url")
+        && !url
+            .value
+            .expose()
+            .to_ascii_lowercase()
+            .starts_with("https://")
+    {
+        push(
+            Some("login_url"),
+            "insecure-login-url",
+            "the login URL is not https (only loopback http is accepted, for tests)".into(),
+        );
+    }
+    if let Some(key) = entry.fields.get("private_key")
+        && !key.value.is_empty()
+    {
+        match crate::oauth::jwt::signing_key(&key.value) {
+            Ok(k) if k.public().modulus_len() * 8 < 2048 => push(
+                Some("private_key"),
+                "weak-key",
+                format!(
+                    "{}-bit RSA key; make a new one: sfvault rotate {name} private_key",
+                    k.public().modulus_len() * 8
+                ),
+            ),
+            Ok(_) => {}
+            Err(_) => push(
+                Some("private_key"),
+                "weak-key",
+                format!(
+                    "the key is not a usable RSA key of 2048 bits or more; make a new one: sfvault rotate {name} private_key"
+                ),
+            ),
+        }
+    }
+    if let Some(cert) = entry.fields.get("certificate") {
+        match certificate_not_after(cert.value.expose()) {
+            Some(not_after) if not_after - now < CERT_WARNING_SECS => push(
+                Some("certificate"),
+                "certificate-expiring",
+                if not_after <= now {
+                    "the certificate has expired; JWT logins will fail: sfvault rotate {name} private_key".replace("{name}", name)
+                } else {
+                    format!(
+                        "the certificate expires in {} days: sfvault rotate {name} private_key, then upload the new certificate",
+                        (not_after - now) / 86_400
+                    )
+                },
+            ),
+            Some(_) => {}
+            None => push(
+                Some("certificate"),
+                "certificate-expiring",
+                "the certificate cannot be read".into(),
+            ),
+        }
+    }
+}
+
+/// Fields each flow cannot work without.
+pub fn required(flow: Flow) -> &'static [&'static str] {
+    match flow {
+        Flow::Jwt => &["consumer_key", "username", "private_key"],
+        Flow::ClientCredentials => &["consumer_key", "consumer_secret"],
+        Flow::RefreshToken => &["consumer_key", "refresh_token"],
+        Flow::Password => &["consumer_key", "consumer_secret", "username", "password"],
+        Flow::Web => &["consumer_key"],
+    }
+}
+
+/// The `notAfter` of a PEM certificate, as a Unix timestamp.
+pub fn certificate_not_after(pem: &str) -> Option<Timestamp> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    Some(cert.validity().not_after.timestamp())
+}

@@ -1,0 +1,288 @@
+//! Keeping credentials fresh and safe: rotate, history, audit, backup, restore, config.
+
+use serde_json::json;
+use sfvault::audit::{self, VaultFacts};
+use sfvault::oauth::keygen;
+use sfvault::secret::SecretString;
+use sfvault::timefmt::{age, rfc3339};
+use sfvault::unlock::Source;
+use sfvault::vault::fields::SECRET_FIELDS;
+use sfvault::vault::format::{self, VaultKey};
+use sfvault::vault::model::{self, SetOutcome};
+use sfvault::vault::name::{EntryName, check_field_name};
+use sfvault::vault::store::{read_foreign, write_new_file};
+use sfvault::vault::{Change, ChangeOutcome, NewField};
+use sfvault::{Error, Result};
+
+use super::Context;
+use super::args::{AuditArgs, BackupArgs, ConfigArgs, HistoryArgs, RestoreArgs, RotateArgs};
+use super::output::{print, print_json, table};
+use super::prompt;
+
+/// Where Salesforce regenerates each rotatable credential.
+fn where_to_rotate(field: &str) -> Option<&'static str> {
+    match field {
+        "consumer_secret" => Some(
+            "Now make Salesforce match: Setup → App Manager → (the app) ▸ View → Manage Consumer Details → \
+             Generate (External Client Apps: Settings → OAuth Settings → Consumer Key and Secret → Rotate). \
+             Until then the old secret (kept in history) is the one that works.",
+        ),
+        "password" => Some(
+            "Change the password in Salesforce too (Setup → Users, or the user's own settings).",
+        ),
+        "security_token" => {
+            Some("Reset it in Salesforce: (user) → Settings → Reset My Security Token.")
+        }
+        _ => None,
+    }
+}
+
+pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
+    let name = EntryName::parse(&args.entry)?;
+    check_field_name(&args.field)?;
+    if !SECRET_FIELDS.contains(&args.field.as_str()) || args.field == "access_token" {
+        return Err(Error::Usage(format!(
+            "rotate replaces secrets ({}); use `sfvault set` for {}",
+            SECRET_FIELDS[1..].join(", "),
+            args.field
+        )));
+    }
+    let mut session = ctx.session()?;
+    session.field(&name, &args.field)?; // must exist: rotation replaces something
+    if args.field == "private_key" {
+        let made = keygen::generate(args.bits, args.days, &format!("sfvault {name}"))?;
+        session.apply(Change::SetComputed {
+            entry: name.to_string(),
+            computed: Vec::new(),
+            fields: vec![
+                NewField {
+                    name: "private_key".into(),
+                    value: made.private_key,
+                    secret: true,
+                },
+                NewField {
+                    name: "certificate".into(),
+                    value: SecretString::new(made.certificate.clone()),
+                    secret: false,
+                },
+            ],
+        })?;
+        print(&format!("{}\n", made.certificate.trim_end()))?;
+        ctx.note(&format!(
+            "New {}-bit key for {name}; the old one is in history. Upload the certificate above to the \
+             connected app (Edit → Use digital signatures) before the next login.",
+            args.bits
+        ));
+        return Ok(());
+    }
+    let value = prompt::field_value(&args.field, None, true, &name.to_string())?;
+    let outcome = session.apply(Change::SetField {
+        entry: name.to_string(),
+        field: NewField {
+            name: args.field.clone(),
+            value,
+            secret: true,
+        },
+    })?;
+    if outcome == ChangeOutcome::Field(SetOutcome::Unchanged) {
+        return Err(Error::Usage(format!(
+            "the new {} is the same as the current one",
+            args.field
+        )));
+    }
+    ctx.note(&format!(
+        "{name} {} rotated; the old value is kept in history.",
+        args.field
+    ));
+    if let Some(hint) = where_to_rotate(&args.field) {
+        ctx.note(hint);
+    }
+    Ok(())
+}
+
+pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
+    let name = EntryName::parse(&args.entry)?;
+    if let Some(f) = &args.field {
+        check_field_name(f)?;
+    }
+    let entry = ctx.session()?.entry(&name, args.reveal)?;
+    if let Some(f) = &args.field
+        && !entry.fields.contains_key(f)
+    {
+        return Err(Error::NotFound(format!("{name} has no field {f}")));
+    }
+    let now = model::now();
+    let mut rows = Vec::new();
+    let mut items = Vec::new();
+    for (field, f) in entry
+        .fields
+        .iter()
+        .filter(|(k, _)| args.field.as_ref().is_none_or(|f| f == *k))
+    {
+        let shown = |v: &SecretString| (!f.secret || args.reveal).then(|| v.expose().to_owned());
+        items.push(
+            json!({"field": field, "index": 0, "current": true, "changed_at": rfc3339(f.changed_at),
+                          "used_at": f.used_at.map(rfc3339), "value": shown(&f.value)}),
+        );
+        rows.push(vec![
+            field.clone(),
+            "current".into(),
+            rfc3339(f.changed_at),
+            "-".into(),
+            shown(&f.value).unwrap_or_else(|| "********".into()),
+        ]);
+        for (i, past) in f.history.iter().rev().enumerate() {
+            items.push(json!({"field": field, "index": i + 1, "current": false,
+                              "changed_at": rfc3339(past.changed_at), "replaced_at": rfc3339(past.replaced_at),
+                              "value": shown(&past.value)}));
+            rows.push(vec![
+                field.clone(),
+                (i + 1).to_string(),
+                rfc3339(past.changed_at),
+                format!(
+                    "{} ({} ago)",
+                    rfc3339(past.replaced_at),
+                    age(now, past.replaced_at)
+                ),
+                shown(&past.value).unwrap_or_else(|| "********".into()),
+            ]);
+        }
+    }
+    if ctx.json {
+        return print_json(&json!(items));
+    }
+    print(&table(&["FIELD", "#", "SET", "REPLACED", "VALUE"], &rows))?;
+    ctx.note(&format!(
+        "Bring back a past value with: sfvault set {name} FIELD --restore N"
+    ));
+    Ok(())
+}
+
+pub fn audit(ctx: &Context, args: AuditArgs) -> Result<()> {
+    let bytes = ctx.store.read_bytes()?;
+    let header = format::parse_header(&bytes)
+        .map_err(|e| Error::corrupt(ctx.store.path(), format!("{e:?}")))?;
+    let session = ctx.session()?;
+    let mut entries = session.entries()?;
+    // Key sizes need the keys themselves.
+    for (name, entry) in entries.iter_mut() {
+        if entry.fields.contains_key("private_key") {
+            *entry = session.entry(&EntryName::parse(name)?, true)?;
+        }
+    }
+    let findings = audit::audit(
+        &entries,
+        &VaultFacts {
+            kdf: header.slot.kdf,
+        },
+        args.max_age.as_secs() as i64,
+        model::now(),
+    );
+    if ctx.json {
+        print_json(&json!({"entries": entries.len(), "findings": findings}))?;
+    } else if findings.is_empty() {
+        ctx.note(&format!(
+            "{} entries audited: nothing found.",
+            entries.len()
+        ));
+    } else {
+        let rows: Vec<Vec<String>> = findings
+            .iter()
+            .map(|f| {
+                vec![
+                    f.entry.clone(),
+                    f.field.clone().unwrap_or_default(),
+                    f.kind.to_owned(),
+                    f.detail.clone(),
+                ]
+            })
+            .collect();
+        print(&table(&["ENTRY", "FIELD", "PROBLEM", "DETAIL"], &rows))?;
+    }
+    if findings.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Exit(1))
+    }
+}
+
+pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
+    match args.backup_passphrase_fd {
+        None => ctx.store.backup_to(&args.path, args.force)?,
+        Some(fd) => {
+            let vault = ctx.open()?;
+            let pass = Source::Fd(fd).read()?;
+            // A new data key: the copy must not share a key with the vault.
+            let key = VaultKey::generate(&pass, vault.key().slot().kdf).map_err(Error::Other)?;
+            let bytes = format::seal(&vault.data, &key).map_err(Error::Other)?;
+            write_new_file(&args.path, &bytes, args.force)?;
+        }
+    }
+    ctx.note(&format!(
+        "Backed up {} to {} (encrypted). Check it with: sfvault --vault {} list",
+        ctx.store.path().display(),
+        args.path.display(),
+        args.path.display()
+    ));
+    Ok(())
+}
+
+pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
+    let bytes = read_foreign(&args.path)?;
+    let header = format::parse_header(&bytes).map_err(|e| {
+        Error::corrupt(
+            &args.path,
+            match e {
+                format::OpenError::Corrupt(m) => m,
+                format::OpenError::WrongPassphrase => "unreadable".into(),
+            },
+        )
+    })?;
+    let passphrase = prompt::existing_passphrase(ctx.passphrase_fd, &args.path)?;
+    let key = header.slot.unlock(&passphrase).map_err(|e| match e {
+        format::OpenError::WrongPassphrase => Error::WrongPassphrase {
+            path: args.path.clone(),
+        },
+        format::OpenError::Corrupt(m) => Error::corrupt(&args.path, m),
+    })?;
+    let data = format::open_with_key(&bytes, &key).map_err(|e| match e {
+        format::OpenError::Corrupt(m) => Error::corrupt(&args.path, m),
+        format::OpenError::WrongPassphrase => Error::WrongPassphrase {
+            path: args.path.clone(),
+        },
+    })?;
+    ctx.store.replace_with(&bytes)?;
+    ctx.note(&format!(
+        "Restored {} entries from {} into {}; the replaced file is {}.",
+        data.entries.len(),
+        args.path.display(),
+        ctx.store.path().display(),
+        ctx.store.backup_path().display()
+    ));
+    Ok(())
+}
+
+pub fn config(ctx: &Context, args: ConfigArgs) -> Result<()> {
+    let mut session = ctx.session()?;
+    match (args.key.as_deref(), args.value) {
+        (None, _) | (Some("history-limit"), None) => {
+            let limit = session.history_limit()?;
+            if ctx.json {
+                print_json(&json!({"history-limit": limit}))
+            } else {
+                print(&format!("history-limit {limit}\n"))
+            }
+        }
+        (Some("history-limit"), Some(v)) => {
+            let n: u32 = v
+                .parse()
+                .map_err(|_| Error::Usage(format!("history-limit {v:?}: a number 0..=100")))?;
+            session.apply(Change::SetHistoryLimit(n))?;
+            ctx.note(&format!("Each field now keeps its last {n} past values."));
+            Ok(())
+        }
+        (Some(other), _) => Err(Error::Usage(format!(
+            "unknown setting {other:?}; settings: history-limit"
+        ))),
+    }
+}
