@@ -121,6 +121,42 @@ impl fmt::Debug for SecretKey {
     }
 }
 
+/// Read everything from `fd` with direct `read(2)` calls into one zeroizing buffer allocated
+/// up front: no std buffering layer and no reallocation, so no stray copy of a secret is left
+/// in freed memory. Reads at most `max + 1` bytes; the caller treats a longer result as too big.
+pub fn read_unbuffered(
+    fd: impl std::os::fd::AsFd,
+    max: usize,
+) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(vec![0u8; max + 1]);
+    let mut len = 0;
+    while len < buf.len() {
+        match rustix::io::read(&fd, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// Fill `key` from `fd` with direct reads (exactly 32 bytes).
+pub fn read_key_unbuffered(fd: impl std::os::fd::AsFd, key: &mut SecretKey) -> std::io::Result<()> {
+    let buf = key.expose_mut();
+    let mut len = 0;
+    while len < buf.len() {
+        match rustix::io::read(&fd, &mut buf[len..]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => len += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 static MLOCK_FAILED: Once = Once::new();
 
 /// Lock `buf` into RAM. Returns whether it worked; a failure (e.g. RLIMIT_MEMLOCK) is remembered

@@ -33,8 +33,21 @@ pub fn age_days(now: Timestamp, then: Timestamp) -> i64 {
     (now - then).max(0) / 86_400
 }
 
-/// Parse a duration: `90` (seconds), `30s`, `15m`, `2h`, `7d`, or a sum such as `1h30m`.
+/// The longest duration accepted anywhere: ten years (keeps every `Instant + Duration` and
+/// timestamp addition far from overflow).
+pub const MAX_DURATION_SECS: u64 = 10 * 365 * 86_400;
+
+/// Parse a duration: `90` (seconds), `30s`, `15m`, `2h`, `7d`, or a sum such as `1h30m`; at
+/// most ten years.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration_unbounded(text)?;
+    if d.as_secs() > MAX_DURATION_SECS {
+        return Err(format!("{text:?} is longer than ten years"));
+    }
+    Ok(d)
+}
+
+fn parse_duration_unbounded(text: &str) -> Result<std::time::Duration, String> {
     let err = || format!("{text:?} is not a duration like 30s, 15m, 2h, 1h30m or 7d");
     if text.is_empty() {
         return Err(err());
@@ -103,7 +116,16 @@ mod tests {
         assert_eq!(secs("15m"), Ok(900));
         assert_eq!(secs("1h30m"), Ok(5400));
         assert_eq!(secs("7d"), Ok(604_800));
-        for bad in ["", "m", "5x", "1h5", "-1", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "m",
+            "5x",
+            "1h5",
+            "-1",
+            "99999999999999999999d",
+            "9223372036854775807",
+            "3651d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -317,3 +317,29 @@ fn agents_of_another_protocol_version_are_named_not_misread() {
         b"KEY-1"
     );
 }
+
+#[test]
+fn an_agent_whose_socket_vanished_stops_and_huge_timeouts_are_refused() {
+    let tv = unlocked("0");
+    let pid = agent_pid(&tv);
+    let socket = fs::read_dir(tv.agent_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "sock"))
+        .unwrap();
+    fs::remove_file(&socket).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Gone, or a zombie waiting for a reaper (this sandbox's init does not reap).
+    let state = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let running = state
+        .lines()
+        .any(|l| l.starts_with("State:") && !l.contains("Z (zombie)"));
+    assert!(
+        !running,
+        "the agent kept the key with no socket to reach it"
+    );
+    // Durations that would overflow are usage errors, not a crashing agent.
+    tv.fails(&["unlock", "--timeout", "9223372036854775807"], 2);
+    tv.fails(&["unlock", "--max-lifetime", "99999d"], 2);
+}

@@ -258,15 +258,16 @@ fn web_flow_with_pkce_then_refresh_token_flow() {
 }
 
 #[test]
-fn web_flow_refuses_a_redirect_with_the_wrong_state() {
-    let (tv, _sf, _) = setup("web");
+fn web_flow_ignores_redirects_without_its_state() {
+    let (tv, sf, _) = setup("web");
     tv.ok(&[
         "set",
         "acme/ci",
         "callback_url",
         "http://127.0.0.1:0/OauthRedirect",
     ]);
-    let (status, stderr) = browser_login(&tv, &["login", "acme/ci", "--no-browser"], |url| {
+    let args = ["login", "acme/ci", "--no-browser", "--timeout", "2s"];
+    let (status, stderr) = browser_login(&tv, &args, |url| {
         let redirect = url
             .split("redirect_uri=")
             .nth(1)
@@ -275,10 +276,33 @@ fn web_flow_refuses_a_redirect_with_the_wrong_state() {
             .next()
             .unwrap();
         let redirect = redirect.replace("%3A", ":").replace("%2F", "/");
-        let _ = ureq::get(&format!("{redirect}?code=forged&state=not-the-state")).call();
+        // A forged code, and a forged error with terminal escapes: both answered 400 and ignored.
+        for forged in [
+            "code=forged&state=not-the-state",
+            "error=x%1b%5b2J&error_description=%1b%5d0%3Bpwned%07",
+        ] {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            let r = agent.get(&format!("{redirect}?{forged}")).call().unwrap();
+            assert_eq!(r.status().as_u16(), 400);
+        }
     });
-    assert_eq!(status.code(), Some(10), "{stderr}");
-    assert!(stderr.contains("wrong state"), "{stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ignored a request") && stderr.contains("no login arrived"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes reached the terminal"
+    );
+    assert_eq!(
+        sf.count("/services/oauth2/token"),
+        0,
+        "a forged code was exchanged"
+    );
     let show: Value = serde_json::from_str(&tv.ok(&["show", "acme/ci", "--json"])).unwrap();
     assert!(show["fields"].get("access_token").is_none());
 }

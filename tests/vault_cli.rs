@@ -139,6 +139,18 @@ fn wrong_passphrase_writes_nothing_and_passwd_switches_passphrases() {
     let out = run_cmd(c, &["get", "-n", "acme/ci", "consumer_secret"], None);
     assert_success(&out, &["get with new passphrase"]);
     assert_eq!(out.stdout, b"s3cret");
+    // passwd changed the data key too: an old copy plus the old passphrase gives no key to
+    // what is saved from now on.
+    use sfvault::secret::SecretString;
+    use sfvault::vault::format;
+    let (_, old_key) = format::open(&before, &SecretString::new(PASSPHRASE.into())).unwrap();
+    let now_bytes = fs::read(&tv.vault).unwrap();
+    let (_, new_key) = format::open(
+        &now_bytes,
+        &SecretString::new("a brand new passphrase".into()),
+    )
+    .unwrap();
+    assert_ne!(old_key.data_key().expose(), new_key.data_key().expose());
 }
 
 #[test]
@@ -463,6 +475,12 @@ fn usage_errors_not_found_and_unsafe_files() {
     let link = tv.home.join("link.sfv");
     std::os::unix::fs::symlink(&tv.vault, &link).unwrap();
     tv.fails(&["--vault", link.to_str().unwrap(), "list"], 10);
+    // A vault in a directory others can write to (even sticky, like /tmp) is refused.
+    let dir = tv.vault.parent().unwrap();
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o1777)).unwrap();
+    let err = tv.fails(&["list"], 10);
+    assert!(err.contains("writable by other users"), "{err}");
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
     // No vault at all.
     TestVault::empty().fails(&["list"], 3);
 }

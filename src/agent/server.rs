@@ -43,6 +43,8 @@ pub enum StopReason {
     MaxLifetime,
     /// The vault file was re-keyed, replaced by another vault, or removed.
     VaultReplaced(String),
+    /// The socket file was removed (e.g. the runtime directory was cleaned).
+    SocketRemoved,
 }
 
 struct State<'a> {
@@ -69,6 +71,10 @@ struct SocketFile<'a> {
 }
 
 impl SocketFile<'_> {
+    fn is_ours(&self) -> bool {
+        self.ino.is_some() && std::fs::symlink_metadata(self.path).map(|m| m.ino()).ok() == self.ino
+    }
+
     fn remove(&mut self) {
         if self.ino.is_some() && std::fs::metadata(self.path).map(|m| m.ino()).ok() == self.ino {
             let _ = std::fs::remove_file(self.path);
@@ -137,13 +143,17 @@ fn watchdog(state: &Mutex<State<'_>>, listener: &UnixListener, limits: Limits) {
             return;
         }
         let now = Instant::now();
-        if limits
-            .idle_timeout
-            .is_some_and(|t| now >= st.last_activity + t)
-        {
+        let passed = |since: Instant, limit: Option<Duration>| {
+            limit.is_some_and(|t| since.checked_add(t).is_none_or(|deadline| now >= deadline))
+        };
+        if passed(st.last_activity, limits.idle_timeout) {
             st.stop(StopReason::IdleTimeout);
-        } else if limits.max_lifetime.is_some_and(|t| now >= st.started + t) {
+        } else if passed(st.started, limits.max_lifetime) {
             st.stop(StopReason::MaxLifetime);
+        } else if !st.socket.is_ours() {
+            // Without its socket nobody can reach (or lock) this agent: stop rather than hold
+            // the key unreachably.
+            st.stop(StopReason::SocketRemoved);
         } else if let Err(e) = st.vault.refresh()
             && matches!(e, Error::Locked(_) | Error::Io { .. } | Error::NotFound(_))
         {
@@ -220,6 +230,11 @@ fn answer(st: &mut State<'_>, request: Request, limits: Limits) -> Result<Respon
     if st.stop.is_some() {
         return Err(Error::Locked("the agent is locking; unlock again".into()));
     }
+    if request == Request::Lock {
+        // Honoured whatever state the vault file is in.
+        st.stop(StopReason::Locked);
+        return Ok(Response::Locked);
+    }
     if request != Request::Status {
         st.last_activity = Instant::now();
     }
@@ -260,21 +275,17 @@ fn answer(st: &mut State<'_>, request: Request, limits: Limits) -> Result<Respon
             let now = model::now();
             Response::Applied(st.vault.update(|data| change.apply(data, now))?)
         }
-        Request::Lock => {
-            st.stop(StopReason::Locked);
-            Response::Locked
-        }
+        Request::Lock => Response::Locked, // answered above
     })
 }
 
 fn status(st: &State<'_>, limits: Limits) -> AgentStatus {
     let now = Instant::now();
-    let idle_left = limits
-        .idle_timeout
-        .map(|t| (st.last_activity + t).saturating_duration_since(now));
-    let life_left = limits
-        .max_lifetime
-        .map(|t| (st.started + t).saturating_duration_since(now));
+    let left_of = |since: Instant, limit: Option<Duration>| {
+        limit.map(|t| t.saturating_sub(now.saturating_duration_since(since)))
+    };
+    let idle_left = left_of(st.last_activity, limits.idle_timeout);
+    let life_left = left_of(st.started, limits.max_lifetime);
     let left = match (idle_left, life_left) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -288,9 +299,31 @@ fn status(st: &State<'_>, limits: Limits) -> AgentStatus {
     }
 }
 
-/// Bind the agent socket at `path` (mode 0600), replacing a stale one left by a dead agent.
-/// Fails if a live agent already answers there.
-pub fn bind(path: &Path) -> Result<UnixListener> {
+/// The agent's claim on its socket: an exclusive lock on `SOCKET.lock`, held for the agent's
+/// life, so two agents for one vault can never both bind (and one never removes the other's
+/// socket).
+pub struct Claim {
+    _lock: std::fs::File,
+}
+
+/// Claim the socket path and bind it (mode 0600), replacing a stale socket left by a dead
+/// agent. Fails if another agent holds the claim.
+pub fn bind(path: &Path) -> Result<(UnixListener, Claim)> {
+    let lock_path = path.with_extension("lock");
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| Error::io("cannot open", &lock_path, e))?;
+    if lock.try_lock().is_err() {
+        return Err(Error::Other(format!(
+            "an agent is already running on {}",
+            path.display()
+        )));
+    }
+    let claim = Claim { _lock: lock };
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
             return Err(Error::Other(format!(
@@ -305,5 +338,5 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io("cannot restrict", path, e))?;
-    Ok(listener)
+    Ok((listener, claim))
 }

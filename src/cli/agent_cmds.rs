@@ -1,7 +1,7 @@
 //! unlock, lock, status, and the agent process itself (`__agent`).
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -163,13 +163,12 @@ pub fn serve(ctx: &Context, args: AgentArgs) -> Result<()> {
     // A new session: no controlling terminal, no SIGHUP when the shell that unlocked exits.
     let _ = rustix::process::setsid();
     let mut key = SecretKey::zeroed();
-    let mut stdin = std::io::stdin().lock();
-    stdin
-        .read_exact(key.expose_mut())
+    // Straight from the pipe into locked memory: std's stdin buffer would keep a copy.
+    sfvault::secret::read_key_unbuffered(std::io::stdin(), &mut key)
         .map_err(|e| Error::Other(format!("agent: no key on stdin: {e}")))?;
     let vault = ctx.store.open_with_data_key(key)?;
     let paths = ctx.agent_paths()?;
-    let listener = server::bind(&paths.socket)?;
+    let (listener, _claim) = server::bind(&paths.socket)?;
     let limits = server::Limits {
         idle_timeout: nonzero(args.idle_secs),
         max_lifetime: nonzero(args.lifetime_secs),

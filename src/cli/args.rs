@@ -18,7 +18,8 @@ SFVAULT_PASSPHRASE_CMD or SFVAULT_PASSPHRASE (weakest); with none of them and no
 sfvault exits with code 5 at once.
 
 Exit codes: 0 ok, 1 other failure, 2 usage, 3 not found, 4 wrong passphrase, 5 locked and no way
-to ask, 6 vault corrupted or unknown version, 9 vault busy, 10 refused as unsafe.";
+to ask, 6 vault corrupted or unknown version, 7 Salesforce refused, 8 network or TLS failure,
+9 vault busy, 10 refused as unsafe; exec and run exit with the command's own code.";
 
 /// sfvault: an encrypted vault for Salesforce connected-app credentials.
 #[derive(Debug, Parser)]

@@ -17,15 +17,6 @@ use super::args::{EntryArg, KeygenArgs, LoginArgs, TokenArgs};
 use super::output::{print, print_json};
 use super::session::Session;
 
-/// The fields the token cache occupies (plus `refresh_token`, which a revoke also forgets).
-const TOKEN_FIELDS: [&str; 5] = [
-    "access_token",
-    "instance_url",
-    "org_id",
-    "user_id",
-    "token_issued_at",
-];
-
 /// A usable access token and what `token --json` reports about it.
 pub struct ValidToken {
     pub access_token: SecretString,
@@ -249,7 +240,11 @@ fn web_login(
         web.redirect_uri()
     );
     if !args.no_browser && !ctx.quiet && has_display() {
-        let _ = std::process::Command::new("xdg-open")
+        let mut opener = std::process::Command::new("xdg-open");
+        for var in sfvault::unlock::PASSPHRASE_ENV_VARS {
+            opener.env_remove(var);
+        }
+        let _ = opener
             .arg(&url)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -287,11 +282,9 @@ pub fn revoke(ctx: &Context, args: EntryArg) -> Result<()> {
     for (_, token) in &tokens {
         oauth::revoke(&http, &creds.login_url(), token)?;
     }
-    let mut forget: Vec<String> = TOKEN_FIELDS.iter().map(|f| (*f).to_owned()).collect();
-    forget.push("refresh_token".into());
-    session.apply(Change::RemoveFields {
+    session.apply(Change::ForgetTokens {
         entry: name.to_string(),
-        fields: forget,
+        revoked: tokens.iter().map(|(_, t)| (*t).clone()).collect(),
     })?;
     let which: Vec<&str> = tokens.iter().map(|(f, _)| *f).collect();
     ctx.note(&format!(

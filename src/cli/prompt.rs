@@ -2,7 +2,7 @@
 //! confirmations. Nothing here hangs without a terminal: it fails at once instead.
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 
 use sfvault::secret::SecretString;
 use sfvault::unlock::{self, Source};
@@ -124,11 +124,7 @@ pub fn field_value(
 
 /// Read all of stdin as UTF-8 text, at most `max` bytes.
 pub fn read_stdin_limited(what: &str, max: usize) -> Result<String> {
-    let mut buf = Zeroizing::new(Vec::with_capacity(4096));
-    std::io::stdin()
-        .lock()
-        .take(max as u64 + 1)
-        .read_to_end(&mut buf)
+    let buf = sfvault::secret::read_unbuffered(std::io::stdin(), max)
         .map_err(|e| Error::Other(format!("cannot read {what} from stdin: {e}")))?;
     if buf.len() > max {
         return Err(Error::Usage(format!(
@@ -143,11 +139,7 @@ pub fn read_stdin_limited(what: &str, max: usize) -> Result<String> {
 
 /// Read a whole value from stdin, bounded, as UTF-8, with one trailing newline removed.
 pub fn read_stdin(field: &str) -> Result<SecretString> {
-    let mut buf = Zeroizing::new(Vec::with_capacity(4096));
-    std::io::stdin()
-        .lock()
-        .take(MAX_VALUE_LEN as u64 + 1)
-        .read_to_end(&mut buf)
+    let mut buf = sfvault::secret::read_unbuffered(std::io::stdin(), MAX_VALUE_LEN)
         .map_err(|e| Error::Other(format!("cannot read {field} from stdin: {e}")))?;
     if buf.len() > MAX_VALUE_LEN {
         return Err(Error::Usage(format!(

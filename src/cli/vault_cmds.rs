@@ -50,14 +50,13 @@ pub fn passwd(ctx: &Context, args: PasswdArgs) -> Result<()> {
             .map(|p| Source::File(p.into())),
     };
     let new_passphrase = prompt::new_passphrase(source)?;
-    let new_key = vault
-        .key()
-        .rewrap(&new_passphrase, kdf)
-        .map_err(Error::Other)?;
+    // A new data key, not just a re-wrapped one: whoever held an old copy of the file and the
+    // old passphrase must not be able to read what is saved from now on.
+    let new_key = VaultKey::generate(&new_passphrase, kdf).map_err(Error::Other)?;
     vault.rekey(new_key)?;
     ctx.note(&format!(
-        "Passphrase changed for {}. The previous version ({}) still opens with the old passphrase; \
-         delete it if the old passphrase was compromised.",
+        "Passphrase changed for {} (with a new data key). The previous version ({}) still opens \
+         with the old passphrase; delete it if the old passphrase was compromised.",
         ctx.store.path().display(),
         ctx.store.backup_path().display()
     ));

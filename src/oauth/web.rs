@@ -110,6 +110,13 @@ impl WebLogin {
             .set_nonblocking(true)
             .map_err(|e| Error::Other(e.to_string()))?;
         loop {
+            if Instant::now() >= deadline {
+                return Err(Error::Other(format!(
+                    "no login arrived at {} within {} s",
+                    self.redirect_uri,
+                    timeout.as_secs()
+                )));
+            }
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     if let Some(result) = self.handle(stream) {
@@ -117,13 +124,6 @@ impl WebLogin {
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if Instant::now() >= deadline {
-                        return Err(Error::Other(format!(
-                            "no login arrived at {} within {} s",
-                            self.redirect_uri,
-                            timeout.as_secs()
-                        )));
-                    }
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => return Err(Error::Other(format!("login listener failed: {e}"))),
@@ -163,20 +163,25 @@ impl WebLogin {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| decode(v))
         };
+        // Only a redirect that carries our state counts: anything else (another local process, a
+        // web page poking localhost) is answered and ignored, so it can neither forge a login
+        // nor abort this one.
+        if param("state").as_deref() != Some(self.state.as_str()) {
+            let _ = respond(&mut stream, 400, "sfvault: not the redirect of this login.");
+            eprintln!(
+                "sfvault: ignored a request to the login callback without this login's state"
+            );
+            return None;
+        }
+        let clean = |text: String, max: usize| -> String {
+            text.chars().filter(|c| !c.is_control()).take(max).collect()
+        };
         let outcome = if let Some(error) = param("error") {
             Err(Error::OAuth {
-                error: error.chars().take(100).collect(),
-                description: param("error_description")
-                    .unwrap_or_default()
-                    .chars()
-                    .take(300)
-                    .collect(),
+                error: clean(error, 100),
+                description: clean(param("error_description").unwrap_or_default(), 300),
                 hint: None,
             })
-        } else if param("state").as_deref() != Some(self.state.as_str()) {
-            Err(Error::Unsafe(
-                "the login redirect carried the wrong state: it did not come from this login; nothing was stored".into(),
-            ))
         } else {
             param("code")
                 .filter(|c| !c.is_empty() && c.len() < 4096)
@@ -217,7 +222,11 @@ impl WebLogin {
 }
 
 fn respond(stream: &mut TcpStream, status: u16, text: &str) -> std::io::Result<()> {
-    let reason = if status == 200 { "OK" } else { "Not Found" };
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        _ => "Not Found",
+    };
     write!(
         stream,
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",

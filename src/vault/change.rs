@@ -76,6 +76,14 @@ pub enum Change {
     },
     /// Set the vault's history limit.
     SetHistoryLimit(u32),
+    /// Forget revoked tokens: the token cache if its access token is among `revoked`, the
+    /// refresh token if it is. A token stored meanwhile by another login survives.
+    ForgetTokens {
+        /// `ORG/APP`
+        entry: String,
+        /// The tokens that were revoked.
+        revoked: Vec<SecretString>,
+    },
     /// Remove fields (the token cache after a revoke).
     RemoveFields {
         /// `ORG/APP`
@@ -159,6 +167,19 @@ impl Change {
             }
             Change::SetHistoryLimit(limit) => {
                 data.set_history_limit(limit)?;
+                Ok(ChangeOutcome::Done)
+            }
+            Change::ForgetTokens { entry, revoked } => {
+                let name = EntryName::parse(&entry)?;
+                let current = |f: &str| data.field(&name, f).ok().map(|x| x.value.clone());
+                let mut forget: Vec<&str> = Vec::new();
+                if current("access_token").is_none_or(|t| revoked.contains(&t)) {
+                    forget.extend_from_slice(crate::vault::fields::COMPUTED_FIELDS);
+                }
+                if current("refresh_token").is_some_and(|t| revoked.contains(&t)) {
+                    forget.push("refresh_token");
+                }
+                data.remove_fields(&name, &forget)?;
                 Ok(ChangeOutcome::Done)
             }
             Change::RemoveFields { entry, fields } => {

@@ -147,19 +147,6 @@ impl VaultKey {
         Ok(VaultKey { slot, data_key })
     }
 
-    /// The same data key wrapped under a new passphrase (and fresh salt): what `passwd` does.
-    pub fn rewrap(
-        &self,
-        new_passphrase: &SecretString,
-        kdf: KdfParams,
-    ) -> Result<VaultKey, String> {
-        let slot = KeySlot::create(new_passphrase, kdf, &self.data_key)?;
-        Ok(VaultKey {
-            slot,
-            data_key: self.data_key.clone(),
-        })
-    }
-
     /// The slot as stored.
     pub fn slot(&self) -> &KeySlot {
         &self.slot
@@ -413,18 +400,6 @@ mod tests {
         assert_eq!(open_with_key(&bytes, &key2).unwrap(), sample());
         assert_eq!(
             open(&bytes, &pass("px")).unwrap_err(),
-            OpenError::WrongPassphrase
-        );
-    }
-
-    #[test]
-    fn rewrap_keeps_data_key() {
-        let key = VaultKey::generate(&pass("old"), KdfParams::MINIMUM).unwrap();
-        let new = key.rewrap(&pass("new"), KdfParams::MINIMUM).unwrap();
-        let bytes = seal(&sample(), &new).unwrap();
-        assert!(open(&bytes, &pass("new")).is_ok());
-        assert_eq!(
-            open(&bytes, &pass("old")).unwrap_err(),
             OpenError::WrongPassphrase
         );
     }

@@ -486,7 +486,9 @@ fn check_dir(dir: &Path) -> Result<()> {
             meta.uid()
         )));
     }
-    if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
+    // Sticky directories (like /tmp) are refused too: others may still create the companion
+    // files (.lock, .bak) and block or observe saves.
+    if meta.mode() & 0o022 != 0 {
         return Err(Error::Unsafe(format!(
             "the vault directory {} is writable by other users (mode {:o}); fix it with `chmod 700 {}`",
             dir.display(),
