@@ -227,6 +227,7 @@ impl Store {
 
     /// Atomically replace the vault file with `bytes`, keeping the old one as `.bak`.
     fn write_bytes(&self, _guard: &LockGuard, bytes: &[u8]) -> Result<FileStamp> {
+        self.remove_stale_temps();
         let keep = fs::symlink_metadata(&self.path).is_ok();
         atomic_write(&self.path, bytes, || {
             if keep { self.keep_backup() } else { Ok(()) }
@@ -254,6 +255,23 @@ impl Store {
         check_dir(&dir)?;
         let guard = self.lock()?;
         self.write_bytes(&guard, bytes).map(drop)
+    }
+
+    /// Remove temp files of this vault left by writers that were killed mid-save. Only called
+    /// under the lock, when no other writer of this vault can be between its temp file and its
+    /// rename. They hold ciphertext only; this is tidiness, not secrecy.
+    fn remove_stale_temps(&self) {
+        let prefix = temp_prefix(&self.path);
+        let Ok(dir) = fs::read_dir(self.dir()) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// Make `PATH.bak` the current version before it is replaced: a hard link (no copy, same
@@ -366,8 +384,9 @@ fn atomic_write(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let prefix = temp_prefix(dest);
     let mut tmp = tempfile::Builder::new()
-        .prefix(".sfvault-")
+        .prefix(&prefix)
         .suffix(".tmp")
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(&dir)
@@ -497,6 +516,15 @@ fn check_dir(dir: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Temp files of a save to `dest` are named `.NAME.XXXXXX.tmp`.
+fn temp_prefix(dest: &Path) -> String {
+    format!(
+        ".{}.",
+        dest.file_name()
+            .map_or("sfvault".into(), |n| n.to_string_lossy())
+    )
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
