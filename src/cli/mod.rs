@@ -81,7 +81,7 @@ impl Context {
     pub fn session(&self) -> Result<Session> {
         match self.agent() {
             Some(agent) => Ok(Session::Agent(agent)),
-            None => self.open().map(Session::Local),
+            None => self.open().map(|v| Session::Local(Box::new(v))),
         }
     }
 

@@ -16,7 +16,7 @@ pub enum Session {
     /// A running agent holds it.
     Agent(AgentClient),
     /// This process opened it.
-    Local(OpenVault),
+    Local(Box<OpenVault>),
 }
 
 fn unexpected(what: &str) -> Error {

@@ -41,6 +41,7 @@ pub struct OpenVault {
     key: VaultKey,
     store: Store,
     stamp: FileStamp,
+    payload_salt: [u8; format::PAYLOAD_SALT_LEN],
 }
 
 /// What identifies one version of the vault file without reading it: a save always makes a new
@@ -55,6 +56,15 @@ struct FileStamp {
 }
 
 impl FileStamp {
+    /// Matches no file: forces the next refresh to reload.
+    const UNKNOWN: FileStamp = FileStamp {
+        dev: u64::MAX,
+        ino: u64::MAX,
+        size: u64::MAX,
+        mtime_ns: i128::MIN,
+        ctime_ns: i128::MIN,
+    };
+
     fn of(meta: &fs::Metadata) -> FileStamp {
         FileStamp {
             dev: meta.dev(),
@@ -131,6 +141,7 @@ impl Store {
             key,
             store: self.clone(),
             stamp,
+            payload_salt: header.payload_salt,
         })
     }
 
@@ -146,6 +157,7 @@ impl Store {
             key,
             store: self.clone(),
             stamp,
+            payload_salt: payload_salt_of(&bytes),
         })
     }
 
@@ -165,12 +177,13 @@ impl Store {
                 self.path.display()
             )));
         }
-        let stamp = self.write(&guard, data, key)?;
+        let (stamp, payload_salt) = self.write(&guard, data, key)?;
         Ok(OpenVault {
             data: data.clone(),
             key: key.clone(),
             store: self.clone(),
             stamp,
+            payload_salt,
         })
     }
 
@@ -219,10 +232,16 @@ impl Store {
     }
 
     /// Atomically replace the vault with `data` sealed under `key`. The caller holds the lock.
-    /// Returns the stamp of the file written.
-    fn write(&self, guard: &LockGuard, data: &VaultData, key: &VaultKey) -> Result<FileStamp> {
+    /// Returns the stamp and the payload salt of the file written.
+    fn write(
+        &self,
+        guard: &LockGuard,
+        data: &VaultData,
+        key: &VaultKey,
+    ) -> Result<(FileStamp, [u8; format::PAYLOAD_SALT_LEN])> {
         let bytes = format::seal(data, key).map_err(Error::Other)?;
-        self.write_bytes(guard, &bytes)
+        let salt = payload_salt_of(&bytes);
+        Ok((self.write_bytes(guard, &bytes)?, salt))
     }
 
     /// Atomically replace the vault file with `bytes`, keeping the old one as `.bak`.
@@ -335,20 +354,46 @@ impl OpenVault {
     ) -> Result<T> {
         let guard = self.store.lock()?;
         let (bytes, _) = read_checked(&self.store.path)?;
-        let mut data = format::open_with_key(&bytes, &self.key).map_err(|e| match e {
-            OpenError::WrongPassphrase => Error::Other(format!(
-                "{} was re-keyed or replaced by another process while this command ran; nothing \
-                 was changed, run it again",
-                self.store.path.display()
-            )),
-            other => self.store.open_error(other),
-        })?;
-        let out = change(&mut data)?;
+        let header = format::parse_header(&bytes).map_err(|e| self.store.open_error(e))?;
+        // Every save draws a new random payload salt: the same salt (and slot) means the file
+        // is exactly the version we hold, and decrypting it again can be skipped.
+        let fresh = header.payload_salt == self.payload_salt && header.slot == *self.key.slot();
+        let mut data = if fresh {
+            std::mem::take(&mut self.data)
+        } else {
+            format::open_with_key(&bytes, &self.key).map_err(|e| match e {
+                OpenError::WrongPassphrase => Error::Other(format!(
+                    "{} was re-keyed or replaced by another process while this command ran; \
+                     nothing was changed, run it again",
+                    self.store.path.display()
+                )),
+                other => self.store.open_error(other),
+            })?
+        };
         let key = new_key.unwrap_or_else(|| self.key.clone());
-        self.stamp = self.store.write(&guard, &data, &key)?;
-        self.key = key;
-        self.data = data;
-        Ok(out)
+        let result = change(&mut data).and_then(|out| {
+            let written = self.store.write(&guard, &data, &key)?;
+            Ok((out, written))
+        });
+        match result {
+            Ok((out, (stamp, salt))) => {
+                self.stamp = stamp;
+                self.payload_salt = salt;
+                self.key = key;
+                self.data = data;
+                Ok(out)
+            }
+            Err(e) => {
+                // The change failed or was not saved: what we hold must be the file again.
+                if fresh {
+                    match format::open_with_key(&bytes, &self.key) {
+                        Ok(d) => self.data = d,
+                        Err(_) => self.stamp = FileStamp::UNKNOWN,
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Re-read the vault if another writer replaced it since we last read or wrote it. Returns
@@ -368,6 +413,7 @@ impl OpenVault {
             )),
             other => self.store.open_error(other),
         })?;
+        self.payload_salt = payload_salt_of(&bytes);
         self.stamp = stamp;
         Ok(true)
     }
@@ -516,6 +562,12 @@ fn check_dir(dir: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The payload salt of a well-formed file (all zeros if it cannot be parsed, which matches
+/// no real save).
+fn payload_salt_of(bytes: &[u8]) -> [u8; format::PAYLOAD_SALT_LEN] {
+    format::parse_header(bytes).map_or([0; format::PAYLOAD_SALT_LEN], |h| h.payload_salt)
 }
 
 /// Temp files of a save to `dest` are named `.NAME.XXXXXX.tmp`.
