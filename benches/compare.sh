@@ -1,54 +1,63 @@
 #!/usr/bin/env bash
-# Times whole commands side by side, in one run, and prints a markdown table.
+# Times whole commands side by side, in one run, and prints a markdown report.
 #
-#   bash benches/compare.sh [OUT.md]
+#   bash benches/compare.sh [OUT.md]        (SFVAULT_BENCH_QUICK=1 for a short smoke run)
 #
-# Installs what it needs from Debian's packages when missing and run as root (hyperfine, pass,
-# gnupg). Everything it creates lives in a temp dir that is removed at the end; the agent it
-# starts is locked before it exits.
-#
-# Compared now (the agent issue's acceptance):
-#   warm `sfvault get` through the agent  vs  a Rust hello-world process  vs  `pass show`
-#   with a cached gpg-agent; plus a cold `sfvault get` (default KDF, no agent) for scale.
+# Installs what it needs from Debian's packages when missing and run as root (hyperfine,
+# pass, gnupg, argon2). Everything it creates lives in a temp dir removed at the end; the
+# agents it starts are locked before it exits. Compared:
+#   - sfvault's Argon2id vs the reference C `argon2` CLI, same m/t/p, as whole processes;
+#   - warm `sfvault get` (agent) vs a Rust hello-world process vs `pass show` (cached gpg-agent);
+#   - cold `sfvault get` (no agent, default KDF) at 1 and 1,000 entries;
+#   - `sfvault get` and `sfvault set` at 1,000 and 100,000 entries, warm and cold;
+#   - peak memory of a cold get on the 100,000-entry vault.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/dev/stdout}
+quick=${SFVAULT_BENCH_QUICK:-}
+runs() { if [ -n "$quick" ]; then echo "$2"; else echo "$1"; fi; }
 
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need hyperfine || ! need pass || ! need gpg; then
+if ! need hyperfine || ! need pass || ! need gpg || ! need argon2; then
   if [ "$(id -u)" = 0 ] && need apt-get; then
-    apt-get install -y -qq hyperfine pass gnupg >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq hyperfine pass gnupg >/dev/null; }
+    apt-get install -y -qq hyperfine pass gnupg argon2 >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq hyperfine pass gnupg argon2 >/dev/null; }
   else
-    echo "compare.sh: needs hyperfine, pass and gnupg (apt-get install hyperfine pass gnupg)" >&2
+    echo "compare.sh: needs hyperfine, pass, gnupg and argon2 (apt-get install hyperfine pass gnupg argon2)" >&2
     exit 1
   fi
 fi
 
 cargo build --release --quiet
+cargo build --release --quiet --features bench-tools --bin sfvault-bench-fixture
 rust_version=$(rustc --version | cut -d' ' -f1-2)
+sfv=$PWD/target/release/sfvault
+fixture=$PWD/target/release/sfvault-bench-fixture
 work=$(mktemp -d)
 cleanup() {
-  HOME=$work/home XDG_RUNTIME_DIR=$work/run "$PWD/target/release/sfvault" lock >/dev/null 2>&1 || true
+  for v in "$work"/v*.sfv; do
+    [ -e "$v" ] && HOME=$work/home XDG_RUNTIME_DIR=$work/run "$sfv" --vault "$v" lock >/dev/null 2>&1 || true
+  done
   gpgconf --homedir "$work/gnupg" --kill gpg-agent >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# A hello-world process, built the way sfvault is (release, thin LTO).
 mkdir -p "$work/hello"
 printf 'fn main() { println!("hello"); }\n' > "$work/hello/main.rs"
 rustc -O -C lto=thin -o "$work/hello/hello" "$work/hello/main.rs"
 
-# sfvault: default KDF, one entry, agent unlocked.
 export HOME=$work/home XDG_RUNTIME_DIR=$work/run
-mkdir -p "$HOME" "$XDG_RUNTIME_DIR"; chmod 700 "$XDG_RUNTIME_DIR"
+mkdir -p "$HOME" "$XDG_RUNTIME_DIR"; chmod 700 "$work" "$XDG_RUNTIME_DIR"
 printf 'a passphrase for benchmarking only\n' > "$work/pass"; chmod 600 "$work/pass"
-sfv=$PWD/target/release/sfvault
-SFVAULT_PASSPHRASE_FILE=$work/pass "$sfv" -q init
-printf 'bench-secret' | SFVAULT_PASSPHRASE_FILE=$work/pass "$sfv" -q add acme/ci --consumer-key 3MVG9BENCHKEY
-SFVAULT_PASSPHRASE_FILE=$work/pass "$sfv" -q unlock --timeout 30m
+export SFVAULT_PASSPHRASE_FILE=$work/pass
+sizes="1 1000 100000"
+[ -n "$quick" ] && sizes="1 1000"
+for n in $sizes; do
+  "$fixture" "$work/v$n.sfv" "$n"
+  "$sfv" --vault "$work/v$n.sfv" -q unlock --timeout 1h
+done
 
-# pass: a gpg key with a passphrase, cached in gpg-agent by one loopback decryption.
 export GNUPGHOME=$work/gnupg PASSWORD_STORE_DIR=$work/password-store
 mkdir -p "$GNUPGHOME"; chmod 700 "$GNUPGHOME"
 printf 'allow-loopback-pinentry\ndefault-cache-ttl 3600\nmax-cache-ttl 3600\n' > "$GNUPGHOME/gpg-agent.conf"
@@ -56,37 +65,77 @@ gpg --batch --quiet --pinentry-mode loopback --passphrase bench --quick-gen-key 
 pass init bench@example.invalid >/dev/null
 printf '3MVG9BENCHKEY\n' | pass insert -e acme/ci/consumer_key >/dev/null
 gpg --batch --quiet --pinentry-mode loopback --passphrase bench -d "$PASSWORD_STORE_DIR/acme/ci/consumer_key.gpg" >/dev/null 2>&1
-pass show acme/ci/consumer_key >/dev/null   # the cache answers: no prompt
+pass show acme/ci/consumer_key >/dev/null
 
-[ "$("$sfv" get acme/ci consumer_key)" = 3MVG9BENCHKEY ] || { echo "sfvault get failed" >&2; exit 1; }
-
-run() { # name runs warmup command...
-  local name=$1 runs=$2 warmup=$3; shift 3
-  hyperfine -N --warmup "$warmup" --runs "$runs" --style none --export-json "$work/$name.json" "$@" >/dev/null 2>&1
+run() { # file runs warmup (-n name command)...
+  local name=$1 n=$2 w=$3; shift 3
+  hyperfine -N --warmup "$w" --runs "$n" --style none --export-json "$work/$name.json" "$@" >/dev/null 2>&1
 }
-run warm 300 20 \
+get() { echo "$sfv --vault $work/v$1.sfv $2 get org0/app0 consumer_key"; }
+set_() { echo "$sfv --vault $work/v$1.sfv $2 set org0/app0 notes bench --public -q"; }
+
+run kdf "$(runs 15 3)" 2 \
+  -n "sfvault Argon2id (64 MiB, t=3, p=4)" "$fixture --kdf 64 3 4" \
+  -n "reference C argon2 (64 MiB, t=3, p=4)" "sh -c 'printf password | argon2 somesaltsomesalt -id -m 16 -t 3 -p 4 -l 32 -r >/dev/null'"
+run warm "$(runs 300 20)" 20 \
   -n "hello-world process" "$work/hello/hello" \
-  -n "sfvault get (agent, warm)" "$sfv get acme/ci consumer_key"
-run pass 30 3 -n "pass show (gpg-agent cached)" "pass show acme/ci/consumer_key"
-run cold 20 2 -n "sfvault get --no-agent (default KDF: 64 MiB, t=3, p=4)" \
-  "env SFVAULT_PASSPHRASE_FILE=$work/pass $sfv --no-agent get acme/ci consumer_key"
+  -n "sfvault get, agent (1 entry)" "$(get 1 '')" \
+  -n "sfvault get, agent (1,000 entries)" "$(get 1000 '')"
+run pass "$(runs 30 3)" 3 -n "pass show (gpg-agent cached)" "pass show acme/ci/consumer_key"
+run cold "$(runs 15 3)" 2 \
+  -n "sfvault get --no-agent (1 entry, default KDF)" "$(get 1 --no-agent)" \
+  -n "sfvault get --no-agent (1,000 entries, default KDF)" "$(get 1000 --no-agent)"
+run set "$(runs 30 3)" 3 \
+  -n "sfvault set, agent (1,000 entries)" "$(set_ 1000 '')" \
+  -n "sfvault set --no-agent (1,000 entries)" "$(set_ 1000 --no-agent)"
+if [ -z "$quick" ]; then
+  run big "$(runs 30 3)" 3 \
+    -n "sfvault get, agent (100,000 entries)" "$(get 100000 '')" \
+    -n "sfvault set, agent (100,000 entries)" "$(set_ 100000 '')" \
+    -n "sfvault get --no-agent (100,000 entries)" "$(get 100000 --no-agent)" \
+    -n "sfvault set --no-agent (100,000 entries)" "$(set_ 100000 --no-agent)"
+fi
 
 {
-  echo "Machine: $(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(uname -sr)."
-  echo "Versions: $("$sfv" --version), $rust_version, $(hyperfine --version), pass $(pass version | grep -o 'v[0-9.]*' | head -1), $(gpg --version | head -1)."
+  echo "Machine: $(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr)."
+  echo "Versions: $("$sfv" --version), $rust_version, $(hyperfine --version), pass $(pass version | grep -o 'v[0-9.]*' | head -1), $(gpg --version | head -1), argon2 $(dpkg-query -W -f='${Version}' argon2 2>/dev/null || echo '?')."
   echo
-  python3 - "$work"/warm.json "$work"/pass.json "$work"/cold.json <<'PY'
-import json, sys, statistics
+  python3 - "$work" <<'PY'
+import json, os, sys, statistics
+work = sys.argv[1]
 rows = []
-for path in sys.argv[1:]:
+for name in ["kdf", "warm", "pass", "cold", "set", "big"]:
+    path = os.path.join(work, name + ".json")
+    if not os.path.exists(path):
+        continue
     for r in json.load(open(path))["results"]:
         t = sorted(x * 1000 for x in r["times"])
         p95 = t[min(len(t) - 1, int(round(0.95 * (len(t) - 1))))]
         rows.append((r["command"], statistics.median(t), p95, len(t)))
-base = rows[0][1]
-print("| command | runs | median | p95 | median ÷ hello-world |")
+med = {n: m for n, m, _, _ in rows}
+hello = med["hello-world process"]
+print("| command | runs | median | p95 | ÷ hello-world |")
 print("|---|---:|---:|---:|---:|")
-for name, med, p95, n in rows:
-    print(f"| {name} | {n} | {med:.2f} ms | {p95:.2f} ms | {med / base:.2f}× |")
+for name, m, p95, n in rows:
+    print(f"| {name} | {n} | {m:.2f} ms | {p95:.2f} ms | {m / hello:.1f}× |")
+print()
+kdf = med["sfvault Argon2id (64 MiB, t=3, p=4)"]
+ref = med["reference C argon2 (64 MiB, t=3, p=4)"]
+print(f"- KDF: sfvault {kdf:.1f} ms vs reference C argon2 {ref:.1f} ms: **{kdf / ref:.2f}×** (target ≤ 1.2×)")
+cold = med["sfvault get --no-agent (1 entry, default KDF)"]
+print(f"- cold get, 1 entry: {cold:.1f} ms = KDF + {cold - kdf:.1f} ms (target ≤ KDF + 10 ms)")
+warm = med["sfvault get, agent (1 entry)"]
+print(f"- warm get: **{warm / hello:.2f}×** a hello-world process (target ≤ 2×); pass show is {med['pass show (gpg-agent cached)'] / warm:.0f}× slower")
+for k in ["sfvault get, agent (100,000 entries)", "sfvault set, agent (100,000 entries)", "sfvault set --no-agent (100,000 entries)"]:
+    if k in med:
+        print(f"- {k}: {med[k]:.1f} ms")
 PY
+  if [ -z "$quick" ]; then
+    size=$(stat -c %s "$work/v100000.sfv")
+    rss=$(python3 -c "
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)" "$sfv" --vault "$work/v100000.sfv" --no-agent get org0/app0 consumer_key)
+    echo "- memory, cold get on the 100,000-entry vault: peak RSS $((rss / 1024)) MiB; file $((size / 1048576)) MiB; KDF 64 MiB; bound KDF + 3 × file = $((64 + 3 * size / 1048576)) MiB"
+  fi
 } > "$out"

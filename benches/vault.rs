@@ -56,7 +56,8 @@ fn open_and_seal(c: &mut Criterion) {
     let pass = SecretString::new("pw".into());
     let key = VaultKey::generate(&pass, KdfParams::MINIMUM).unwrap();
     let mut group = c.benchmark_group("payload");
-    for n in [10usize, 1_000] {
+    group.sample_size(10);
+    for n in [10usize, 1_000, 100_000] {
         let data = vault_of(n);
         let bytes = format::seal(&data, &key).unwrap();
         group.bench_with_input(BenchmarkId::new("open", n), &bytes, |b, bytes| {
@@ -69,5 +70,61 @@ fn open_and_seal(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, kdf, open_and_seal);
+fn jwt_signing(c: &mut Criterion) {
+    let made = sfvault::oauth::keygen::generate(2048, 30, "bench").unwrap();
+    let key = sfvault::oauth::jwt::signing_key(&made.private_key).unwrap();
+    c.bench_function("jwt/sign-rs256-2048", |b| {
+        b.iter(|| {
+            sfvault::oauth::jwt::assertion(
+                &key,
+                "3MVG9key",
+                "u@example.com",
+                "https://login.salesforce.com",
+                1_764_000_000,
+            )
+            .unwrap()
+        })
+    });
+}
+
+/// One request to a live agent over its Unix socket, the agent serving in a thread.
+fn agent_round_trip(c: &mut Criterion) {
+    use sfvault::agent::protocol::{Request, Response};
+    use sfvault::agent::{AgentPaths, client::AgentClient, server};
+    let dir = std::env::temp_dir().join(format!("sfvault-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let vault_path = dir.join("vault.sfv");
+    let pass = SecretString::new("pw".into());
+    let key = VaultKey::generate(&pass, KdfParams::MINIMUM).unwrap();
+    let store = sfvault::vault::Store::new(&vault_path, std::time::Duration::from_secs(5));
+    let open = store.create(&vault_of(1_000), &key).unwrap();
+    let paths = AgentPaths::for_vault(&vault_path, &dir).unwrap();
+    let (listener, claim) = server::bind(&paths.socket).unwrap();
+    let socket = paths.socket.clone();
+    let limits = server::Limits {
+        idle_timeout: None,
+        max_lifetime: None,
+    };
+    let thread = std::thread::spawn(move || {
+        let _claim = claim;
+        server::serve(open, listener, &socket, limits, &|_| {})
+    });
+    let client = AgentClient::connect(&paths).unwrap();
+    let request = Request::Field {
+        entry: "org42/app7".into(),
+        field: "consumer_key".into(),
+    };
+    c.bench_function("agent/round-trip-field-1000-entries", |b| {
+        b.iter(|| match client.call(&request).unwrap() {
+            Response::Field(f) => f,
+            _ => panic!("unexpected answer"),
+        })
+    });
+    client.lock().unwrap();
+    thread.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, kdf, open_and_seal, jwt_signing, agent_round_trip);
 criterion_main!(benches);
