@@ -2,7 +2,6 @@
 
 use serde_json::json;
 use sfvault::audit::{self, VaultFacts};
-use sfvault::oauth::keygen;
 use sfvault::secret::SecretString;
 use sfvault::timefmt::{age, rfc3339};
 use sfvault::unlock::Source;
@@ -50,24 +49,7 @@ pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
     let mut session = ctx.session()?;
     session.field(&name, &args.field)?; // must exist: rotation replaces something
     if args.field == "private_key" {
-        let made = keygen::generate(args.bits, args.days, &format!("sfvault {name}"))?;
-        session.apply(Change::SetComputed {
-            entry: name.to_string(),
-            computed: Vec::new(),
-            fields: vec![
-                NewField {
-                    name: "private_key".into(),
-                    value: made.private_key,
-                    secret: true,
-                },
-                NewField {
-                    name: "certificate".into(),
-                    value: SecretString::new(made.certificate.clone()),
-                    secret: false,
-                },
-            ],
-        })?;
-        print(&format!("{}\n", made.certificate.trim_end()))?;
+        super::oauth_cmds::new_key_pair(&mut session, &name, args.bits, args.days)?;
         ctx.note(&format!(
             "New {}-bit key for {name}; the old one is in history. Upload the certificate above to the \
              connected app (Edit → Use digital signatures) before the next login.",

@@ -303,7 +303,19 @@ pub fn keygen(ctx: &Context, args: KeygenArgs) -> Result<()> {
             "{name} already has a private_key; pass --force to replace it (the old one stays in history)"
         )));
     }
-    let made = keygen::generate(args.bits, args.days, &format!("sfvault {name}"))?;
+    new_key_pair(&mut session, &name, args.bits, args.days)?;
+    ctx.note(&format!(
+        "The {}-bit private key of {name} is in the vault only. Upload the certificate above to the \
+         connected app (Setup → App Manager → the app → Edit → Use digital signatures).",
+        args.bits
+    ));
+    Ok(())
+}
+
+/// Generate a key pair for `name`, store the key (old one to history) and the certificate, and
+/// print the certificate: what `keygen` and `rotate … private_key` share.
+pub fn new_key_pair(session: &mut Session, name: &EntryName, bits: usize, days: u32) -> Result<()> {
+    let made = keygen::generate(bits, days, &format!("sfvault {name}"))?;
     session.apply(Change::SetComputed {
         entry: name.to_string(),
         computed: Vec::new(),
@@ -320,11 +332,5 @@ pub fn keygen(ctx: &Context, args: KeygenArgs) -> Result<()> {
             },
         ],
     })?;
-    print(&format!("{}\n", made.certificate.trim_end()))?;
-    ctx.note(&format!(
-        "The {}-bit private key of {name} is in the vault only. Upload the certificate above to the \
-         connected app (Setup → App Manager → the app → Edit → Use digital signatures).",
-        args.bits
-    ));
-    Ok(())
+    print(&format!("{}\n", made.certificate.trim_end()))
 }
