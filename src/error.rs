@@ -96,6 +96,10 @@ pub enum Error {
         message: String,
     },
 
+    /// The agent could not be reached (it stopped): the request was not carried out.
+    #[error("{0}")]
+    AgentGone(String),
+
     /// Exit with this code; whatever needed saying was already printed (e.g. `audit` findings).
     #[error("")]
     Exit(i32),
@@ -123,7 +127,7 @@ impl Error {
             Error::Network(_) => 8,
             Error::Busy { .. } => 9,
             Error::Unsafe(_) => 10,
-            Error::Io { .. } | Error::Other(_) => 1,
+            Error::Io { .. } | Error::Other(_) | Error::AgentGone(_) => 1,
             Error::Remote { code, .. } | Error::Exec { code, .. } => *code,
             Error::Exit(code) => *code,
         }

@@ -248,6 +248,12 @@ fn a_passphrase_change_locks_the_agent() {
     let mut cmd = tv.cmd();
     cmd.env("SFVAULT_NEW_PASSPHRASE_FILE", &new_pass);
     assert_success(&run_cmd(cmd, &["passwd"], None), &["passwd"]);
+    // At once, before the agent has noticed: the command falls back to unlocking by itself.
+    let mut c = tv.bare_cmd();
+    c.env("SFVAULT_PASSPHRASE_FILE", &new_pass);
+    let out = run_cmd(c, &["get", "-n", "acme/ci", "consumer_key"], None);
+    assert_success(&out, &["get right after passwd"]);
+    assert_eq!(out.stdout, b"KEY-1");
     std::thread::sleep(Duration::from_millis(400));
     assert_code(
         &agent_only(&tv, &["get", "acme/ci", "consumer_key"]),

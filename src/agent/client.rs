@@ -48,7 +48,12 @@ impl AgentClient {
                 self.paths.vault.display()
             ))
         };
-        let mut stream = UnixStream::connect(&self.paths.socket).map_err(unreachable)?;
+        let mut stream = UnixStream::connect(&self.paths.socket).map_err(|e| {
+            Error::AgentGone(format!(
+                "the agent for {} is gone ({e})",
+                self.paths.vault.display()
+            ))
+        })?;
         stream
             .set_read_timeout(Some(RESPONSE_TIMEOUT))
             .map_err(unreachable)?;

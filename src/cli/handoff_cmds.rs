@@ -120,7 +120,7 @@ fn exec_command(command: &[OsString], env: &Env) -> Result<()> {
 /// Resolves references, fetching each entry once and each token at most once.
 struct Resolver<'c> {
     ctx: &'c Context,
-    session: Option<Session>,
+    session: Option<Session<'c>>,
     entries: BTreeMap<EntryName, Entry>,
     tokens: BTreeMap<EntryName, ValidToken>,
     used: BTreeMap<EntryName, Vec<String>>,
@@ -151,7 +151,7 @@ impl<'c> Resolver<'c> {
         }
     }
 
-    fn session(&mut self) -> Result<&mut Session> {
+    fn session(&mut self) -> Result<&mut Session<'c>> {
         if self.session.is_none() {
             self.session = Some(self.ctx.session()?);
         }

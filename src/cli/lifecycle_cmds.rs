@@ -144,7 +144,7 @@ pub fn audit(ctx: &Context, args: AuditArgs) -> Result<()> {
     let bytes = ctx.store.read_bytes()?;
     let header = format::parse_header(&bytes)
         .map_err(|e| Error::corrupt(ctx.store.path(), format!("{e:?}")))?;
-    let session = ctx.session()?;
+    let mut session = ctx.session()?;
     let mut entries = session.entries()?;
     // Key sizes need the keys themselves.
     for (name, entry) in entries.iter_mut() {

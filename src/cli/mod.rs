@@ -78,11 +78,8 @@ impl Context {
     }
 
     /// The vault through its agent, or opened here (asking for the passphrase).
-    pub fn session(&self) -> Result<Session> {
-        match self.agent() {
-            Some(agent) => Ok(Session::Agent(agent)),
-            None => self.open().map(|v| Session::Local(Box::new(v))),
-        }
+    pub fn session(&self) -> Result<Session<'_>> {
+        Session::new(self)
     }
 
     /// Open the vault, asking for the passphrase only after the file passed its checks.

@@ -1,5 +1,7 @@
 //! Where a command's reads and writes go: the running agent for this vault, or the vault opened
-//! in this process. Commands are written once against [`Session`].
+//! in this process. Commands are written once against [`Session`]. If the agent stops between
+//! the moment it was found and a request (its timeout, `lock`, a re-key), the session carries on
+//! by opening the vault here, as if no agent had been running.
 
 use std::collections::BTreeMap;
 
@@ -11,12 +13,13 @@ use sfvault::vault::store::OpenVault;
 use sfvault::vault::{Change, ChangeOutcome};
 use sfvault::{Error, Result};
 
+use super::Context;
+
 /// An unlocked vault, wherever it is held.
-pub enum Session {
-    /// A running agent holds it.
-    Agent(AgentClient),
-    /// This process opened it.
-    Local(Box<OpenVault>),
+pub struct Session<'c> {
+    ctx: &'c Context,
+    agent: Option<AgentClient>,
+    local: Option<Box<OpenVault>>,
 }
 
 fn unexpected(what: &str) -> Error {
@@ -25,51 +28,104 @@ fn unexpected(what: &str) -> Error {
     ))
 }
 
-impl Session {
+impl<'c> Session<'c> {
+    /// Through the agent of the vault if one answers, else opened here.
+    pub fn new(ctx: &'c Context) -> Result<Session<'c>> {
+        let agent = ctx.agent();
+        let local = match agent {
+            Some(_) => None,
+            None => Some(Box::new(ctx.open()?)),
+        };
+        Ok(Session { ctx, agent, local })
+    }
+
+    /// The vault opened here (only once there is no agent).
+    fn local(&mut self) -> &mut OpenVault {
+        self.local
+            .as_mut()
+            .expect("a session without an agent holds the vault")
+    }
+
+    /// Ask the agent, if there is one. `Ok(None)` means: there is none (any more), use the
+    /// local vault. Only failures that prove the request was not carried out (no connection,
+    /// or the agent said it is locking) fall back; anything else is the command's error.
+    fn ask(&mut self, request: &Request) -> Result<Option<Response>> {
+        let Some(agent) = &self.agent else {
+            return Ok(None);
+        };
+        match agent.call(request) {
+            Ok(response) => Ok(Some(response)),
+            Err(Error::AgentGone(_)) | Err(Error::Remote { code: 5, .. }) => {
+                self.agent = None;
+                self.local = Some(Box::new(self.ctx.open()?));
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// One field with its current value (no history values).
-    pub fn field(&self, name: &EntryName, field: &str) -> Result<Field> {
-        match self {
-            Session::Agent(agent) => match agent.call(&Request::Field {
-                entry: name.to_string(),
-                field: field.to_owned(),
-            })? {
-                Response::Field(f) => Ok(f),
-                _ => Err(unexpected("a field request")),
-            },
-            Session::Local(vault) => vault.data.field(name, field).cloned(),
+    pub fn field(&mut self, name: &EntryName, field: &str) -> Result<Field> {
+        let request = Request::Field {
+            entry: name.to_string(),
+            field: field.to_owned(),
+        };
+        match self.ask(&request)? {
+            Some(Response::Field(f)) => Ok(f),
+            Some(_) => Err(unexpected("a field request")),
+            None => self.local().data.field(name, field).cloned(),
         }
     }
 
     /// One entry; secret values are empty unless `reveal`.
-    pub fn entry(&self, name: &EntryName, reveal: bool) -> Result<Entry> {
-        match self {
-            Session::Agent(agent) => match agent.call(&Request::Entry {
-                entry: name.to_string(),
-                reveal,
-            })? {
-                Response::Entry(e) => Ok(e),
-                _ => Err(unexpected("an entry request")),
-            },
-            Session::Local(vault) => {
-                let e = vault.data.entry(name)?;
+    pub fn entry(&mut self, name: &EntryName, reveal: bool) -> Result<Entry> {
+        let request = Request::Entry {
+            entry: name.to_string(),
+            reveal,
+        };
+        match self.ask(&request)? {
+            Some(Response::Entry(e)) => Ok(e),
+            Some(_) => Err(unexpected("an entry request")),
+            None => {
+                let e = self.local().data.entry(name)?;
                 Ok(if reveal { e.clone() } else { e.masked() })
             }
         }
     }
 
     /// Every entry, secret values empty.
-    pub fn entries(&self) -> Result<BTreeMap<String, Entry>> {
-        match self {
-            Session::Agent(agent) => match agent.call(&Request::List)? {
-                Response::Entries(map) => Ok(map),
-                _ => Err(unexpected("a list request")),
-            },
-            Session::Local(vault) => Ok(vault
+    pub fn entries(&mut self) -> Result<BTreeMap<String, Entry>> {
+        match self.ask(&Request::List)? {
+            Some(Response::Entries(map)) => Ok(map),
+            Some(_) => Err(unexpected("a list request")),
+            None => Ok(self
+                .local()
                 .data
                 .entries
                 .iter()
                 .map(|(k, e)| (k.clone(), e.masked()))
                 .collect()),
+        }
+    }
+
+    /// The vault's history limit.
+    pub fn history_limit(&mut self) -> Result<u32> {
+        match self.ask(&Request::Status)? {
+            Some(Response::Status(st)) => Ok(st.history_limit),
+            Some(_) => Err(unexpected("a status request")),
+            None => Ok(self.local().data.settings.history_limit),
+        }
+    }
+
+    /// Apply a change and save it.
+    pub fn apply(&mut self, change: Change) -> Result<ChangeOutcome> {
+        match self.ask(&Request::Apply(change.clone()))? {
+            Some(Response::Applied(outcome)) => Ok(outcome),
+            Some(_) => Err(unexpected("a change")),
+            None => {
+                let now = model::now();
+                self.local().update(|data| change.apply(data, now))
+            }
         }
     }
 
@@ -97,31 +153,6 @@ impl Session {
         };
         if let Err(e) = self.apply(change) {
             eprintln!("sfvault: warning: could not record the use of {name}: {e}");
-        }
-    }
-
-    /// The vault's history limit.
-    pub fn history_limit(&self) -> Result<u32> {
-        match self {
-            Session::Agent(agent) => match agent.call(&Request::Status)? {
-                Response::Status(st) => Ok(st.history_limit),
-                _ => Err(unexpected("a status request")),
-            },
-            Session::Local(vault) => Ok(vault.data.settings.history_limit),
-        }
-    }
-
-    /// Apply a change and save it.
-    pub fn apply(&mut self, change: Change) -> Result<ChangeOutcome> {
-        match self {
-            Session::Agent(agent) => match agent.call(&Request::Apply(change))? {
-                Response::Applied(outcome) => Ok(outcome),
-                _ => Err(unexpected("a change")),
-            },
-            Session::Local(vault) => {
-                let now = model::now();
-                vault.update(|data| change.apply(data, now))
-            }
         }
     }
 }
