@@ -297,6 +297,19 @@ fn export_import_round_trips_and_json_parses() {
     assert_success(&out, &["import dotenv"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
     assert_eq!(tv.get("acme/dot", "consumer_key"), "abc");
+    // Imported from a file: the file is named for deletion.
+    let env_file = tv.root.path().join("old.env");
+    fs::write(&env_file, "SF_CONSUMER_KEY=k2\n").unwrap();
+    let mut cmd = tv.cmd();
+    cmd.stdin(fs::File::open(&env_file).unwrap());
+    let out = cmd
+        .args(["import", "acme/fromfile", "--format", "dotenv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("shred -u {}", env_file.display()))
+    );
     // Export into a regular file is refused.
     let f = fs::File::create(tv.root.path().join("x.env")).unwrap();
     let mut cmd = tv.cmd();

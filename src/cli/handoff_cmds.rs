@@ -359,6 +359,12 @@ pub fn export(ctx: &Context, args: ExportArgs) -> Result<()> {
     print(&text)
 }
 
+/// The regular file stdin was redirected from (`< .env`), if it was one.
+fn stdin_file() -> Option<std::path::PathBuf> {
+    let path = std::fs::read_link("/proc/self/fd/0").ok()?;
+    std::fs::metadata(&path).ok()?.is_file().then_some(path)
+}
+
 /// Field names an imported dotenv key stands for.
 fn dotenv_field(key: &str) -> Option<&'static str> {
     Some(match key.to_ascii_uppercase().trim_start_matches("SF_") {
@@ -464,6 +470,13 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
             ignored.join(", ")
         ));
     }
-    ctx.note("If these credentials came from a file, it can go now: shred -u FILE");
+    match stdin_file() {
+        Some(path) => ctx.note(&format!(
+            "{} is a plaintext copy of what the vault now holds; remove it: shred -u {}",
+            path.display(),
+            path.display()
+        )),
+        None => ctx.note("If these credentials came from a file, it can go now: shred -u FILE"),
+    }
     Ok(())
 }
