@@ -105,7 +105,7 @@ fn audit_entry(name: &str, entry: &Entry, max_age: i64, now: Timestamp, out: &mu
     match creds.flow() {
         Ok(flow) => {
             for field in required(flow) {
-                if !entry.fields.contains_key(*field) {
+                if !entry.fields.contains_key(field) {
                     push(
                         Some(field),
                         "missing",

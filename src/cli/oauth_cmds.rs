@@ -272,7 +272,7 @@ pub fn revoke(ctx: &Context, args: EntryArg) -> Result<()> {
     let creds = Credentials::new(&name.to_string(), &entry);
     let tokens: Vec<(&str, &SecretString)> = ["refresh_token", "access_token"]
         .iter()
-        .filter_map(|f| entry.fields.get(*f).map(|v| (*f, &v.value)))
+        .filter_map(|f| entry.fields.get(f).map(|v| (*f, &v.value)))
         .collect();
     if tokens.is_empty() {
         ctx.note(&format!("{name} holds no token; nothing to revoke."));

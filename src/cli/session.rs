@@ -139,7 +139,7 @@ impl<'c> Session<'c> {
             .filter(|f| {
                 entry
                     .fields
-                    .get(**f)
+                    .get(f)
                     .is_some_and(|v| v.used_at.is_none_or(|t| now - t >= 3600))
             })
             .map(|f| (*f).to_owned())

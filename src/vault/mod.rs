@@ -2,6 +2,7 @@
 
 pub mod change;
 pub mod crypto;
+pub mod field_map;
 pub mod fields;
 pub mod format;
 pub mod model;

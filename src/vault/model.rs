@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
+use crate::vault::field_map::FieldMap;
 use crate::vault::fields;
 use crate::vault::name::{EntryName, check_field_name};
 
@@ -40,7 +41,7 @@ pub struct Entry {
     /// When the entry was created.
     pub created_at: Timestamp,
     /// Fields by name, sorted.
-    pub fields: BTreeMap<String, Field>,
+    pub fields: FieldMap,
 }
 
 /// One named value with its history.
@@ -135,7 +136,7 @@ impl VaultData {
         }
         Ok(self.entries.entry(key).or_insert(Entry {
             created_at: now,
-            fields: BTreeMap::new(),
+            fields: FieldMap::default(),
         }))
     }
 
@@ -280,7 +281,7 @@ impl VaultData {
             .ok_or_else(|| entry_not_found(name))?;
         Ok(names
             .iter()
-            .filter(|f| entry.fields.remove(**f).is_some())
+            .filter(|f| entry.fields.remove(f).is_some())
             .count())
     }
 

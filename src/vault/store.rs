@@ -128,14 +128,14 @@ impl Store {
         &self,
         passphrase: impl FnOnce() -> Result<SecretString>,
     ) -> Result<OpenVault> {
-        let (bytes, stamp) = read_checked(&self.path)?;
+        let (mut bytes, stamp) = read_checked(&self.path)?;
         let header = format::parse_header(&bytes).map_err(|e| self.open_error(e))?;
         let passphrase = passphrase()?;
         let key = header
             .slot
             .unlock(&passphrase)
             .map_err(|e| self.open_error(e))?;
-        let data = format::open_with_key(&bytes, &key).map_err(|e| self.open_error(e))?;
+        let data = format::open_in_place(&mut bytes, &key).map_err(|e| self.open_error(e))?;
         Ok(OpenVault {
             data,
             key,
@@ -353,7 +353,7 @@ impl OpenVault {
         change: impl FnOnce(&mut VaultData) -> Result<T>,
     ) -> Result<T> {
         let guard = self.store.lock()?;
-        let (bytes, _) = read_checked(&self.store.path)?;
+        let (mut bytes, _) = read_checked(&self.store.path)?;
         let header = format::parse_header(&bytes).map_err(|e| self.store.open_error(e))?;
         // Every save draws a new random payload salt: the same salt (and slot) means the file
         // is exactly the version we hold, and decrypting it again can be skipped.
@@ -361,7 +361,8 @@ impl OpenVault {
         let mut data = if fresh {
             std::mem::take(&mut self.data)
         } else {
-            format::open_with_key(&bytes, &self.key).map_err(|e| match e {
+            // Decrypted in place: `bytes` is only used again on the `fresh` path.
+            format::open_in_place(&mut bytes, &self.key).map_err(|e| match e {
                 OpenError::WrongPassphrase => Error::Other(format!(
                     "{} was re-keyed or replaced by another process while this command ran; \
                      nothing was changed, run it again",
@@ -405,8 +406,8 @@ impl OpenVault {
         if FileStamp::of(&meta) == self.stamp {
             return Ok(false);
         }
-        let (bytes, stamp) = read_checked(&self.store.path)?;
-        self.data = format::open_with_key(&bytes, &self.key).map_err(|e| match e {
+        let (mut bytes, stamp) = read_checked(&self.store.path)?;
+        self.data = format::open_in_place(&mut bytes, &self.key).map_err(|e| match e {
             OpenError::WrongPassphrase => Error::Locked(format!(
                 "{} was re-keyed or replaced; unlock it again",
                 self.store.path.display()
