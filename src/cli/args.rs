@@ -101,7 +101,7 @@ Examples:
     /// Rename an entry
     Mv(MvArgs),
 
-    /// Change the vault passphrase (re-wraps the key; entries are untouched)
+    /// Change the vault passphrase (with a new data key; entries are kept)
     #[command(after_help = "\
 The new passphrase comes from --new-passphrase-fd N, SFVAULT_NEW_PASSPHRASE_FILE, or a prompt
 (asked twice). --kdf-* options set new Argon2id costs at the same time.")]

@@ -330,7 +330,7 @@ impl OpenVault {
         &self.store
     }
 
-    /// The key (to re-wrap it, or to hand it to an agent).
+    /// The key (its slot for KDF facts, its data key to hand to an agent).
     pub fn key(&self) -> &VaultKey {
         &self.key
     }
