@@ -18,6 +18,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct AgentClient {
     paths: AgentPaths,
     pid: u32,
+    /// The connection made to find the agent, kept for the first request (one connection less
+    /// per command: the agent serves connections one at a time).
+    first: std::cell::RefCell<Option<UnixStream>>,
 }
 
 impl AgentClient {
@@ -31,6 +34,7 @@ impl AgentClient {
         Some(AgentClient {
             paths: paths.clone(),
             pid: cred.pid.as_raw_nonzero().get() as u32,
+            first: std::cell::RefCell::new(Some(stream)),
         })
     }
 
@@ -48,16 +52,26 @@ impl AgentClient {
                 self.paths.vault.display()
             ))
         };
-        let mut stream = UnixStream::connect(&self.paths.socket).map_err(|e| {
+        let mut stream = match self.first.borrow_mut().take() {
+            Some(stream) => stream,
+            None => UnixStream::connect(&self.paths.socket).map_err(|e| {
+                Error::AgentGone(format!(
+                    "the agent for {} is gone ({e})",
+                    self.paths.vault.display()
+                ))
+            })?,
+        };
+        stream
+            .set_read_timeout(Some(RESPONSE_TIMEOUT))
+            .map_err(unreachable)?;
+        // A request that could not be written whole was not carried out: the agent acts only on
+        // complete frames. That is "gone", and the caller may go on without the agent.
+        protocol::write_frame(&mut stream, request).map_err(|e| {
             Error::AgentGone(format!(
                 "the agent for {} is gone ({e})",
                 self.paths.vault.display()
             ))
         })?;
-        stream
-            .set_read_timeout(Some(RESPONSE_TIMEOUT))
-            .map_err(unreachable)?;
-        protocol::write_frame(&mut stream, request).map_err(unreachable)?;
         match protocol::read_frame::<Response>(&mut stream, MAX_RESPONSE_LEN) {
             Ok(Response::Error { code, message }) => Err(Error::Remote { code, message }),
             Ok(response) => Ok(response),
