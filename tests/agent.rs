@@ -288,10 +288,10 @@ fn agents_of_another_protocol_version_are_named_not_misread() {
     fs::set_permissions(tv.agent_dir(), fs::Permissions::from_mode(0o700)).unwrap();
     let listener = UnixListener::bind(&paths.socket).unwrap();
     let fake = std::thread::spawn(move || {
+        // The client's probe carries its request: one connection for `get`, one for `lock`.
         for _ in 0..2 {
             let (mut s, _) = listener.accept().unwrap();
             let mut head = [0u8; 10];
-            // The first connection is the client's liveness probe, which sends nothing.
             if s.read_exact(&mut head).is_ok() {
                 let _ = s.write_all(b"SFVA\x02\x00\x00\x00\x00\x00");
             }
@@ -304,7 +304,12 @@ fn agents_of_another_protocol_version_are_named_not_misread() {
         err.contains("protocol version 2") && err.contains("sfvault lock"),
         "{err}"
     );
-    drop(fake);
+    // `lock` falls back to SIGTERM only for real agents: the socket's peer here is this test
+    // process, which must survive.
+    let out = agent_only(&tv, &["lock"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an sfvault agent"));
+    fake.join().unwrap();
     // And a real agent answers a client of another version with its own version.
     let tv2 = unlocked("15m");
     let paths = sfvault::agent::AgentPaths::for_vault(&tv2.vault, &tv2.agent_dir()).unwrap();

@@ -93,6 +93,17 @@ impl AgentClient {
         match self.call(&Request::Lock) {
             Ok(_) => Ok(()),
             Err(_) => {
+                // Only ever signal a process that is an sfvault agent: the peer of a socket
+                // could be anything that bound it.
+                let cmdline =
+                    std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
+                if !cmdline.split(|b| *b == 0).any(|arg| arg == b"__agent") {
+                    return Err(Error::Other(format!(
+                        "process {} on {} is not an sfvault agent; not stopping it",
+                        self.pid,
+                        self.paths.socket.display()
+                    )));
+                }
                 let pid = rustix::process::Pid::from_raw(self.pid as i32)
                     .ok_or_else(|| Error::Other("the agent has no pid".into()))?;
                 rustix::process::kill_process(pid, rustix::process::Signal::TERM)
