@@ -142,7 +142,16 @@ fn another_uid_is_refused_by_the_agent() {
     assert!(!out.status.success(), "nobody got a value: {:?}", out);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("KEY-1"));
     let log_path = socket.with_extension("log");
-    let log = fs::read_to_string(&log_path).unwrap();
+    // The agent logs the refusal when it gets to the connection: wait for it (bounded).
+    let started = Instant::now();
+    let mut log = String::new();
+    while started.elapsed() < Duration::from_secs(3) {
+        log = fs::read_to_string(&log_path).unwrap();
+        if log.contains("refused") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         log.contains("refused a connection from uid 65534"),
         "agent log: {log}"
