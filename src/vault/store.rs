@@ -161,15 +161,20 @@ impl Store {
         })
     }
 
-    /// Create a new vault file holding `data`; refuses to replace anything that exists.
-    pub fn create(&self, data: &VaultData, key: &VaultKey) -> Result<OpenVault> {
+    /// Create the vault directory (0700) if needed, and check it is safe to use.
+    fn prepare_dir(&self) -> Result<()> {
         let dir = self.dir();
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&dir)
             .map_err(|e| Error::io("cannot create the vault directory", &dir, e))?;
-        check_dir(&dir)?;
+        check_dir(&dir)
+    }
+
+    /// Create a new vault file holding `data`; refuses to replace anything that exists.
+    pub fn create(&self, data: &VaultData, key: &VaultKey) -> Result<OpenVault> {
+        self.prepare_dir()?;
         let guard = self.lock()?;
         if self.exists() {
             return Err(Error::Other(format!(
@@ -265,13 +270,7 @@ impl Store {
     /// Replace the vault with `bytes` (a verified backup), keeping the replaced file as `.bak`.
     /// Works when the current vault is missing or damaged.
     pub fn replace_with(&self, bytes: &[u8]) -> Result<()> {
-        let dir = self.dir();
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| Error::io("cannot create the vault directory", &dir, e))?;
-        check_dir(&dir)?;
+        self.prepare_dir()?;
         let guard = self.lock()?;
         self.write_bytes(&guard, bytes).map(drop)
     }
