@@ -436,13 +436,6 @@ fn canaries_from_every_command_reach_no_file_argv_or_stderr() {
     );
 }
 
-/// Run `args` as `nobody` in a world that nobody can enter.
-fn as_nobody(tv: &TestVault) -> std::process::Command {
-    let mut c = tv.cmd();
-    c.uid(65534).gid(65534);
-    c
-}
-
 #[test]
 fn the_agent_and_an_unlocked_cli_are_not_dumpable() {
     if !rustix::process::geteuid().is_root() {
@@ -481,7 +474,6 @@ fn the_agent_and_an_unlocked_cli_are_not_dumpable() {
             .gid(65534);
         c
     };
-    let _ = as_nobody; // (kept for symmetry with other helpers)
     let ok = |c: &mut std::process::Command| {
         let out = c.output().unwrap();
         assert!(

@@ -126,6 +126,13 @@ impl VaultData {
         })
     }
 
+    /// The entry at `name`, to change it, or a not-found error naming it.
+    fn entry_mut(&mut self, name: &EntryName) -> Result<&mut Entry> {
+        self.entries
+            .get_mut(&name.to_string())
+            .ok_or_else(|| entry_not_found(name))
+    }
+
     /// Create an empty entry; an existing one is an error, never overwritten.
     pub fn add_entry(&mut self, name: &EntryName, now: Timestamp) -> Result<&mut Entry> {
         let key = name.to_string();
@@ -155,10 +162,7 @@ impl VaultData {
             return Err(Error::Usage(format!("{field} is always secret")));
         }
         let limit = self.settings.history_limit as usize;
-        let entry = self
-            .entries
-            .get_mut(&name.to_string())
-            .ok_or_else(|| entry_not_found(name))?;
+        let entry = self.entry_mut(name)?;
         let Some(existing) = entry.fields.get_mut(field) else {
             entry.fields.insert(
                 field.to_owned(),
@@ -213,10 +217,7 @@ impl VaultData {
 
     /// Record that fields were used by a flow or a hand-off.
     pub fn mark_used(&mut self, name: &EntryName, fields: &[String], now: Timestamp) -> Result<()> {
-        let entry = self
-            .entries
-            .get_mut(&name.to_string())
-            .ok_or_else(|| entry_not_found(name))?;
+        let entry = self.entry_mut(name)?;
         for f in fields {
             if let Some(field) = entry.fields.get_mut(f) {
                 field.used_at = Some(now);
@@ -250,10 +251,7 @@ impl VaultData {
         values: Vec<(String, SecretString)>,
         now: Timestamp,
     ) -> Result<()> {
-        let entry = self
-            .entries
-            .get_mut(&name.to_string())
-            .ok_or_else(|| entry_not_found(name))?;
+        let entry = self.entry_mut(name)?;
         for (field, value) in values {
             check_field_name(&field)?;
             fields::check_known_value(&field, &value)?;
@@ -275,10 +273,7 @@ impl VaultData {
 
     /// Remove fields by name (missing ones are ignored); returns how many were removed.
     pub fn remove_fields(&mut self, name: &EntryName, names: &[&str]) -> Result<usize> {
-        let entry = self
-            .entries
-            .get_mut(&name.to_string())
-            .ok_or_else(|| entry_not_found(name))?;
+        let entry = self.entry_mut(name)?;
         Ok(names
             .iter()
             .filter(|f| entry.fields.remove(f).is_some())
