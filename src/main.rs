@@ -2,16 +2,15 @@
 
 mod cli;
 
+use std::ffi::OsString;
+
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() {
-    // Parse with an explicit Command that is then leaked instead of dropped: freeing clap's
-    // tree of ~30 subcommands was 14% of the instructions of a warm `get`, and the process
-    // is about to exit anyway.
-    let mut command = cli::args::Cli::command();
-    let matches = command.get_matches_mut();
-    let args = cli::args::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    std::mem::forget(command);
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let vault_env = std::env::var_os("SFVAULT_PATH");
+    let args =
+        cli::fast_path::parse(&argv, vault_env.as_deref()).unwrap_or_else(|| parse_with_clap(argv));
     if let Err(err) = cli::run(args) {
         let message = err.to_string();
         if !message.is_empty() {
@@ -19,4 +18,17 @@ fn main() {
         }
         std::process::exit(err.exit_code());
     }
+}
+
+/// Parse with clap (exits with its message on an error, help or version).
+fn parse_with_clap(argv: Vec<OsString>) -> cli::args::Cli {
+    // The Command is leaked instead of dropped: freeing clap's tree of ~30 subcommands was 14%
+    // of the instructions of a short command, and the process is about to exit anyway.
+    let mut command = cli::args::Cli::command();
+    let matches = command
+        .try_get_matches_from_mut(argv)
+        .unwrap_or_else(|e| e.exit());
+    let args = cli::args::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    std::mem::forget(command);
+    args
 }

@@ -52,6 +52,75 @@ fn unlock_once_then_200_gets_without_a_passphrase() {
     );
 }
 
+/// `get` has a hand-written parser in front of clap for speed: every spelling, whichever
+/// parser takes it, must give the same answer, and clap's errors must stay clap's.
+#[test]
+fn every_spelling_of_get_gives_the_same_answer() {
+    let tv = unlocked("15m");
+    let vault = tv.vault.to_str().unwrap().to_owned();
+    let vault_eq = format!("--vault={vault}");
+    let spellings: &[&[&str]] = &[
+        &["get", "-n", "acme/ci", "consumer_key"],
+        &["get", "acme/ci", "consumer_key", "--no-newline"],
+        &["--vault", &vault, "get", "acme/ci", "-n", "consumer_key"],
+        &[&vault_eq, "-q", "get", "acme/ci", "consumer_key", "-n"],
+        &["get", "acme/ci", "consumer_key", "-n", "--vault", &vault],
+        &["get", "-qn", "acme/ci", "consumer_key"],
+        &["get", "-n", "--", "acme/ci", "consumer_key"],
+    ];
+    for args in spellings {
+        let out = agent_only(&tv, args);
+        assert_success(&out, args);
+        assert_eq!(out.stdout, b"KEY-1", "{args:?}");
+    }
+    let out = agent_only(&tv, &["get", "acme/ci", "consumer_key"]);
+    assert_eq!(out.stdout, b"KEY-1\n");
+    let out = agent_only(&tv, &["--json", "get", "acme/ci", "consumer_key"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["value"], "KEY-1");
+
+    // SFVAULT_PATH names the vault; --vault wins over it; an empty one is a usage error.
+    let elsewhere = tv.root.path().join("elsewhere.sfv");
+    let with_env = |value: &std::ffi::OsStr, args: &[&str]| {
+        let mut cmd = tv.bare_cmd();
+        cmd.env("XDG_DATA_HOME", tv.root.path().join("empty"))
+            .env("SFVAULT_PATH", value);
+        run_cmd(cmd, args, None)
+    };
+    let out = with_env(
+        tv.vault.as_os_str(),
+        &["get", "-n", "acme/ci", "consumer_key"],
+    );
+    assert_success(&out, &["get with SFVAULT_PATH"]);
+    assert_eq!(out.stdout, b"KEY-1");
+    let out = with_env(
+        elsewhere.as_os_str(),
+        &["get", "acme/ci", "consumer_key", "--vault", &vault],
+    );
+    assert_eq!(out.stdout, b"KEY-1\n");
+    let out = with_env(elsewhere.as_os_str(), &["get", "acme/ci", "consumer_key"]);
+    assert_code(&out, 3, &["get from a missing vault"]);
+    let out = with_env("".as_ref(), &["get", "acme/ci", "consumer_key"]);
+    assert_code(&out, 2, &["get with an empty SFVAULT_PATH"]);
+
+    for bad in [
+        &["get", "acme/ci"][..],
+        &["get", "acme/ci", "consumer_key", "extra"],
+        &["-n", "get", "acme/ci", "consumer_key"],
+        &["--json", "--json", "get", "acme/ci", "consumer_key"],
+        &["get", "acme/ci", "consumer_key", "--vault"],
+    ] {
+        let out = agent_only(&tv, bad);
+        assert_code(&out, 2, bad);
+        assert!(out.stdout.is_empty(), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("try '--help'"),
+            "{bad:?}: clap's message, got {err}"
+        );
+    }
+}
+
 #[test]
 fn lock_and_timeout_leave_no_way_in_without_a_passphrase() {
     let tv = unlocked("15m");

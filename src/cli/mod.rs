@@ -4,6 +4,7 @@
 mod agent_cmds;
 pub mod args;
 mod entries;
+pub mod fast_path;
 mod handoff_cmds;
 mod lifecycle_cmds;
 mod oauth_cmds;

@@ -1,0 +1,291 @@
+//! A hand-written parser for the plain forms of the hot command, `sfvault get`, tried before clap.
+//!
+//! Scripts call `get` in loops, and with an agent running the answer takes microseconds, so a
+//! warm get is mostly process start-up. clap builds its whole tree of ~30 subcommands with their
+//! help texts on every run: about 40% of the instructions of a warm get (callgrind). This parser
+//! knows only
+//!
+//! ```text
+//! sfvault [GLOBAL…] get [GLOBAL… | -n | --no-newline]… ENTRY FIELD
+//! GLOBAL = --vault PATH | --vault=PATH | --json | --quiet | -q | --no-agent
+//! ```
+//!
+//! with every word valid UTF-8, each flag at most once and no positional word starting with `-`.
+//! Anything else (help, version, errors, other commands, `--`, `--passphrase-fd`, repeated flags)
+//! returns `None` and goes to clap, so clap keeps the last word on what is valid and on every
+//! message. The tests check that whenever this parser answers, clap gives the same answer.
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+use super::args::{Cli, Command, GetArgs, GlobalArgs};
+
+/// The parsed command line if it is a plain `get`, else `None` (parse it with clap).
+///
+/// `argv` includes the program name; `vault_env` is the value of `SFVAULT_PATH`, if set.
+pub fn parse(argv: &[OsString], vault_env: Option<&OsStr>) -> Option<Cli> {
+    let mut global = GlobalArgs {
+        vault: None,
+        json: false,
+        quiet: false,
+        passphrase_fd: None,
+        no_agent: false,
+    };
+    let mut no_newline = false;
+    let mut seen_get = false;
+    let mut positionals: Vec<String> = Vec::with_capacity(2);
+    let mut words = argv.iter().skip(1);
+    while let Some(word) = words.next() {
+        let word = word.to_str()?;
+        match word {
+            "--vault" => {
+                let value = words.next()?.to_str()?;
+                set_vault(&mut global.vault, value)?;
+            }
+            "--json" => set_flag(&mut global.json)?,
+            "--quiet" | "-q" => set_flag(&mut global.quiet)?,
+            "--no-agent" => set_flag(&mut global.no_agent)?,
+            "-n" | "--no-newline" if seen_get => set_flag(&mut no_newline)?,
+            "get" if !seen_get => seen_get = true,
+            _ => {
+                if let Some(value) = word.strip_prefix("--vault=") {
+                    set_vault(&mut global.vault, value)?;
+                } else if word.starts_with('-') || !seen_get || positionals.len() == 2 {
+                    return None;
+                } else {
+                    positionals.push(word.to_owned());
+                }
+            }
+        }
+    }
+    if !seen_get || positionals.len() != 2 {
+        return None;
+    }
+    if global.vault.is_none() {
+        // clap reads SFVAULT_PATH only when --vault is absent, and refuses an empty value.
+        global.vault = match vault_env {
+            Some(path) if path.is_empty() => return None,
+            Some(path) => Some(PathBuf::from(path)),
+            None => None,
+        };
+    }
+    let field = positionals.pop()?;
+    let entry = positionals.pop()?;
+    Some(Cli {
+        global,
+        command: Command::Get(GetArgs {
+            entry,
+            field,
+            no_newline,
+        }),
+    })
+}
+
+/// Set a flag the first time; a repeated flag is clap's error to report.
+fn set_flag(flag: &mut bool) -> Option<()> {
+    if *flag {
+        return None;
+    }
+    *flag = true;
+    Some(())
+}
+
+/// Set the vault path the first time, if it is a plain value (not empty, not option-like).
+fn set_vault(vault: &mut Option<PathBuf>, value: &str) -> Option<()> {
+    if vault.is_some() || value.is_empty() || value.starts_with('-') {
+        return None;
+    }
+    *vault = Some(PathBuf::from(value));
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use proptest::prelude::*;
+
+    fn argv(words: &[&str]) -> Vec<OsString> {
+        std::iter::once("sfvault")
+            .chain(words.iter().copied())
+            .map(OsString::from)
+            .collect()
+    }
+
+    /// This process's SFVAULT_PATH, which clap also reads (normally unset under `cargo test`).
+    fn env_vault() -> Option<OsString> {
+        std::env::var_os("SFVAULT_PATH")
+    }
+
+    /// The fast parser's answer, checked against clap's: if it answers, clap must agree.
+    fn check_agrees(words: &[&str]) -> Option<String> {
+        let argv = argv(words);
+        let fast = parse(&argv, env_vault().as_deref())?;
+        let clap = Cli::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("fast path accepted {words:?}, clap refused: {e}"));
+        let (fast, clap) = (format!("{fast:?}"), format!("{clap:?}"));
+        assert_eq!(fast, clap, "fast path and clap differ for {words:?}");
+        Some(fast)
+    }
+
+    #[test]
+    fn plain_gets_take_the_fast_path_and_match_clap() {
+        for words in [
+            &["get", "acme-prod/ci", "consumer_key"][..],
+            &["--vault", "/tmp/v.sfv", "get", "acme/ci", "username"],
+            &["--vault=/tmp/v.sfv", "get", "acme/ci", "username"],
+            &["get", "acme/ci", "username", "--vault", "/tmp/v.sfv"],
+            &["get", "-n", "acme/ci", "consumer_key"],
+            &["get", "acme/ci", "consumer_key", "--no-newline"],
+            &[
+                "--no-agent",
+                "-q",
+                "--json",
+                "get",
+                "acme/ci",
+                "consumer_key",
+            ],
+            &["get", "acme/ci", "--quiet", "access_token", "--no-agent"],
+            &["get", "get", "get"],
+        ] {
+            assert!(check_agrees(words).is_some(), "{words:?} should be fast");
+        }
+    }
+
+    #[test]
+    fn everything_else_is_left_to_clap() {
+        for words in [
+            &[][..],
+            &["get"],
+            &["get", "acme/ci"],
+            &["get", "acme/ci", "a", "b"],
+            &["--help"],
+            &["get", "--help"],
+            &["-V"],
+            &["list"],
+            &["show", "acme/ci"],
+            &["-n", "get", "acme/ci", "consumer_key"],
+            &["get", "--", "acme/ci", "consumer_key"],
+            &["get", "-x", "consumer_key"],
+            &["get", "acme/ci", "consumer_key", "-qn"],
+            &["--json", "--json", "get", "a/b", "c"],
+            &["get", "a/b", "c", "-n", "-n"],
+            &["--vault", "get", "a/b", "c"],
+            &["--vault=", "get", "a/b", "c"],
+            &["--vault", "/a", "--vault", "/b", "get", "a/b", "c"],
+            &["--passphrase-fd", "3", "get", "a/b", "c"],
+            &["get", "a/b", "c", "--vault"],
+        ] {
+            assert!(parse(&argv(words), None).is_none(), "{words:?} is clap's");
+        }
+    }
+
+    #[test]
+    fn sfvault_path_is_used_only_without_vault_and_never_when_empty() {
+        let words = argv(&["get", "a/b", "c"]);
+        let env = |v: &str| OsString::from(v);
+        let vault = |cli: Option<Cli>| cli.and_then(|c| c.global.vault);
+        assert_eq!(
+            vault(parse(&words, Some(&env("/env.sfv")))),
+            Some(PathBuf::from("/env.sfv"))
+        );
+        assert!(parse(&words, Some(&env(""))).is_none());
+        let with_flag = argv(&["--vault", "/flag.sfv", "get", "a/b", "c"]);
+        assert_eq!(
+            vault(parse(&with_flag, Some(&env("/env.sfv")))),
+            Some(PathBuf::from("/flag.sfv"))
+        );
+        assert_eq!(vault(parse(&words, None)), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_words_are_left_to_clap() {
+        use std::os::unix::ffi::OsStringExt;
+        let mut words = argv(&["get", "a/b"]);
+        words.push(OsString::from_vec(vec![b'c', 0xff]));
+        assert!(parse(&words, None).is_none());
+    }
+
+    const WORDS: &[&str] = &[
+        "get",
+        "list",
+        "help",
+        "--vault",
+        "--vault=/v",
+        "--vault=",
+        "/v",
+        "--json",
+        "-q",
+        "--quiet",
+        "--no-agent",
+        "-n",
+        "--no-newline",
+        "--",
+        "-",
+        "-x",
+        "-qn",
+        "a/b",
+        "key",
+        "",
+        "--passphrase-fd",
+        "3",
+        "-h",
+        "--version",
+    ];
+
+    /// Option groups of a valid `get`, placed before or after the subcommand.
+    const GROUPS: &[&[&str]] = &[
+        &["--vault", "/v"],
+        &["--vault=/v"],
+        &["--json"],
+        &["-q"],
+        &["--quiet"],
+        &["--no-agent"],
+        &["-n"],
+        &["--no-newline"],
+    ];
+
+    /// A `get` command line built from option groups around `get ENTRY FIELD`, then mutated by
+    /// inserting and deleting words: most are near-misses that only clap should accept or refuse.
+    fn near_valid() -> impl Strategy<Value = Vec<&'static str>> {
+        let groups = || proptest::collection::vec(prop::sample::select(GROUPS), 0..4);
+        let inserts = proptest::collection::vec((0..12usize, prop::sample::select(WORDS)), 0..2);
+        let deletes = proptest::collection::vec(0..12usize, 0..2);
+        (groups(), groups(), 0..3usize, inserts, deletes).prop_map(
+            |(before, after, split, inserts, deletes)| {
+                let mut words: Vec<&str> = before.concat();
+                words.push("get");
+                let split = split.min(after.len());
+                words.extend(after[..split].concat());
+                words.extend(["a/b", "key"]);
+                words.extend(after[split..].concat());
+                for (at, word) in inserts {
+                    words.insert(at.min(words.len()), word);
+                }
+                for at in deletes {
+                    if at < words.len() {
+                        words.remove(at);
+                    }
+                }
+                words
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        /// Whatever the words, the fast path either declines or agrees with clap.
+        #[test]
+        fn never_disagrees_with_clap(picks in proptest::collection::vec(0..WORDS.len(), 0..8)) {
+            let words: Vec<&str> = picks.iter().map(|&i| WORDS[i]).collect();
+            check_agrees(&words);
+        }
+
+        /// Near-valid `get` lines: the fast path either declines or agrees with clap.
+        #[test]
+        fn near_misses_never_disagree_with_clap(words in near_valid()) {
+            check_agrees(&words);
+        }
+    }
+}
