@@ -43,6 +43,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# Output of the tools is silenced below, so say which step failed.
+trap 'echo "compare.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 mkdir -p "$work/hello"
 printf 'fn main() { println!("hello"); }\n' > "$work/hello/main.rs"
@@ -79,7 +81,9 @@ set_() { echo "$sfv --vault $work/v$1.sfv $2 set org0/app0 notes bench --public 
 # is compared at equal unlock cost instead: its KDF tuned (-t) to sfvault's default KDF time.
 kdf_ms=$(hyperfine -N --runs 5 --style none --export-json "$work/kdf-probe.json" "$fixture --kdf 64 3 4" >/dev/null 2>&1 \
   && python3 -c "import json,statistics,sys; print(int(statistics.median(json.load(open(sys.argv[1]))['results'][0]['times'])*1000))" "$work/kdf-probe.json")
-printf '%s\n%s\n' kpxpass kpxpass | keepassxc-cli db-create -q -p -t "$kdf_ms" "$work/kp.kdbx" >/dev/null 2>&1
+# keepassxc-cli accepts decryption-time targets of 100 to 5000 ms only.
+kpx_ms=$(( kdf_ms < 100 ? 100 : kdf_ms ))
+printf '%s\n%s\n' kpxpass kpxpass | keepassxc-cli db-create -q -p -t "$kpx_ms" "$work/kp.kdbx" >/dev/null 2>&1
 printf 'kpxpass\n3MVG9BENCHKEY\n' | keepassxc-cli add -q -p "$work/kp.kdbx" acme-ci >/dev/null 2>&1
 kpx_kdf=$(printf 'kpxpass\n' | keepassxc-cli db-info -q "$work/kp.kdbx" 2>/dev/null | sed -n 's/^KDF: //p')
 
@@ -91,7 +95,7 @@ run warm "$(runs 300 20)" 20 \
   -n "sfvault get, agent (1 entry)" "$(get 1 '')" \
   -n "sfvault get, agent (1,000 entries)" "$(get 1000 '')"
 run pass "$(runs 30 3)" 3 -n "pass show (gpg-agent cached)" "pass show acme/ci/consumer_key"
-run kpx "$(runs 15 3)" 2 -n "keepassxc-cli show (KDF: $kpx_kdf, tuned to ${kdf_ms} ms)" \
+run kpx "$(runs 15 3)" 2 -n "keepassxc-cli show (KDF: $kpx_kdf, tuned to ${kpx_ms} ms)" \
   "sh -c 'printf kpxpass | keepassxc-cli show -q -a password $work/kp.kdbx acme-ci >/dev/null'"
 run cold "$(runs 15 3)" 2 \
   -n "sfvault get --no-agent (1 entry, default KDF)" "$(get 1 --no-agent)" \
@@ -134,7 +138,7 @@ kdf = med["sfvault Argon2id (64 MiB, t=3, p=4)"]
 ref = med["reference C argon2 (64 MiB, t=3, p=4)"]
 print(f"- KDF: sfvault {kdf:.1f} ms vs reference C argon2 {ref:.1f} ms: **{kdf / ref:.2f}×** (target ≤ 1.2×)")
 cold = med["sfvault get --no-agent (1 entry, default KDF)"]
-print(f"- cold get, 1 entry: {cold:.1f} ms = KDF + {cold - kdf:.1f} ms (target ≤ KDF + 10 ms)")
+print(f"- cold get, 1 entry: {cold:.1f} ms = KDF {cold - kdf:+.1f} ms (target ≤ KDF + 10 ms)")
 kpx = [m for n, m in med.items() if n.startswith("keepassxc-cli")]
 if kpx:
     print(f"- cold get vs keepassxc-cli at equal unlock cost: {cold:.1f} ms vs {kpx[0]:.1f} ms: **{cold / kpx[0]:.2f}×**")
