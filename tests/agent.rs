@@ -139,6 +139,26 @@ fn lock_and_timeout_leave_no_way_in_without_a_passphrase() {
     assert_code(&out, 5, &["get after timeout"]);
 }
 
+/// `lock` returns only once the agent has stopped, so a script can unlock again at once.
+#[test]
+fn lock_returns_only_once_the_agent_is_gone() {
+    let tv = unlocked("15m");
+    for round in 0..5 {
+        let pid = agent_pid(&tv);
+        tv.ok(&["lock"]);
+        let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let alive = state
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'));
+        assert!(
+            !alive,
+            "round {round}: agent {pid} still running after lock: {state}"
+        );
+        tv.ok(&["unlock", "--timeout", "15m"]);
+    }
+    tv.ok(&["lock"]);
+}
+
 #[test]
 fn status_does_not_extend_the_idle_timeout() {
     let tv = unlocked("2s");

@@ -13,6 +13,9 @@ use crate::error::{Error, Result};
 /// How long to wait for an answer: a write may wait for the vault lock and fsync.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long `lock` waits for the agent to stop (it checks for a stop every 100 ms).
+pub const STOP_WAIT: Duration = Duration::from_secs(5);
+
 /// A live agent for one vault.
 #[derive(Debug)]
 pub struct AgentClient {
@@ -88,8 +91,22 @@ impl AgentClient {
     }
 
     /// Ask the agent to lock; if it cannot be asked (another protocol version), end it with
-    /// SIGTERM, which is safe: it holds nothing unsaved.
+    /// SIGTERM, which is safe: it holds nothing unsaved. Returns once the agent has stopped
+    /// (so an `unlock` right after cannot meet it), or fails after [`STOP_WAIT`].
     pub fn lock(&self) -> Result<()> {
+        self.ask_to_stop()?;
+        if super::server::wait_for_release(&self.paths.socket, STOP_WAIT) {
+            Ok(())
+        } else {
+            Err(Error::Other(format!(
+                "agent pid {} was told to lock but is still running after {} s",
+                self.pid,
+                STOP_WAIT.as_secs()
+            )))
+        }
+    }
+
+    fn ask_to_stop(&self) -> Result<()> {
         match self.call(&Request::Lock) {
             Ok(_) => Ok(()),
             Err(_) => {

@@ -306,6 +306,26 @@ pub struct Claim {
     _lock: std::fs::File,
 }
 
+/// Wait up to `within` for the agent on `socket` to give up its claim, which it does only
+/// after it has closed its listener, removed its socket and wiped its key. True once released
+/// (or if no agent ever claimed this socket).
+pub fn wait_for_release(socket: &Path, within: Duration) -> bool {
+    let Ok(lock) = std::fs::File::open(socket.with_extension("lock")) else {
+        return true;
+    };
+    let deadline = Instant::now() + within;
+    loop {
+        if lock.try_lock().is_ok() {
+            let _ = lock.unlock();
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Claim the socket path and bind it (mode 0600), replacing a stale socket left by a dead
 /// agent. Fails if another agent holds the claim.
 pub fn bind(path: &Path) -> Result<(UnixListener, Claim)> {
