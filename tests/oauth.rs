@@ -147,6 +147,31 @@ fn jwt_flow_accepts_a_pkcs1_key_file() {
     ]);
     tv.ok(&["login", "acme/ci"]);
     assert_eq!(sf.count("/services/oauth2/token"), 1);
+
+    // An encrypted key cannot sign: refused when stored (with the way out), not at login.
+    let encrypted = tv.root.path().join("enc.key");
+    write_private(
+        &encrypted,
+        b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0w\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    );
+    let args = [
+        "add",
+        "acme/enc",
+        "--consumer-key",
+        KEY,
+        "--no-secret",
+        "--private-key-file",
+        encrypted.to_str().unwrap(),
+    ];
+    let err = tv.fails(&args, 2);
+    assert!(err.contains("openssl pkey"), "{err}");
+    tv.fails(&["show", "acme/enc"], 3);
+    let out = tv.run(
+        &["set", "acme/ci", "private_key", "-"],
+        Some(&fs::read(&encrypted).unwrap()),
+    );
+    assert_code(&out, 2, &["set an encrypted key"]);
+    assert_eq!(tv.get("acme/ci", "private_key"), pem.trim_end());
 }
 
 #[test]

@@ -379,7 +379,7 @@ fn write_vectors() {
     v.set_field(
         &n,
         "private_key",
-        SecretString::new("-----BEGIN PRIVATE KEY-----\nA\n-----END PRIVATE KEY-----".into()),
+        SecretString::new("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----".into()),
         true,
         1,
     )

@@ -44,24 +44,32 @@ pub fn challenge_of(verifier: &str) -> String {
     ))
 }
 
+/// The loopback host, port and path of a web-flow `callback_url`: it must be
+/// `http://localhost:PORT/PATH` or `http://127.0.0.1:PORT/PATH`, since sfvault itself listens
+/// there for the redirect.
+pub fn parse_callback_url(callback_url: &str) -> Result<(&str, u16, String)> {
+    let bad = || {
+        Error::Usage(format!(
+            "callback_url {callback_url:?} must be http://localhost:PORT/PATH or http://127.0.0.1:PORT/PATH"
+        ))
+    };
+    let rest = callback_url.strip_prefix("http://").ok_or_else(bad)?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
+    if host != "localhost" && host != "127.0.0.1" {
+        return Err(bad());
+    }
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    Ok((host, port, path))
+}
+
 impl WebLogin {
     /// Listen on the loopback address of `callback_url` (`http://localhost:PORT/PATH`; port 0
     /// picks a free port, which the connected app must then accept).
     pub fn start(callback_url: &str) -> Result<WebLogin> {
-        let bad = || {
-            Error::Usage(format!(
-                "callback_url {callback_url:?} must be http://localhost:PORT/PATH or http://127.0.0.1:PORT/PATH"
-            ))
-        };
-        let rest = callback_url.strip_prefix("http://").ok_or_else(bad)?;
-        let (authority, path) = rest
-            .split_once('/')
-            .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
-        let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
-        if host != "localhost" && host != "127.0.0.1" {
-            return Err(bad());
-        }
-        let port: u16 = port.parse().map_err(|_| bad())?;
+        let (host, port, path) = parse_callback_url(callback_url)?;
         let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
             Error::Other(format!(
                 "cannot listen on 127.0.0.1:{port} for the login redirect: {e}"

@@ -88,7 +88,9 @@ pub fn check_known_value(field: &str, value: &SecretString) -> Result<()> {
             quoted(text),
             FLOWS.join(", ")
         ))),
-        "login_url" | "callback_url" | "instance_url" => check_url(field, text),
+        "login_url" | "instance_url" => check_url(field, text),
+        // sfvault listens there itself during a web login, so only loopback http makes sense.
+        "callback_url" => crate::oauth::web::parse_callback_url(text).map(drop),
         "token_lifetime" => crate::timefmt::parse_duration(text)
             .map(drop)
             .map_err(Error::Usage),
@@ -96,6 +98,9 @@ pub fn check_known_value(field: &str, value: &SecretString) -> Result<()> {
             "private_key must be a PEM private key (-----BEGIN RSA PRIVATE KEY----- or -----BEGIN PRIVATE KEY-----)"
                 .into(),
         )),
+        // The same strict decoding the JWT flow does, so a key that cannot sign (encrypted,
+        // broken base64, mismatched labels) is refused when stored, not at the first login.
+        "private_key" => crate::oauth::pem::decode_private_key(text).map(drop),
         "certificate" if !text.trim_start().starts_with("-----BEGIN CERTIFICATE-----") => Err(
             Error::Usage("certificate must be a PEM certificate (-----BEGIN CERTIFICATE-----)".into()),
         ),
@@ -197,6 +202,22 @@ mod tests {
             )
             .is_ok()
         );
+        for unusable in [
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----",
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nAAAA\n-----END RSA PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----",
+        ] {
+            let err = check_value("private_key", &s(unusable)).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{unusable}");
+        }
+        assert!(check_value("callback_url", &s("http://localhost:1717/OauthRedirect")).is_ok());
+        assert!(check_value("callback_url", &s("http://127.0.0.1:0/cb")).is_ok());
+        for listener_impossible in ["https://localhost:1717/cb", "http://example.com/cb", "x"] {
+            let err = check_value("callback_url", &s(listener_impossible)).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{listener_impossible}");
+            assert!(err.to_string().contains("http://localhost:PORT/PATH"));
+        }
         assert!(check_value("access_token", &s("x")).is_err());
     }
 

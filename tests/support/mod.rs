@@ -205,7 +205,14 @@ pub fn canary(tag: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("CANARY-{tag}-{:x}-{n}-{}", t, std::process::id())
+    // Letters and digits only, padded to a multiple of 4: a canary must also be a valid
+    // base64 line, so that it can sit inside a PEM key body that sfvault accepts.
+    let tag: String = tag.chars().filter(char::is_ascii_alphanumeric).collect();
+    let mut canary = format!("CANARY{tag}{t:x}x{n}x{}", std::process::id());
+    while canary.len() % 4 != 0 {
+        canary.push('Q');
+    }
+    canary
 }
 
 /// A syntactically valid PEM private key block holding a canary (never parsed as RSA here).
