@@ -297,6 +297,23 @@ fn backup_then_damage_then_restore_and_a_damaged_backup_is_refused() {
     tv.ok(&["backup", backup.to_str().unwrap()]);
     tv.fails(&["backup", backup.to_str().unwrap()], 1); // no overwrite without --force
     tv.ok(&["backup", backup.to_str().unwrap(), "--force"]);
+    // Into a directory others may write to: written (it is encrypted), with a warning and
+    // no advice to open it there, which sfvault would refuse.
+    let shared = tv.root.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    let exposed = shared.join("backup.sfv");
+    let out = tv.run(&["backup", exposed.to_str().unwrap()], None);
+    assert_success(&out, &["backup into a shared dir"]);
+    let note = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        note.contains("not a private directory") && !note.contains("list"),
+        "{note}"
+    );
+    assert_eq!(fs::read(&exposed).unwrap(), fs::read(&backup).unwrap());
+    let out = tv.run(&["backup", backup.to_str().unwrap(), "--force"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Check it with"));
     // Damage the vault.
     let bytes = fs::read(&tv.vault).unwrap();
     fs::write(&tv.vault, &bytes[..bytes.len() / 2]).unwrap();

@@ -75,10 +75,7 @@ pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
             paths.log.display()
         )));
     }
-    let timeout = match args.timeout.as_secs() {
-        0 => "until `sfvault lock`".to_owned(),
-        s => format!("until {} without use", human(s)),
-    };
+    let timeout = until(args.timeout.as_secs(), args.max_lifetime.as_secs());
     ctx.note(&format!(
         "Unlocked {} {timeout} (agent pid {}).",
         paths.vault.display(),
@@ -93,6 +90,16 @@ fn find_agent(ctx: &Context) -> Option<sfvault::agent::client::AgentClient> {
         return None;
     }
     sfvault::agent::client::AgentClient::connect(&ctx.agent_paths().ok()?)
+}
+
+/// When the agent will lock, for the `unlock` message.
+fn until(idle_secs: u64, lifetime_secs: u64) -> String {
+    match (idle_secs, lifetime_secs) {
+        (0, 0) => "until `sfvault lock`".to_owned(),
+        (0, l) => format!("for {} or until `sfvault lock`", human(l)),
+        (i, 0) => format!("until {} without use", human(i)),
+        (i, l) => format!("until {} without use, {} at most", human(i), human(l)),
+    }
 }
 
 fn human(secs: u64) -> String {
@@ -204,4 +211,17 @@ fn log_line(message: &str) {
     );
     let _ = std::io::stderr().write_all(line.as_bytes());
     line.zeroize();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::until;
+
+    #[test]
+    fn the_unlock_message_names_every_limit_set() {
+        assert_eq!(until(0, 0), "until `sfvault lock`");
+        assert_eq!(until(0, 2), "for 2s or until `sfvault lock`");
+        assert_eq!(until(900, 0), "until 15m without use");
+        assert_eq!(until(900, 7200), "until 15m without use, 2h at most");
+    }
 }

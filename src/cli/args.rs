@@ -246,13 +246,13 @@ Upload the certificate in Setup → App Manager → (the app) → Edit → Use d
 /// Argon2id cost options shared by `init` and `passwd`.
 #[derive(Debug, Args)]
 pub struct KdfArgs {
-    /// Argon2id memory in MiB [19..=1024; default 64]
+    /// Argon2id memory in MiB [19..=1024; init: 64, passwd: keep the current]
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(19..=1024))]
     pub kdf_memory: Option<u32>,
-    /// Argon2id passes [2..=10; default 3]
+    /// Argon2id passes [2..=10; init: 3, passwd: keep the current]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=10))]
     pub kdf_iterations: Option<u32>,
-    /// Argon2id lanes [1..=16; default 4]
+    /// Argon2id lanes [1..=16; init: 4, passwd: keep the current]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
     pub kdf_parallelism: Option<u32>,
 }

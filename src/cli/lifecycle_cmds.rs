@@ -200,12 +200,27 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
             write_new_file(&args.path, &bytes, args.force)?;
         }
     }
-    ctx.note(&format!(
-        "Backed up {} to {} (encrypted). Check it with: sfvault --vault {} list",
+    let done = format!(
+        "Backed up {} to {} (encrypted).",
         ctx.store.path().display(),
-        args.path.display(),
         args.path.display()
-    ));
+    );
+    let dir = args.path.parent().filter(|d| !d.as_os_str().is_empty());
+    match sfvault::vault::store::check_dir(dir.unwrap_or(std::path::Path::new("."))) {
+        Ok(()) => ctx.note(&format!(
+            "{done} Check it with: sfvault --vault {} list",
+            args.path.display()
+        )),
+        // Still written (it is encrypted and authenticated), but others could delete or
+        // replace it, and sfvault will not open a vault there; `restore` still reads it.
+        Err(_) => ctx.note(&format!(
+            "{done}\nsfvault: warning: {} is not a private directory (another user owns it or \
+             may write to it): the copy could be deleted or replaced there, and sfvault will not \
+             open it as a vault. `sfvault restore {}` still reads it back.",
+            dir.unwrap_or(std::path::Path::new(".")).display(),
+            args.path.display()
+        )),
+    }
     Ok(())
 }
 

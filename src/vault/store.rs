@@ -541,7 +541,8 @@ fn read_checked(path: &Path) -> Result<(Vec<u8>, FileStamp)> {
 }
 
 /// The vault directory must be ours and not writable by others (who could swap the file).
-fn check_dir(dir: &Path) -> Result<()> {
+/// Exit 10 ([`Error::Unsafe`]) otherwise.
+pub fn check_dir(dir: &Path) -> Result<()> {
     let meta = fs::metadata(dir).map_err(|e| Error::io("cannot inspect", dir, e))?;
     let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me && meta.uid() != 0 {
