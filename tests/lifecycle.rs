@@ -69,8 +69,15 @@ fn seven_changes_keep_five_past_values_and_restore_2_brings_back_the_right_one()
     assert!(String::from_utf8_lossy(&out.stderr).contains("Manage Consumer Details"));
     assert_eq!(tv.get("acme/ci", "consumer_secret"), "secret-new");
     tv.fails(&["rotate", "acme/ci", "consumer_key"], 2);
-    // The history limit is a vault setting.
-    tv.ok(&["config", "history-limit", "2"]);
+    // The history limit is a vault setting; lowering it deletes past values, so it must be
+    // confirmed (no terminal here: --yes), and nothing changes without it.
+    let err = tv.fails(&["config", "history-limit", "2"], 2);
+    assert!(err.contains("pass --yes"), "{err}");
+    assert_eq!(
+        tv.ok(&["config", "history-limit"]).trim(),
+        "history-limit 5"
+    );
+    tv.ok(&["config", "history-limit", "2", "--yes"]);
     assert_eq!(
         tv.ok(&["config", "history-limit"]).trim(),
         "history-limit 2"

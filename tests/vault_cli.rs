@@ -396,16 +396,27 @@ fn a_held_lock_gives_exit_9_naming_the_holder() {
     let lock_path = tv.vault.with_file_name("vault.sfv.lock");
     let lock = fs::OpenOptions::new().write(true).open(&lock_path).unwrap();
     lock.lock().unwrap();
-    fs::write(&lock_path, "424242").unwrap();
-    let mut c = tv.cmd();
-    c.env("SFVAULT_LOCK_TIMEOUT", "0.3");
-    let out = run_cmd(c, &["set", "a/b", "username", "x"], None);
-    assert_code(&out, 9, &["set while locked"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("process 424242"));
+    let busy = |expected: &str| {
+        let mut c = tv.cmd();
+        c.env("SFVAULT_LOCK_TIMEOUT", "0.3");
+        let out = run_cmd(c, &["set", "a/b", "username", "x"], None);
+        assert_code(&out, 9, &["set while locked"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "expected {expected:?} in {err}");
+    };
+    // A live holder's pid is named; a dead one's (left by a crash) is not.
+    let me = std::process::id().to_string();
+    fs::write(&lock_path, &me).unwrap();
+    busy(&format!("process {me}"));
+    fs::write(&lock_path, "4194303").unwrap();
+    busy("another process");
     // Readers do not need the lock.
     assert_eq!(tv.get("a/b", "consumer_key"), "K");
     drop(lock);
     tv.ok(&["set", "a/b", "username", "x"]);
+    // A writer clears its pid when it lets go: a later holder (flock(1), say) is not
+    // mistaken for it.
+    assert_eq!(fs::read(&lock_path).unwrap(), b"");
 }
 
 #[test]

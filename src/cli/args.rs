@@ -593,4 +593,7 @@ pub struct ConfigArgs {
     pub key: Option<String>,
     /// New value
     pub value: Option<String>,
+    /// Lower history-limit without asking (past values beyond it are deleted)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }

@@ -274,6 +274,21 @@ pub fn config(ctx: &Context, args: ConfigArgs) -> Result<()> {
             let n: u32 = v
                 .parse()
                 .map_err(|_| Error::Usage(format!("history-limit {v:?}: a number 0..=100")))?;
+            let current = session.history_limit()?;
+            if n < current && !args.yes {
+                let what = format!(
+                    "lowering history-limit from {current} to {n} deletes every field's past values beyond the newest {n}"
+                );
+                if !prompt::terminal_available() {
+                    return Err(Error::Usage(format!(
+                        "{what}; no terminal to confirm: pass --yes"
+                    )));
+                }
+                if !prompt::confirm(&format!("{what}. Go on?"))? {
+                    ctx.note("Nothing changed.");
+                    return Ok(());
+                }
+            }
             session.apply(Change::SetHistoryLimit(n))?;
             ctx.note(&format!("Each field now keeps its last {n} past values."));
             Ok(())

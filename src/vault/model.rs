@@ -289,6 +289,8 @@ impl VaultData {
 
     /// Rename an entry; the target must not exist.
     pub fn rename_entry(&mut self, from: &EntryName, to: &EntryName) -> Result<()> {
+        // A missing source is the first thing to report (exit 3), whatever the target.
+        self.entry(from)?;
         if self.entries.contains_key(&to.to_string()) {
             return Err(Error::Other(format!(
                 "{to} already exists; remove it first or pick another name"
@@ -395,6 +397,11 @@ mod tests {
         assert!(v.add_entry(&a, 0).is_err());
         v.rename_entry(&a, &b).unwrap();
         assert_eq!(v.entry(&a).unwrap_err().exit_code(), 3);
+        // The source is gone and the target exists: "not found" comes first.
+        assert_eq!(v.rename_entry(&a, &b).unwrap_err().exit_code(), 3);
+        v.add_entry(&a, 0).unwrap();
+        assert_eq!(v.rename_entry(&a, &b).unwrap_err().exit_code(), 1);
+        v.remove_entry(&a).unwrap();
         v.remove_entry(&b).unwrap();
         assert!(v.entries.is_empty());
     }

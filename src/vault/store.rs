@@ -30,7 +30,15 @@ pub struct Store {
 /// An exclusive hold on the vault's lock file; released when dropped.
 #[derive(Debug)]
 pub struct LockGuard {
-    _file: File,
+    file: File,
+}
+
+impl Drop for LockGuard {
+    /// Clear the holder's pid before the lock goes, so a later "busy" message never names a
+    /// process that no longer holds it.
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+    }
 }
 
 /// A vault opened with its key: read it, change it, save it.
@@ -214,9 +222,13 @@ impl Store {
                 Err(fs::TryLockError::WouldBlock) => {
                     let mut text = String::new();
                     let _ = (&file).take(32).read_to_string(&mut text);
+                    // The pid is only there while an sfvault process holds the lock (and
+                    // may be stale after a crash); anything else (flock(1)…) is anonymous.
                     let holder = match text.trim().parse::<u32>() {
-                        Ok(pid) => format!("process {pid}"),
-                        Err(_) => "another process".to_owned(),
+                        Ok(pid) if Path::new(&format!("/proc/{pid}")).exists() => {
+                            format!("process {pid}")
+                        }
+                        _ => "another process".to_owned(),
                     };
                     return Err(Error::Busy {
                         path: self.path.clone(),
@@ -233,7 +245,7 @@ impl Store {
         let _ = file.set_len(0);
         let _ = file.rewind();
         let _ = write!(file, "{}", std::process::id());
-        Ok(LockGuard { _file: file })
+        Ok(LockGuard { file })
     }
 
     /// Atomically replace the vault with `data` sealed under `key`. The caller holds the lock.
