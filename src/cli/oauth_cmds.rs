@@ -239,7 +239,7 @@ fn web_login(
         "Log in to Salesforce in a browser at:\n{url}\nWaiting for the redirect to {} …",
         web.redirect_uri()
     );
-    if !args.no_browser && !ctx.quiet && has_display() {
+    if !args.no_browser && has_display() {
         let mut opener = std::process::Command::new("xdg-open");
         for var in sfvault::unlock::PASSPHRASE_ENV_VARS {
             opener.env_remove(var);
