@@ -179,7 +179,7 @@ pub fn login(ctx: &Context, args: LoginArgs) -> Result<()> {
     warn_password_flow(ctx, flow);
     let http = Http::new();
     let token = if flow == Flow::Web {
-        web_login(ctx, &http, &entry, &creds, &args)?
+        web_login(&http, &entry, &creds, &args)?
     } else {
         oauth::request_token(&http, &creds, flow, model::now())?
     };
@@ -211,7 +211,6 @@ pub fn login(ctx: &Context, args: LoginArgs) -> Result<()> {
 }
 
 fn web_login(
-    ctx: &Context,
     http: &Http,
     entry: &Entry,
     creds: &Credentials<'_>,
