@@ -203,11 +203,11 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
     if let Some(path) = &args.env_file {
         let text = read_bounded_file(path, dotenv::MAX_ENV_FILE_LEN)?;
         for (key, value) in dotenv::parse(&text)? {
-            let value = if Reference::looks_like(&value) {
-                let r = Reference::parse(&value)?;
+            let value = if Reference::looks_like(value.expose()) {
+                let r = Reference::parse(value.expose())?;
                 resolver.resolve(&r).map_err(|e| in_var(&key, e))?
             } else {
-                SecretString::new(value)
+                value
             };
             env.push((key, value));
         }
@@ -426,7 +426,7 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
         ImportFormat::Dotenv => {
             for (k, v) in dotenv::parse(&input)? {
                 match dotenv_field(&k) {
-                    Some(f) => values.push((f, SecretString::new(v))),
+                    Some(f) => values.push((f, v)),
                     None => ignored.push(k),
                 }
             }

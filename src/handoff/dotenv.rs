@@ -2,13 +2,14 @@
 //! optionally in single or double quotes (no interpolation, no multi-line values).
 
 use crate::error::{Error, Result};
-use crate::vault::name::quoted;
+use crate::secret::SecretString;
 
 /// Largest env file accepted.
 pub const MAX_ENV_FILE_LEN: usize = 1024 * 1024;
 
-/// Parse `text` into (key, value) pairs in file order.
-pub fn parse(text: &str) -> Result<Vec<(String, String)>> {
+/// Parse `text` into (key, value) pairs in file order. Values are kept as secrets (env files
+/// hold them), and errors name the line number and, once known, the key: never the line.
+pub fn parse(text: &str) -> Result<Vec<(String, SecretString)>> {
     if text.len() > MAX_ENV_FILE_LEN {
         return Err(Error::Usage("the env file is larger than 1 MiB".into()));
     }
@@ -19,27 +20,28 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>> {
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
-        let bad =
-            |why: &str| Error::Usage(format!("env file line {}: {why}: {}", n + 1, quoted(raw)));
-        let (key, value) = line
-            .split_once('=')
-            .ok_or_else(|| bad("expected KEY=VALUE"))?;
+        let at = |why: &str| Error::Usage(format!("env file line {}: {why}", n + 1));
+        let (key, value) = line.split_once('=').ok_or_else(|| {
+            at("expected KEY=VALUE (the line is not shown: it may hold a secret)")
+        })?;
         let key = key.trim();
         let valid_key = !key.is_empty()
             && !key.starts_with(|c: char| c.is_ascii_digit())
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid_key {
-            return Err(bad("invalid variable name"));
+            return Err(at(
+                "invalid variable name before '=' (letters, digits and _ only)",
+            ));
         }
         let value = value.trim();
         let value = match value.chars().next() {
             Some(q @ ('"' | '\'')) => value
                 .strip_prefix(q)
                 .and_then(|v| v.strip_suffix(q))
-                .ok_or_else(|| bad("unterminated quote"))?,
+                .ok_or_else(|| at(&format!("unterminated quote in the value of {key}")))?,
             _ => value.split(" #").next().unwrap_or("").trim_end(),
         };
-        out.push((key.to_owned(), value.to_owned()));
+        out.push((key.to_owned(), SecretString::new(value.to_owned())));
     }
     Ok(out)
 }
@@ -52,6 +54,7 @@ mod tests {
     fn parses_common_forms() {
         let v = parse("# c\nA=1\nexport B = \"two words\"\nC='sfvault://a/b/c'\nD=x # note\n\n")
             .unwrap();
+        let v: Vec<(&str, &str)> = v.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
         assert_eq!(
             v,
             [
@@ -60,10 +63,26 @@ mod tests {
                 ("C", "sfvault://a/b/c"),
                 ("D", "x")
             ]
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
         );
-        assert!(parse("NOEQUALS").is_err());
-        assert!(parse("1A=x").is_err());
-        assert!(parse("A=\"open").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_line_and_key_never_the_text() {
+        for (text, line, says) in [
+            ("A=1\nno equals CANARY1", "line 2", "expected KEY=VALUE"),
+            ("1A=CANARY2", "line 1", "invalid variable name"),
+            (
+                "\nSECRET=\"CANARY3",
+                "line 2",
+                "unterminated quote in the value of SECRET",
+            ),
+            ("X='CANARY4\"", "line 1", "unterminated quote"),
+        ] {
+            let err = parse(text).unwrap_err();
+            let msg = err.to_string();
+            assert_eq!(err.exit_code(), 2);
+            assert!(msg.contains(line) && msg.contains(says), "{msg}");
+            assert!(!msg.contains("CANARY"), "a value leaked: {msg}");
+        }
     }
 }
