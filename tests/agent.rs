@@ -303,6 +303,47 @@ fn writes_through_the_agent_and_without_it_interleave_without_loss() {
     }
 }
 
+/// Commands racing an agent that locks (here: many lock/unlock rounds) never fail: a request
+/// the stopping agent did not read is carried out without it.
+#[test]
+fn commands_racing_a_lock_fall_back_instead_of_failing() {
+    let tv = unlocked("15m");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let failures = std::sync::Mutex::new(Vec::new());
+    let gets = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let out = tv.run(&["get", "-n", "acme/ci", "consumer_key"], None);
+                    gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if !out.status.success() || out.stdout != b"KEY-1" {
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&out.stderr).into_owned());
+                    }
+                }
+            });
+        }
+        for _ in 0..12 {
+            std::thread::sleep(Duration::from_millis(150));
+            tv.ok(&["lock"]);
+            tv.ok(&["unlock", "--timeout", "15m"]);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let failures = failures.into_inner().unwrap();
+    eprintln!("{} gets raced 12 lock/unlock rounds", gets.into_inner());
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    tv.ok(&["lock"]);
+}
+
 #[test]
 fn sigkill_of_the_agent_loses_nothing() {
     let tv = unlocked("15m");

@@ -83,6 +83,15 @@ impl AgentClient {
                  {PROTOCOL_VERSION}: run `sfvault lock`, then `sfvault unlock`",
                 self.pid
             ))),
+            // Reset: the agent closed with our request unread (it stopped while we queued),
+            // so nothing was carried out and the caller may go on without it. Any other
+            // failure may come after the agent acted: the caller must not repeat it blindly.
+            Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                Err(Error::AgentGone(format!(
+                    "the agent for {} stopped before reading the request ({e})",
+                    self.paths.vault.display()
+                )))
+            }
             Err(FrameError::Io(e)) => Err(unreachable(e)),
             Err(e) => Err(Error::Other(format!(
                 "the agent's answer is unreadable: {e}"
