@@ -344,6 +344,50 @@ fn commands_racing_a_lock_fall_back_instead_of_failing() {
     tv.ok(&["lock"]);
 }
 
+/// Every reader gives the same answer through the agent as without it: `history --reveal`
+/// shows past secrets, `show --reveal` only current ones.
+#[test]
+fn history_and_show_answer_alike_with_and_without_the_agent() {
+    let tv = unlocked("15m");
+    for secret in ["OLD-SECRET-1", "OLD-SECRET-2", "NEW-SECRET"] {
+        tv.ok_stdin(
+            &["set", "acme/ci", "consumer_secret", "-"],
+            secret.as_bytes(),
+        );
+    }
+    for args in [
+        &[
+            "history",
+            "acme/ci",
+            "consumer_secret",
+            "--reveal",
+            "--json",
+        ][..],
+        &["history", "acme/ci", "--json"],
+        &["show", "acme/ci", "--reveal", "--json"],
+        &["show", "acme/ci", "--json"],
+    ] {
+        let through_agent = agent_only(&tv, args);
+        assert_success(&through_agent, args);
+        let direct: Vec<&str> = std::iter::once("--no-agent")
+            .chain(args.iter().copied())
+            .collect();
+        let direct = tv.ok(&direct);
+        assert_eq!(
+            String::from_utf8_lossy(&through_agent.stdout),
+            direct,
+            "{args:?}"
+        );
+    }
+    let revealed = tv.ok(&["history", "acme/ci", "consumer_secret", "--reveal"]);
+    assert!(revealed.contains("OLD-SECRET-1") && revealed.contains("OLD-SECRET-2"));
+    let shown = tv.ok(&["show", "acme/ci", "--reveal", "--json"]);
+    assert!(
+        shown.contains("NEW-SECRET") && !shown.contains("OLD-SECRET"),
+        "{shown}"
+    );
+}
+
 #[test]
 fn sigkill_of_the_agent_loses_nothing() {
     let tv = unlocked("15m");
@@ -421,7 +465,7 @@ fn a_changed_vault_is_reloaded_by_the_agent() {
 fn agents_of_another_protocol_version_are_named_not_misread() {
     let tv = TestVault::new();
     tv.ok(&["add", "acme/ci", "--consumer-key", "K", "--no-secret"]);
-    // A fake agent of version 2 on this vault's socket.
+    // A fake agent of version 7 on this vault's socket.
     let paths = sfvault::agent::AgentPaths::for_vault(&tv.vault, &tv.agent_dir()).unwrap();
     fs::create_dir_all(tv.agent_dir()).unwrap();
     fs::set_permissions(tv.agent_dir(), fs::Permissions::from_mode(0o700)).unwrap();
@@ -432,15 +476,15 @@ fn agents_of_another_protocol_version_are_named_not_misread() {
             let (mut s, _) = listener.accept().unwrap();
             let mut head = [0u8; 10];
             if s.read_exact(&mut head).is_ok() {
-                let _ = s.write_all(b"SFVA\x02\x00\x00\x00\x00\x00");
+                let _ = s.write_all(b"SFVA\x07\x00\x00\x00\x00\x00");
             }
         }
     });
     let out = agent_only(&tv, &["get", "acme/ci", "consumer_key"]);
-    assert_code(&out, 1, &["get against a v2 agent"]);
+    assert_code(&out, 1, &["get against a v7 agent"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("protocol version 2") && err.contains("sfvault lock"),
+        err.contains("protocol version 7") && err.contains("sfvault lock"),
         "{err}"
     );
     // `lock` falls back to SIGTERM only for real agents: the socket's peer here is this test
@@ -456,7 +500,11 @@ fn agents_of_another_protocol_version_are_named_not_misread() {
     s.write_all(b"SFVA\x09\x00\x00\x00\x00\x00").unwrap();
     let mut reply = Vec::new();
     s.read_to_end(&mut reply).unwrap();
-    assert_eq!(&reply[..6], b"SFVA\x01\x00");
+    assert_eq!(&reply[..4], b"SFVA");
+    assert_eq!(
+        u16::from_le_bytes([reply[4], reply[5]]),
+        sfvault::agent::protocol::PROTOCOL_VERSION
+    );
     // Garbage is answered with an error, and the agent keeps serving.
     let mut s = std::os::unix::net::UnixStream::connect(&paths.socket).unwrap();
     s.write_all(&[0xff; 64]).unwrap();

@@ -20,8 +20,8 @@ use crate::vault::model::{Entry, Field};
 
 /// Frame magic.
 pub const MAGIC: [u8; 4] = *b"SFVA";
-/// This build's protocol version.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// This build's protocol version (2: [`Request::Entry`] asks for past values or not).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Largest request body (a request carries at most a few values of at most 1 MiB).
 pub const MAX_REQUEST_LEN: u32 = 4 * 1024 * 1024;
 /// Largest response body (a whole masked vault for `list`).
@@ -39,12 +39,14 @@ pub enum Request {
         /// Field name.
         field: String,
     },
-    /// One entry; secret values only if `reveal`.
+    /// One entry; secret values only if `reveal`, past values only if `history`.
     Entry {
         /// `ORG/APP`
         entry: String,
         /// Include secret values.
         reveal: bool,
+        /// Include past values (for `history`; other readers need only current ones).
+        history: bool,
     },
     /// Every entry with secret values masked.
     List,

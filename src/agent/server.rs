@@ -252,16 +252,13 @@ fn answer(st: &mut State<'_>, request: Request, limits: Limits) -> Result<Respon
             f.history.clear();
             Response::Field(f)
         }
-        Request::Entry { entry, reveal } => {
+        Request::Entry {
+            entry,
+            reveal,
+            history,
+        } => {
             let name = EntryName::parse(&entry)?;
-            let e = st.vault.data.entry(&name)?;
-            let mut copy = if reveal { e.clone() } else { e.masked() };
-            for f in copy.fields.values_mut() {
-                for past in &mut f.history {
-                    past.value = Default::default();
-                }
-            }
-            Response::Entry(copy)
+            Response::Entry(st.vault.data.entry(&name)?.view(reveal, history))
         }
         Request::List => Response::Entries(
             st.vault

@@ -87,7 +87,7 @@ pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
     if let Some(f) = &args.field {
         check_field_name(f)?;
     }
-    let entry = ctx.session()?.entry(&name, args.reveal)?;
+    let entry = ctx.session()?.entry_with_history(&name, args.reveal)?;
     if let Some(f) = &args.field
         && !entry.fields.contains_key(f)
     {

@@ -77,19 +77,26 @@ impl<'c> Session<'c> {
         }
     }
 
-    /// One entry; secret values are empty unless `reveal`.
+    /// One entry; secret values are empty unless `reveal`, past values are empty.
     pub fn entry(&mut self, name: &EntryName, reveal: bool) -> Result<Entry> {
+        self.entry_view(name, reveal, false)
+    }
+
+    /// One entry with its past values; secret ones (current and past) empty unless `reveal`.
+    pub fn entry_with_history(&mut self, name: &EntryName, reveal: bool) -> Result<Entry> {
+        self.entry_view(name, reveal, true)
+    }
+
+    fn entry_view(&mut self, name: &EntryName, reveal: bool, history: bool) -> Result<Entry> {
         let request = Request::Entry {
             entry: name.to_string(),
             reveal,
+            history,
         };
         match self.ask(&request)? {
             Some(Response::Entry(e)) => Ok(e),
             Some(_) => Err(unexpected("an entry request")),
-            None => {
-                let e = self.local().data.entry(name)?;
-                Ok(if reveal { e.clone() } else { e.masked() })
-            }
+            None => Ok(self.local().data.entry(name)?.view(reveal, history)),
         }
     }
 

@@ -96,6 +96,18 @@ impl Entry {
         }
         copy
     }
+
+    /// A copy for a reader: secret values only if `reveal`, past values only if `history`
+    /// (past entries stay, with empty values, so their count and dates are still there).
+    pub fn view(&self, reveal: bool, history: bool) -> Entry {
+        let mut copy = if reveal { self.clone() } else { self.masked() };
+        if !history {
+            for past in copy.fields.values_mut().flat_map(|f| f.history.iter_mut()) {
+                past.value = SecretString::default();
+            }
+        }
+        copy
+    }
 }
 
 impl Default for VaultData {
