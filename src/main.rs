@@ -3,6 +3,7 @@
 mod cli;
 
 use std::ffi::OsString;
+use std::io::Write;
 
 use clap::{CommandFactory, FromArgMatches};
 
@@ -14,7 +15,9 @@ fn main() {
     if let Err(err) = cli::run(args) {
         let message = err.to_string();
         if !message.is_empty() {
-            eprintln!("sfvault: {message}");
+            // Not eprintln!: it panics (exit 101) when stderr is closed or full, and the
+            // exit code is the part scripts rely on.
+            let _ = writeln!(std::io::stderr(), "sfvault: {message}");
         }
         std::process::exit(err.exit_code());
     }

@@ -524,3 +524,30 @@ fn completions_and_help_teach() {
     }
     tv.fails(&["frobnicate"], 2);
 }
+
+/// A full or closed stderr changes nothing but the messages: exit codes stay the documented
+/// ones (no panic, exit 101) and writes still happen.
+#[test]
+fn a_full_stderr_keeps_exit_codes_and_writes() {
+    let tv = TestVault::new();
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let status = |args: &[&str]| {
+        let mut c = tv.cmd();
+        c.args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(full());
+        c.status().unwrap().code()
+    };
+    assert_eq!(
+        status(&["add", "a/b", "--consumer-key", "K", "--no-secret"]),
+        Some(0)
+    );
+    assert_eq!(status(&["get", "a/b", "nosuch"]), Some(3));
+    assert_eq!(status(&["get", "a/b"]), Some(2));
+    assert_eq!(tv.get("a/b", "consumer_key"), "K");
+}

@@ -92,7 +92,7 @@ impl Context {
     /// A progress or confirmation message on stderr, unless `--quiet`.
     pub fn note(&self, message: &str) {
         if !self.quiet {
-            eprintln!("{message}");
+            output::stderr_line(message);
         }
     }
 }

@@ -234,10 +234,10 @@ fn web_login(
         scopes.as_ref().map(|s| s.expose()),
     );
     // Always printed (stderr), even with --quiet: without it the login cannot proceed.
-    eprintln!(
+    super::output::stderr_line(&format!(
         "Log in to Salesforce in a browser at:\n{url}\nWaiting for the redirect to {} …",
         web.redirect_uri()
-    );
+    ));
     if !args.no_browser && has_display() {
         let mut opener = std::process::Command::new("xdg-open");
         for var in sfvault::unlock::PASSPHRASE_ENV_VARS {

@@ -15,6 +15,15 @@ pub fn print(text: &str) -> Result<()> {
     }
 }
 
+/// Write one line to stderr. Failure is ignored: a message is not worth a panic (what
+/// `eprintln!` does on a closed or full stderr), and the exit code still tells the outcome.
+pub fn stderr_line(message: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err
+        .write_all(message.as_bytes())
+        .and_then(|()| err.write_all(b"\n"));
+}
+
 /// Print a JSON value, pretty, with a final newline.
 pub fn print_json(value: &Value) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value)

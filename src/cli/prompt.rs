@@ -69,20 +69,20 @@ pub fn new_passphrase(source: Option<Source>) -> Result<SecretString> {
     loop {
         let first = hidden("New passphrase: ")?;
         if first.is_empty() {
-            eprintln!("The passphrase cannot be empty.");
+            super::output::stderr_line("The passphrase cannot be empty.");
             continue;
         }
         if first.len() < 12 {
-            eprintln!(
+            super::output::stderr_line(&format!(
                 "Note: {} characters is short; a phrase of several words is stronger.",
                 first.expose().chars().count()
-            );
+            ));
         }
         let second = hidden("Repeat the new passphrase: ")?;
         if first == second {
             return Ok(first);
         }
-        eprintln!("The two passphrases differ; try again.");
+        super::output::stderr_line("The two passphrases differ; try again.");
     }
 }
 

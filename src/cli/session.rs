@@ -159,7 +159,9 @@ impl<'c> Session<'c> {
             fields: stale,
         };
         if let Err(e) = self.apply(change) {
-            eprintln!("sfvault: warning: could not record the use of {name}: {e}");
+            super::output::stderr_line(&format!(
+                "sfvault: warning: could not record the use of {name}: {e}"
+            ));
         }
     }
 }

@@ -176,7 +176,8 @@ impl WebLogin {
         // nor abort this one.
         if param("state").as_deref() != Some(self.state.as_str()) {
             let _ = respond(&mut stream, 400, "sfvault: not the redirect of this login.");
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "sfvault: ignored a request to the login callback without this login's state"
             );
             return None;
