@@ -388,6 +388,33 @@ fn history_and_show_answer_alike_with_and_without_the_agent() {
     );
 }
 
+/// A client that trickles its request a byte a second is cut off after the 5 s a whole
+/// request may take, so it cannot hold the agent (which serves one connection at a time).
+#[test]
+fn a_trickling_client_cannot_hold_the_agent() {
+    let tv = unlocked("15m");
+    let paths = sfvault::agent::AgentPaths::for_vault(&tv.vault, &tv.agent_dir()).unwrap();
+    let mut slow = std::os::unix::net::UnixStream::connect(&paths.socket).unwrap();
+    let trickler = std::thread::spawn(move || {
+        for byte in b"SFVA\x02\x00\x10\x00\x00\x00\x00\x00" {
+            if slow.write_all(&[*byte]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let out = agent_only(&tv, &["get", "-n", "acme/ci", "consumer_key"]);
+    let waited = started.elapsed();
+    assert_eq!(out.stdout, b"KEY-1");
+    assert!(
+        waited < Duration::from_secs(8),
+        "get waited {waited:?} behind the trickler"
+    );
+    trickler.join().unwrap();
+}
+
 #[test]
 fn sigkill_of_the_agent_loses_nothing() {
     let tv = unlocked("15m");

@@ -5,7 +5,7 @@
 //! refused and logged. A watchdog thread ends the agent on its idle timeout (which `Status` does
 //! not extend), its maximum lifetime, or when the vault file is re-keyed or replaced.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -18,8 +18,10 @@ use crate::vault::model;
 use crate::vault::name::EntryName;
 use crate::vault::store::OpenVault;
 
-/// How long a client may take to send its request.
+/// How long a client may take to send its whole request (the agent serves one at a time).
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to take the whole answer (a large `list` is tens of MiB).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the watchdog looks at the clock and the vault file.
 const WATCH_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -169,9 +171,53 @@ fn watchdog(state: &Mutex<State<'_>>, listener: &UnixListener, limits: Limits) {
     }
 }
 
+/// One connection with one deadline for a whole read or write, not one per system call: a
+/// client trickling a byte at a time cannot hold the agent, which serves one at a time.
+struct Deadline<'a> {
+    stream: &'a UnixStream,
+    deadline: Instant,
+}
+
+impl<'a> Deadline<'a> {
+    fn new(stream: &'a UnixStream, within: Duration) -> Deadline<'a> {
+        Deadline {
+            stream,
+            deadline: Instant::now() + within,
+        }
+    }
+
+    /// Time left, set as the socket's timeout; an error once it has run out.
+    fn arm(&self) -> std::io::Result<()> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.set_write_timeout(Some(left))
+    }
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.arm()?;
+        (&mut &*self.stream).read(buf)
+    }
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.arm()?;
+        (&mut &*self.stream).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn handle(
     state: &Mutex<State<'_>>,
-    mut stream: UnixStream,
+    stream: UnixStream,
     limits: Limits,
     log: &(dyn Fn(&str) + Sync),
 ) {
@@ -191,23 +237,22 @@ fn handle(
             return;
         }
     }
-    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(READ_TIMEOUT));
+    let mut input = Deadline::new(&stream, READ_TIMEOUT);
     let mut head = [0u8; 10];
-    if stream.read_exact(&mut head).is_err() {
+    if input.read_exact(&mut head).is_err() {
         return; // a wake-up connection, or a client that gave up
     }
-    let request = match protocol::decode_frame::<Request>(&head, &mut stream, MAX_REQUEST_LEN) {
+    let request = match protocol::decode_frame::<Request>(&head, &mut input, MAX_REQUEST_LEN) {
         Ok(r) => r,
         Err(FrameError::Version(v)) => {
             log(&format!("a client of protocol version {v} connected"));
-            let _ = protocol::write_version_only(&mut stream);
+            let _ = protocol::write_version_only(Deadline::new(&stream, WRITE_TIMEOUT));
             return;
         }
         Err(e) => {
             log(&format!("malformed request: {e}"));
             let _ = protocol::write_frame(
-                &mut stream,
+                Deadline::new(&stream, WRITE_TIMEOUT),
                 &Response::Error {
                     code: 2,
                     message: format!("the agent could not read the request: {e}"),
@@ -223,7 +268,7 @@ fn handle(
             message: e.to_string(),
         })
     };
-    let _ = protocol::write_frame(&mut stream, &response);
+    let _ = protocol::write_frame(Deadline::new(&stream, WRITE_TIMEOUT), &response);
 }
 
 fn answer(st: &mut State<'_>, request: Request, limits: Limits) -> Result<Response> {
