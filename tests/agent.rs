@@ -415,6 +415,42 @@ fn a_trickling_client_cannot_hold_the_agent() {
     trickler.join().unwrap();
 }
 
+/// A vault made unsafe (loose mode) or replaced by a file that is not a vault ends the agent:
+/// it wipes its key instead of keeping it while refusing every request.
+#[test]
+fn an_unsafe_or_foreign_vault_file_stops_the_agent() {
+    let tv = unlocked("15m");
+    let stopped_within = |limit: Duration| {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if agent_only(&tv, &["status"]).status.code() == Some(5) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    };
+    fs::set_permissions(&tv.vault, fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(
+        stopped_within(Duration::from_secs(3)),
+        "agent kept a key for a 0644 vault"
+    );
+    fs::set_permissions(&tv.vault, fs::Permissions::from_mode(0o600)).unwrap();
+
+    tv.ok(&["unlock"]);
+    let good = fs::read(&tv.vault).unwrap();
+    let foreign = tv.vault.with_extension("foreign");
+    write_private(&foreign, b"not a vault at all");
+    fs::rename(&foreign, &tv.vault).unwrap();
+    assert!(
+        stopped_within(Duration::from_secs(3)),
+        "agent kept a key for a foreign file"
+    );
+    write_private(&foreign, &good);
+    fs::rename(&foreign, &tv.vault).unwrap();
+    assert_eq!(tv.get("acme/ci", "consumer_key"), "KEY-1");
+}
+
 #[test]
 fn sigkill_of_the_agent_loses_nothing() {
     let tv = unlocked("15m");

@@ -157,7 +157,7 @@ fn watchdog(state: &Mutex<State<'_>>, listener: &UnixListener, limits: Limits) {
             // the key unreachably.
             st.stop(StopReason::SocketRemoved);
         } else if let Err(e) = st.vault.refresh()
-            && matches!(e, Error::Locked(_) | Error::Io { .. } | Error::NotFound(_))
+            && ends_service(&e)
         {
             st.stop(StopReason::VaultReplaced(e.to_string()));
         }
@@ -271,6 +271,21 @@ fn handle(
     let _ = protocol::write_frame(Deadline::new(&stream, WRITE_TIMEOUT), &response);
 }
 
+/// Whether a failure to re-read the vault means the file the agent unlocked is no longer
+/// there to serve: re-keyed (Locked), removed, unreadable, made unsafe (loose mode, a
+/// symlink, another owner) or replaced by something that is not a vault of ours. The agent
+/// then wipes its key rather than keep it while refusing every request.
+fn ends_service(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Locked(_)
+            | Error::Io { .. }
+            | Error::NotFound(_)
+            | Error::Unsafe(_)
+            | Error::Corrupt { .. }
+    )
+}
+
 fn answer(st: &mut State<'_>, request: Request, limits: Limits) -> Result<Response> {
     if st.stop.is_some() {
         return Err(Error::Locked("the agent is locking; unlock again".into()));
@@ -284,7 +299,7 @@ fn answer(st: &mut State<'_>, request: Request, limits: Limits) -> Result<Respon
         st.last_activity = Instant::now();
     }
     if let Err(e) = st.vault.refresh() {
-        if matches!(e, Error::Locked(_)) {
+        if ends_service(&e) {
             st.stop(StopReason::VaultReplaced(e.to_string()));
         }
         return Err(e);

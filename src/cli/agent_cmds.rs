@@ -31,6 +31,15 @@ pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
     let paths = ctx.agent_paths()?;
     let dir = paths.socket.parent().expect("socket has a directory");
     agent::ensure_private_dir(dir)?;
+    // An agent that is stopping (timeout, vault replaced) has removed its socket but may still
+    // hold its claim for a moment: wait for it rather than fail to start a new one.
+    if !server::wait_for_release(&paths.socket, sfvault::agent::client::STOP_WAIT) {
+        return Err(Error::Other(format!(
+            "an agent for {} is still stopping after {} s; try again",
+            paths.vault.display(),
+            sfvault::agent::client::STOP_WAIT.as_secs()
+        )));
+    }
     let log = OpenOptions::new()
         .create(true)
         .append(true)

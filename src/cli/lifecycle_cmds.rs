@@ -197,6 +197,9 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
             // A new data key: the copy must not share a key with the vault.
             let key = VaultKey::generate(&pass, vault.key().slot().kdf).map_err(Error::Other)?;
             let bytes = format::seal(&vault.data, &key).map_err(Error::Other)?;
+            // Under the vault's lock like every other write: a save's clean-up of stale temp
+            // files must not meet this one (a copy may be written beside the vault).
+            let _guard = ctx.store.lock()?;
             write_new_file(&args.path, &bytes, args.force)?;
         }
     }
