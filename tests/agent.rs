@@ -189,9 +189,7 @@ fn another_uid_is_refused_by_the_agent() {
     let tv = unlocked("15m");
     // Open the filesystem path to the socket so the connection reaches the agent: the agent's
     // own peer-uid check is what is under test here.
-    let bin = tv.root.path().join("sfvault-copy");
-    fs::copy(env!("CARGO_BIN_EXE_sfvault"), &bin).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = copy_of_binary(&tv.root.path().join("sfvault-copy"));
     for dir in [
         tv.root.path().to_path_buf(),
         tv.root.path().join("run"),

@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -456,9 +456,7 @@ fn the_agent_and_an_unlocked_cli_are_not_dumpable() {
     ) {
         let _ = std::os::unix::fs::chown(f, Some(65534), Some(65534));
     }
-    let bin = tv.root.path().join("sfvault-copy");
-    fs::copy(env!("CARGO_BIN_EXE_sfvault"), &bin).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = copy_of_binary(&tv.root.path().join("sfvault-copy"));
     let nobody = |args: &[&str], stdin: Stdio| {
         let mut c = std::process::Command::new(&bin);
         c.env_clear()

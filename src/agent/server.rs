@@ -186,27 +186,26 @@ impl<'a> Deadline<'a> {
         }
     }
 
-    /// Time left, set as the socket's timeout; an error once it has run out.
-    fn arm(&self) -> std::io::Result<()> {
+    /// Time left; an error once it has run out.
+    fn left(&self) -> std::io::Result<Duration> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(std::io::ErrorKind::TimedOut.into());
         }
-        self.stream.set_read_timeout(Some(left))?;
-        self.stream.set_write_timeout(Some(left))
+        Ok(left)
     }
 }
 
 impl Read for Deadline<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.arm()?;
+        self.stream.set_read_timeout(Some(self.left()?))?;
         (&mut &*self.stream).read(buf)
     }
 }
 
 impl Write for Deadline<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.arm()?;
+        self.stream.set_write_timeout(Some(self.left()?))?;
         (&mut &*self.stream).write(buf)
     }
 

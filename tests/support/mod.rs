@@ -231,3 +231,23 @@ impl Drop for TestVault {
         }
     }
 }
+
+/// A copy of the sfvault binary at `dest`, mode 0755 (for running as another user, who may not
+/// reach the target directory), once it can be executed: another test thread that forked while
+/// the copy was open for writing holds that fd until its child execs, and exec of the copy
+/// fails with ETXTBSY meanwhile.
+pub fn copy_of_binary(dest: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::copy(env!("CARGO_BIN_EXE_sfvault"), dest).unwrap();
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let started = std::time::Instant::now();
+    while let Err(e) = std::process::Command::new(dest).arg("--version").output() {
+        assert!(
+            e.raw_os_error() == Some(26) && started.elapsed() < std::time::Duration::from_secs(10),
+            "cannot run {}: {e}",
+            dest.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    dest.to_path_buf()
+}
