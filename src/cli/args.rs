@@ -90,15 +90,29 @@ Examples:
     Get(GetArgs),
 
     /// Show an entry; secret values are masked unless --reveal
+    #[command(after_help = "\
+Examples:
+  sfvault show acme-prod/ci                      fields, ages, last use; secrets as ********
+  sfvault show acme-prod/ci --json | jq .fields  the same as data")]
     Show(ShowArgs),
 
     /// List entries with their flow and field ages; never prints secrets
+    #[command(after_help = "\
+Examples:
+  sfvault list                                   everything
+  sfvault list 'acme-*/ci'                       a glob over ORG/APP
+  sfvault list uat --json                        entries whose address contains \"uat\", as data")]
     List(ListArgs),
 
     /// Remove an entry and all its fields (asks unless --yes)
+    #[command(after_help = "\
+Example:
+  sfvault rm acme-dev1/ci --yes
+The previous vault file is kept as vault.sfv.bak until the next save.")]
     Rm(RmArgs),
 
     /// Rename an entry
+    #[command(after_help = "Example:\n  sfvault mv acme-dev1/ci acme-dev2/ci")]
     Mv(MvArgs),
 
     /// Change the vault passphrase (with a new data key; entries are kept)
@@ -161,6 +175,11 @@ Examples:
     Rotate(RotateArgs),
 
     /// Show when a field's past values were set and replaced (values only with --reveal)
+    #[command(after_help = "\
+Examples:
+  sfvault history acme-prod/ci                   every field's past versions, dates only
+  sfvault history acme-prod/ci consumer_secret --reveal
+  sfvault set acme-prod/ci consumer_secret --restore 1   bring back the newest past value")]
     History(HistoryArgs),
 
     /// Report stale, unused, missing or weak credentials; exit 1 when anything is found
@@ -185,6 +204,11 @@ replaced vault is kept as vault.sfv.bak. The vault's passphrase becomes the back
     Restore(RestoreArgs),
 
     /// Show or change vault settings (history-limit)
+    #[command(after_help = "\
+Examples:
+  sfvault config                                 all settings
+  sfvault config history-limit 10                keep 10 past values per field
+  sfvault config history-limit 2 --yes           lowering deletes older past values: confirm")]
     Config(ConfigArgs),
 
     /// Start an agent that keeps the vault open for scripts, then return
@@ -199,9 +223,15 @@ Examples:
     Unlock(UnlockArgs),
 
     /// Stop the agent and wipe its key
+    #[command(after_help = "\
+Returns once the agent has stopped, so `sfvault unlock` may follow at once. Scripts:
+  sfvault unlock --timeout 1h && trap 'sfvault lock' EXIT")]
     Lock,
 
     /// Whether an agent holds the vault open, and for how long (exit 5 when locked)
+    #[command(after_help = "\
+Does not count as use: polling status never keeps the agent alive. Scripts:
+  sfvault status -q >/dev/null || sfvault unlock")]
     Status,
 
     /// The agent process itself (started by `unlock`)
@@ -227,6 +257,10 @@ Examples:
     Token(TokenArgs),
 
     /// Revoke the stored tokens at Salesforce and forget them
+    #[command(after_help = "\
+Example:
+  sfvault revoke acme-prod/ci
+On a network failure nothing is forgotten, so it can be run again.")]
     Revoke(EntryArg),
 
     /// Make an RSA key inside the vault; print only the certificate to upload to the connected app
