@@ -206,6 +206,50 @@ pub fn harden_process() -> std::io::Result<()> {
     Ok(())
 }
 
+/// What [`lock_all_memory`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllMemory {
+    /// Every page, present and future, is locked as it is touched (`mlockall`).
+    Locked,
+    /// Not attempted: the locked-memory limit (in bytes) is finite and this process may not
+    /// exceed it, and locking all future memory under it would make allocations fail.
+    LimitTooLow(u64),
+    /// The kernel refused.
+    Refused,
+}
+
+/// Lock every page of this process, present and future, in RAM as it is touched, so decrypted
+/// entries (not only keys) never reach swap: for the agent, which holds a whole vault for hours.
+///
+/// Only attempted when nothing can make it fail later: an unlimited `RLIMIT_MEMLOCK`, or
+/// `CAP_IPC_LOCK` (root, or granted). Under a finite limit (8 MiB for most users) a growing
+/// heap would hit it and allocations would fail, so it is left off and reported instead.
+pub fn lock_all_memory() -> AllMemory {
+    use rustix::mm::{MlockAllFlags, mlockall};
+    use rustix::process::{Resource, getrlimit};
+    let limit = getrlimit(Resource::Memlock).current;
+    if limit.is_some() && !has_cap_ipc_lock() {
+        return AllMemory::LimitTooLow(limit.unwrap_or_default());
+    }
+    let flags = MlockAllFlags::CURRENT | MlockAllFlags::FUTURE | MlockAllFlags::ONFAULT;
+    match mlockall(flags) {
+        Ok(()) => AllMemory::Locked,
+        Err(_) => AllMemory::Refused,
+    }
+}
+
+/// Whether this process holds `CAP_IPC_LOCK` in its effective set (from /proc/self/status).
+fn has_cap_ipc_lock() -> bool {
+    const CAP_IPC_LOCK: u32 = 14;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
+}
+
 static ORIGINAL_CORE_LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
 
 /// Give the core-dump limit back to what it was before [`harden_process`], just before this

@@ -449,6 +449,35 @@ fn an_unsafe_or_foreign_vault_file_stops_the_agent() {
     assert_eq!(tv.get("acme/ci", "consumer_key"), "KEY-1");
 }
 
+/// Where it cannot fail later (unlimited RLIMIT_MEMLOCK or CAP_IPC_LOCK, as for root), the
+/// agent locks all its memory, decrypted entries included; elsewhere its log says it did not.
+#[test]
+fn the_agent_locks_all_its_memory_where_allowed() {
+    let tv = unlocked("15m");
+    let pid = agent_pid(&tv);
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let locked_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let log = fs::read_dir(tv.agent_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| fs::read_to_string(p).unwrap())
+        .collect::<String>();
+    if rustix::process::geteuid().is_root() {
+        assert!(log.contains("all memory locked"), "{log}");
+    }
+    if log.contains("all memory locked") {
+        // Far more than the one locked key page: the heap holding the entries is in.
+        assert!(locked_kib > 1024, "VmLck {locked_kib} kB");
+    } else {
+        assert!(log.contains("not locked in memory, only the key"), "{log}");
+    }
+}
+
 #[test]
 fn sigkill_of_the_agent_loses_nothing() {
     let tv = unlocked("15m");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use sfvault::agent::protocol::{Request, Response};
 use sfvault::agent::{self, server};
-use sfvault::secret::SecretKey;
+use sfvault::secret::{AllMemory, SecretKey};
 use sfvault::unlock::PASSPHRASE_ENV_VARS;
 use sfvault::{Error, Result};
 use zeroize::Zeroize;
@@ -178,6 +178,8 @@ fn human_left(secs: u64) -> String {
 pub fn serve(ctx: &Context, args: AgentArgs) -> Result<()> {
     // A new session: no controlling terminal, no SIGHUP when the shell that unlocked exits.
     let _ = rustix::process::setsid();
+    // Before the vault is decrypted, so its pages are locked from the start.
+    let all_memory = sfvault::secret::lock_all_memory();
     let mut key = SecretKey::zeroed();
     // Straight from the pipe into locked memory: std's stdin buffer would keep a copy.
     sfvault::secret::read_key_unbuffered(std::io::stdin(), &mut key)
@@ -199,6 +201,17 @@ pub fn serve(ctx: &Context, args: AgentArgs) -> Result<()> {
         log_line(
             "warning: the key could not be locked in memory (RLIMIT_MEMLOCK); it may reach swap",
         );
+    }
+    match all_memory {
+        AllMemory::Locked => log_line("all memory locked: decrypted entries never reach swap"),
+        AllMemory::LimitTooLow(bytes) => log_line(&format!(
+            "note: decrypted entries are not locked in memory, only the key (RLIMIT_MEMLOCK is \
+             {} KiB; `ulimit -l unlimited` before unlock locks them all)",
+            bytes / 1024
+        )),
+        AllMemory::Refused => {
+            log_line("warning: mlockall refused; decrypted entries may reach swap")
+        }
     }
     {
         let mut out = std::io::stdout().lock();
