@@ -156,9 +156,11 @@ fn watchdog(state: &Mutex<State<'_>>, listener: &UnixListener, limits: Limits) {
             // Without its socket nobody can reach (or lock) this agent: stop rather than hold
             // the key unreachably.
             st.stop(StopReason::SocketRemoved);
-        } else if let Err(e) = st.vault.refresh()
-            && ends_service(&e)
-        {
+        } else if let Err(e) = st.vault.refresh() {
+            // Whatever the failure (re-keyed, removed, unreadable, made unsafe, replaced by a
+            // directory or by something that is not a vault of ours), the file this agent
+            // unlocked is no longer there to serve: wipe the key rather than keep it while
+            // refusing every request. Saves are atomic renames: no half-written file is seen.
             st.stop(StopReason::VaultReplaced(e.to_string()));
         }
         if st.stop.is_some() {
@@ -270,21 +272,6 @@ fn handle(
     let _ = protocol::write_frame(Deadline::new(&stream, WRITE_TIMEOUT), &response);
 }
 
-/// Whether a failure to re-read the vault means the file the agent unlocked is no longer
-/// there to serve: re-keyed (Locked), removed, unreadable, made unsafe (loose mode, a
-/// symlink, another owner) or replaced by something that is not a vault of ours. The agent
-/// then wipes its key rather than keep it while refusing every request.
-fn ends_service(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Locked(_)
-            | Error::Io { .. }
-            | Error::NotFound(_)
-            | Error::Unsafe(_)
-            | Error::Corrupt { .. }
-    )
-}
-
 fn answer(st: &mut State<'_>, request: Request, limits: Limits) -> Result<Response> {
     if st.stop.is_some() {
         return Err(Error::Locked("the agent is locking; unlock again".into()));
@@ -298,9 +285,8 @@ fn answer(st: &mut State<'_>, request: Request, limits: Limits) -> Result<Respon
         st.last_activity = Instant::now();
     }
     if let Err(e) = st.vault.refresh() {
-        if ends_service(&e) {
-            st.stop(StopReason::VaultReplaced(e.to_string()));
-        }
+        // As in the watchdog: a vault that cannot be re-read ends the agent.
+        st.stop(StopReason::VaultReplaced(e.to_string()));
         return Err(e);
     }
     Ok(match request {
@@ -393,11 +379,18 @@ pub fn bind(path: &Path) -> Result<(UnixListener, Claim)> {
         .truncate(false)
         .open(&lock_path)
         .map_err(|e| Error::io("cannot open", &lock_path, e))?;
-    if lock.try_lock().is_err() {
-        return Err(Error::Other(format!(
-            "an agent is already running on {}",
-            path.display()
-        )));
+    // `lock` and `unlock` probe the claim with a brief try-lock of their own (see
+    // [`wait_for_release`]): retry for a moment so a probe is not taken for another agent.
+    let mut tries = 0;
+    while lock.try_lock().is_err() {
+        tries += 1;
+        if tries == 40 {
+            return Err(Error::Other(format!(
+                "an agent is already running on {}",
+                path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
     let claim = Claim { _lock: lock };
     if path.exists() {

@@ -34,6 +34,15 @@ pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
     // An agent that is stopping (timeout, vault replaced) has removed its socket but may still
     // hold its claim for a moment: wait for it rather than fail to start a new one.
     if !server::wait_for_release(&paths.socket, sfvault::agent::client::STOP_WAIT) {
+        // Or another `unlock` got there first and its agent now runs.
+        if let Some(agent) = find_agent(ctx) {
+            ctx.note(&format!(
+                "{} is already unlocked (agent pid {}).",
+                ctx.store.path().display(),
+                agent.pid()
+            ));
+            return Ok(());
+        }
         return Err(Error::Other(format!(
             "an agent for {} is still stopping after {} s; try again",
             paths.vault.display(),

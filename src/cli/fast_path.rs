@@ -58,16 +58,13 @@ pub fn parse(argv: &[OsString], vault_env: Option<&OsStr>) -> Option<Cli> {
             }
         }
     }
-    if !seen_get || positionals.len() != 2 {
+    // clap refuses an empty SFVAULT_PATH even when --vault is given (it applies the global
+    // option's environment value at the subcommand too), so that case is clap's to report.
+    if !seen_get || positionals.len() != 2 || vault_env.is_some_and(OsStr::is_empty) {
         return None;
     }
     if global.vault.is_none() {
-        // clap reads SFVAULT_PATH only when --vault is absent, and refuses an empty value.
-        global.vault = match vault_env {
-            Some(path) if path.is_empty() => return None,
-            Some(path) => Some(PathBuf::from(path)),
-            None => None,
-        };
+        global.vault = vault_env.map(PathBuf::from);
     }
     let field = positionals.pop()?;
     let entry = positionals.pop()?;
@@ -191,6 +188,10 @@ mod tests {
         );
         assert!(parse(&words, Some(&env(""))).is_none());
         let with_flag = argv(&["--vault", "/flag.sfv", "get", "a/b", "c"]);
+        assert!(
+            parse(&with_flag, Some(&env(""))).is_none(),
+            "clap refuses this one"
+        );
         assert_eq!(
             vault(parse(&with_flag, Some(&env("/env.sfv")))),
             Some(PathBuf::from("/flag.sfv"))

@@ -170,6 +170,19 @@ impl VaultData {
     ) -> Result<SetOutcome> {
         check_field_name(field)?;
         fields::check_value(field, &value)?;
+        self.put_field(name, field, value, secret, now)
+    }
+
+    /// Set a field without checking its value (a restore of what was once accepted: checks may
+    /// have grown stricter since), keeping the previous value in history.
+    fn put_field(
+        &mut self,
+        name: &EntryName,
+        field: &str,
+        value: SecretString,
+        secret: bool,
+        now: Timestamp,
+    ) -> Result<SetOutcome> {
         if !secret && !fields::may_be_public(field) {
             return Err(Error::Usage(format!("{field} is always secret")));
         }
@@ -224,7 +237,7 @@ impl VaultData {
         }
         let value = f.history[len - n].value.clone();
         let secret = f.secret;
-        self.set_field(name, field, value, secret, now)
+        self.put_field(name, field, value, secret, now)
     }
 
     /// Record that fields were used by a flow or a hand-off.
@@ -416,6 +429,32 @@ mod tests {
         v.remove_entry(&a).unwrap();
         v.remove_entry(&b).unwrap();
         assert!(v.entries.is_empty());
+    }
+
+    #[test]
+    fn restore_brings_back_a_value_that_todays_checks_would_refuse() {
+        // Stored under older, looser checks: restoring it must not be blocked by newer ones.
+        let mut v = VaultData::default();
+        let n = name("acme/ci");
+        v.add_entry(&n, 0).unwrap();
+        let key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----";
+        v.set_field(&n, "private_key", val(key), true, 1).unwrap();
+        let old =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----";
+        assert!(v.set_field(&n, "private_key", val(old), true, 2).is_err());
+        v.entry_mut(&n)
+            .unwrap()
+            .fields
+            .get_mut("private_key")
+            .unwrap()
+            .history
+            .push(PastValue {
+                value: val(old),
+                changed_at: 0,
+                replaced_at: 1,
+            });
+        v.restore_field(&n, "private_key", 1, 3).unwrap();
+        assert_eq!(v.field(&n, "private_key").unwrap().value.expose(), old);
     }
 
     #[test]

@@ -412,6 +412,8 @@ impl OpenVault {
     /// whether it was reloaded. A file re-keyed or replaced by another vault fails with
     /// [`Error::Locked`]: the key held here no longer opens it.
     pub fn refresh(&mut self) -> Result<bool> {
+        // The directory too, every time: loosening it does not change the file's stamp.
+        check_dir(self.store.path.parent().unwrap_or(Path::new(".")))?;
         let meta = fs::symlink_metadata(&self.store.path)
             .map_err(|e| Error::io("cannot inspect", &self.store.path, e))?;
         if FileStamp::of(&meta) == self.stamp {
