@@ -10,8 +10,10 @@
 use std::time::Duration;
 
 use sfvault::secret::SecretString;
-use sfvault::vault::model::VaultData;
-use sfvault::vault::{EntryName, KdfParams, Store, VaultKey};
+use sfvault::vault::{KdfParams, Store, VaultKey};
+
+#[path = "fixture.rs"]
+mod fixture;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,27 +40,7 @@ fn main() {
     let pass_file = std::env::var("SFVAULT_PASSPHRASE_FILE").expect("SFVAULT_PASSPHRASE_FILE");
     let pass = std::fs::read_to_string(pass_file).expect("passphrase file");
     let pass = SecretString::new(pass.trim_end_matches('\n').to_owned());
-    let mut v = VaultData::default();
-    for i in 0..n {
-        let name = EntryName::parse(&format!("org{}/app{}", i / 10, i % 10)).unwrap();
-        v.add_entry(&name, 1_764_000_000).unwrap();
-        for (field, value, secret) in [
-            ("consumer_key", format!("3MVG9{i:0>80}"), false),
-            ("consumer_secret", format!("{i:0>64}"), true),
-            ("username", format!("ci{i}@example.com"), false),
-            ("login_url", "https://test.salesforce.com".to_owned(), false),
-            ("flow", "client-credentials".to_owned(), false),
-        ] {
-            v.set_field(
-                &name,
-                field,
-                SecretString::new(value),
-                secret,
-                1_764_000_000,
-            )
-            .unwrap();
-        }
-    }
+    let v = fixture::vault_of(n, 1_764_000_000);
     let key = VaultKey::generate(&pass, kdf).expect("key");
     Store::new(path, Duration::from_secs(10))
         .create(&v, &key)

@@ -6,35 +6,17 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use sfvault::secret::SecretString;
+use sfvault::vault::KdfParams;
 use sfvault::vault::crypto::derive_kek;
 use sfvault::vault::format::{self, VaultKey};
 use sfvault::vault::model::VaultData;
-use sfvault::vault::{EntryName, KdfParams};
+
+#[path = "fixture.rs"]
+mod fixture;
 
 /// A vault of `n` entries with five fields each, like a real one.
 fn vault_of(n: usize) -> VaultData {
-    let mut v = VaultData::default();
-    for i in 0..n {
-        let name = EntryName::parse(&format!("org{}/app{}", i / 10, i % 10)).unwrap();
-        v.add_entry(&name, 1_700_000_000).unwrap();
-        for (field, value, secret) in [
-            ("consumer_key", format!("3MVG9{i:0>80}"), false),
-            ("consumer_secret", format!("{i:0>64}"), true),
-            ("username", format!("ci{i}@example.com"), false),
-            ("login_url", "https://test.salesforce.com".to_owned(), false),
-            ("flow", "client-credentials".to_owned(), false),
-        ] {
-            v.set_field(
-                &name,
-                field,
-                SecretString::new(value),
-                secret,
-                1_700_000_000,
-            )
-            .unwrap();
-        }
-    }
-    v
+    fixture::vault_of(n, 1_700_000_000)
 }
 
 fn kdf(c: &mut Criterion) {

@@ -227,9 +227,10 @@ pub enum AllMemory {
 pub fn lock_all_memory() -> AllMemory {
     use rustix::mm::{MlockAllFlags, mlockall};
     use rustix::process::{Resource, getrlimit};
-    let limit = getrlimit(Resource::Memlock).current;
-    if limit.is_some() && !has_cap_ipc_lock() {
-        return AllMemory::LimitTooLow(limit.unwrap_or_default());
+    if let Some(limit) = getrlimit(Resource::Memlock).current
+        && !has_cap_ipc_lock()
+    {
+        return AllMemory::LimitTooLow(limit);
     }
     let flags = MlockAllFlags::CURRENT | MlockAllFlags::FUTURE | MlockAllFlags::ONFAULT;
     match mlockall(flags) {

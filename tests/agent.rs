@@ -153,7 +153,7 @@ fn lock_and_timeout_leave_no_way_in_without_a_passphrase() {
 fn lock_returns_only_once_the_agent_is_gone() {
     let tv = unlocked("15m");
     let paths = sfvault::agent::AgentPaths::for_vault(&tv.vault, &tv.agent_dir()).unwrap();
-    let claim = paths.socket.with_extension("lock");
+    let claim = sfvault::agent::server::claim_path(&paths.socket);
     for round in 0..5 {
         tv.ok(&["lock"]);
         let file = fs::File::open(&claim).unwrap();

@@ -87,6 +87,21 @@ fn seven_changes_keep_five_past_values_and_restore_2_brings_back_the_right_one()
     assert_eq!(h.as_array().unwrap().len(), 3);
 }
 
+/// (entry, kind) of each finding in an `audit --json` report.
+fn findings(report: &Value) -> Vec<(String, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["entry"].as_str().unwrap().to_owned(),
+                f["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// Write a vault at `tv.vault` whose contents were made at chosen times.
 fn fixture(tv: &TestVault, kdf: KdfParams, build: impl FnOnce(&mut VaultData)) {
     let mut data = VaultData::default();
@@ -160,17 +175,7 @@ fn audit_flags_exactly_the_stale_entries_and_a_clean_vault_passes() {
         "audit printed a secret"
     );
     let report: Value = serde_json::from_str(&text).unwrap();
-    let mut stale: Vec<(String, String)> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["entry"].as_str().unwrap().to_owned(),
-                f["kind"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let mut stale = findings(&report);
     stale.sort();
     assert_eq!(
         stale,
@@ -257,17 +262,7 @@ fn audit_finds_missing_weak_expiring_unused_insecure_and_a_weak_kdf() {
     let out = tv.run(&["audit", "--json"], None);
     assert_code(&out, 1, &["audit"]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let found: Vec<(String, String)> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["entry"].as_str().unwrap().to_owned(),
-                f["kind"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let found = findings(&report);
     for want in [
         ("(vault)", "weak-kdf"),
         ("a/jwt-missing", "missing"),

@@ -481,18 +481,7 @@ fn the_agent_and_an_unlocked_cli_are_not_dumpable() {
         );
         out.stdout
     };
-    ok(&mut nobody(
-        &[
-            "init",
-            "--kdf-memory",
-            "19",
-            "--kdf-iterations",
-            "2",
-            "--kdf-parallelism",
-            "1",
-        ],
-        Stdio::null(),
-    ));
+    ok(&mut nobody(&INIT_MIN_KDF, Stdio::null()));
     ok(&mut nobody(
         &["add", "a/b", "--consumer-key", "K", "--no-secret"],
         Stdio::null(),

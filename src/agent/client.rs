@@ -55,26 +55,23 @@ impl AgentClient {
                 self.paths.vault.display()
             ))
         };
+        // The agent did not carry the request out: the caller may go on without it.
+        let gone = |e: std::io::Error| {
+            Error::AgentGone(format!(
+                "the agent for {} is gone ({e})",
+                self.paths.vault.display()
+            ))
+        };
         let mut stream = match self.first.borrow_mut().take() {
             Some(stream) => stream,
-            None => UnixStream::connect(&self.paths.socket).map_err(|e| {
-                Error::AgentGone(format!(
-                    "the agent for {} is gone ({e})",
-                    self.paths.vault.display()
-                ))
-            })?,
+            None => UnixStream::connect(&self.paths.socket).map_err(gone)?,
         };
         stream
             .set_read_timeout(Some(RESPONSE_TIMEOUT))
             .map_err(unreachable)?;
         // A request that could not be written whole was not carried out: the agent acts only on
         // complete frames. That is "gone", and the caller may go on without the agent.
-        protocol::write_frame(&mut stream, request).map_err(|e| {
-            Error::AgentGone(format!(
-                "the agent for {} is gone ({e})",
-                self.paths.vault.display()
-            ))
-        })?;
+        protocol::write_frame(&mut stream, request).map_err(gone)?;
         match protocol::read_frame::<Response>(&mut stream, MAX_RESPONSE_LEN) {
             Ok(Response::Error { code, message }) => Err(Error::Remote { code, message }),
             Ok(response) => Ok(response),
@@ -87,10 +84,7 @@ impl AgentClient {
             // so nothing was carried out and the caller may go on without it. Any other
             // failure may come after the agent acted: the caller must not repeat it blindly.
             Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                Err(Error::AgentGone(format!(
-                    "the agent for {} stopped before reading the request ({e})",
-                    self.paths.vault.display()
-                )))
+                Err(gone(e))
             }
             Err(FrameError::Io(e)) => Err(unreachable(e)),
             Err(e) => Err(Error::Other(format!(

@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -352,13 +352,23 @@ pub struct Claim {
 /// after it has closed its listener, removed its socket and wiped its key. True once released
 /// (or if no agent ever claimed this socket).
 pub fn wait_for_release(socket: &Path, within: Duration) -> bool {
-    let Ok(lock) = std::fs::File::open(socket.with_extension("lock")) else {
-        return true;
-    };
+    // Taken and let go at once (closing the file releases it).
+    match std::fs::File::open(claim_path(socket)) {
+        Ok(claim) => lock_within(&claim, within),
+        Err(_) => true,
+    }
+}
+
+/// The file whose exclusive lock is an agent's claim on `socket`.
+pub fn claim_path(socket: &Path) -> PathBuf {
+    socket.with_extension("lock")
+}
+
+/// Try to take `file`'s exclusive lock, every 5 ms, for up to `within`.
+fn lock_within(file: &std::fs::File, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     loop {
-        if lock.try_lock().is_ok() {
-            let _ = lock.unlock();
+        if file.try_lock().is_ok() {
             return true;
         }
         if Instant::now() >= deadline {
@@ -371,7 +381,7 @@ pub fn wait_for_release(socket: &Path, within: Duration) -> bool {
 /// Claim the socket path and bind it (mode 0600), replacing a stale socket left by a dead
 /// agent. Fails if another agent holds the claim.
 pub fn bind(path: &Path) -> Result<(UnixListener, Claim)> {
-    let lock_path = path.with_extension("lock");
+    let lock_path = claim_path(path);
     let lock = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -379,18 +389,13 @@ pub fn bind(path: &Path) -> Result<(UnixListener, Claim)> {
         .truncate(false)
         .open(&lock_path)
         .map_err(|e| Error::io("cannot open", &lock_path, e))?;
-    // `lock` and `unlock` probe the claim with a brief try-lock of their own (see
-    // [`wait_for_release`]): retry for a moment so a probe is not taken for another agent.
-    let mut tries = 0;
-    while lock.try_lock().is_err() {
-        tries += 1;
-        if tries == 40 {
-            return Err(Error::Other(format!(
-                "an agent is already running on {}",
-                path.display()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    // `lock` and `unlock` probe the claim with a brief lock of their own (see
+    // [`wait_for_release`]): allow a moment so a probe is not taken for another agent.
+    if !lock_within(&lock, Duration::from_millis(200)) {
+        return Err(Error::Other(format!(
+            "an agent is already running on {}",
+            path.display()
+        )));
     }
     let claim = Claim { _lock: lock };
     if path.exists() {

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
+use sfvault::agent::client::{AgentClient, STOP_WAIT};
 use sfvault::agent::protocol::{Request, Response};
 use sfvault::agent::{self, server};
 use sfvault::secret::{AllMemory, SecretKey};
@@ -20,35 +21,27 @@ use super::output::{print, print_json};
 
 pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
     if let Some(agent) = find_agent(ctx) {
-        ctx.note(&format!(
-            "{} is already unlocked (agent pid {}); `sfvault lock` first to change its timeout.",
-            ctx.store.path().display(),
-            agent.pid()
-        ));
-        return Ok(());
+        return note_already_unlocked(ctx, &agent);
+    }
+    if ctx.store.exists() {
+        // Before the KDF: an agent that is stopping (timeout, vault replaced) has removed its
+        // socket but may hold its claim for a moment, and another `unlock` may be starting one.
+        let paths = ctx.agent_paths()?;
+        if !server::wait_for_release(&paths.socket, STOP_WAIT) {
+            if let Some(agent) = find_agent(ctx) {
+                return note_already_unlocked(ctx, &agent);
+            }
+            return Err(Error::Other(format!(
+                "an agent for {} is still stopping after {} s; try again",
+                paths.vault.display(),
+                STOP_WAIT.as_secs()
+            )));
+        }
     }
     let vault = ctx.open()?;
     let paths = ctx.agent_paths()?;
     let dir = paths.socket.parent().expect("socket has a directory");
     agent::ensure_private_dir(dir)?;
-    // An agent that is stopping (timeout, vault replaced) has removed its socket but may still
-    // hold its claim for a moment: wait for it rather than fail to start a new one.
-    if !server::wait_for_release(&paths.socket, sfvault::agent::client::STOP_WAIT) {
-        // Or another `unlock` got there first and its agent now runs.
-        if let Some(agent) = find_agent(ctx) {
-            ctx.note(&format!(
-                "{} is already unlocked (agent pid {}).",
-                ctx.store.path().display(),
-                agent.pid()
-            ));
-            return Ok(());
-        }
-        return Err(Error::Other(format!(
-            "an agent for {} is still stopping after {} s; try again",
-            paths.vault.display(),
-            sfvault::agent::client::STOP_WAIT.as_secs()
-        )));
-    }
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -102,12 +95,21 @@ pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
     Ok(())
 }
 
-fn find_agent(ctx: &Context) -> Option<sfvault::agent::client::AgentClient> {
+fn note_already_unlocked(ctx: &Context, agent: &AgentClient) -> Result<()> {
+    ctx.note(&format!(
+        "{} is already unlocked (agent pid {}); `sfvault lock` first to change its timeout.",
+        ctx.store.path().display(),
+        agent.pid()
+    ));
+    Ok(())
+}
+
+fn find_agent(ctx: &Context) -> Option<AgentClient> {
     // `unlock` and `lock` look for an agent even with --no-agent.
     if !ctx.store.exists() {
         return None;
     }
-    sfvault::agent::client::AgentClient::connect(&ctx.agent_paths().ok()?)
+    AgentClient::connect(&ctx.agent_paths().ok()?)
 }
 
 /// When the agent will lock, for the `unlock` message.

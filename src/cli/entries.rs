@@ -352,16 +352,10 @@ pub fn rm(ctx: &Context, args: RmArgs) -> Result<()> {
     let name = EntryName::parse(&args.entry)?;
     let mut session = ctx.session()?;
     let count = session.entry(&name, false)?.fields.len();
-    if !args.yes {
-        if !prompt::terminal_available() {
-            return Err(Error::Usage(format!(
-                "refusing to remove {name} without confirmation: no terminal to ask; pass --yes"
-            )));
-        }
-        if !prompt::confirm(&format!("Remove {name} and its {count} fields?"))? {
-            ctx.note("Nothing removed.");
-            return Ok(());
-        }
+    let question = format!("Remove {name} and its {count} fields?");
+    if !prompt::confirm_unless_yes(args.yes, &format!("removing {name}"), &question)? {
+        ctx.note("Nothing removed.");
+        return Ok(());
     }
     session.apply(Change::RemoveEntry {
         entry: name.to_string(),

@@ -128,15 +128,20 @@ struct Resolver<'c> {
 
 impl<'c> Resolver<'c> {
     /// Record the use of every field resolved.
-    fn finish(mut self) {
-        let used: Vec<(EntryName, Entry, Vec<String>)> = std::mem::take(&mut self.used)
-            .into_iter()
-            .filter_map(|(name, fields)| self.entries.get(&name).map(|e| (name, e.clone(), fields)))
-            .collect();
-        if let Some(session) = self.session.as_mut() {
-            for (name, entry, fields) in used {
+    fn finish(self) {
+        let Resolver {
+            mut session,
+            entries,
+            used,
+            ..
+        } = self;
+        let Some(session) = session.as_mut() else {
+            return;
+        };
+        for (name, fields) in &used {
+            if let Some(entry) = entries.get(name) {
                 let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
-                session.mark_used(&name, &entry, &refs);
+                session.mark_used(name, entry, &refs);
             }
         }
     }

@@ -9,7 +9,7 @@ use sfvault::vault::fields::SECRET_FIELDS;
 use sfvault::vault::format::{self, VaultKey};
 use sfvault::vault::model::{self, SetOutcome};
 use sfvault::vault::name::{EntryName, check_field_name};
-use sfvault::vault::store::{read_foreign, write_new_file};
+use sfvault::vault::store::{self, read_foreign, write_new_file};
 use sfvault::vault::{Change, ChangeOutcome, NewField};
 use sfvault::{Error, Result};
 
@@ -208,8 +208,8 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
         ctx.store.path().display(),
         args.path.display()
     );
-    let dir = args.path.parent().filter(|d| !d.as_os_str().is_empty());
-    match sfvault::vault::store::check_dir(dir.unwrap_or(std::path::Path::new("."))) {
+    let dir = store::dir_of(&args.path);
+    match store::check_dir(&dir) {
         Ok(()) => ctx.note(&format!(
             "{done} Check it with: sfvault --vault {} list",
             args.path.display()
@@ -220,7 +220,7 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
             "{done}\nsfvault: warning: {} is not a private directory (another user owns it or \
              may write to it): the copy could be deleted or replaced there, and sfvault will not \
              open it as a vault. `sfvault restore {}` still reads it back.",
-            dir.unwrap_or(std::path::Path::new(".")).display(),
+            dir.display(),
             args.path.display()
         )),
     }
@@ -278,19 +278,14 @@ pub fn config(ctx: &Context, args: ConfigArgs) -> Result<()> {
                 .parse()
                 .map_err(|_| Error::Usage(format!("history-limit {v:?}: a number 0..=100")))?;
             let current = session.history_limit()?;
-            if n < current && !args.yes {
-                let what = format!(
-                    "lowering history-limit from {current} to {n} deletes every field's past values beyond the newest {n}"
-                );
-                if !prompt::terminal_available() {
-                    return Err(Error::Usage(format!(
-                        "{what}; no terminal to confirm: pass --yes"
-                    )));
-                }
-                if !prompt::confirm(&format!("{what}. Go on?"))? {
-                    ctx.note("Nothing changed.");
-                    return Ok(());
-                }
+            let what = format!(
+                "lowering history-limit from {current} to {n} deletes every field's past values beyond the newest {n}"
+            );
+            if n < current
+                && !prompt::confirm_unless_yes(args.yes, &what, &format!("{what}. Go on?"))?
+            {
+                ctx.note("Nothing changed.");
+                return Ok(());
             }
             session.apply(Change::SetHistoryLimit(n))?;
             ctx.note(&format!("Each field now keeps its last {n} past values."));

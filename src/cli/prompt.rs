@@ -173,8 +173,22 @@ fn visible(prompt: &str) -> Result<SecretString> {
     SecretString::from_utf8(bytes).map_err(|_| Error::Usage("the value is not valid UTF-8".into()))
 }
 
+/// Confirm something that deletes data: true at once with `--yes`; else ask `question` on the
+/// terminal; with no terminal, refuse (exit 2) saying `what` needs `--yes`.
+pub fn confirm_unless_yes(yes: bool, what: &str, question: &str) -> Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !terminal_available() {
+        return Err(Error::Usage(format!(
+            "{what}: no terminal to confirm it; pass --yes"
+        )));
+    }
+    confirm(question)
+}
+
 /// Ask a yes/no question on the terminal; `false` unless the answer starts with y.
-pub fn confirm(question: &str) -> Result<bool> {
+fn confirm(question: &str) -> Result<bool> {
     let answer = visible(&format!("{question} [y/N] "))?;
     Ok(answer.expose().trim().to_ascii_lowercase().starts_with('y'))
 }

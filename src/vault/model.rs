@@ -380,8 +380,8 @@ mod tests {
         SecretString::new(s.into())
     }
 
-    #[test]
-    fn history_keeps_last_values_in_order() {
+    /// `acme/ci` whose consumer_secret was set to s0 … s6 at times 0 … 6 (history limit 5).
+    fn secret_set_seven_times() -> (VaultData, EntryName) {
         let mut v = VaultData::default();
         let n = name("acme/ci");
         v.add_entry(&n, 0).unwrap();
@@ -389,6 +389,12 @@ mod tests {
             v.set_field(&n, "consumer_secret", val(&format!("s{i}")), true, i)
                 .unwrap();
         }
+        (v, n)
+    }
+
+    #[test]
+    fn history_keeps_last_values_in_order() {
+        let (v, n) = secret_set_seven_times();
         let f = v.field(&n, "consumer_secret").unwrap();
         assert_eq!(f.value.expose(), "s6");
         let past: Vec<_> = f.history.iter().map(|p| p.value.expose()).collect();
@@ -459,13 +465,7 @@ mod tests {
 
     #[test]
     fn restore_brings_back_the_nth_most_recent_past_value() {
-        let mut v = VaultData::default();
-        let n = name("acme/ci");
-        v.add_entry(&n, 0).unwrap();
-        for i in 0..7 {
-            v.set_field(&n, "consumer_secret", val(&format!("s{i}")), true, i)
-                .unwrap();
-        }
+        let (mut v, n) = secret_set_seven_times();
         // history: s1..s5 (oldest first); 1 = s5, 2 = s4
         v.restore_field(&n, "consumer_secret", 2, 100).unwrap();
         assert_eq!(v.field(&n, "consumer_secret").unwrap().value.expose(), "s4");

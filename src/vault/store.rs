@@ -108,10 +108,7 @@ impl Store {
     }
 
     fn dir(&self) -> PathBuf {
-        match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
+        dir_of(&self.path)
     }
 
     /// Whether anything (even a broken symlink) exists at the vault path.
@@ -413,7 +410,7 @@ impl OpenVault {
     /// [`Error::Locked`]: the key held here no longer opens it.
     pub fn refresh(&mut self) -> Result<bool> {
         // The directory too, every time: loosening it does not change the file's stamp.
-        check_dir(self.store.path.parent().unwrap_or(Path::new(".")))?;
+        check_dir(&self.store.dir())?;
         let meta = fs::symlink_metadata(&self.store.path)
             .map_err(|e| Error::io("cannot inspect", &self.store.path, e))?;
         if FileStamp::of(&meta) == self.stamp {
@@ -440,10 +437,7 @@ fn atomic_write(
     bytes: &[u8],
     before_rename: impl FnOnce() -> Result<()>,
 ) -> Result<FileStamp> {
-    let dir = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = dir_of(dest);
     let prefix = temp_prefix(dest);
     let mut tmp = tempfile::Builder::new()
         .prefix(&prefix)
@@ -538,9 +532,7 @@ fn read_checked(path: &Path) -> Result<(Vec<u8>, FileStamp)> {
             path.display()
         )));
     }
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        check_dir(dir)?;
-    }
+    check_dir(&dir_of(path))?;
     if meta.len() > MAX_FILE_LEN {
         return Err(Error::corrupt(
             path,
@@ -552,6 +544,14 @@ fn read_checked(path: &Path) -> Result<(Vec<u8>, FileStamp)> {
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io("cannot read", path, e))?;
     Ok((bytes, FileStamp::of(&meta)))
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// The vault directory must be ours and not writable by others (who could swap the file).

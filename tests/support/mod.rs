@@ -55,15 +55,7 @@ impl TestVault {
     /// A world with an initialised vault at the minimum KDF cost.
     pub fn new() -> TestVault {
         let tv = TestVault::empty();
-        tv.ok(&[
-            "init",
-            "--kdf-memory",
-            "19",
-            "--kdf-iterations",
-            "2",
-            "--kdf-parallelism",
-            "1",
-        ]);
+        tv.ok(&INIT_MIN_KDF);
         tv
     }
 
@@ -195,6 +187,17 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// `init` at the minimum KDF cost (19 MiB, 2 passes, 1 lane), which keeps tests quick.
+pub const INIT_MIN_KDF: [&str; 7] = [
+    "init",
+    "--kdf-memory",
+    "19",
+    "--kdf-iterations",
+    "2",
+    "--kdf-parallelism",
+    "1",
+];
 
 /// A random-looking canary, unique per call, that no file would hold by chance.
 pub fn canary(tag: &str) -> String {
