@@ -67,57 +67,137 @@ impl<'de> Deserialize<'de> for SecretString {
     }
 }
 
-/// A 256-bit key held in its own heap box, locked in memory where allowed, and
-/// zeroized (then unlocked) on drop. `Debug` prints `[redacted]`.
+/// A 256-bit key in a slot of the locked key arena (see [`arena`]): its page is locked in memory
+/// where allowed for as long as the process lives, so no key's drop can unlock a page another
+/// live key shares. Zeroized on drop; `Debug` prints `[redacted]`.
 pub struct SecretKey {
-    bytes: Box<[u8; 32]>,
-    locked: bool,
+    slot: std::ptr::NonNull<[u8; 32]>,
 }
+
+// SAFETY: a `SecretKey` owns its slot exclusively (the arena hands each slot to one key until
+// that key is dropped), so moving it to another thread or sharing `&SecretKey` is as safe as for
+// a `Box<[u8; 32]>`.
+#[allow(unsafe_code)]
+unsafe impl Send for SecretKey {}
+// SAFETY: see `Send`: shared references only read the slot.
+#[allow(unsafe_code)]
+unsafe impl Sync for SecretKey {}
 
 impl SecretKey {
     /// A key of all zero bytes, to be filled in place (so the key never sits on the stack).
     pub fn zeroed() -> Self {
-        let mut bytes = Box::new([0u8; 32]);
-        let locked = lock_memory(bytes.as_mut_slice());
-        SecretKey { bytes, locked }
+        SecretKey {
+            slot: arena::take(),
+        }
     }
 
-    /// A copy of `bytes` in a locked buffer.
+    /// A copy of `bytes` in a locked slot.
     pub fn from_slice(bytes: &[u8; 32]) -> Self {
         let mut key = SecretKey::zeroed();
-        key.bytes.copy_from_slice(bytes);
+        key.expose_mut().copy_from_slice(bytes);
         key
     }
 
     /// The key bytes.
+    #[allow(unsafe_code)]
     pub fn expose(&self) -> &[u8; 32] {
-        &self.bytes
+        // SAFETY: the slot is live (returned to the arena only in `drop`) and owned by `self`.
+        unsafe { self.slot.as_ref() }
     }
 
     /// The key bytes, for filling in place.
+    #[allow(unsafe_code)]
     pub fn expose_mut(&mut self) -> &mut [u8; 32] {
-        &mut self.bytes
+        // SAFETY: as in `expose`, and `&mut self` makes this the only reference.
+        unsafe { self.slot.as_mut() }
     }
 }
 
 impl Clone for SecretKey {
     fn clone(&self) -> Self {
-        SecretKey::from_slice(&self.bytes)
+        SecretKey::from_slice(self.expose())
     }
 }
 
 impl Drop for SecretKey {
     fn drop(&mut self) {
-        self.bytes.zeroize();
-        if self.locked {
-            unlock_memory(self.bytes.as_mut_slice());
-        }
+        self.expose_mut().zeroize();
+        arena::give_back(self.slot);
     }
 }
 
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretKey([redacted])")
+    }
+}
+
+/// The locked key arena: page-aligned 4 KiB blocks of 128 key slots each, locked in memory once
+/// when allocated and never unlocked or freed (a process holds a handful of keys, so this is one
+/// page in practice). Page locks do not nest (one `munlock` undoes every `mlock` of the page),
+/// so locking per key would let the drop of a temporary key unlock a live one on the same page;
+/// here nothing is ever unlocked. A slot is zeroized by its key before it comes back.
+mod arena {
+    use std::alloc::{Layout, alloc_zeroed, handle_alloc_error};
+    use std::ptr::NonNull;
+    use std::sync::Mutex;
+
+    const SLOT: usize = 32;
+    const SLOTS: usize = 128;
+    const BLOCK: usize = SLOT * SLOTS;
+
+    /// One block: its address and a bit per slot, set while the slot is free.
+    struct Block {
+        base: NonNull<u8>,
+        free: u128,
+    }
+
+    // SAFETY: a block is only an address and a bitmap; slots are handed out under the mutex.
+    #[allow(unsafe_code)]
+    unsafe impl Send for Block {}
+
+    static BLOCKS: Mutex<Vec<Block>> = Mutex::new(Vec::new());
+
+    fn blocks() -> std::sync::MutexGuard<'static, Vec<Block>> {
+        // Bitmaps are updated in one statement: a panic elsewhere cannot leave one half-done.
+        BLOCKS.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A zeroed slot of 32 bytes in a locked block.
+    #[allow(unsafe_code)]
+    pub(super) fn take() -> NonNull<[u8; 32]> {
+        let mut blocks = blocks();
+        let block = match blocks.iter_mut().position(|b| b.free != 0) {
+            Some(i) => &mut blocks[i],
+            None => {
+                let layout = Layout::from_size_align(BLOCK, BLOCK).expect("constant layout");
+                // SAFETY: the layout has a non-zero size. The block is never freed.
+                let base = NonNull::new(unsafe { alloc_zeroed(layout) })
+                    .unwrap_or_else(|| handle_alloc_error(layout));
+                super::lock_memory(base.as_ptr(), BLOCK);
+                blocks.push(Block {
+                    base,
+                    free: u128::MAX,
+                });
+                blocks.last_mut().expect("just pushed")
+            }
+        };
+        let index = block.free.trailing_zeros() as usize;
+        block.free &= !(1u128 << index);
+        // SAFETY: index < 128, so the slot lies inside the block.
+        unsafe { block.base.add(index * SLOT) }.cast()
+    }
+
+    /// Return a slot (already zeroized by its key) to its block.
+    pub(super) fn give_back(slot: NonNull<[u8; 32]>) {
+        let addr = slot.as_ptr() as usize;
+        let mut blocks = blocks();
+        if let Some(block) = blocks
+            .iter_mut()
+            .find(|b| (b.base.as_ptr() as usize..b.base.as_ptr() as usize + BLOCK).contains(&addr))
+        {
+            block.free |= 1u128 << ((addr - block.base.as_ptr() as usize) / SLOT);
+        }
     }
 }
 
@@ -159,22 +239,15 @@ pub fn read_key_unbuffered(fd: impl std::os::fd::AsFd, key: &mut SecretKey) -> s
 
 static MLOCK_FAILED: Once = Once::new();
 
-/// Lock `buf` into RAM. Returns whether it worked; a failure (e.g. RLIMIT_MEMLOCK) is remembered
-/// so the binary can warn once, and is otherwise harmless.
+/// Lock `len` bytes at `ptr` into RAM, for the life of the process. A failure (e.g.
+/// RLIMIT_MEMLOCK) is remembered so the binary can warn once, and is otherwise harmless.
 #[allow(unsafe_code)]
-fn lock_memory(buf: &mut [u8]) -> bool {
-    // SAFETY: the pointer and length describe a live, owned allocation; mlock does not access it.
-    let ok = unsafe { rustix::mm::mlock(buf.as_mut_ptr().cast(), buf.len()) }.is_ok();
-    if !ok {
+fn lock_memory(ptr: *mut u8, len: usize) {
+    // SAFETY: the pointer and length describe a live allocation that is never freed; mlock does
+    // not access it.
+    if unsafe { rustix::mm::mlock(ptr.cast(), len) }.is_err() {
         MLOCK_FAILED.call_once(|| {});
     }
-    ok
-}
-
-#[allow(unsafe_code)]
-fn unlock_memory(buf: &mut [u8]) {
-    // SAFETY: same allocation that was locked; munlock does not access it.
-    let _ = unsafe { rustix::mm::munlock(buf.as_mut_ptr().cast(), buf.len()) };
 }
 
 /// True when some key could not be locked in memory (so it may reach swap).
@@ -279,6 +352,25 @@ mod tests {
         assert_eq!(format!("{s:?}"), "[redacted]");
         let k = SecretKey::from_slice(&[7u8; 32]);
         assert!(!format!("{k:?}").contains('7'));
+    }
+
+    #[test]
+    fn arena_slots_are_distinct_zeroed_and_reused() {
+        let keys: Vec<SecretKey> = (0..300u16)
+            .map(|i| SecretKey::from_slice(&[(i % 251) as u8 + 1; 32]))
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(
+                k.expose(),
+                &[(i % 251) as u8 + 1; 32],
+                "key {i} overwritten"
+            );
+        }
+        let copy = keys[7].clone();
+        assert_eq!(copy.expose(), keys[7].expose());
+        drop(keys);
+        // A slot comes back zeroed: a new key never starts with an old key's bytes.
+        assert_eq!(SecretKey::zeroed().expose(), &[0u8; 32]);
     }
 
     #[test]
