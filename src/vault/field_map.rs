@@ -3,7 +3,7 @@
 //! Entries hold a handful of fields, and a `BTreeMap` node (eleven slots) per entry wasted most
 //! of its memory: at 100,000 entries the decoded vault was about 40% larger than this. It
 //! serialises exactly as a `BTreeMap` does (a map in ascending key order), so the file format
-//! is unchanged.
+//! is unchanged; unlike a `BTreeMap` it refuses to decode keys that are not strictly ascending.
 
 use std::fmt;
 
@@ -121,14 +121,18 @@ impl<'de> Deserialize<'de> for FieldMap {
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<FieldMap, A::Error> {
                 // The size hint comes from the (authenticated) file, but is still only a hint:
                 // bincode's limit has already bounded it; cap the pre-allocation anyway.
-                let mut items = Vec::with_capacity(access.size_hint().unwrap_or(0).min(64));
+                let mut items: Vec<(String, Field)> =
+                    Vec::with_capacity(access.size_hint().unwrap_or(0).min(64));
                 while let Some((k, v)) = access.next_entry::<String, Field>()? {
+                    // FORMAT.md: keys strictly ascending. An unsorted or repeated name would
+                    // otherwise be silently reordered or dropped (the last one winning).
+                    if items.last().is_some_and(|(prev, _)| *prev >= k) {
+                        return Err(serde::de::Error::custom(
+                            "field names are not in strictly ascending order (unsorted or repeated)",
+                        ));
+                    }
                     items.push((k, v));
                 }
-                // Same semantics as a BTreeMap: sorted, the last of equal keys wins.
-                items.reverse();
-                items.sort_by(|a, b| a.0.cmp(&b.0));
-                items.dedup_by(|later, earlier| later.0 == earlier.0);
                 Ok(FieldMap { items })
             }
         }
@@ -171,7 +175,7 @@ mod tests {
     }
 
     #[test]
-    fn encodes_exactly_like_a_btreemap_and_decodes_unsorted_input_like_one() {
+    fn encodes_exactly_like_a_btreemap_and_refuses_non_canonical_input() {
         let cfg = bincode::config::standard().with_fixed_int_encoding();
         let mut m = FieldMap::default();
         let mut b = std::collections::BTreeMap::new();
@@ -184,21 +188,15 @@ mod tests {
             bincode::serde::encode_to_vec(&b, cfg).unwrap(),
         );
         assert_eq!(mb, bb);
-        // Unsorted, with a duplicate: sorted, last wins (as BTreeMap).
-        let pairs = vec![
-            ("b".to_owned(), field("1")),
-            ("a".to_owned(), field("2")),
-            ("b".to_owned(), field("3")),
-        ];
-        let bytes = bincode::serde::encode_to_vec(&pairs, cfg).unwrap();
-        let (m2, _): (FieldMap, usize) = bincode::serde::decode_from_slice(&bytes, cfg).unwrap();
-        let (b2, _): (std::collections::BTreeMap<String, Field>, usize) =
-            bincode::serde::decode_from_slice(&bytes, cfg).unwrap();
-        assert_eq!(
-            m2.iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<Vec<_>>(),
-            b2.into_iter().collect::<Vec<_>>()
-        );
+        let (back, _): (FieldMap, usize) = bincode::serde::decode_from_slice(&mb, cfg).unwrap();
+        assert_eq!(back, m);
+        // Unsorted, or with a repeated name: refused, never reordered or deduplicated.
+        for keys in [["b", "a", "c"], ["a", "b", "b"], ["a", "a", "b"]] {
+            let pairs: Vec<(String, Field)> =
+                keys.iter().map(|k| ((*k).to_owned(), field(k))).collect();
+            let bytes = bincode::serde::encode_to_vec(&pairs, cfg).unwrap();
+            let err = bincode::serde::decode_from_slice::<FieldMap, _>(&bytes, cfg).unwrap_err();
+            assert!(err.to_string().contains("ascending"), "{keys:?}: {err}");
+        }
     }
 }

@@ -24,7 +24,8 @@ pub type Timestamp = i64;
 pub struct VaultData {
     /// Vault-wide settings.
     pub settings: Settings,
-    /// Entries by `ORG/APP` address, sorted.
+    /// Entries by `ORG/APP` address, sorted (decoded only from strictly ascending keys).
+    #[serde(deserialize_with = "strictly_ascending")]
     pub entries: BTreeMap<String, Entry>,
 }
 
@@ -353,6 +354,46 @@ impl VaultData {
         }
         Ok(())
     }
+}
+
+/// Decode a map whose keys must be strictly ascending, as FORMAT.md specifies: an unsorted or
+/// repeated key is an error, not silently reordered or dropped (a `BTreeMap` would let the last
+/// of two equal keys win).
+fn strictly_ascending<'de, D, V>(
+    deserializer: D,
+) -> std::result::Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Strict<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Strict<V> {
+        type Value = BTreeMap<String, V>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map with strictly ascending keys")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut access: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut map = BTreeMap::new();
+            while let Some((key, value)) = access.next_entry::<String, V>()? {
+                if map
+                    .last_key_value()
+                    .is_some_and(|(last, _): (&String, _)| *last >= key)
+                {
+                    return Err(serde::de::Error::custom(
+                        "entry addresses are not in strictly ascending order (unsorted or repeated)",
+                    ));
+                }
+                map.insert(key, value);
+            }
+            Ok(map)
+        }
+    }
+    deserializer.deserialize_map(Strict(std::marker::PhantomData))
 }
 
 fn entry_not_found(name: &EntryName) -> Error {
