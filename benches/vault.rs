@@ -41,12 +41,12 @@ fn open_and_seal(c: &mut Criterion) {
     group.sample_size(10);
     for n in [10usize, 1_000, 100_000] {
         let data = vault_of(n);
-        let bytes = format::seal(&data, &key).unwrap();
+        let bytes = format::seal(&data, &key, 1).unwrap();
         group.bench_with_input(BenchmarkId::new("open", n), &bytes, |b, bytes| {
             b.iter(|| format::open_with_key(black_box(bytes), &key).unwrap())
         });
         group.bench_with_input(BenchmarkId::new("seal", n), &data, |b, data| {
-            b.iter(|| format::seal(black_box(data), &key).unwrap())
+            b.iter(|| format::seal(black_box(data), &key, 1).unwrap())
         });
     }
     group.finish();

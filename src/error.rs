@@ -40,6 +40,25 @@ pub enum Error {
         detail: String,
     },
 
+    /// The vault file is an older copy than this machine has already seen (rollback), or a copy
+    /// from before a passphrase change made here.
+    #[error(
+        "{} is an older copy of this vault than this machine has seen ({}): an earlier version was put back in place (a .bak, an old backup, a sync tool going back in time), which would bring back old secrets and deleted entries. Put the newest copy back; or, if you mean to go back to this copy, adopt it deliberately with `sfvault restore {}` (it then becomes the newest version)",
+        path.display(),
+        if *superseded { format!("generation {generation}, from before a passphrase change made here") } else { format!("generation {generation}; seen here: {seen}") },
+        path.display()
+    )]
+    RolledBack {
+        /// The vault file.
+        path: PathBuf,
+        /// The generation of the file.
+        generation: u64,
+        /// The highest generation this machine saw.
+        seen: u64,
+        /// The file's data key was replaced by `passwd` on this machine.
+        superseded: bool,
+    },
+
     /// Another process holds the vault lock for longer than we are willing to wait.
     #[error("vault {} is busy: {holder} has held its lock for more than {waited_secs} s; try again, or set SFVAULT_LOCK_TIMEOUT to wait longer", path.display())]
     Busy {
@@ -122,7 +141,7 @@ impl Error {
             Error::NotFound(_) => 3,
             Error::WrongPassphrase { .. } => 4,
             Error::Locked(_) => 5,
-            Error::Corrupt { .. } => 6,
+            Error::Corrupt { .. } | Error::RolledBack { .. } => 6,
             Error::OAuth { .. } => 7,
             Error::Network(_) => 8,
             Error::Busy { .. } => 9,

@@ -72,7 +72,7 @@ proptest! {
 
     #[test]
     fn sealed_files_round_trip(v in vault()) {
-        let file = format::seal(&v, key()).unwrap();
+        let file = format::seal(&v, key(), 1).unwrap();
         prop_assert_eq!(format::open_with_key(&file, key()).unwrap(), v);
     }
 

@@ -255,14 +255,16 @@ fn eight_writers_times_fifty_with_and_without_the_agent_lose_nothing() {
 }
 
 #[test]
-fn swapping_header_fields_or_payloads_between_vaults_is_detected_and_rollback_is_not() {
+fn swapping_header_fields_or_payloads_between_vaults_is_detected_and_so_is_rollback() {
     let a = TestVault::new();
     let b = TestVault::new();
     a.ok(&["add", "a/a", "--consumer-key", "A", "--no-secret"]);
     b.ok(&["add", "b/b", "--consumer-key", "B", "--no-secret"]);
+    b.ok(&["set", "b/b", "username", "u"]); // one more save: another generation than A's
     let (va, vb) = (fs::read(&a.vault).unwrap(), fs::read(&b.vault).unwrap());
     let s = va[24] as usize;
-    let header = 153 + s;
+    // Version 2: ... payload_salt(32) generation(8) payload_len(4) commitment(32).
+    let header = 161 + s;
     let target = a.home.join("mixed.sfv");
     let mut checked = 0;
     // Every header field of A on B's file, and B's payload under A's header.
@@ -272,12 +274,13 @@ fn swapping_header_fields_or_payloads_between_vaults_is_detected_and_rollback_is
         (25 + s, 37 + s),
         (37 + s, 85 + s),
         (85 + s, 117 + s),
-        (121 + s, 153 + s),
+        (117 + s, 125 + s),
+        (129 + s, 161 + s),
     ];
     for (from, to) in fields {
         let mut m = vb.clone();
         m[from..to].copy_from_slice(&va[from..to]);
-        assert_ne!(m, vb);
+        assert_ne!(m, vb, "field {from}..{to} differs between the vaults");
         write_private(&target, &m);
         let out = a.run(
             &["--vault", target.to_str().unwrap(), "list", "--json"],
@@ -292,21 +295,22 @@ fn swapping_header_fields_or_payloads_between_vaults_is_detected_and_rollback_is
     }
     let mut m = va[..header].to_vec();
     m.extend_from_slice(&vb[header..]);
-    m[117 + s..121 + s].copy_from_slice(&((vb.len() - header) as u32).to_le_bytes());
+    m[125 + s..129 + s].copy_from_slice(&((vb.len() - header) as u32).to_le_bytes());
     write_private(&target, &m);
     let code = a
         .run(&["--vault", target.to_str().unwrap(), "list"], None)
         .status
         .code();
     assert_eq!(code, Some(6), "B's payload under A's header");
-    // Rollback: an older authentic copy under the same passphrase opens. Documented as not
-    // detected (SECURITY.md): nothing in the file can know it was superseded.
+    // Rollback: an older authentic copy under the same passphrase is refused (exit 6), from
+    // this machine's mark of the newest generation it saw (tests/rollback.rs has the rest).
     a.ok(&["set", "a/a", "consumer_key", "A2"]);
     let bak = a.vault.with_file_name("vault.sfv.bak");
     fs::copy(&bak, &a.vault).unwrap();
-    assert_eq!(a.get("a/a", "consumer_key"), "A");
+    let err = a.fails(&["get", "a/a", "consumer_key"], 6);
+    assert!(err.contains("older copy"), "{err}");
     eprintln!(
-        "tampering: {checked} header-field swaps and 1 payload swap detected; rollback opens (documented)"
+        "tampering: {checked} header-field swaps and 1 payload swap detected; rollback refused"
     );
 }
 

@@ -551,3 +551,76 @@ fn a_full_stderr_keeps_exit_codes_and_writes() {
     assert_eq!(status(&["get", "a/b"]), Some(2));
     assert_eq!(tv.get("a/b", "consumer_key"), "K");
 }
+
+/// Make a FIFO at `path` (no writer will ever open it).
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn a_fifo_at_the_vault_path_or_as_a_backup_is_refused_at_once() {
+    let tv = TestVault::new();
+    fs::remove_file(&tv.vault).unwrap();
+    mkfifo(&tv.vault);
+    let started = Instant::now();
+    let err = tv.fails(&["get", "acme/ci", "consumer_key"], 2);
+    assert!(err.contains("FIFO"), "{err}");
+    tv.fails(&["list"], 2);
+    tv.fails(&["backup", tv.home.join("b.sfv").to_str().unwrap()], 2);
+    let restore_from = tv.home.join("pipe.sfv");
+    mkfifo(&restore_from);
+    let other = TestVault::new();
+    let err = other.fails(&["restore", restore_from.to_str().unwrap()], 2);
+    assert!(err.contains("FIFO"), "{err}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "FIFO refusals took {took:?}");
+    eprintln!("five FIFO refusals took {took:?}");
+}
+
+#[test]
+fn an_agent_whose_vault_becomes_a_fifo_stops_and_lock_returns_fast() {
+    let tv = TestVault::new();
+    tv.ok(&["add", "acme/ci", "--consumer-key", "K", "--no-secret"]);
+    tv.ok(&["unlock", "--timeout", "10m"]);
+    fs::remove_file(&tv.vault).unwrap();
+    mkfifo(&tv.vault);
+    let started = Instant::now();
+    let out = tv.run(&["get", "acme/ci", "consumer_key"], None);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    let _ = tv.run(&["lock"], None);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "get + lock took {took:?}");
+    // The agent is gone (it stops rather than serve a vault it cannot re-read).
+    let status = tv.run(&["status"], None);
+    assert_ne!(status.status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn restore_asks_before_a_costlier_kdf_and_reads_nothing_over_the_cap() {
+    let tv = TestVault::new();
+    let foreign = tv.home.join("sent-to-me.sfv");
+    let mut bytes = fs::read(&tv.vault).unwrap();
+    // The same file asking for 40 MiB instead of the minimum 19 MiB (its key wrap then fails).
+    bytes[12..16].copy_from_slice(&(40u32 * 1024).to_le_bytes());
+    write_private(&foreign, &bytes);
+    let err = tv.fails(&["restore", foreign.to_str().unwrap()], 2);
+    assert!(
+        err.contains("more key-derivation work") && err.contains("40 MiB") && err.contains("--yes"),
+        "{err}"
+    );
+    // With --yes the work is done, and the altered header fails as a wrong passphrase would.
+    tv.fails(&["restore", "--yes", foreign.to_str().unwrap()], 4);
+    // A file over the 256 MiB cap is refused from its size, before a byte is read.
+    let huge = tv.home.join("huge.sfv");
+    let f = fs::File::create(&huge).unwrap();
+    f.set_len(300 * 1024 * 1024).unwrap();
+    let started = Instant::now();
+    let err = tv.fails(&["restore", huge.to_str().unwrap()], 6);
+    assert!(err.contains("over the 256 MiB limit"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}

@@ -1,8 +1,10 @@
-//! Golden test vectors: a version-1 vault every future sfvault must open, and deliberately broken
-//! files each with its expected exit code and error words (tests/vectors/broken/EXPECTED.txt).
+//! Golden test vectors: a vault of each format version that every future sfvault must open, and
+//! deliberately broken files each with its expected exit code and error words
+//! (tests/vectors/broken/EXPECTED*.txt).
 //!
-//! The files are committed; `SFVAULT_WRITE_VECTORS=1 cargo test --test vectors -- --ignored`
-//! writes them anew (only ever for a new format version).
+//! The files are committed. `SFVAULT_WRITE_VECTORS=1 cargo test --test vectors -- --ignored`
+//! writes the newest version's files (`v2-*`); the version-1 files were written by version 1 of
+//! this code and are never regenerated.
 
 mod support;
 
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use sfvault::secret::SecretString;
 use sfvault::vault::format::{self, VaultKey};
-use sfvault::vault::model::{Timestamp, VaultData};
+use sfvault::vault::model::{Entry, Field, Timestamp, VaultData};
 use sfvault::vault::{EntryName, KdfParams};
 use support::*;
 use zeroize::Zeroizing;
@@ -113,17 +115,31 @@ fn data_json(v: &VaultData) -> Value {
 
 #[test]
 fn golden_v1_vault_opens_with_exact_contents() {
+    golden_vault_opens_with_exact_contents("v1", 0);
+}
+
+#[test]
+fn golden_v2_vault_opens_with_exact_contents() {
+    golden_vault_opens_with_exact_contents("v2", V2_GOLDEN_GENERATION);
+}
+
+fn golden_vault_opens_with_exact_contents(version: &str, generation: u64) {
     let dir = vectors_dir();
-    let bytes = fs::read(dir.join("v1-golden.sfv")).expect("golden vault is committed");
-    let expected: Value =
-        serde_json::from_str(&fs::read_to_string(dir.join("v1-golden.json")).unwrap()).unwrap();
+    let bytes =
+        fs::read(dir.join(format!("{version}-golden.sfv"))).expect("golden vault is committed");
+    let expected: Value = serde_json::from_str(
+        &fs::read_to_string(dir.join(format!("{version}-golden.json"))).unwrap(),
+    )
+    .unwrap();
     let (data, _) = format::open(&bytes, &SecretString::new(GOLDEN_PASSPHRASE.into()))
         .expect("the golden vault opens");
     assert_eq!(data_json(&data), expected);
+    assert_eq!(format::parse_header(&bytes).unwrap().generation, generation);
     // The JSON really is what the generator meant (guards against a regenerated JSON drifting).
     assert_eq!(data_json(&golden_data()), expected);
 
-    // And the binary reads it too.
+    // And the binary reads it too, and its next save writes the newest version, one generation
+    // on (a version 1 file counts as generation 0).
     let tv = TestVault::empty();
     let copy = tv.home.join("golden.sfv");
     write_private(&copy, &bytes);
@@ -146,12 +162,34 @@ fn golden_v1_vault_opens_with_exact_contents() {
         String::from_utf8(out.stdout).unwrap(),
         "third-secret ünïcødé"
     );
+    let mut cmd = tv.bare_cmd();
+    cmd.env("SFVAULT_PASSPHRASE", GOLDEN_PASSPHRASE);
+    let out = run_cmd(
+        cmd,
+        &[
+            "--vault",
+            copy.to_str().unwrap(),
+            "set",
+            "acme-uat/backup",
+            "notes",
+            "saved again",
+        ],
+        None,
+    );
+    assert_success(&out, &["set on golden"]);
+    let saved = format::parse_header(&fs::read(&copy).unwrap()).unwrap();
+    assert_eq!(
+        (saved.version, saved.generation),
+        (format::FORMAT_VERSION, generation + 1)
+    );
 }
 
 #[test]
 fn broken_vectors_fail_with_their_expected_errors() {
     let dir = vectors_dir().join("broken");
-    let expected = fs::read_to_string(dir.join("EXPECTED.txt")).expect("EXPECTED.txt");
+    let expected = ["EXPECTED.txt", "EXPECTED-v2.txt"]
+        .map(|f| fs::read_to_string(dir.join(f)).expect(f))
+        .join("\n");
     let tv = TestVault::empty();
     let mut checked = 0;
     for line in expected
@@ -178,10 +216,14 @@ fn broken_vectors_fail_with_their_expected_errors() {
         assert!(out.stdout.is_empty(), "{file}: printed data");
         checked += 1;
     }
-    assert!(checked >= 15, "only {checked} broken vectors");
+    assert!(checked >= 30, "only {checked} broken vectors");
 }
 
-/// Writes the vectors. Run only to create a new format version's files.
+/// The generation written into the version 2 golden vault.
+const V2_GOLDEN_GENERATION: u64 = 7;
+
+/// Writes the newest format version's vectors (`v2-golden.*`, `broken/v2-*`,
+/// `broken/EXPECTED-v2.txt`). Run only to create a new format version's files.
 #[test]
 #[ignore]
 fn write_vectors() {
@@ -191,25 +233,29 @@ fn write_vectors() {
     }
     let dir = vectors_dir();
     let broken = dir.join("broken");
-    fs::create_dir_all(&broken).unwrap();
     let data = golden_data();
     let key = VaultKey::generate(
         &SecretString::new(GOLDEN_PASSPHRASE.into()),
         KdfParams::MINIMUM,
     )
     .unwrap();
-    let golden = format::seal(&data, &key).unwrap();
-    fs::write(dir.join("v1-golden.sfv"), &golden).unwrap();
+    let golden = format::seal(&data, &key, V2_GOLDEN_GENERATION).unwrap();
+    fs::write(dir.join("v2-golden.sfv"), &golden).unwrap();
     fs::write(
-        dir.join("v1-golden.json"),
+        dir.join("v2-golden.json"),
         serde_json::to_string_pretty(&data_json(&data)).unwrap() + "\n",
     )
     .unwrap();
 
-    let s = 32usize; // salt length written by this version
-    let header_len = 153 + s;
+    let header_len = format::parse_header(&golden).unwrap().len;
+    // The generation sits after the payload salt: before payload_len (4) and commitment (32).
+    let generation_at = header_len - 32 - 4 - 8;
+    assert_eq!(
+        golden[generation_at..generation_at + 8],
+        V2_GOLDEN_GENERATION.to_le_bytes()
+    );
     let mut list = String::from(
-        "# file exit-code words-the-error-must-contain\n# made from v1-golden.sfv; passphrase as in FORMAT.md\n",
+        "# file exit-code words-the-error-must-contain\n# version 2 files, made from v2-golden.sfv; passphrase as in FORMAT.md\n",
     );
     let mut put = |name: &str, bytes: &[u8], code: i32, words: &str| {
         fs::write(broken.join(name), bytes).unwrap();
@@ -220,182 +266,89 @@ fn write_vectors() {
         b[at..at + new.len()].copy_from_slice(new);
         b
     };
-    let flip = |at: usize| {
-        let mut b = golden.clone();
-        b[at] ^= 0x40;
-        b
-    };
-    put("bad-magic.sfv", &patch(0, b"SFVAULX"), 6, "wrong magic");
     put(
-        "version-2.sfv",
-        &patch(8, &2u16.to_le_bytes()),
+        "v2-version-3.sfv",
+        &patch(8, &3u16.to_le_bytes()),
         6,
-        "format version 2 is not supported",
-    );
-    put("kdf-id-2.sfv", &patch(10, &[2]), 6, "unknown KDF id 2");
-    put("aead-id-9.sfv", &patch(11, &[9]), 6, "unknown cipher id 9");
-    put(
-        "kdf-memory-4gib.sfv",
-        &patch(12, &(4u32 << 20).to_le_bytes()),
-        6,
-        "memory 4194304 KiB",
+        "format version 3 is not supported",
     );
     put(
-        "kdf-memory-1mib.sfv",
-        &patch(12, &1024u32.to_le_bytes()),
+        "v2-older-generation.sfv",
+        &patch(generation_at, &(V2_GOLDEN_GENERATION - 1).to_le_bytes()),
         6,
-        "memory 1024 KiB",
+        "key commitment",
     );
     put(
-        "kdf-iterations-11.sfv",
-        &patch(16, &11u32.to_le_bytes()),
-        6,
-        "iterations 11",
-    );
-    put(
-        "kdf-parallelism-0.sfv",
-        &patch(20, &0u32.to_le_bytes()),
-        6,
-        "parallelism 0",
-    );
-    put("salt-len-17.sfv", &patch(24, &[17]), 6, "salt length 17");
-    put("empty.sfv", b"", 6, "wrong magic");
-    put(
-        "truncated-header.sfv",
-        &golden[..100],
+        "v2-truncated-generation.sfv",
+        &golden[..generation_at + 4],
         6,
         "truncated header",
     );
-    put(
-        "truncated-payload.sfv",
-        &golden[..golden.len() - 1],
-        6,
-        "truncated or extended",
-    );
-    let mut extended = golden.clone();
-    extended.extend_from_slice(b"extra");
-    put("extended.sfv", &extended, 6, "truncated or extended");
-    put(
-        "payload-len-max.sfv",
-        &patch(117 + s, &u32::MAX.to_le_bytes()),
-        6,
-        "truncated or extended",
-    );
-    put("flipped-kdf-salt.sfv", &flip(25), 4, "wrong passphrase");
-    put(
-        "flipped-wrap-nonce.sfv",
-        &flip(25 + s),
-        4,
-        "wrong passphrase",
-    );
-    put(
-        "flipped-wrapped-key.sfv",
-        &flip(37 + s),
-        4,
-        "wrong passphrase",
-    );
-    put(
-        "flipped-kdf-iterations.sfv",
-        &patch(16, &3u32.to_le_bytes()),
-        4,
-        "wrong passphrase",
-    );
-    put(
-        "flipped-payload-salt.sfv",
-        &flip(85 + s),
-        6,
-        "key commitment",
-    );
-    put(
-        "flipped-commitment.sfv",
-        &flip(121 + s),
-        6,
-        "key commitment",
-    );
-    put(
-        "flipped-payload.sfv",
-        &flip(header_len + 3),
-        6,
-        "failed authentication",
-    );
-    put(
-        "flipped-tag.sfv",
-        &flip(golden.len() - 1),
-        6,
-        "failed authentication",
-    );
 
-    // Authentic files whose plaintext is malformed: sealed with the golden key.
-    let salt = [7u8; 32];
-    let plain = format::encode_payload(&data).unwrap();
-    let mut trailing = plain.to_vec();
-    trailing.push(0);
-    let sealed = |p: Vec<u8>| format::seal_plaintext(Zeroizing::new(p), &key, &salt);
-    put(
-        "trailing-plaintext.sfv",
-        &sealed(trailing),
-        6,
-        "unexpected bytes after the payload",
+    // Authentic files whose plaintext is not canonical: sealed with the golden key. A map is
+    // encoded as a count and its pairs, so a Vec of pairs gives any order the test wants.
+    let salt = [9u8; 32];
+    let sealed =
+        |p: Vec<u8>| format::seal_plaintext(Zeroizing::new(p), &key, &salt, V2_GOLDEN_GENERATION);
+    let cfg = bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding();
+    let entries: Vec<(String, Entry)> = data.entries.clone().into_iter().collect();
+    let encode_entries = |pairs: &[(String, Entry)]| {
+        bincode::serde::encode_to_vec((&data.settings, pairs), cfg).unwrap()
+    };
+    assert_eq!(
+        encode_entries(&entries),
+        format::encode_payload(&data).unwrap().to_vec(),
+        "a Vec of pairs encodes as the map does"
     );
+    let mut unsorted = entries.clone();
+    unsorted.reverse();
     put(
-        "short-plaintext.sfv",
-        &sealed(plain[..plain.len() - 3].to_vec()),
+        "v2-unsorted-entries.sfv",
+        &sealed(encode_entries(&unsorted)),
         6,
-        "payload does not decode",
+        "strictly ascending",
     );
-    // history_limit 5 then 1 entry whose key is "../x" (valid length, invalid address).
-    let mut bad_name = vec![5, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0];
-    bad_name.extend_from_slice(b"../x");
-    bad_name.extend_from_slice(&[0; 16]);
+    let repeated = vec![entries[0].clone(), entries[0].clone(), entries[1].clone()];
     put(
-        "bad-entry-name.sfv",
-        &sealed(bad_name),
+        "v2-repeated-entries.sfv",
+        &sealed(encode_entries(&repeated)),
         6,
-        "invalid address",
+        "strictly ascending",
     );
-    // An entry count claiming 2^60 entries: must fail on the limit, not allocate.
-    let mut huge = vec![5, 0, 0, 0];
-    huge.extend_from_slice(&(1u64 << 60).to_le_bytes());
-    put(
-        "huge-entry-count.sfv",
-        &sealed(huge),
-        6,
-        "payload does not decode",
-    );
-    // A bool that is 2.
-    let mut v = VaultData::default();
-    let n = EntryName::parse("a/b").unwrap();
-    v.add_entry(&n, 1).unwrap();
-    v.set_field(&n, "username", SecretString::new("u".into()), false, 1)
-        .unwrap();
-    let mut p = format::encode_payload(&v).unwrap().to_vec();
-    let bool_at = 4 + 8 + 8 + 3 + 8 + 8 + 8 + "username".len() + 8 + 1;
-    assert_eq!(p[bool_at], 0);
-    p[bool_at] = 2;
-    put("bool-2.sfv", &sealed(p), 6, "payload does not decode");
-    // A private_key marked public.
-    let mut v = VaultData::default();
-    v.add_entry(&n, 1).unwrap();
-    v.set_field(
-        &n,
-        "private_key",
-        SecretString::new("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----".into()),
-        true,
-        1,
-    )
-    .unwrap();
-    v.entries
-        .get_mut("a/b")
+    // Fields: an entry whose field map is written out of order, and one with a name twice.
+    let fields_of = |entry: &Entry| -> Vec<(String, Field)> {
+        entry
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let encode_fields = |fields: &[(String, Field)]| {
+        let (name, entry) = &entries[0];
+        bincode::serde::encode_to_vec(
+            // A Vec, not an array: serde writes arrays as tuples, with no count.
+            (&data.settings, vec![(name, (entry.created_at, fields))]),
+            cfg,
+        )
         .unwrap()
-        .fields
-        .get_mut("private_key")
-        .unwrap()
-        .secret = false;
+    };
+    let mut fields = fields_of(&entries[0].1);
+    fields.swap(0, 1);
     put(
-        "public-private-key.sfv",
-        &sealed(format::encode_payload(&v).unwrap().to_vec()),
+        "v2-unsorted-fields.sfv",
+        &sealed(encode_fields(&fields)),
         6,
-        "must be secret",
+        "strictly ascending",
     );
-    fs::write(broken.join("EXPECTED.txt"), list).unwrap();
+    let mut fields = fields_of(&entries[0].1);
+    fields.insert(1, fields[0].clone());
+    put(
+        "v2-repeated-fields.sfv",
+        &sealed(encode_fields(&fields)),
+        6,
+        "strictly ascending",
+    );
+    fs::write(broken.join("EXPECTED-v2.txt"), list).unwrap();
 }

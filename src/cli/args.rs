@@ -618,6 +618,10 @@ pub struct BackupArgs {
 pub struct RestoreArgs {
     /// The backup file
     pub path: PathBuf,
+    /// Go on without asking when the backup asks for more key-derivation work (memory, passes)
+    /// than the current vault
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 /// `config`

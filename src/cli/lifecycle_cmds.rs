@@ -5,6 +5,7 @@ use sfvault::audit::{self, VaultFacts};
 use sfvault::secret::SecretString;
 use sfvault::timefmt::{age, rfc3339};
 use sfvault::unlock::Source;
+use sfvault::vault::KdfParams;
 use sfvault::vault::fields::SECRET_FIELDS;
 use sfvault::vault::format::{self, VaultKey};
 use sfvault::vault::model::{self, SetOutcome};
@@ -196,7 +197,8 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
             let pass = Source::Fd(fd).read()?;
             // A new data key: the copy must not share a key with the vault.
             let key = VaultKey::generate(&pass, vault.key().slot().kdf).map_err(Error::Other)?;
-            let bytes = format::seal(&vault.data, &key).map_err(Error::Other)?;
+            let bytes =
+                format::seal(&vault.data, &key, vault.generation()).map_err(Error::Other)?;
             // Under the vault's lock like every other write: a save's clean-up of stale temp
             // files must not meet this one (a copy may be written beside the vault).
             let _guard = ctx.store.lock()?;
@@ -238,6 +240,7 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
             },
         )
     })?;
+    confirm_kdf_cost(ctx, &args, &header.slot.kdf)?;
     let passphrase = prompt::existing_passphrase(ctx.passphrase_fd, &args.path)?;
     let key = header.slot.unlock(&passphrase).map_err(|e| match e {
         format::OpenError::WrongPassphrase => Error::WrongPassphrase {
@@ -251,15 +254,47 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
             path: args.path.clone(),
         },
     })?;
-    ctx.store.replace_with(&bytes)?;
+    let generation = ctx.store.restore(&data, &key, header.generation)?;
     ctx.note(&format!(
-        "Restored {} entries from {} into {}; the replaced file is {}.",
+        "Restored {} entries from {} into {} (now its newest version, generation {generation}); \
+         the replaced file is {}.",
         data.entries.len(),
         args.path.display(),
         ctx.store.path().display(),
         ctx.store.backup_path().display()
     ));
     Ok(())
+}
+
+/// A file from elsewhere can ask for up to 1 GiB and 10 passes of Argon2id, paid before its
+/// passphrase can be checked: when it asks for more than the current vault (or the defaults,
+/// without one), say so and ask, or require `--yes`.
+fn confirm_kdf_cost(ctx: &Context, args: &RestoreArgs, asked: &KdfParams) -> Result<()> {
+    let (reference, whose) = match ctx
+        .store
+        .read_bytes()
+        .ok()
+        .and_then(|b| format::parse_header(&b).ok())
+    {
+        Some(h) => (h.slot.kdf, "the current vault's"),
+        None => (KdfParams::DEFAULT, "the defaults'"),
+    };
+    if !asked.costlier_than(&reference) {
+        return Ok(());
+    }
+    let what = format!(
+        "{} asks for more key-derivation work ({}) than {} ({}): opening it takes that memory \
+         and time before its passphrase can be checked",
+        args.path.display(),
+        asked.describe(),
+        whose,
+        reference.describe()
+    );
+    if prompt::confirm_unless_yes(args.yes, &what, &format!("{what}. Go on?"))? {
+        Ok(())
+    } else {
+        Err(Error::Usage("nothing was restored".into()))
+    }
 }
 
 pub fn config(ctx: &Context, args: ConfigArgs) -> Result<()> {

@@ -45,8 +45,12 @@ impl Context {
             Some(p) => p.clone(),
             None => default_vault_path()?,
         };
+        let mut store = Store::new(path, lock_timeout()?);
+        if let Some(dir) = rollback_marks_dir() {
+            store = store.with_rollback_marks(dir);
+        }
         Ok(Context {
-            store: Store::new(path, lock_timeout()?),
+            store,
             json: global.json,
             quiet: global.quiet,
             passphrase_fd: global.passphrase_fd,
@@ -105,6 +109,14 @@ fn default_vault_path() -> Result<PathBuf> {
                 "cannot find a home directory; pass --vault PATH or set SFVAULT_PATH".into(),
             )
         })
+}
+
+/// Where this machine's rollback marks live: `$XDG_STATE_HOME/sfvault/seen` (by default
+/// `~/.local/state/sfvault/seen`), outside the vault's directory so that putting back an old
+/// copy of that directory does not put back its marks too. None without a home directory.
+fn rollback_marks_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "sfvault")
+        .and_then(|dirs| dirs.state_dir().map(|d| d.join("seen")))
 }
 
 fn lock_timeout() -> Result<Duration> {

@@ -26,6 +26,8 @@ pub const COMMITMENT_LEN: usize = 32;
 const INFO_PAYLOAD: &[u8] = b"sfvault/v1/payload-key";
 /// HKDF `info` for the per-save key-commitment key.
 const INFO_COMMITMENT: &[u8] = b"sfvault/v1/commitment-key";
+/// HKDF label of the key that authenticates this machine's rollback marks (not in the file).
+const INFO_ROLLBACK_MARK: &[u8] = b"sfvault/v2/rollback-mark-key";
 
 /// Argon2id cost parameters, always within [`KdfParams::check`]'s bounds once constructed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,23 @@ impl KdfParams {
         iterations: Self::MIN_ITERATIONS,
         parallelism: Self::MIN_PARALLELISM,
     };
+
+    /// Whether deriving a key with these parameters costs more than with `other`: more memory,
+    /// or more memory passes in all (lanes only spread the same work over threads).
+    pub fn costlier_than(&self, other: &KdfParams) -> bool {
+        let work = |k: &KdfParams| u64::from(k.memory_kib) * u64::from(k.iterations);
+        self.memory_kib > other.memory_kib || work(self) > work(other)
+    }
+
+    /// `64 MiB, 3 passes, 4 lanes`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} MiB, {} passes, {} lanes",
+            self.memory_kib / 1024,
+            self.iterations,
+            self.parallelism
+        )
+    }
 
     /// Describe the first bound these parameters break, if any. Bounds are refused, never clamped.
     pub fn check(&self) -> Result<(), String> {
@@ -186,6 +205,34 @@ pub fn unwrap_key(
     let mut key = SecretKey::zeroed();
     key.expose_mut().copy_from_slice(plain);
     Some(key)
+}
+
+/// The key of this machine's rollback marks for one vault (see `vault::rollback`): derived from
+/// the data key alone, so only a holder of the key can write a mark a reader accepts.
+pub struct MarkKey(hmac::Key);
+
+impl MarkKey {
+    /// HKDF-SHA256(no salt, ikm = data key) expanded under the rollback-mark label.
+    pub fn derive(data_key: &SecretKey) -> MarkKey {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(data_key.expose());
+        let mut key = SecretKey::zeroed();
+        prk.expand(&[INFO_ROLLBACK_MARK], Len32)
+            .and_then(|okm| okm.fill(key.expose_mut()))
+            .expect("HKDF output of 32 bytes");
+        MarkKey(hmac::Key::new(hmac::HMAC_SHA256, key.expose()))
+    }
+
+    /// HMAC-SHA256 of `bytes` under this key.
+    pub fn tag(&self, bytes: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(hmac::sign(&self.0, bytes).as_ref());
+        out
+    }
+
+    /// Constant-time check of a tag made by [`MarkKey::tag`].
+    pub fn verify(&self, bytes: &[u8], tag: &[u8]) -> bool {
+        hmac::verify(&self.0, bytes, tag).is_ok()
+    }
 }
 
 /// The two keys of one save, both derived from the data key and that save's random salt.

@@ -2,8 +2,13 @@
 //!
 //! ```text
 //! magic(8) version(2) kdf_id(1) aead_id(1) m_kib(4) t(4) p(4) salt_len(1) salt(16|32)
-//! wrap_nonce(12) wrapped_key(48) payload_salt(32) payload_len(4) commitment(32) payload(payload_len)
+//! wrap_nonce(12) wrapped_key(48) payload_salt(32) [generation(8), version 2 only]
+//! payload_len(4) commitment(32) payload(payload_len)
 //! ```
+//!
+//! Version 2 adds the save's generation (authenticated, one more than the file it replaced) so a
+//! reader can tell an older copy put back in place (rollback); version 1 files read as
+//! generation 0 and are written as version 2 on their next save.
 //!
 //! Every integer is little-endian. Parsing is bounded and refuses, never clamps; nothing is
 //! allocated or derived before the header has been checked.
@@ -18,8 +23,15 @@ use crate::vault::model::VaultData;
 
 /// The first eight bytes of every vault file.
 pub const MAGIC: [u8; 8] = *b"SFVAULT\0";
-/// The format version this build writes (and the only one it reads).
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this build writes.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this build reads.
+pub const OLDEST_READ_VERSION: u16 = 1;
+/// The version number inside the key wrap's authenticated data. The key slot's layout has not
+/// changed since version 1, and a save copies the slot unchanged (no passphrase at hand), so the
+/// wrap keeps authenticating the slot as version 1 wrote it; the whole header, version and
+/// generation included, is authenticated by the key commitment and the payload's tag.
+const SLOT_VERSION: u16 = 1;
 /// Algorithm id of Argon2id version 0x13.
 pub const KDF_ARGON2ID: u8 = 1;
 /// Algorithm id of AES-256-GCM.
@@ -75,8 +87,13 @@ pub enum OpenError {
 pub struct Header {
     /// The key slot.
     pub slot: KeySlot,
+    /// The format version of the file.
+    pub version: u16,
     /// This save's payload salt.
     pub payload_salt: [u8; PAYLOAD_SALT_LEN],
+    /// This save's generation: one more than the version it replaced (0 for a version 1 file).
+    /// Authenticated only once the payload has been opened.
+    pub generation: u64,
     /// Length of the payload ciphertext including its tag.
     pub payload_len: usize,
     /// The key-commitment tag.
@@ -112,7 +129,7 @@ impl KeySlot {
     fn wrap_aad(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(FIXED_PREFIX_LEN + 32 + NONCE_LEN);
         out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&SLOT_VERSION.to_le_bytes());
         out.push(KDF_ARGON2ID);
         out.push(AEAD_AES256GCM);
         out.extend_from_slice(&self.kdf.memory_kib.to_le_bytes());
@@ -172,10 +189,10 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, OpenError> {
         pos: MAGIC.len(),
     };
     let version = u16::from_le_bytes(r.array()?);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READ_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(OpenError::Corrupt(format!(
-            "format version {version} is not supported (this sfvault reads version {FORMAT_VERSION}); \
-             a newer sfvault may read it"
+            "format version {version} is not supported (this sfvault reads versions \
+             {OLDEST_READ_VERSION} to {FORMAT_VERSION}); a newer sfvault may read it"
         )));
     }
     let [kdf_id] = r.array()?;
@@ -206,6 +223,11 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, OpenError> {
         wrapped_key: r.array()?,
     };
     let payload_salt = r.array()?;
+    let generation = if version >= 2 {
+        u64::from_le_bytes(r.array()?)
+    } else {
+        0
+    };
     let payload_len = u32::from_le_bytes(r.array()?) as usize;
     let commitment = r.array()?;
     let len = r.pos;
@@ -220,7 +242,9 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, OpenError> {
     }
     Ok(Header {
         slot,
+        version,
         payload_salt,
+        generation,
         payload_len,
         commitment,
         len,
@@ -246,19 +270,15 @@ pub fn open_with_key(bytes: &[u8], key: &VaultKey) -> Result<VaultData, OpenErro
     decrypt_payload(bytes, &header, key)
 }
 
-/// Open a vault file with its raw data key instead of the passphrase (the agent's start-up).
-/// The key commitment proves the key belongs to the file before anything is decrypted.
-pub fn open_with_data_key(
-    bytes: &[u8],
-    data_key: SecretKey,
-) -> Result<(VaultData, VaultKey), OpenError> {
+/// The key of a vault file whose raw data key was handed over instead of the passphrase (the
+/// agent's start-up): the file's slot with `data_key`. Nothing is proven yet: opening the file
+/// with it checks the key commitment before anything is decrypted.
+pub fn key_for_data_key(bytes: &[u8], data_key: SecretKey) -> Result<VaultKey, OpenError> {
     let header = parse_header(bytes)?;
-    let key = VaultKey {
-        slot: header.slot.clone(),
+    Ok(VaultKey {
+        slot: header.slot,
         data_key,
-    };
-    let data = decrypt_payload(bytes, &header, &key)?;
-    Ok((data, key))
+    })
 }
 
 /// Like [`open_with_key`], but decrypts inside `bytes` instead of a copy (a 50 MB vault then
@@ -334,11 +354,12 @@ pub fn encode_payload(data: &VaultData) -> Result<Zeroizing<Vec<u8>>, String> {
     Ok(buf)
 }
 
-/// Encrypt `data` into a complete vault file under `key`, with a fresh payload salt.
-pub fn seal(data: &VaultData, key: &VaultKey) -> Result<Vec<u8>, String> {
+/// Encrypt `data` into a complete vault file under `key`, with a fresh payload salt, as save
+/// number `generation`.
+pub fn seal(data: &VaultData, key: &VaultKey, generation: u64) -> Result<Vec<u8>, String> {
     let mut payload_salt = [0u8; PAYLOAD_SALT_LEN];
     crypto::random_fill(&mut payload_salt);
-    seal_with_salt(data, key, &payload_salt)
+    seal_with_salt(data, key, &payload_salt, generation)
 }
 
 /// [`seal`] with a chosen payload salt (for golden test vectors).
@@ -346,9 +367,10 @@ pub fn seal_with_salt(
     data: &VaultData,
     key: &VaultKey,
     payload_salt: &[u8; PAYLOAD_SALT_LEN],
+    generation: u64,
 ) -> Result<Vec<u8>, String> {
     let payload = encode_payload(data)?;
-    Ok(seal_plaintext(payload, key, payload_salt))
+    Ok(seal_plaintext(payload, key, payload_salt, generation))
 }
 
 /// Seal an already-encoded payload. Public so test vectors and fuzzers can build files whose
@@ -357,12 +379,15 @@ pub fn seal_plaintext(
     mut payload: Zeroizing<Vec<u8>>,
     key: &VaultKey,
     payload_salt: &[u8; PAYLOAD_SALT_LEN],
+    generation: u64,
 ) -> Vec<u8> {
     payload.reserve_exact(TAG_LEN);
     let payload_len = (payload.len() + TAG_LEN) as u32;
     let mut header = key.slot.wrap_aad();
+    header[MAGIC.len()..MAGIC.len() + 2].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     header.extend_from_slice(&key.slot.wrapped_key);
     header.extend_from_slice(payload_salt);
+    header.extend_from_slice(&generation.to_le_bytes());
     header.extend_from_slice(&payload_len.to_le_bytes());
     let keys = PayloadKeys::derive(&key.data_key, payload_salt);
     let commitment = keys.commitment(&header);
@@ -420,7 +445,7 @@ mod tests {
     #[test]
     fn seal_open_roundtrip() {
         let key = VaultKey::generate(&pass("pw"), KdfParams::MINIMUM).unwrap();
-        let bytes = seal(&sample(), &key).unwrap();
+        let bytes = seal(&sample(), &key, 1).unwrap();
         let (data, key2) = open(&bytes, &pass("pw")).unwrap();
         assert_eq!(data, sample());
         assert_eq!(open_with_key(&bytes, &key2).unwrap(), sample());
@@ -433,7 +458,7 @@ mod tests {
     #[test]
     fn header_bounds() {
         let key = VaultKey::generate(&pass("pw"), KdfParams::MINIMUM).unwrap();
-        let bytes = seal(&sample(), &key).unwrap();
+        let bytes = seal(&sample(), &key, 1).unwrap();
         // memory 4 GiB - 1 KiB: refused from the header alone
         let mut big = bytes.clone();
         big[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -468,6 +493,27 @@ mod tests {
             encode_payload(&VaultData::default()).unwrap().as_slice(),
             &[5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
         );
+    }
+
+    #[test]
+    fn generation_is_in_the_authenticated_header() {
+        let key = VaultKey::generate(&pass("pw"), KdfParams::MINIMUM).unwrap();
+        let bytes = seal(&sample(), &key, 41).unwrap();
+        let header = parse_header(&bytes).unwrap();
+        assert_eq!((header.version, header.generation), (2, 41));
+        // Lowering the generation (a forged "older" or "newer" copy) breaks the commitment.
+        let at = header.len - COMMITMENT_LEN - 4 - 8;
+        assert_eq!(bytes[at], 41);
+        let mut forged = bytes.clone();
+        forged[at] = 40;
+        assert!(
+            matches!(open(&forged, &pass("pw")), Err(OpenError::Corrupt(m)) if m.contains("commitment"))
+        );
+        // A version 1 file (no generation field) still opens, as generation 0.
+        let mut v1 = bytes[..at].to_vec();
+        v1[8..10].copy_from_slice(&1u16.to_le_bytes());
+        v1.extend_from_slice(&bytes[at + 8..]);
+        assert_eq!(parse_header(&v1).unwrap().generation, 0);
     }
 
     #[test]

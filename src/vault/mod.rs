@@ -7,6 +7,7 @@ pub mod fields;
 pub mod format;
 pub mod model;
 pub mod name;
+pub mod rollback;
 pub mod store;
 
 pub use change::{Change, ChangeOutcome, NewField};

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::secret::{SecretKey, SecretString};
 use crate::vault::format::{self, MAX_FILE_LEN, OpenError, VaultKey};
 use crate::vault::model::VaultData;
+use crate::vault::rollback::{self, Mark, Marks};
 
 /// How long a writer waits for the lock by default.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,6 +26,7 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Store {
     path: PathBuf,
     lock_timeout: Duration,
+    marks: Option<Marks>,
 }
 
 /// An exclusive hold on the vault's lock file; released when dropped.
@@ -50,6 +52,15 @@ pub struct OpenVault {
     store: Store,
     stamp: FileStamp,
     payload_salt: [u8; format::PAYLOAD_SALT_LEN],
+    generation: u64,
+}
+
+/// One authenticated read of the live vault file.
+struct Current {
+    data: VaultData,
+    stamp: FileStamp,
+    payload_salt: [u8; format::PAYLOAD_SALT_LEN],
+    generation: u64,
 }
 
 /// What identifies one version of the vault file without reading it: a save always makes a new
@@ -90,7 +101,16 @@ impl Store {
         Store {
             path: path.into(),
             lock_timeout,
+            marks: None,
         }
+    }
+
+    /// Keep this machine's rollback marks in `dir` (outside the vault's directory): every open
+    /// then refuses a file older than the newest this machine has seen ([`Error::RolledBack`]),
+    /// and every save records its generation. See [`rollback`].
+    pub fn with_rollback_marks(mut self, dir: impl Into<PathBuf>) -> Store {
+        self.marks = Some(Marks::new(dir, &self.path));
+        self
     }
 
     /// The vault file's path.
@@ -133,37 +153,103 @@ impl Store {
         &self,
         passphrase: impl FnOnce() -> Result<SecretString>,
     ) -> Result<OpenVault> {
-        let (mut bytes, stamp) = read_checked(&self.path)?;
-        let header = format::parse_header(&bytes).map_err(|e| self.open_error(e))?;
+        let read = read_checked(&self.path)?;
+        let header = format::parse_header(&read.0).map_err(|e| self.open_error(e))?;
         let passphrase = passphrase()?;
         let key = header
             .slot
             .unlock(&passphrase)
             .map_err(|e| self.open_error(e))?;
-        let data = format::open_in_place(&mut bytes, &key).map_err(|e| self.open_error(e))?;
-        Ok(OpenVault {
-            data,
+        let current = self.read_current(&key, read, |e| self.open_error(e))?;
+        Ok(self.opened(current, key))
+    }
+
+    fn opened(&self, current: Current, key: VaultKey) -> OpenVault {
+        OpenVault {
+            data: current.data,
             key,
             store: self.clone(),
-            stamp,
-            payload_salt: header.payload_salt,
-        })
+            stamp: current.stamp,
+            payload_salt: current.payload_salt,
+            generation: current.generation,
+        }
+    }
+
+    /// Decrypt `read` (the live file's bytes and stamp) with `key` and check its generation
+    /// against this machine's rollback mark. A save that lands between our read of the file and
+    /// our look at the mark (which a writer raises after its rename) looks like a rollback for
+    /// a moment: when the file changed meanwhile, it is read again (a few times at most).
+    fn read_current(
+        &self,
+        key: &VaultKey,
+        mut read: (Vec<u8>, FileStamp),
+        on_open_error: impl Fn(OpenError) -> Error,
+    ) -> Result<Current> {
+        let mut attempts = 0;
+        loop {
+            let (mut bytes, stamp) = read;
+            let header = format::parse_header(&bytes).map_err(&on_open_error)?;
+            let data = format::open_in_place(&mut bytes, key).map_err(&on_open_error)?;
+            match self.check_generation(key, header.generation) {
+                Err(Error::RolledBack { .. }) if attempts < 3 && self.changed_since(stamp) => {
+                    attempts += 1;
+                    read = read_checked(&self.path)?;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {
+                    return Ok(Current {
+                        data,
+                        stamp,
+                        payload_salt: header.payload_salt,
+                        generation: header.generation,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether the file at the vault path is no longer the version stamped `stamp`.
+    fn changed_since(&self, stamp: FileStamp) -> bool {
+        fs::symlink_metadata(&self.path).map_or(true, |m| FileStamp::of(&m) != stamp)
+    }
+
+    /// Refuse a file of `generation` under `key` when this machine has seen a newer one (or the
+    /// key was replaced here by `passwd`); remember a newer one. Recording is best effort: a
+    /// read must not fail because the state directory is read-only.
+    fn check_generation(&self, key: &VaultKey, generation: u64) -> Result<()> {
+        let Some(marks) = &self.marks else {
+            return Ok(());
+        };
+        let mark = marks.load(key.data_key())?;
+        if rollback::is_rollback(mark, generation) {
+            return Err(Error::RolledBack {
+                path: self.path.clone(),
+                generation,
+                seen: mark.map_or(0, |m| m.generation),
+                superseded: mark.is_some_and(|m| m.superseded),
+            });
+        }
+        if mark.is_none_or(|m| generation > m.generation) {
+            let _ = marks.raise(key.data_key(), generation);
+        }
+        Ok(())
+    }
+
+    /// Record a save of `generation` under `key` (best effort, as in [`Store::check_generation`]).
+    fn record_save(&self, key: &VaultKey, generation: u64) {
+        if let Some(marks) = &self.marks {
+            let _ = marks.raise(key.data_key(), generation);
+        }
     }
 
     /// Open the vault with its raw data key (handed over by the process that unlocked it, to the
     /// agent). The key is checked against the file's key commitment before anything is
     /// decrypted.
     pub fn open_with_data_key(&self, data_key: SecretKey) -> Result<OpenVault> {
-        let (bytes, stamp) = read_checked(&self.path)?;
-        let (data, key) =
-            format::open_with_data_key(&bytes, data_key).map_err(|e| self.open_error(e))?;
-        Ok(OpenVault {
-            data,
-            key,
-            store: self.clone(),
-            stamp,
-            payload_salt: payload_salt_of(&bytes),
-        })
+        let read = read_checked(&self.path)?;
+        let key = format::key_for_data_key(&read.0, data_key).map_err(|e| self.open_error(e))?;
+        let current = self.read_current(&key, read, |e| self.open_error(e))?;
+        Ok(self.opened(current, key))
     }
 
     /// Create the vault directory (0700) if needed, and check it is safe to use.
@@ -187,13 +273,14 @@ impl Store {
                 self.path.display()
             )));
         }
-        let (stamp, payload_salt) = self.write(&guard, data, key)?;
+        let (stamp, payload_salt) = self.write(&guard, data, key, 1)?;
         Ok(OpenVault {
             data: data.clone(),
             key: key.clone(),
             store: self.clone(),
             stamp,
             payload_salt,
+            generation: 1,
         })
     }
 
@@ -245,17 +332,23 @@ impl Store {
         Ok(LockGuard { file })
     }
 
-    /// Atomically replace the vault with `data` sealed under `key`. The caller holds the lock.
+    /// Atomically replace the vault with `data` sealed under `key` as save number
+    /// `generation`, and record it in this machine's rollback marks. The caller holds the lock.
     /// Returns the stamp and the payload salt of the file written.
     fn write(
         &self,
         guard: &LockGuard,
         data: &VaultData,
         key: &VaultKey,
+        generation: u64,
     ) -> Result<(FileStamp, [u8; format::PAYLOAD_SALT_LEN])> {
-        let bytes = format::seal(data, key).map_err(Error::Other)?;
+        let bytes = format::seal(data, key, generation).map_err(Error::Other)?;
         let salt = payload_salt_of(&bytes);
-        Ok((self.write_bytes(guard, &bytes)?, salt))
+        let stamp = self.write_bytes(guard, &bytes)?;
+        // After the rename, never before: a reader that sees the raised mark then finds the
+        // new file (or re-reads until it does, see `read_current`).
+        self.record_save(key, generation);
+        Ok((stamp, salt))
     }
 
     /// Atomically replace the vault file with `bytes`, keeping the old one as `.bak`.
@@ -276,12 +369,41 @@ impl Store {
         write_new_file(dest, &bytes, force)
     }
 
-    /// Replace the vault with `bytes` (a verified backup), keeping the replaced file as `.bak`.
-    /// Works when the current vault is missing or damaged.
-    pub fn replace_with(&self, bytes: &[u8]) -> Result<()> {
+    /// Replace the vault with `data` (a verified backup, opened with `key`, its own key),
+    /// keeping the replaced file as `.bak`. Works when the current vault is missing or damaged.
+    ///
+    /// Restoring is the deliberate way back: the copy is saved as a generation newer than the
+    /// backup, the replaced file and anything this machine has seen, so neither this machine
+    /// nor one that saw later saves takes it for a rollback. Returns that generation.
+    pub fn restore(&self, data: &VaultData, key: &VaultKey, backup_generation: u64) -> Result<u64> {
         self.prepare_dir()?;
         let guard = self.lock()?;
-        self.write_bytes(&guard, bytes).map(drop)
+        // The replaced file's header is not authenticated here (its key may differ): it only
+        // ever raises the number, which is harmless.
+        let replaced = read_checked(&self.path)
+            .ok()
+            .and_then(|(bytes, _)| format::parse_header(&bytes).ok())
+            .map_or(0, |h| h.generation);
+        // An altered mark is overridden here, deliberately.
+        let seen = self.marks.as_ref().map_or(0, |m| {
+            m.load(key.data_key())
+                .ok()
+                .flatten()
+                .map_or(0, |m| m.generation)
+        });
+        let generation = backup_generation.max(replaced).max(seen).saturating_add(1);
+        self.write(&guard, data, key, generation)?;
+        if let Some(marks) = &self.marks {
+            // Clears a `superseded` mark: this key is the vault's key again.
+            marks.store(
+                key.data_key(),
+                Mark {
+                    generation,
+                    superseded: false,
+                },
+            )?;
+        }
+        Ok(generation)
     }
 
     /// Remove temp files of this vault left by writers that were killed mid-save. Only called
@@ -343,6 +465,11 @@ impl OpenVault {
         &self.key
     }
 
+    /// The generation of the version held (see [`rollback`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Apply `change` to the newest version of the vault and save it, under the lock: the file
     /// is re-read first (without the KDF), so concurrent writers never lose each other's
     /// changes. If `change` fails, nothing is written.
@@ -351,8 +478,21 @@ impl OpenVault {
     }
 
     /// Save the newest version under a new key (after `passwd`): the entries are untouched.
+    /// The old key's rollback mark is then marked superseded, so a copy from before the change
+    /// (such as the `.bak`) put back in place is refused on this machine.
     pub fn rekey(&mut self, new_key: VaultKey) -> Result<()> {
-        self.commit(Some(new_key), |_| Ok(()))
+        let old = self.key.clone();
+        self.commit(Some(new_key), |_| Ok(()))?;
+        if let Some(marks) = &self.store.marks {
+            let _ = marks.store(
+                old.data_key(),
+                Mark {
+                    generation: self.generation,
+                    superseded: true,
+                },
+            );
+        }
+        Ok(())
     }
 
     fn commit<T>(
@@ -361,27 +501,34 @@ impl OpenVault {
         change: impl FnOnce(&mut VaultData) -> Result<T>,
     ) -> Result<T> {
         let guard = self.store.lock()?;
-        let (mut bytes, _) = read_checked(&self.store.path)?;
+        let (bytes, stamp) = read_checked(&self.store.path)?;
         let header = format::parse_header(&bytes).map_err(|e| self.store.open_error(e))?;
         // Every save draws a new random payload salt: the same salt (and slot) means the file
         // is exactly the version we hold, and decrypting it again can be skipped.
         let fresh = header.payload_salt == self.payload_salt && header.slot == *self.key.slot();
-        let mut data = if fresh {
-            std::mem::take(&mut self.data)
-        } else {
-            // Decrypted in place: `bytes` is only used again on the `fresh` path.
-            format::open_in_place(&mut bytes, &self.key).map_err(|e| match e {
+        let (mut data, generation, kept) =
+            if fresh {
+                (
+                    std::mem::take(&mut self.data),
+                    header.generation,
+                    Some(bytes),
+                )
+            } else {
+                let path = self.store.path.clone();
+                let current = self.store.read_current(&self.key, (bytes, stamp), |e| match e {
                 OpenError::WrongPassphrase => Error::Other(format!(
                     "{} was re-keyed or replaced by another process while this command ran; \
                      nothing was changed, run it again",
-                    self.store.path.display()
+                    path.display()
                 )),
                 other => self.store.open_error(other),
-            })?
-        };
+            })?;
+                (current.data, current.generation, None)
+            };
         let key = new_key.unwrap_or_else(|| self.key.clone());
+        let next = generation.saturating_add(1);
         let result = change(&mut data).and_then(|out| {
-            let written = self.store.write(&guard, &data, &key)?;
+            let written = self.store.write(&guard, &data, &key, next)?;
             Ok((out, written))
         });
         match result {
@@ -390,11 +537,12 @@ impl OpenVault {
                 self.payload_salt = salt;
                 self.key = key;
                 self.data = data;
+                self.generation = next;
                 Ok(out)
             }
             Err(e) => {
                 // The change failed or was not saved: what we hold must be the file again.
-                if fresh {
+                if let Some(bytes) = kept {
                     match format::open_with_key(&bytes, &self.key) {
                         Ok(d) => self.data = d,
                         Err(_) => self.stamp = FileStamp::UNKNOWN,
@@ -407,7 +555,8 @@ impl OpenVault {
 
     /// Re-read the vault if another writer replaced it since we last read or wrote it. Returns
     /// whether it was reloaded. A file re-keyed or replaced by another vault fails with
-    /// [`Error::Locked`]: the key held here no longer opens it.
+    /// [`Error::Locked`]: the key held here no longer opens it; an older copy put in place fails
+    /// with [`Error::RolledBack`].
     pub fn refresh(&mut self) -> Result<bool> {
         // The directory too, every time: loosening it does not change the file's stamp.
         check_dir(&self.store.dir())?;
@@ -416,16 +565,18 @@ impl OpenVault {
         if FileStamp::of(&meta) == self.stamp {
             return Ok(false);
         }
-        let (mut bytes, stamp) = read_checked(&self.store.path)?;
-        self.data = format::open_in_place(&mut bytes, &self.key).map_err(|e| match e {
+        let read = read_checked(&self.store.path)?;
+        let current = self.store.read_current(&self.key, read, |e| match e {
             OpenError::WrongPassphrase => Error::Locked(format!(
                 "{} was re-keyed or replaced; unlock it again",
                 self.store.path.display()
             )),
             other => self.store.open_error(other),
         })?;
-        self.payload_salt = payload_salt_of(&bytes);
-        self.stamp = stamp;
+        self.data = current.data;
+        self.payload_salt = current.payload_salt;
+        self.stamp = current.stamp;
+        self.generation = current.generation;
         Ok(true)
     }
 }
@@ -474,10 +625,66 @@ pub fn write_new_file(dest: &Path, bytes: &[u8], force: bool) -> Result<()> {
 }
 
 /// Read a file that should be a vault (a backup to restore), bounded, without the ownership and
-/// permission checks of the live vault: it is only read, and authenticated before use.
+/// permission checks of the live vault: it is only read, and authenticated before use. Opened
+/// without blocking (a FIFO cannot hang it), refused unless a regular file, and refused before
+/// a byte is read when over the size cap.
 pub fn read_foreign(path: &Path) -> Result<Vec<u8>> {
-    let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let mut bytes = Vec::new();
+    let file = open_nonblocking(path, false).map_err(|e| Error::io("cannot open", path, e))?;
+    let meta = regular_file_meta(&file, path)?;
+    read_bounded(file, &meta, path)
+}
+
+/// Open for reading with `O_NONBLOCK` (opening a FIFO with no writer would otherwise wait
+/// forever) and, when `nofollow`, `O_NOFOLLOW`. Reads of a regular file ignore `O_NONBLOCK`.
+fn open_nonblocking(path: &Path, nofollow: bool) -> std::io::Result<File> {
+    let mut flags = rustix::fs::OFlags::NONBLOCK;
+    if nofollow {
+        flags |= rustix::fs::OFlags::NOFOLLOW;
+    }
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+}
+
+/// The metadata of an open file that must be a regular one (not a FIFO, device, socket or
+/// directory, which could block, never end, or not be a vault at all).
+fn regular_file_meta(file: &File, path: &Path) -> Result<fs::Metadata> {
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("cannot inspect", path, e))?;
+    if !meta.is_file() {
+        let ft = meta.file_type();
+        use std::os::unix::fs::FileTypeExt;
+        let kind = if ft.is_dir() {
+            "a directory"
+        } else if ft.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::Usage(format!(
+            "{} is {kind}, not a vault file; nothing was read from it",
+            path.display()
+        )));
+    }
+    Ok(meta)
+}
+
+/// Read a regular file whose size was checked against [`MAX_FILE_LEN`] first, and bounded again
+/// while reading (it may grow).
+fn read_bounded(file: File, meta: &fs::Metadata, path: &Path) -> Result<Vec<u8>> {
+    if meta.len() > MAX_FILE_LEN {
+        return Err(Error::corrupt(
+            path,
+            format!("{} bytes is over the 256 MiB limit", meta.len()),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(MAX_FILE_LEN + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io("cannot read", path, e))?;
@@ -490,11 +697,7 @@ pub fn read_foreign(path: &Path) -> Result<Vec<u8>> {
 /// Open `path` without following a final symlink, check who owns it and who may read it, bound
 /// its size, and read it.
 fn read_checked(path: &Path) -> Result<(Vec<u8>, FileStamp)> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)
-        .map_err(|e| match e.kind() {
+    let file = open_nonblocking(path, true).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound(format!(
                 "no vault at {}; create one with `sfvault init` (or point --vault / SFVAULT_PATH at yours)",
                 path.display()
@@ -508,15 +711,7 @@ fn read_checked(path: &Path) -> Result<(Vec<u8>, FileStamp)> {
             }
             _ => Error::io("cannot open", path, e),
         })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io("cannot inspect", path, e))?;
-    if !meta.is_file() {
-        return Err(Error::Usage(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
+    let meta = regular_file_meta(&file, path)?;
     if meta.uid() != rustix::process::geteuid().as_raw() {
         return Err(Error::Unsafe(format!(
             "{} belongs to another user (uid {}); refusing to use it",
@@ -533,17 +728,8 @@ fn read_checked(path: &Path) -> Result<(Vec<u8>, FileStamp)> {
         )));
     }
     check_dir(&dir_of(path))?;
-    if meta.len() > MAX_FILE_LEN {
-        return Err(Error::corrupt(
-            path,
-            format!("{} bytes is over the 256 MiB limit", meta.len()),
-        ));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_FILE_LEN + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io("cannot read", path, e))?;
-    Ok((bytes, FileStamp::of(&meta)))
+    let stamp = FileStamp::of(&meta);
+    read_bounded(file, &meta, path).map(|bytes| (bytes, stamp))
 }
 
 /// The directory holding `path` (`.` for a bare file name).
