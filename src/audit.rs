@@ -123,18 +123,20 @@ fn audit_entry(name: &str, entry: &Entry, max_age: i64, now: Timestamp, out: &mu
             format!("no flow set or inferable: sfvault set {name} flow jwt|client-credentials|…"),
         ),
     }
-    if let Some(url) = entry.fields.get("login_url")
-        && !url
-            .value
-            .expose()
-            .to_ascii_lowercase()
-            .starts_with("https://")
-    {
-        push(
-            Some("login_url"),
-            "insecure-login-url",
-            "the login URL is not https (only loopback http is accepted, for tests)".into(),
-        );
+    if let Some(url) = entry.fields.get("login_url") {
+        // A vault written before the URL check was strict may hold a URL it now refuses.
+        let problem = match crate::url::parse(url.value.expose()) {
+            Ok(u) if u.is_https() => None,
+            Ok(_) => Some(
+                "the login URL is not https (only loopback http is accepted, for tests)".into(),
+            ),
+            Err(r) => Some(format!(
+                "the login URL {r}; logins will be refused until it is replaced: sfvault set {name} login_url https://…"
+            )),
+        };
+        if let Some(problem) = problem {
+            push(Some("login_url"), "insecure-login-url", problem);
+        }
     }
     if let Some(key) = entry.fields.get("private_key")
         && !key.value.is_empty()

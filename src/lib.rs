@@ -13,6 +13,7 @@
 //! - [`oauth`]: the Salesforce OAuth flows, keygen, and the one HTTP client.
 //! - [`handoff`]: references, templates, env files, SFDX URLs and in-memory key files.
 //! - [`audit`]: stale, unused, missing or weak credentials.
+//! - [`url`]: the one URL check (https, or http to this machine; no user info).
 //! - [`agent`]: the background process that keeps a vault open, and its client.
 
 #![deny(unsafe_code)]
@@ -26,6 +27,7 @@ pub mod oauth;
 pub mod secret;
 pub mod timefmt;
 pub mod unlock;
+pub mod url;
 pub mod vault;
 
 pub use error::{Error, Result};

@@ -4,8 +4,11 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -539,4 +542,188 @@ fn no_token_secret_or_key_leaks_to_files_argv_or_stderr() {
             );
         }
     }
+}
+
+/// A TCP listener standing in for a remote host: it records every connection it receives and
+/// what was sent on it, then answers 500 and closes.
+struct OtherHost {
+    addr: std::net::SocketAddr,
+    seen: Arc<Mutex<Vec<Vec<u8>>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl OtherHost {
+    /// Listen on 127.0.0.2 (another address than the fake's, like a remote host), or on
+    /// 127.0.0.1 where the system has no 127.0.0.2.
+    fn start() -> OtherHost {
+        let listener = TcpListener::bind("127.0.0.2:0")
+            .or_else(|_| TcpListener::bind("127.0.0.1:0"))
+            .expect("bind the other host");
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen2, stop2) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        stream
+                            .set_read_timeout(Some(Duration::from_millis(500)))
+                            .unwrap();
+                        let mut bytes = Vec::new();
+                        let mut chunk = [0u8; 4096];
+                        while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                            bytes.extend_from_slice(&chunk[..n]);
+                        }
+                        seen2.lock().unwrap().push(bytes);
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        OtherHost { addr, seen, stop }
+    }
+
+    /// Fail when anything connected, saying whether `secret` went over the wire in clear.
+    fn assert_untouched(&self, what: &str, secret: &str) {
+        let seen = self.seen.lock().unwrap();
+        let leaked = seen.iter().any(|bytes| contains(bytes, secret.as_bytes()));
+        assert!(
+            seen.is_empty(),
+            "{what}: {} connection(s) reached {}{}",
+            seen.len(),
+            self.addr,
+            if leaked {
+                ", carrying the consumer secret in plain http"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+impl Drop for OtherHost {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// URLs that read as loopback to a naive splitter, but whose host is the one after the @.
+fn urls_with_user_info(other: &OtherHost) -> [String; 4] {
+    [
+        format!("http://localhost:80@{}/", other.addr),
+        format!("http://[::1]@{}/", other.addr),
+        format!("http://127.0.0.1@{}", other.addr),
+        format!("HTTP://LOCALHOST:1@{}/", other.addr),
+    ]
+}
+
+#[test]
+fn login_never_sends_to_the_host_after_an_at_even_from_an_old_vault() {
+    use sfvault::secret::SecretString;
+    use sfvault::vault::model::VaultData;
+    use sfvault::vault::{EntryName, KdfParams, Store, VaultKey};
+
+    let other = OtherHost::start();
+    let secret = canary("consumer-secret");
+    for url in urls_with_user_info(&other) {
+        // A vault that already holds such a URL (written by the library, as a version that
+        // accepted it would have): login refuses before connecting.
+        let tv = TestVault::empty();
+        let mut data = VaultData::default();
+        let name = EntryName::parse("acme/ci").unwrap();
+        data.add_entry(&name, now()).unwrap();
+        for (field, value) in [
+            ("consumer_key", KEY),
+            ("consumer_secret", secret.as_str()),
+            ("flow", "client-credentials"),
+            ("login_url", "https://login.salesforce.com"),
+        ] {
+            let is_secret = sfvault::vault::fields::secret_by_default(field);
+            data.set_field(
+                &name,
+                field,
+                SecretString::new(value.into()),
+                is_secret,
+                now(),
+            )
+            .unwrap();
+        }
+        // set_field checks values; write past it, as an old version's check would have let it.
+        let entry = data.entries.get_mut("acme/ci").unwrap();
+        entry.fields.get_mut("login_url").unwrap().value = SecretString::new(url.clone());
+        let key =
+            VaultKey::generate(&SecretString::new(PASSPHRASE.into()), KdfParams::MINIMUM).unwrap();
+        Store::new(&tv.vault, Duration::from_secs(5))
+            .create(&data, &key)
+            .unwrap();
+        let out = tv.run(&["login", "acme/ci"], None);
+        other.assert_untouched(&format!("login with login_url {url}"), &secret);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_code(&out, 10, &["login", &url]);
+        assert!(stderr.contains("before @"), "{stderr}");
+        assert!(!stderr.contains(&secret), "{stderr}");
+        // The audit names it.
+        let out = tv.run(&["audit", "--json"], None);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("insecure-login-url"),
+            "audit missed {url}"
+        );
+    }
+}
+
+#[test]
+fn urls_with_user_info_are_refused_when_stored() {
+    let other = OtherHost::start();
+    let secret = canary("consumer-secret");
+    let tv = TestVault::new();
+    tv.ok_stdin(
+        &[
+            "add",
+            "acme/ci",
+            "--consumer-key",
+            KEY,
+            "--flow",
+            "client-credentials",
+        ],
+        secret.as_bytes(),
+    );
+    for url in urls_with_user_info(&other) {
+        let add = [
+            "add",
+            "acme/other",
+            "--consumer-key",
+            KEY,
+            "--login-url",
+            &url,
+            "--flow",
+            "client-credentials",
+        ];
+        let out = tv.run(&add, Some(secret.as_bytes()));
+        assert_code(&out, 10, &add);
+        for field in ["login_url", "callback_url"] {
+            tv.fails(&["set", "acme/ci", field, &url], 10);
+        }
+        let dotenv = format!("SF_CLIENT_ID={KEY}\nSF_LOGIN_URL={url}\n");
+        let json = format!(r#"{{"consumer_key":"{KEY}","login_url":"{url}"}}"#);
+        for (format, input) in [("dotenv", dotenv), ("json", json)] {
+            let args = ["import", "acme/imported", "--format", format];
+            let out = tv.run(&args, Some(input.as_bytes()));
+            assert_code(&out, 10, &args);
+        }
+    }
+    for field in ["login_url", "callback_url"] {
+        tv.fails(&["get", "acme/ci", field], 3);
+    }
+    let list = tv.ok(&["list"]);
+    assert!(
+        !list.contains("acme/other") && !list.contains("acme/imported"),
+        "{list}"
+    );
+    other.assert_untouched("storing URLs", &secret);
 }

@@ -307,13 +307,16 @@ pub fn export(ctx: &Context, args: ExportArgs) -> Result<()> {
                 })
             };
             let (key, refresh) = (need("consumer_key")?, need("refresh_token")?);
-            let host_url = value_of(&entry, "instance_url")
-                .map_or(login_url.clone(), |v| v.expose().to_owned());
+            let (field, host_url) = value_of(&entry, "instance_url")
+                .map_or(("login_url", login_url.clone()), |v| {
+                    ("instance_url", v.expose().to_owned())
+                });
+            let host = sfvault::url::check(field, &host_url)?.host_port();
             let url = sfdx::format(
                 key.expose(),
                 value_of(&entry, "consumer_secret").as_ref(),
                 &refresh,
-                sfdx::host_of(&host_url),
+                &host,
             );
             Zeroizing::new(format!("{}\n", url.expose()))
         }
@@ -395,20 +398,12 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
     match args.format {
         ImportFormat::SfdxUrl => {
             let u = sfdx::parse(&input)?;
-            let scheme = if u.host.starts_with("127.") || u.host.starts_with("localhost") {
-                "http"
-            } else {
-                "https"
-            };
             values.push(("consumer_key", SecretString::new(u.client_id)));
             if let Some(s) = u.client_secret {
                 values.push(("consumer_secret", s));
             }
             values.push(("refresh_token", u.refresh_token));
-            values.push((
-                "login_url",
-                SecretString::new(format!("{scheme}://{}", u.host)),
-            ));
+            values.push(("login_url", SecretString::new(u.login_url)));
             values.push(("flow", SecretString::new("refresh-token".into())));
         }
         ImportFormat::Json => {

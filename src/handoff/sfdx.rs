@@ -15,6 +15,9 @@ pub struct SfdxUrl {
     pub refresh_token: SecretString,
     /// Instance or login host (`acme.my.salesforce.com`), with a port if one was given.
     pub host: String,
+    /// The login URL the host stands for: `https://HOST`, or `http://HOST` for a host on this
+    /// machine (a local test server), as checked by [`crate::url::parse`].
+    pub login_url: String,
 }
 
 /// Parse an SFDX auth URL (surrounding white space allowed, at most 8 KiB).
@@ -31,23 +34,37 @@ pub fn parse(text: &str) -> Result<SfdxUrl> {
     let rest = text
         .strip_prefix("force://")
         .ok_or_else(|| bad("no force:// prefix"))?;
-    let (creds, host) = rest.rsplit_once('@').ok_or_else(|| bad("no @HOST"))?;
+    // One @ only: a second one would make the host depend on which @ a reader splits at.
+    let (creds, host) = rest.split_once('@').ok_or_else(|| bad("no @HOST"))?;
+    if host.contains('@') {
+        return Err(bad("more than one @"));
+    }
     let mut parts = creds.splitn(3, ':');
     let (id, secret, refresh) = (parts.next(), parts.next(), parts.next());
     let (Some(id), Some(secret), Some(refresh)) = (id, secret, refresh) else {
         return Err(bad("expected three parts before @"));
     };
-    let host = host
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
-    let host_ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
-    if id.is_empty() || refresh.is_empty() || !host_ok {
-        return Err(bad("empty client id, refresh token or host"));
+    if id.is_empty() || refresh.is_empty() {
+        return Err(bad("empty client id or refresh token"));
     }
+    let host = host
+        .strip_prefix("https://")
+        .or_else(|| host.strip_prefix("http://"))
+        .unwrap_or(host)
+        .trim_end_matches('/');
+    if host.is_empty() || host.contains(['/', '?', '#']) {
+        return Err(bad(
+            "the part after @ must be a host, with an optional port",
+        ));
+    }
+    // The text after @ is not echoed: a mangled URL may have a secret there.
+    let url = crate::url::parse(&format!("https://{host}"))
+        .map_err(|r| r.error("not an SFDX auth URL: the host after @"))?;
+    let login_url = if url.is_loopback() {
+        format!("http://{host}")
+    } else {
+        format!("https://{host}")
+    };
     if [id, secret, refresh]
         .iter()
         .any(|p| p.chars().any(|c| c.is_whitespace() || c.is_control()))
@@ -59,6 +76,7 @@ pub fn parse(text: &str) -> Result<SfdxUrl> {
         client_secret: (!secret.is_empty()).then(|| SecretString::new(secret.to_owned())),
         refresh_token: SecretString::new(refresh.to_owned()),
         host: host.to_owned(),
+        login_url,
     })
 }
 
@@ -74,12 +92,6 @@ pub fn format(
         client_secret.map_or("", |s| s.expose()),
         refresh_token.expose()
     ))
-}
-
-/// The host part of a URL (`https://acme.my.salesforce.com/x` → `acme.my.salesforce.com`).
-pub fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split(['/', '?', '#']).next().unwrap_or(rest)
 }
 
 #[cfg(test)]
@@ -99,6 +111,7 @@ mod tests {
         assert_eq!(p.client_secret.unwrap().expose(), "sec");
         assert_eq!(p.refresh_token.expose(), "5Aep:x");
         assert_eq!(p.host, "acme.my.salesforce.com");
+        assert_eq!(p.login_url, "https://acme.my.salesforce.com");
         let no_secret = parse("force://id::rt@h.example.com").unwrap();
         assert!(no_secret.client_secret.is_none());
         for bad in [
@@ -111,9 +124,58 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(
-            host_of("https://acme.my.salesforce.com/services"),
-            "acme.my.salesforce.com"
-        );
+    }
+
+    #[test]
+    fn hosts_go_through_the_url_check() {
+        for (text, login_url) in [
+            ("force://id:s:rt@127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("force://id:s:rt@localhost:1717/", "http://localhost:1717"),
+            ("force://id:s:rt@[::1]:8080", "http://[::1]:8080"),
+            (
+                "force://id:s:rt@https://acme.my.salesforce.com/",
+                "https://acme.my.salesforce.com",
+            ),
+            // An explicit http:// to a remote host becomes https, never plain http.
+            (
+                "force://id:s:rt@http://acme.my.salesforce.com",
+                "https://acme.my.salesforce.com",
+            ),
+            (
+                "force://id:s:rt@127.0.0.1.nip.io",
+                "https://127.0.0.1.nip.io",
+            ),
+            (
+                "force://id:s:rt@localhost.evil.example",
+                "https://localhost.evil.example",
+            ),
+        ] {
+            assert_eq!(parse(text).unwrap().login_url, login_url, "{text}");
+        }
+        for (text, code) in [
+            ("force://id:s:rt@localhost:80@evil.example", 2),
+            ("force://id:s:rt@http://localhost:80@evil.example/", 2),
+            ("force://id:s@x:rt@evil.example", 2),
+            ("force://id:s:rt@", 2),
+            ("force://id:s:rt@https://", 2),
+            ("force://id:s:rt@127.1", 2),
+            ("force://id:s:rt@2130706433", 2),
+            ("force://id:s:rt@localhost.", 2),
+            ("force://id:s:rt@localhost:99999", 2),
+            ("force://id:s:rt@local%68ost", 2),
+            ("force://id:s:rt@localhost\\x", 2),
+            ("force://id:s:rt@localhost/x", 2),
+            ("force://id:s:rt@localhost?x", 2),
+            ("force://id:s:rt@localhost#x", 2),
+            ("force://id:s:rt@[::1", 2),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.exit_code(), code, "{text}");
+        }
+        // The refusal never repeats the input, which holds the secret and the refresh token.
+        let err = parse("force://id:SECRETVALUE:REFRESHVALUE@localhost.").unwrap_err();
+        let message = err.to_string();
+        assert!(!message.contains("SECRETVALUE") && !message.contains("REFRESHVALUE"));
+        assert!(!message.contains("localhost"), "{message}");
     }
 }

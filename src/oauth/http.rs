@@ -7,7 +7,6 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::vault::fields::check_url;
 
 /// Largest response body read.
 pub const MAX_BODY: u64 = 1024 * 1024;
@@ -74,9 +73,11 @@ impl Http {
     }
 }
 
-/// https, or http to a loopback host; anything else is refused before a connection is made.
+/// https, or http to a loopback host, with no user info; anything else is refused before a
+/// connection is made. [`crate::url::parse`] reads the URL with the parser ureq resolves with,
+/// so the host checked is the host connected to.
 pub fn check_endpoint(url: &str) -> Result<()> {
-    check_url("URL", url)
+    crate::url::check("URL", url).map(drop)
 }
 
 fn read(

@@ -241,8 +241,7 @@ fn parse_token(body: &str) -> Result<Token> {
     if t.access_token.is_empty() || t.access_token.len() > 4096 {
         return Err(bad("no access_token"));
     }
-    fields::check_url("instance_url", &t.instance_url)
-        .map_err(|_| bad("instance_url is not https"))?;
+    crate::url::parse(&t.instance_url).map_err(|r| bad(&format!("its instance_url {r}")))?;
     let mut parts = t.id.trim_end_matches('/').rsplit('/');
     let (user_id, org_id) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let is_id =
@@ -366,6 +365,8 @@ mod tests {
             "{}",
             "not json",
             r#"{"access_token":"x","instance_url":"http://evil.example","id":"https://l/id/00D5g000000XXXXEAA/0055g00000YYYYYAAA"}"#,
+            r#"{"access_token":"x","instance_url":"http://localhost:80@evil.example","id":"https://l/id/00D5g000000XXXXEAA/0055g00000YYYYYAAA"}"#,
+            r#"{"access_token":"x","instance_url":"https://user@acme.my.salesforce.com","id":"https://l/id/00D5g000000XXXXEAA/0055g00000YYYYYAAA"}"#,
             r#"{"access_token":"x","instance_url":"https://a.b","id":"https://l/id/x/y"}"#,
         ] {
             assert!(parse_token(bad).is_err(), "{bad}");

@@ -45,24 +45,30 @@ pub fn challenge_of(verifier: &str) -> String {
 }
 
 /// The loopback host, port and path of a web-flow `callback_url`: it must be
-/// `http://localhost:PORT/PATH` or `http://127.0.0.1:PORT/PATH`, since sfvault itself listens
-/// there for the redirect.
-pub fn parse_callback_url(callback_url: &str) -> Result<(&str, u16, String)> {
+/// `http://localhost:PORT/PATH` or `http://127.0.0.1:PORT/PATH` (host spelled exactly so, port
+/// given), since sfvault itself listens there for the redirect. It is read by
+/// [`crate::url::parse`] like every other URL, then held to this narrower rule.
+pub fn parse_callback_url(callback_url: &str) -> Result<(&'static str, u16, String)> {
+    const RULE: &str = "must be http://localhost:PORT/PATH or http://127.0.0.1:PORT/PATH";
+    let url = crate::url::check("callback_url", callback_url).map_err(|e| match e {
+        Error::Unsafe(m) => Error::Unsafe(format!("{m}; for the web flow it {RULE}")),
+        other => Error::Usage(format!("{other}; for the web flow it {RULE}")),
+    })?;
     let bad = || {
         Error::Usage(format!(
-            "callback_url {callback_url:?} must be http://localhost:PORT/PATH or http://127.0.0.1:PORT/PATH"
+            "callback_url {} {RULE}, since sfvault listens there for the login redirect",
+            crate::vault::name::quoted(callback_url)
         ))
     };
-    let rest = callback_url.strip_prefix("http://").ok_or_else(bad)?;
-    let (authority, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
-    let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
-    if host != "localhost" && host != "127.0.0.1" {
-        return Err(bad());
+    let host = match url.host() {
+        "localhost" => "localhost",
+        "127.0.0.1" => "127.0.0.1",
+        _ => return Err(bad()),
+    };
+    match (url.is_https(), url.port()) {
+        (false, Some(port)) => Ok((host, port, url.path().to_owned())),
+        _ => Err(bad()),
     }
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    Ok((host, port, path))
 }
 
 impl WebLogin {
@@ -305,6 +311,34 @@ mod tests {
     fn callback_must_be_loopback_http() {
         assert!(WebLogin::start("https://localhost:0/cb").is_err());
         assert!(WebLogin::start("http://example.com:0/cb").is_err());
+        for (url, expected) in [
+            (
+                "http://localhost:1717/OauthRedirect",
+                Ok(("localhost", 1717, "/OauthRedirect")),
+            ),
+            ("http://127.0.0.1:0/cb", Ok(("127.0.0.1", 0, "/cb"))),
+            ("http://localhost:1717", Ok(("localhost", 1717, "/"))),
+            ("http://localhost/cb", Err(2)),
+            ("http://LOCALHOST:1717/cb", Err(2)),
+            ("http://127.0.0.2:1717/cb", Err(2)),
+            ("http://[::1]:1717/cb", Err(2)),
+            ("https://localhost:1717/cb", Err(2)),
+            ("http://example.com:1717/cb", Err(10)),
+            ("http://localhost:1717@evil.example:1717/cb", Err(10)),
+            ("http://evil.example@localhost:1717/cb", Err(10)),
+            ("http://localhost:1717/cb?x=1", Err(2)),
+            ("http://localhost:1717/cb#x", Err(2)),
+            ("http://localhost:99999/cb", Err(2)),
+            ("http://localhost.:1717/cb", Err(2)),
+            ("http://localhost\\@evil.example:1717/cb", Err(2)),
+        ] {
+            let parsed = parse_callback_url(url);
+            let got = match &parsed {
+                Ok((h, p, path)) => Ok((*h, *p, path.as_str())),
+                Err(e) => Err(e.exit_code()),
+            };
+            assert_eq!(got, expected, "{url}");
+        }
         let w = WebLogin::start("http://127.0.0.1:0/cb").unwrap();
         assert!(w.redirect_uri().starts_with("http://127.0.0.1:"));
         assert!(w.verifier.len() >= 43 && w.verifier.len() <= 128);

@@ -90,7 +90,7 @@ pub fn check_known_value(field: &str, value: &SecretString) -> Result<()> {
         ))),
         // callback_url may be any URL the connected app lists (an import brings the app's own
         // https one); the web flow's stricter loopback rule applies at `login --flow web`.
-        "login_url" | "callback_url" | "instance_url" => check_url(field, text),
+        "login_url" | "callback_url" | "instance_url" => crate::url::check(field, text).map(drop),
         "token_lifetime" => crate::timefmt::parse_duration(text)
             .map(drop)
             .map_err(Error::Usage),
@@ -122,45 +122,6 @@ pub fn looks_like_private_key_pem(text: &str) -> bool {
             .is_some_and(|l| l.ends_with("PRIVATE KEY-----"))
 }
 
-/// URLs must be https, except plain http to a loopback host (used by tests and local tools).
-pub fn check_url(field: &str, url: &str) -> Result<()> {
-    let lower = url.to_ascii_lowercase();
-    let (scheme, rest) = lower.split_once("://").unwrap_or(("", ""));
-    let host_port = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = if let Some(v6) = host_port.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        host_port.split(':').next().unwrap_or("")
-    };
-    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(Error::Usage(format!(
-            "{field} {} is not a URL like https://login.salesforce.com",
-            quoted(url)
-        )));
-    }
-    match scheme {
-        "https" => Ok(()),
-        "http" if is_loopback_host(host) => Ok(()),
-        "http" => Err(Error::Unsafe(format!(
-            "{field} {} uses plain http to a non-loopback host; Salesforce requires https",
-            quoted(url)
-        ))),
-        _ => Err(Error::Usage(format!(
-            "{field} {} must start with https://",
-            quoted(url)
-        ))),
-    }
-}
-
-/// `localhost`, `127.0.0.0/8` or `::1`.
-pub fn is_loopback_host(host: &str) -> bool {
-    host == "localhost"
-        || host == "::1"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +137,17 @@ mod tests {
         assert!(check_value("login_url", &s("http://[::1]:80/x")).is_ok());
         let err = check_value("login_url", &s("http://login.salesforce.com")).unwrap_err();
         assert_eq!(err.exit_code(), 10);
+        // The host is the one after @ (crate::url has the full table of spellings).
+        for (url, code) in [
+            ("http://localhost:80@evil.example/", 10),
+            ("http://[::1]@evil.example/", 10),
+            ("http://2130706433/", 2),
+        ] {
+            for field in ["login_url", "callback_url"] {
+                let err = check_value(field, &s(url)).unwrap_err();
+                assert_eq!(err.exit_code(), code, "{field} {url}");
+            }
+        }
         assert_eq!(
             check_value("login_url", &s("ftp://x"))
                 .unwrap_err()
