@@ -727,3 +727,20 @@ fn urls_with_user_info_are_refused_when_stored() {
     );
     other.assert_untouched("storing URLs", &secret);
 }
+
+#[test]
+fn plain_http_to_this_machine_never_goes_through_a_proxy() {
+    // A proxy in the environment would receive plain-http requests (consumer secret included)
+    // in clear, off this machine: loopback http must go direct.
+    let proxy = OtherHost::start();
+    let (tv, sf, _) = setup("client-credentials");
+    let secret = tv.ok(&["get", "-n", "acme/ci", "consumer_secret"]);
+    let mut cmd = tv.cmd();
+    for var in ["ALL_PROXY", "HTTP_PROXY", "http_proxy", "all_proxy"] {
+        cmd.env(var, format!("http://{}", proxy.addr));
+    }
+    let out = run_cmd(cmd, &["login", "acme/ci"], None);
+    assert_success(&out, &["login with a proxy in the environment"]);
+    proxy.assert_untouched("login to loopback http with a proxy set", &secret);
+    assert_eq!(sf.count("/services/oauth2/token"), 1);
+}

@@ -1,6 +1,7 @@
 //! The one HTTP client: ureq on rustls with ring, proxies from `HTTPS_PROXY`/`ALL_PROXY`
 //! (and `NO_PROXY`), connect and overall timeouts, no redirects for token calls, bodies capped.
-//! Plain `http://` is allowed only to loopback hosts (exit 10 otherwise).
+//! Plain `http://` is allowed only to loopback hosts (exit 10 otherwise), and goes there
+//! directly, never through a proxy (which would carry its secrets in clear off this machine).
 
 use std::time::Duration;
 
@@ -25,7 +26,10 @@ pub struct HttpResponse {
 
 /// The client.
 pub struct Http {
+    /// For https: through the proxy of the environment, if any.
     agent: ureq::Agent,
+    /// For plain http to this machine: never through a proxy.
+    direct: ureq::Agent,
 }
 
 impl Default for Http {
@@ -37,23 +41,35 @@ impl Default for Http {
 impl Http {
     /// A client with sfvault's timeouts and no automatic redirects.
     pub fn new() -> Http {
-        let config = ureq::Agent::config_builder()
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(concat!("sfvault/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let config = || {
+            ureq::Agent::config_builder()
+                .timeout_connect(Some(CONNECT_TIMEOUT))
+                .timeout_global(Some(REQUEST_TIMEOUT))
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .user_agent(concat!("sfvault/", env!("CARGO_PKG_VERSION")))
+        };
         Http {
-            agent: config.into(),
+            agent: config().build().into(),
+            direct: config().proxy(None).build().into(),
+        }
+    }
+
+    /// The agent for `url` (already checked): plain http (to this machine only) never goes
+    /// through a proxy.
+    fn agent_for(&self, url: &crate::url::Url) -> &ureq::Agent {
+        if url.is_https() {
+            &self.agent
+        } else {
+            &self.direct
         }
     }
 
     /// POST an `application/x-www-form-urlencoded` body.
     pub fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<HttpResponse> {
-        check_endpoint(url)?;
+        let parsed = check_endpoint(url)?;
         let response = self
-            .agent
+            .agent_for(&parsed)
             .post(url)
             .header("Accept", "application/json")
             .send_form(form.iter().copied());
@@ -62,9 +78,9 @@ impl Http {
 
     /// GET with a bearer token.
     pub fn get_bearer(&self, url: &str, token: &str) -> Result<HttpResponse> {
-        check_endpoint(url)?;
+        let parsed = check_endpoint(url)?;
         let response = self
-            .agent
+            .agent_for(&parsed)
             .get(url)
             .header("Accept", "application/json")
             .header("Authorization", &format!("Bearer {token}"))
@@ -76,8 +92,8 @@ impl Http {
 /// https, or http to a loopback host, with no user info; anything else is refused before a
 /// connection is made. [`crate::url::parse`] reads the URL with the parser ureq resolves with,
 /// so the host checked is the host connected to.
-pub fn check_endpoint(url: &str) -> Result<()> {
-    crate::url::check("URL", url).map(drop)
+pub fn check_endpoint(url: &str) -> Result<crate::url::Url> {
+    crate::url::check("URL", url)
 }
 
 fn read(
