@@ -1,6 +1,8 @@
 //! An independent reader of the vault format, written from `docs/FORMAT.md` alone (no `sfvault`
-//! code is used or was consulted). It decodes the golden vector `tests/vectors/v1-golden.sfv` and
-//! compares it with `v1-golden.json`, so if the page and the code ever disagree, this test fails.
+//! code is used or was consulted). It reads both format versions the page describes (version 2,
+//! and version 1 through the differences marked "v1:"), decodes the golden vectors
+//! `tests/vectors/v2-golden.sfv` and `tests/vectors/v1-golden.sfv` and compares them with
+//! `v2-golden.json` and `v1-golden.json`, so if the page and the code ever disagree, this test fails.
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
@@ -8,8 +10,10 @@ use ring::{hkdf, hmac};
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 
-/// Passphrase of the golden vault (FORMAT.md section 5).
+/// Passphrase of the golden vaults (FORMAT.md section 5).
 const PASSPHRASE: &str = "correct horse battery staple";
+/// Generation of `v2-golden.sfv` (FORMAT.md section 5).
+const V2_GOLDEN_GENERATION: u64 = 7;
 /// Fields that must always be marked secret (FORMAT.md section 3).
 const ALWAYS_SECRET: &str = "consumer_secret private_key password security_token refresh_token";
 
@@ -19,21 +23,46 @@ fn vector(name: &str) -> PathBuf {
         .join(name)
 }
 
+fn read_vector(name: &str) -> Vec<u8> {
+    std::fs::read(vector(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
 }
 
-/// Section 1 (envelope) and section 2 (keys): returns the decrypted plaintext.
-fn open(file: &[u8], passphrase: &str) -> Result<Vec<u8>, String> {
+/// Size of the generation field (section 1): 8 bytes in version 2, absent in version 1 ("v1:").
+fn generation_size(version: u16) -> Option<usize> {
+    match version {
+        2 => Some(8),
+        1 => Some(0),
+        _ => None,
+    }
+}
+
+/// The header length of a well-formed file: `161 + S` (v1: `153 + S`).
+fn header_len(file: &[u8]) -> usize {
+    let g = generation_size(u16::from_le_bytes([file[8], file[9]])).unwrap();
+    153 + g + usize::from(file[24])
+}
+
+/// An opened vault file: its format version, its generation (0 for version 1) and the plaintext.
+struct Opened {
+    version: u16,
+    generation: u64,
+    plain: Vec<u8>,
+}
+
+/// Section 1 (envelope) and section 2 (keys), for version 2 and version 1.
+fn open(file: &[u8], passphrase: &str) -> Result<Opened, String> {
     if file.len() > 256 << 20 {
         return Err("file larger than 256 MiB".into());
     }
     if file.len() < 25 || file[..8] != *b"SFVAULT\0" {
         return Err("not an sfvault file".into());
     }
-    if u16::from_le_bytes([file[8], file[9]]) != 1 {
-        return Err("unknown format version".into());
-    }
+    let version = u16::from_le_bytes([file[8], file[9]]);
+    let g = generation_size(version).ok_or(format!("unknown format version {version}"))?;
     if file[10] != 1 || file[11] != 1 {
         return Err("unknown KDF or AEAD id".into());
     }
@@ -45,32 +74,47 @@ fn open(file: &[u8], passphrase: &str) -> Result<Vec<u8>, String> {
     if s != 16 && s != 32 {
         return Err("bad salt length".into());
     }
-    if file.len() < 153 + s {
+    // The header: 161 + S bytes (v1: 153 + S, everything from 117 + S is 8 bytes earlier).
+    let h = 153 + s + g;
+    if file.len() < h {
         return Err("truncated header".into());
     }
-    let l = u32_at(file, 117 + s) as usize;
-    if l < 16 || file.len() != 153 + s + l {
+    let l = u32_at(file, 117 + s + g) as usize;
+    if l < 16 || file.len() != h + l {
         return Err("bad payload length".into());
     }
+    let generation = match g {
+        8 => u64::from_le_bytes(file[117 + s..125 + s].try_into().unwrap()),
+        _ => 0, // v1: "a version 1 file counts as generation 0"
+    };
     let (salt, wrap_nonce) = (&file[25..25 + s], &file[25 + s..37 + s]);
     let (wrapped, payload_salt) = (&file[37 + s..85 + s], &file[85 + s..117 + s]);
-    let (commitment, header) = (&file[121 + s..153 + s], &file[..153 + s]);
+    let commitment = &file[121 + s + g..h];
 
     let mut kek = [0u8; 32];
     let params = Params::new(m, t, p, Some(32)).map_err(|e| e.to_string())?;
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(passphrase.as_bytes(), salt, &mut kek)
         .map_err(|e| e.to_string())?;
+    // The key wrap's aad is bytes [0, 37+S) with the version (bytes 8 and 9) taken as 01 00.
+    let mut wrap_aad = file[..37 + s].to_vec();
+    wrap_aad[8..10].copy_from_slice(&[1, 0]);
     let nonce = Nonce::try_assume_unique_for_key(wrap_nonce).unwrap();
-    let data_key = aead_open(&kek, nonce, &file[..37 + s], wrapped).ok_or("wrong passphrase")?;
+    let data_key = aead_open(&kek, nonce, &wrap_aad, wrapped).ok_or("wrong passphrase")?;
 
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, payload_salt).extract(&data_key);
     let payload_key = expand(&prk, b"sfvault/v1/payload-key");
     let commit_key = expand(&prk, b"sfvault/v1/commitment-key");
     let hkey = hmac::Key::new(hmac::HMAC_SHA256, &commit_key);
-    hmac::verify(&hkey, &file[..121 + s], commitment).map_err(|_| "commitment mismatch")?;
+    // The commitment covers [0, 129+S) (v1: [0, 121+S)): everything before itself.
+    hmac::verify(&hkey, &file[..121 + s + g], commitment).map_err(|_| "commitment mismatch")?;
     let zero = Nonce::assume_unique_for_key([0u8; 12]);
-    aead_open(&payload_key, zero, header, &file[153 + s..]).ok_or_else(|| "payload tag".into())
+    let plain = aead_open(&payload_key, zero, &file[..h], &file[h..]).ok_or("payload tag")?;
+    Ok(Opened {
+        version,
+        generation,
+        plain,
+    })
 }
 
 fn aead_open(key: &[u8], nonce: Nonce, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
@@ -140,7 +184,8 @@ impl Cursor<'_> {
             b => Err(format!("bad option tag {b}")),
         }
     }
-    /// `Map<String, V>`: keys must come in ascending order.
+    /// `Map<String, V>`: keys must come in strictly ascending order of their UTF-8 bytes; a key
+    /// out of order or repeated is an error (never reordered, never "last one wins").
     fn map<V>(
         &mut self,
         mut value: impl FnMut(&mut Self) -> Result<V, String>,
@@ -148,8 +193,12 @@ impl Cursor<'_> {
         let mut out: Vec<(String, V)> = Vec::new();
         for _ in 0..self.len()? {
             let key = self.string()?;
-            if out.last().is_some_and(|(prev, _)| *prev >= key) {
-                return Err(format!("map key {key:?} out of order"));
+            if let Some((prev, _)) = out.last()
+                && prev.as_bytes() >= key.as_bytes()
+            {
+                return Err(format!(
+                    "map keys not strictly ascending: {key:?} after {prev:?}"
+                ));
             }
             out.push((key, value(self)?));
         }
@@ -180,7 +229,8 @@ fn decode_field(c: &mut Cursor) -> Result<Value, String> {
     Ok(field)
 }
 
-/// Decodes a whole plaintext into the shape of `v1-golden.json`, with the post-decode checks.
+/// Decodes a whole plaintext into the shape of `v*-golden.json`, with the post-decode checks.
+/// The payload encoding is the same in both versions (section 3 has no "v1:" difference).
 fn decode_vault(plain: &[u8]) -> Result<Value, String> {
     let mut c = Cursor(plain);
     let history_limit = c.u32()?;
@@ -216,30 +266,210 @@ fn decode_vault(plain: &[u8]) -> Result<Value, String> {
     Ok(json!({"history_limit": history_limit, "entries": out}))
 }
 
+/// Bytes written as hex pairs separated by white space, as in the examples of section 3.
+fn hex(s: &str) -> Vec<u8> {
+    s.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect()
+}
+
+/// The section 3 example "one entry with one field", byte for byte.
+fn one_entry_example() -> Vec<u8> {
+    hex("05 00 00 00
+        01 00 00 00 00 00 00 00
+        07 00 00 00 00 00 00 00  61 63 6d 65 2f 63 69
+        0a 00 00 00 00 00 00 00
+        01 00 00 00 00 00 00 00
+        08 00 00 00 00 00 00 00  75 73 65 72 6e 61 6d 65
+        03 00 00 00 00 00 00 00  75 40 78
+        00
+        0b 00 00 00 00 00 00 00
+        0b 00 00 00 00 00 00 00
+        00
+        00 00 00 00 00 00 00 00")
+}
+
+fn golden_json(name: &str) -> Value {
+    serde_json::from_slice(&read_vector(name)).unwrap()
+}
+
 #[test]
-fn golden_vault_decodes_to_golden_json() {
-    let file = std::fs::read(vector("v1-golden.sfv")).unwrap();
-    let plain = open(&file, PASSPHRASE).unwrap();
-    let decoded = decode_vault(&plain).unwrap();
-    let expected: Value =
-        serde_json::from_slice(&std::fs::read(vector("v1-golden.json")).unwrap()).unwrap();
-    assert_eq!(decoded, expected);
+fn v2_golden_vault_decodes_to_golden_json() {
+    let file = read_vector("v2-golden.sfv");
+    let opened = open(&file, PASSPHRASE).unwrap();
+    assert_eq!(opened.version, 2);
+    assert_eq!(opened.generation, V2_GOLDEN_GENERATION);
+    assert_eq!(header_len(&file), 161 + 32, "sfvault writes S = 32");
+    let decoded = decode_vault(&opened.plain).unwrap();
+    assert_eq!(decoded, golden_json("v2-golden.json"));
+}
+
+#[test]
+fn v1_golden_vault_decodes_to_golden_json() {
+    let file = read_vector("v1-golden.sfv");
+    let opened = open(&file, PASSPHRASE).unwrap();
+    assert_eq!(opened.version, 1);
+    assert_eq!(
+        opened.generation, 0,
+        "a version 1 file counts as generation 0"
+    );
+    let decoded = decode_vault(&opened.plain).unwrap();
+    assert_eq!(decoded, golden_json("v1-golden.json"));
+    // Section 5: "with the same contents".
+    assert_eq!(decoded, golden_json("v2-golden.json"));
 }
 
 #[test]
 fn flipped_payload_byte_fails_decryption() {
-    let mut file = std::fs::read(vector("v1-golden.sfv")).unwrap();
-    let payload_start = 153 + usize::from(file[24]);
-    let at = payload_start + (file.len() - payload_start) / 2;
-    file[at] ^= 0x01;
-    assert_eq!(open(&file, PASSPHRASE).unwrap_err(), "payload tag");
+    for name in ["v2-golden.sfv", "v1-golden.sfv"] {
+        let mut file = read_vector(name);
+        let payload_start = header_len(&file);
+        let at = payload_start + (file.len() - payload_start) / 2;
+        file[at] ^= 0x01;
+        assert_eq!(
+            open(&file, PASSPHRASE).err().as_deref(),
+            Some("payload tag"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn altered_generation_fails_the_commitment() {
+    let golden = read_vector("v2-golden.sfv");
+    let at = 117 + usize::from(golden[24]);
+    let mut forged = golden.clone();
+    forged[at..at + 8].copy_from_slice(&(V2_GOLDEN_GENERATION + 1).to_le_bytes());
+    assert_eq!(
+        open(&forged, PASSPHRASE).err().as_deref(),
+        Some("commitment mismatch")
+    );
+    // Every byte of the field is covered, the high ones too.
+    for i in 0..8 {
+        let mut file = golden.clone();
+        file[at + i] ^= 0x80;
+        let err = open(&file, PASSPHRASE).err();
+        assert_eq!(err.as_deref(), Some("commitment mismatch"), "byte {i}");
+    }
+    // The forged older generation of the broken set is refused the same way.
+    let older = read_vector("broken/v2-older-generation.sfv");
+    assert_eq!(
+        open(&older, PASSPHRASE).err().as_deref(),
+        Some("commitment mismatch")
+    );
+}
+
+#[test]
+fn changed_version_is_refused_before_any_key_is_derived() {
+    // Reading one version's bytes with the other version's layout puts `L` elsewhere.
+    let mut v2 = read_vector("v2-golden.sfv");
+    v2[8] = 1;
+    assert_eq!(
+        open(&v2, PASSPHRASE).err().as_deref(),
+        Some("bad payload length")
+    );
+    let mut v1 = read_vector("v1-golden.sfv");
+    v1[8] = 2;
+    assert_eq!(
+        open(&v1, PASSPHRASE).err().as_deref(),
+        Some("bad payload length")
+    );
+    for version in [0u16, 3, 0x0102] {
+        let mut file = read_vector("v2-golden.sfv");
+        file[8..10].copy_from_slice(&version.to_le_bytes());
+        let err = open(&file, PASSPHRASE).err().unwrap();
+        assert_eq!(err, format!("unknown format version {version}"));
+    }
 }
 
 #[test]
 fn empty_vault_example_decodes() {
-    let bytes = [5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let bytes = hex("05 00 00 00  00 00 00 00 00 00 00 00");
     assert_eq!(
         decode_vault(&bytes).unwrap(),
         json!({"history_limit": 5, "entries": {}})
     );
+}
+
+#[test]
+fn one_entry_example_decodes() {
+    let expected = json!({"history_limit": 5, "entries": {"acme/ci": {"created_at": 10,
+        "fields": {"username": {"value": "u@x", "secret": false, "set_at": 11,
+            "changed_at": 11, "used_at": null, "history": []}}}}});
+    assert_eq!(decode_vault(&one_entry_example()).unwrap(), expected);
+}
+
+#[test]
+fn map_keys_must_be_strictly_ascending() {
+    // Built from the one-entry example: the same field twice, then two fields out of order.
+    let example = one_entry_example();
+    let (head, field) = example.split_at(4 + 8 + 15 + 8);
+    assert_eq!(field[..8], 1u64.to_le_bytes(), "the field count");
+    let field = &field[8..];
+    let named = |name: &str| {
+        let mut f = (name.len() as u64).to_le_bytes().to_vec();
+        f.extend_from_slice(name.as_bytes());
+        f.extend_from_slice(&field[16..]); // after "username"'s length and bytes
+        f
+    };
+    let two_fields = |a: &str, b: &str| {
+        let mut bytes = head.to_vec();
+        bytes.extend_from_slice(&2u64.to_le_bytes());
+        bytes.extend(named(a));
+        bytes.extend(named(b));
+        bytes
+    };
+    let sorted = decode_vault(&two_fields("notes", "username")).unwrap();
+    assert_eq!(
+        sorted["entries"]["acme/ci"]["fields"]
+            .as_object()
+            .unwrap()
+            .len(),
+        2
+    );
+    for (a, b) in [("username", "username"), ("username", "notes")] {
+        let err = decode_vault(&two_fields(a, b)).unwrap_err();
+        assert!(err.contains("strictly ascending"), "{a}, {b}: {err}");
+    }
+
+    // The broken vectors: authentic files (they open) whose plaintext keys are not canonical.
+    for name in [
+        "v2-unsorted-entries.sfv",
+        "v2-repeated-entries.sfv",
+        "v2-unsorted-fields.sfv",
+        "v2-repeated-fields.sfv",
+    ] {
+        let file = read_vector(&format!("broken/{name}"));
+        let opened = open(&file, PASSPHRASE).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(opened.version, 2, "{name}");
+        let err = decode_vault(&opened.plain).unwrap_err();
+        assert!(err.contains("strictly ascending"), "{name}: {err}");
+    }
+}
+
+/// Section 2's error classes: an unwrap failure is a wrong passphrase (exit 4); everything else
+/// this reader refuses is a corrupted file (exit 6). Every broken vector must be refused, with
+/// the exit code `broken/EXPECTED*.txt` lists.
+#[test]
+fn broken_vectors_are_refused_with_their_error_class() {
+    let mut checked = 0;
+    for list in ["broken/EXPECTED.txt", "broken/EXPECTED-v2.txt"] {
+        let text = String::from_utf8(read_vector(list)).unwrap();
+        for line in text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        {
+            let mut words = line.split_whitespace();
+            let (name, code) = (words.next().unwrap(), words.next().unwrap());
+            let file = read_vector(&format!("broken/{name}"));
+            let result = open(&file, PASSPHRASE).and_then(|o| decode_vault(&o.plain));
+            let err = result
+                .err()
+                .unwrap_or_else(|| panic!("{name} was accepted"));
+            let class = if err == "wrong passphrase" { "4" } else { "6" };
+            assert_eq!(class, code, "{name}: {err}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} broken vectors listed");
 }
