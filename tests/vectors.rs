@@ -143,39 +143,20 @@ fn golden_vault_opens_with_exact_contents(version: &str, generation: u64) {
     let tv = TestVault::empty();
     let copy = tv.home.join("golden.sfv");
     write_private(&copy, &bytes);
-    let mut cmd = tv.bare_cmd();
-    cmd.env("SFVAULT_PASSPHRASE", GOLDEN_PASSPHRASE);
-    let out = run_cmd(
-        cmd,
-        &[
-            "--vault",
-            copy.to_str().unwrap(),
-            "get",
-            "-n",
-            "acme-prod/ci",
-            "consumer_secret",
-        ],
-        None,
-    );
+    let golden = |args: &[&str]| {
+        let mut cmd = tv.bare_cmd();
+        cmd.env("SFVAULT_PASSPHRASE", GOLDEN_PASSPHRASE);
+        let mut all = vec!["--vault", copy.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run_cmd(cmd, &all, None)
+    };
+    let out = golden(&["get", "-n", "acme-prod/ci", "consumer_secret"]);
     assert_success(&out, &["get from golden"]);
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         "third-secret ünïcødé"
     );
-    let mut cmd = tv.bare_cmd();
-    cmd.env("SFVAULT_PASSPHRASE", GOLDEN_PASSPHRASE);
-    let out = run_cmd(
-        cmd,
-        &[
-            "--vault",
-            copy.to_str().unwrap(),
-            "set",
-            "acme-uat/backup",
-            "notes",
-            "saved again",
-        ],
-        None,
-    );
+    let out = golden(&["set", "acme-uat/backup", "notes", "saved again"]);
     assert_success(&out, &["set on golden"]);
     let saved = format::parse_header(&fs::read(&copy).unwrap()).unwrap();
     assert_eq!(
