@@ -66,11 +66,11 @@ fn restore_is_the_deliberate_way_back_and_becomes_the_newest() {
     let replaced = fs::read(&backup).unwrap();
     put_back(&tv, &replaced);
     tv.fails(&["get", "acme/ci", "username"], 6);
-    // Restoring the vault file itself adopts it as it is.
-    let stuck = tv.vault.clone();
-    let copy = tv.home.join("adopt.sfv");
-    fs::copy(&stuck, &copy).unwrap();
-    tv.ok(&["restore", copy.to_str().unwrap()]);
+    // Restoring the vault file itself, as the refusal suggests, adopts it as it is.
+    let err = tv.fails(&["get", "acme/ci", "username"], 6);
+    let suggested = format!("sfvault restore {}", tv.vault.display());
+    assert!(err.contains(&suggested), "{err}");
+    tv.ok(&["restore", tv.vault.to_str().unwrap()]);
     assert_eq!(tv.get("acme/ci", "username"), "a");
 }
 

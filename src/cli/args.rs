@@ -200,7 +200,15 @@ Example:
     /// Replace the vault with a backup, after checking the backup opens
     #[command(after_help = "\
 The backup is decrypted with the passphrase sources (or a prompt) before anything changes; the
-replaced vault is kept as vault.sfv.bak. The vault's passphrase becomes the backup's.")]
+replaced vault is kept as vault.sfv.bak. The vault's passphrase becomes the backup's.
+
+This is the deliberate way back to an older copy: sfvault refuses an older copy put in place
+by hand (exit 6, rollback), but a restored copy is saved as the vault's newest version. To adopt
+the older copy that is at the vault path now, restore the vault path itself. A backup that asks
+for more Argon2 memory or passes than your vault is named with its cost first, and needs a yes
+(or --yes).
+Example:
+  sfvault restore /mnt/usb/sfvault-2026-11-01.sfv")]
     Restore(RestoreArgs),
 
     /// Show or change vault settings (history-limit)
