@@ -675,3 +675,66 @@ fn an_agent_whose_socket_vanished_stops_and_huge_timeouts_are_refused() {
     tv.fails(&["unlock", "--timeout", "9223372036854775807"], 2);
     tv.fails(&["unlock", "--max-lifetime", "99999d"], 2);
 }
+
+// ---- Robustness against stray connections, hostile frames, stuck vault reads, signals ----
+
+/// The agent's socket in `tv`'s world.
+fn socket_of(tv: &TestVault) -> std::path::PathBuf {
+    sfvault::agent::AgentPaths::for_vault(&tv.vault, &tv.agent_dir())
+        .unwrap()
+        .socket
+}
+
+/// A request whose body declares a huge string cannot make the agent reserve memory for it:
+/// under an address-space limit it used to abort, leaving a stale socket.
+#[test]
+fn a_hostile_length_cannot_make_the_agent_allocate() {
+    let tv = unlocked("15m");
+    let pid = agent_pid(&tv);
+    let status_kib = |key: &str| -> u64 {
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    // Room for threads and arenas, not for a 255 MiB buffer.
+    let limit = status_kib("VmSize:") * 1024 + (100 << 20);
+    rustix::process::prlimit(
+        rustix::process::Pid::from_raw(pid),
+        rustix::process::Resource::As,
+        rustix::process::Rlimit {
+            current: Some(limit),
+            maximum: Some(limit),
+        },
+    )
+    .unwrap();
+    // Request::Field (variant 1) whose entry declares 255 MiB and carries nothing.
+    let mut hostile = b"SFVA\x02\x00\x0c\x00\x00\x00".to_vec();
+    hostile.extend_from_slice(&1u32.to_le_bytes());
+    hostile.extend_from_slice(&(255u64 << 20).to_le_bytes());
+    let hwm_before = status_kib("VmHWM:");
+    let mut s = std::os::unix::net::UnixStream::connect(socket_of(&tv)).unwrap();
+    s.write_all(&hostile).unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    assert!(
+        String::from_utf8_lossy(&reply).contains("could not read the request"),
+        "reply {reply:?}"
+    );
+    let out = agent_only(&tv, &["get", "-n", "acme/ci", "consumer_key"]);
+    assert_success(&out, &["get after a hostile request"]);
+    assert_eq!(out.stdout, b"KEY-1");
+    let hwm = status_kib("VmHWM:");
+    eprintln!(
+        "agent after a {}-byte hostile request: VmHWM {hwm_before} -> {hwm} kB, VmPeak {} kB",
+        hostile.len(),
+        status_kib("VmPeak:")
+    );
+    // (The absolute peak depends on the build: a debug binary's own code is most of it.)
+    assert!(
+        hwm < hwm_before + 2048,
+        "VmHWM {hwm_before} -> {hwm} kB after a hostile request"
+    );
+}
