@@ -4,6 +4,7 @@ use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -64,6 +65,12 @@ pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
         .stderr(Stdio::from(log));
     for var in PASSPHRASE_ENV_VARS {
         command.env_remove(var);
+    }
+    // One malloc arena (unless the user chose otherwise): the agent's connection threads
+    // mostly wait, and glibc would give each busy thread its own arena, reserving 64 MiB of
+    // address space apiece, which counts against `ulimit -v`.
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        command.env("MALLOC_ARENA_MAX", "1");
     }
     let mut child = command
         .spawn()
@@ -145,18 +152,27 @@ pub fn lock(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
+fn report_locked(ctx: &Context) -> Result<()> {
+    if ctx.json {
+        print_json(&json!({"unlocked": false, "vault": ctx.store.path().display().to_string()}))?;
+    } else {
+        print(&format!("locked: {}\n", ctx.store.path().display()))?;
+    }
+    Err(Error::Locked(String::new()))
+}
+
 pub fn status(ctx: &Context) -> Result<()> {
     let Some(agent) = find_agent(ctx) else {
-        if ctx.json {
-            print_json(
-                &json!({"unlocked": false, "vault": ctx.store.path().display().to_string()}),
-            )?;
-        } else {
-            print(&format!("locked: {}\n", ctx.store.path().display()))?;
-        }
-        return Err(Error::Locked(String::new()));
+        return report_locked(ctx);
     };
-    let Response::Status(st) = agent.call(&Request::Status)? else {
+    let st = match agent.call(&Request::Status) {
+        // It stopped, or did not answer in time: as with no agent.
+        Err(Error::AgentGone(_)) | Err(Error::Remote { code: 5, .. }) => {
+            return report_locked(ctx);
+        }
+        other => other?,
+    };
+    let Response::Status(st) = st else {
         return Err(Error::Other(
             "the agent answered status with something else".into(),
         ));
@@ -228,7 +244,7 @@ pub fn serve(ctx: &Context, args: AgentArgs) -> Result<()> {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(b"ready\n").and_then(|()| out.flush());
     }
-    server::serve(vault, listener, &paths.socket, limits, &log_line);
+    server::serve(vault, listener, &paths.socket, limits, Arc::new(log_line));
     Ok(())
 }
 
