@@ -726,6 +726,20 @@ fn has_exited(pid: i32) -> bool {
         .any(|l| l.starts_with("State:") && !l.contains("Z (zombie)"))
 }
 
+/// The exit code of zombie `pid` (field 52 of /proc/PID/stat), if it is still unreaped.
+fn zombie_exit_code(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() != Some(&"Z") {
+        return None;
+    }
+    // `rest` starts at field 3 (state); exit_code is field 52.
+    let raw: i32 = fields.get(52 - 3)?.parse().ok()?;
+    Some(raw >> 8)
+}
+
 /// Wait up to `limit` for `what`; how long it took, or None.
 fn within(limit: Duration, mut what: impl FnMut() -> bool) -> Option<Duration> {
     let started = Instant::now();
@@ -953,4 +967,108 @@ fn a_blocked_vault_read_cannot_keep_the_agent_alive() {
     eprintln!("lock with a blocked vault read took {took:?}");
     assert!(took < Duration::from_secs(5), "lock took {took:?}");
     assert!(gone.is_some(), "the agent survived lock");
+}
+
+/// SIGTERM, SIGINT and SIGHUP make the agent wipe its key, remove its socket and exit 0 at
+/// once, like `lock`.
+#[test]
+fn signals_stop_the_agent_cleanly() {
+    let tv = unlocked("15m");
+    let socket = socket_of(&tv);
+    for signal in [
+        rustix::process::Signal::TERM,
+        rustix::process::Signal::INT,
+        rustix::process::Signal::HUP,
+    ] {
+        let pid = agent_pid(&tv);
+        let sent = Instant::now();
+        rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), signal)
+            .unwrap();
+        let gone = within(Duration::from_secs(3), || {
+            !socket.exists() && has_exited(pid)
+        });
+        eprintln!("{signal:?}: socket removed and agent exited after {gone:?}");
+        assert!(
+            gone.is_some(),
+            "{signal:?}: socket present {}, exited {}",
+            socket.exists(),
+            has_exited(pid)
+        );
+        assert!(sent.elapsed() < Duration::from_secs(1), "{signal:?}");
+        if let Some(code) = zombie_exit_code(pid) {
+            assert_eq!(code, 0, "{signal:?}: exit code");
+        }
+        let log = fs::read_to_string(socket.with_extension("log")).unwrap();
+        assert!(
+            log.lines().last().unwrap_or("").contains("stopped"),
+            "{signal:?}: {log}"
+        );
+        // No stale socket: the next command finds no agent and unlock starts a new one.
+        assert_code(&agent_only(&tv, &["status"]), 5, &["status"]);
+        tv.ok(&["unlock", "--timeout", "15m"]);
+    }
+}
+
+/// The agent's claim file is 0600 (an existing looser one is tightened), and its log is never
+/// opened through a symlink nor anything but a regular file.
+#[test]
+fn the_agent_claim_is_private_and_its_log_is_a_plain_file() {
+    use std::os::unix::fs::MetadataExt;
+    let tv = TestVault::new();
+    tv.ok(&["add", "acme/ci", "--consumer-key", "KEY-1", "--no-secret"]);
+    let socket = socket_of(&tv);
+    let claim = sfvault::agent::server::claim_path(&socket);
+    let log = socket.with_extension("log");
+    let mode = |p: &std::path::Path| fs::symlink_metadata(p).unwrap().mode() & 0o777;
+
+    // Created under a umask of 022: still 0600.
+    let mut cmd = tv.cmd();
+    // SAFETY: umask is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+            Ok(())
+        });
+    }
+    assert_success(&run_cmd(cmd, &["unlock"], None), &["unlock"]);
+    assert_eq!(mode(&claim), 0o600, "new claim file");
+    tv.ok(&["lock"]);
+    // An existing 0644 one is tightened.
+    fs::set_permissions(&claim, fs::Permissions::from_mode(0o644)).unwrap();
+    tv.ok(&["unlock"]);
+    assert_eq!(mode(&claim), 0o600, "existing claim file");
+    tv.ok(&["lock"]);
+
+    // A symlink at the log path is refused, and its target untouched.
+    let target = tv.root.path().join("elsewhere.txt");
+    write_private(&target, b"untouched");
+    fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink(&target, &log).unwrap();
+    let out = tv.run(&["unlock"], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "unlock through a symlinked log");
+    assert!(err.contains(&log.display().to_string()), "{err}");
+    assert_eq!(fs::read(&target).unwrap(), b"untouched");
+    assert!(!socket.exists());
+    fs::remove_file(&log).unwrap();
+
+    // A FIFO at the log path: refused at once, not waited on.
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &log,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let (out, took) = run_within(tv.cmd(), &["unlock"], Duration::from_secs(20));
+    assert!(!out.status.success(), "unlock with a FIFO log");
+    assert!(took < Duration::from_secs(5));
+    assert!(!socket.exists());
+    fs::remove_file(&log).unwrap();
+    tv.ok(&["unlock"]);
+    assert_eq!(
+        agent_only(&tv, &["get", "-n", "acme/ci", "consumer_key"]).stdout,
+        b"KEY-1"
+    );
 }
