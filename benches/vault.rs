@@ -90,7 +90,13 @@ fn agent_round_trip(c: &mut Criterion) {
     };
     let thread = std::thread::spawn(move || {
         let _claim = claim;
-        server::serve(open, listener, &socket, limits, &|_| {})
+        server::serve(
+            open,
+            listener,
+            &socket,
+            limits,
+            std::sync::Arc::new(|_: &str| {}),
+        )
     });
     let client = AgentClient::connect(&paths).unwrap();
     let request = Request::Field {

@@ -3,12 +3,13 @@
 //!
 //! - [`protocol`]: the versioned, bounded wire format.
 //! - [`server`]: the agent's accept loop, peer-uid check, idle timeout and reloads.
-//! - [`client`]: finding and asking the agent of a vault.
+//! - [`client`]: finding and asking the agent of a vault, within time limits.
 //!
 //! One agent per vault file: its socket is named after a hash of the vault's canonical path, in
 //! `$XDG_RUNTIME_DIR/sfvault/` (or a 0700 `run/` directory under the data dir).
 
 pub mod client;
+mod deadline;
 pub mod protocol;
 pub mod server;
 

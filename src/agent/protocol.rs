@@ -7,7 +7,11 @@
 //! The body is bincode (little-endian, fixed-width integers, size-limited) of [`Request`] or
 //! [`Response`]. The frame header never changes between versions, so two builds of different
 //! versions always recognise each other and say so instead of misreading bytes (rbw#209).
-//! Every length is bounded before anything is allocated; trailing bytes are refused.
+//!
+//! Every length is bounded before anything is allocated, and by what was received, not by what
+//! was declared: a body's buffer grows only as its bytes arrive, and a length declared inside
+//! the body cannot reserve more than the body holds (see [`decode_body`]). Trailing bytes are
+//! refused.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -20,6 +24,8 @@ use crate::vault::model::{Entry, Field};
 
 /// Frame magic.
 pub const MAGIC: [u8; 4] = *b"SFVA";
+/// Length of the frame header: magic, version, body length.
+pub const HEADER_LEN: usize = 10;
 /// This build's protocol version (2: [`Request::Entry`] asks for past values or not).
 pub const PROTOCOL_VERSION: u16 = 2;
 /// Largest request body (a request carries at most a few values of at most 1 MiB).
@@ -119,12 +125,16 @@ impl std::fmt::Display for FrameError {
     }
 }
 
-fn config() -> impl bincode::config::Config {
+/// The encoding; decoding adds a limit that follows the body's length ([`decode_body`]).
+fn config() -> bincode::config::Configuration<bincode::config::LittleEndian, bincode::config::Fixint>
+{
     bincode::config::standard()
         .with_little_endian()
         .with_fixed_int_encoding()
-        .with_limit::<{ MAX_RESPONSE_LEN as usize }>()
 }
+
+/// The first buffer for a body; it doubles as bytes arrive, up to the declared length.
+const FIRST_BODY_BUFFER: usize = 64 * 1024;
 
 /// Write one frame holding `message`. The encoded body lives in a zeroizing buffer.
 pub fn write_frame<T: Serialize>(mut out: impl Write, message: &T) -> std::io::Result<()> {
@@ -133,7 +143,7 @@ pub fn write_frame<T: Serialize>(mut out: impl Write, message: &T) -> std::io::R
             .map_err(|e| std::io::Error::other(format!("encode: {e}")))?,
     );
     let len = u32::try_from(body.len()).map_err(|_| std::io::Error::other("message too large"))?;
-    let mut frame = Zeroizing::new(Vec::with_capacity(10 + body.len()));
+    let mut frame = Zeroizing::new(Vec::with_capacity(HEADER_LEN + body.len()));
     frame.extend_from_slice(&MAGIC);
     frame.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
     frame.extend_from_slice(&len.to_le_bytes());
@@ -144,7 +154,7 @@ pub fn write_frame<T: Serialize>(mut out: impl Write, message: &T) -> std::io::R
 
 /// Write a frame with an empty body: what an agent answers to a client of another version.
 pub fn write_version_only(mut out: impl Write) -> std::io::Result<()> {
-    let mut frame = Vec::with_capacity(10);
+    let mut frame = Vec::with_capacity(HEADER_LEN);
     frame.extend_from_slice(&MAGIC);
     frame.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
     frame.extend_from_slice(&0u32.to_le_bytes());
@@ -157,14 +167,16 @@ pub fn read_frame<T: serde::de::DeserializeOwned>(
     mut input: impl Read,
     max_len: u32,
 ) -> Result<T, FrameError> {
-    let mut head = [0u8; 10];
+    let mut head = [0u8; HEADER_LEN];
     input.read_exact(&mut head).map_err(FrameError::Io)?;
     decode_frame(&head, input, max_len)
 }
 
-/// Decode a frame whose 10-byte header has been read; the body is read from `input`.
+/// Decode a frame whose header has been read; the body (at most `max_len` bytes) is read from
+/// `input`. Memory follows the bytes that arrive: a header declaring a large body that never
+/// comes costs little.
 pub fn decode_frame<T: serde::de::DeserializeOwned>(
-    head: &[u8; 10],
+    head: &[u8; HEADER_LEN],
     input: impl Read,
     max_len: u32,
 ) -> Result<T, FrameError> {
@@ -181,25 +193,71 @@ pub fn decode_frame<T: serde::de::DeserializeOwned>(
             "body of {len} bytes exceeds {max_len}"
         )));
     }
-    let mut body = Zeroizing::new(Vec::with_capacity(len as usize));
-    input
-        .take(u64::from(len))
-        .read_to_end(&mut body)
-        .map_err(FrameError::Io)?;
-    if body.len() != len as usize {
-        return Err(FrameError::Malformed("truncated body".into()));
-    }
+    let body = read_body(input, len as usize)?;
     decode_body(&body)
 }
 
+/// Read exactly `len` bytes. The buffer starts small and doubles as bytes arrive, each copy
+/// zeroizing the one it replaces (a body may hold secrets).
+fn read_body(mut input: impl Read, len: usize) -> Result<Zeroizing<Vec<u8>>, FrameError> {
+    let mut body = Zeroizing::new(Vec::new());
+    while body.len() < len {
+        let target = len.min(FIRST_BODY_BUFFER.max(body.len().saturating_mul(2)));
+        let mut grown = Zeroizing::new(Vec::with_capacity(target));
+        grown.extend_from_slice(&body);
+        let start = grown.len();
+        grown.resize(target, 0);
+        match input.read_exact(&mut grown[start..]) {
+            Ok(()) => body = grown,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(FrameError::Malformed("truncated body".into()));
+            }
+            Err(e) => return Err(FrameError::Io(e)),
+        }
+    }
+    Ok(body)
+}
+
 /// Decode a body, refusing trailing bytes.
+///
+/// bincode reserves memory for a string or byte array as soon as it has read its declared
+/// length, before its bytes, if the length fits within the decoder's limit, which counts the
+/// bytes decoded so far plus every such reservation. That limit is made the body's own
+/// length: whatever a body declares, nothing is reserved beyond the bytes it still holds.
+/// (bincode limits are compile-time constants, so the decoder is given the largest one and
+/// charged, before anything is decoded, with the part of it that this body does not use. A
+/// declared number of items is not a reservation of that many: serde preallocates at most
+/// 1 MiB for a sequence, whatever it declares.)
 pub fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
-    let (value, used) = bincode::serde::decode_from_slice(body, config())
+    const LIMIT: usize = MAX_RESPONSE_LEN as usize;
+    let Some(unused) = LIMIT.checked_sub(body.len()) else {
+        return Err(FrameError::Malformed(format!(
+            "body of {} bytes exceeds {LIMIT}",
+            body.len()
+        )));
+    };
+    let config = config().with_limit::<LIMIT>();
+    let (WithinBody(value), used) = bincode::decode_from_slice_with_context(body, config, unused)
         .map_err(|e| FrameError::Malformed(e.to_string()))?;
     if used != body.len() {
         return Err(FrameError::Malformed("trailing bytes".into()));
     }
     Ok(value)
+}
+
+/// A `T` decoded through serde after charging the decoder's limit with the number of bytes in
+/// its context: what is left of the limit is the body's length (see [`decode_body`]).
+struct WithinBody<T>(T);
+
+impl<T: serde::de::DeserializeOwned> bincode::Decode<usize> for WithinBody<T> {
+    fn decode<D: bincode::de::Decoder<Context = usize>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        let unused = *decoder.context();
+        decoder.claim_bytes_read(unused)?;
+        let bincode::serde::Compat(value) = bincode::Decode::decode(decoder)?;
+        Ok(WithinBody(value))
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +296,35 @@ mod tests {
         let len = u32::from_le_bytes(trailing[6..10].try_into().unwrap()) + 1;
         trailing[6..10].copy_from_slice(&len.to_le_bytes());
         assert!(read_frame::<Request>(&trailing[..], MAX_REQUEST_LEN).is_err());
+    }
+
+    /// A length declared inside the body is refused against the body's own size, before
+    /// anything is reserved for it (bincode says "limit exceeded"), not after reserving it
+    /// and finding the bytes missing ("unexpected end").
+    #[test]
+    fn a_declared_length_is_refused_before_it_is_reserved() {
+        for declared in [64u64, 4096, 255 << 20, u64::MAX] {
+            // Request::Field (variant 1) whose `entry` declares `declared` bytes.
+            let mut body = 1u32.to_le_bytes().to_vec();
+            body.extend_from_slice(&declared.to_le_bytes());
+            for result in [
+                decode_body::<Request>(&body).map(|_| ()),
+                decode_body::<Response>(&body).map(|_| ()),
+            ] {
+                match result {
+                    Err(FrameError::Malformed(m)) => {
+                        assert!(m.contains("LimitExceeded"), "declared {declared}: {m}")
+                    }
+                    other => panic!("declared {declared}: {other:?}"),
+                }
+            }
+        }
+        // A body above the largest limit is refused outright.
+        let huge = vec![0u8; MAX_RESPONSE_LEN as usize + 1];
+        assert!(matches!(
+            decode_body::<Request>(&huge),
+            Err(FrameError::Malformed(_))
+        ));
     }
 
     #[test]

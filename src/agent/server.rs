@@ -1,29 +1,64 @@
-//! The agent's serving loop. One connection at a time, one request per connection: requests
-//! take microseconds, and serialising them means the vault is never touched concurrently.
+//! The agent's serving loop.
+//!
+//! Connections are served side by side, one thread each, at most [`MAX_CONNECTIONS`] at once:
+//! a stray process of the same user holding connections open (or trickling its request) cannot
+//! delay anyone else. Requests that touch the vault are still answered one at a time, under the
+//! vault's mutex, which is held only while answering, never while reading or writing a socket.
 //!
 //! Every connection's peer uid is checked (SO_PEERCRED) before a byte is read; other users are
-//! refused and logged. A watchdog thread ends the agent on its idle timeout (which `Status` does
-//! not extend), its maximum lifetime, or when the vault file is re-keyed or replaced.
+//! refused and logged.
+//!
+//! When to stop is decided outside the vault's mutex: the stop reason and the socket file sit
+//! behind a small mutex of their own, the last activity in an atomic. So a vault re-read that
+//! blocks (or a slow save) never delays the idle timeout, the maximum lifetime, `lock` or a
+//! signal: a watchdog thread that never touches the vault watches the clock and the socket
+//! file, and a separate re-reader only ever *tries* the vault's mutex to notice a vault file
+//! re-keyed or replaced. Once a stop is decided the socket file goes at once, and [`Agent::serve`]
+//! returns within [`STOP_GRACE`], having wiped the key unless something still holds the vault.
 
-use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::agent::protocol::{self, AgentStatus, FrameError, MAX_REQUEST_LEN, Request, Response};
+use crate::agent::deadline::Deadline;
+use crate::agent::protocol::{
+    self, AgentStatus, FrameError, HEADER_LEN, MAX_REQUEST_LEN, Request, Response,
+};
 use crate::error::{Error, Result};
 use crate::vault::model;
 use crate::vault::name::EntryName;
 use crate::vault::store::OpenVault;
 
-/// How long a client may take to send its whole request (the agent serves one at a time).
+/// How long a client may take to send its whole request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client may take to take the whole answer (a large `list` is tens of MiB).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often the watchdog looks at the clock and the vault file.
+/// How often the watchdog looks at the clock and the socket, and the re-reader at the vault.
 const WATCH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Most connections served at once (one thread each).
+///
+/// A new connection beyond it first makes room: the connection that has waited longest
+/// without sending its whole request (a silent or trickling one: real clients send theirs as
+/// soon as they connect) is cut, and the newcomer waits up to [`ADMIT_WAIT`] for its thread to
+/// end. If every connection is past its request (all waiting for the vault or sending answers),
+/// the newcomer is closed at once, unread: its client sees the agent gone and unlocks by itself,
+/// as with no agent.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a new connection waits for a free place when [`MAX_CONNECTIONS`] are served.
+const ADMIT_WAIT: Duration = Duration::from_millis(100);
+/// Stack of a connection thread: decoding and answering need little, and 64 of them stay small.
+const CONNECTION_STACK: usize = 512 * 1024;
+
+/// Once a stop is decided, how long [`Agent::serve`] waits for a request that holds the vault
+/// (a save in progress) before returning anyway: the process then exits, and its memory, key
+/// included, goes with it.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// When the agent stops on its own.
 #[derive(Debug, Clone, Copy)]
@@ -47,185 +82,313 @@ pub enum StopReason {
     VaultReplaced(String),
     /// The socket file was removed (e.g. the runtime directory was cleaned).
     SocketRemoved,
+    /// A signal (SIGTERM, SIGINT, SIGHUP), by name.
+    Signal(String),
 }
 
-struct State<'a> {
-    vault: OpenVault,
-    last_activity: Instant,
+/// A log sink: one line per notable event, never a secret.
+pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What every thread of the agent shares.
+struct Shared {
+    /// The vault, `None` once wiped. Held only while answering a request or re-reading.
+    vault: Mutex<Option<OpenVault>>,
+    /// The vault's path, for `status` without the vault.
+    vault_path: String,
+    /// A stop was decided: read without any lock.
+    stopping: AtomicBool,
+    /// The stop reason and the socket file; never held across anything that can block.
+    control: Mutex<Control>,
+    /// The socket path and the inode we bound, so we only ever remove our own socket.
+    socket: SocketFile,
     started: Instant,
+    /// Milliseconds from `started` to the last request that counts as activity.
+    last_activity_ms: AtomicU64,
+    connections: Mutex<Connections>,
+    /// Signalled whenever a connection ends.
+    place_freed: Condvar,
+    limits: Limits,
+    log: Log,
+}
+
+struct Control {
     stop: Option<StopReason>,
-    socket: SocketFile<'a>,
+    /// A second handle on the listener, to wake the accept loop (shut down, accept fails).
+    waker: Option<Arc<UnixListener>>,
 }
 
-impl State<'_> {
-    /// Decide to stop: the socket file goes at once, so no new client can connect to an agent
-    /// that will not answer; clients then find no agent and unlock by themselves.
-    fn stop(&mut self, reason: StopReason) {
-        self.socket.remove();
-        self.stop.get_or_insert(reason);
-    }
+/// The connections being served.
+#[derive(Default)]
+struct Connections {
+    next_id: u64,
+    /// Every connection with a thread, by age.
+    open: BTreeMap<u64, Arc<UnixStream>>,
+    /// Those still reading their request, oldest first: the ones cut to make room.
+    reading: BTreeSet<u64>,
 }
 
-/// The socket path and the inode we bound, so we only ever remove our own socket.
-struct SocketFile<'a> {
-    path: &'a Path,
+struct SocketFile {
+    path: PathBuf,
     ino: Option<u64>,
 }
 
-impl SocketFile<'_> {
+impl SocketFile {
     fn is_ours(&self) -> bool {
-        self.ino.is_some() && std::fs::symlink_metadata(self.path).map(|m| m.ino()).ok() == self.ino
+        self.ino.is_some()
+            && std::fs::symlink_metadata(&self.path).map(|m| m.ino()).ok() == self.ino
     }
 
-    fn remove(&mut self) {
-        if self.ino.is_some() && std::fs::metadata(self.path).map(|m| m.ino()).ok() == self.ino {
-            let _ = std::fs::remove_file(self.path);
+    fn remove(&self) {
+        if self.is_ours() {
+            let _ = std::fs::remove_file(&self.path);
         }
-        self.ino = None;
     }
 }
 
-/// Serve `vault` on `listener` (bound at `socket`) until a stop reason arises; `log` receives
-/// one line per notable event (never a secret). The vault and its key are dropped (zeroized)
-/// when this returns, and the socket file is removed.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock cannot leave the vault half-saved (saves are atomic), so a
+    // poisoned lock is still usable.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A handle that stops a running (or not yet started) agent, e.g. from a signal handler thread.
+#[derive(Clone)]
+pub struct Stopper(Arc<Shared>);
+
+impl Stopper {
+    /// Decide to stop for `reason` (the first reason decided is the one reported). The socket
+    /// file goes at once; [`Agent::serve`] returns soon after.
+    pub fn stop(&self, reason: StopReason) {
+        self.0.stop(reason);
+    }
+}
+
+/// An agent ready to serve one vault on a bound socket.
+pub struct Agent {
+    shared: Arc<Shared>,
+    listener: Arc<UnixListener>,
+}
+
+impl Agent {
+    /// An agent for `vault` on `listener`, bound at `socket` (see [`bind`]); `log` receives one
+    /// line per notable event (never a secret).
+    pub fn new(
+        vault: OpenVault,
+        listener: UnixListener,
+        socket: &Path,
+        limits: Limits,
+        log: Log,
+    ) -> Agent {
+        let listener = Arc::new(listener);
+        let shared = Arc::new(Shared {
+            vault_path: vault.store().path().display().to_string(),
+            vault: Mutex::new(Some(vault)),
+            stopping: AtomicBool::new(false),
+            control: Mutex::new(Control {
+                stop: None,
+                waker: Some(Arc::clone(&listener)),
+            }),
+            socket: SocketFile {
+                path: socket.to_path_buf(),
+                ino: std::fs::metadata(socket).map(|m| m.ino()).ok(),
+            },
+            started: Instant::now(),
+            last_activity_ms: AtomicU64::new(0),
+            connections: Mutex::new(Connections::default()),
+            place_freed: Condvar::new(),
+            limits,
+            log,
+        });
+        Agent { shared, listener }
+    }
+
+    /// A handle to stop this agent from another thread.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(Arc::clone(&self.shared))
+    }
+
+    /// Serve until a stop reason arises. Returns once the socket file is removed and the vault
+    /// and its key are dropped (zeroized), or after [`STOP_GRACE`] if a request still holds the
+    /// vault then (the caller is expected to exit, which ends that request too).
+    pub fn serve(self) -> StopReason {
+        let Agent { shared, listener } = self;
+        let spawn = |name: &str, f: fn(&Shared)| {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(name.into())
+                .stack_size(CONNECTION_STACK)
+                .spawn(move || f(&shared))
+        };
+        if let Err(e) = spawn("agent-watchdog", watchdog).and(spawn("agent-reread", reread)) {
+            // Without a watchdog the time limits would not hold: do not serve at all.
+            shared.stop(StopReason::Locked);
+            (shared.log)(&format!("cannot start the watchdog: {e}"));
+        }
+        for stream in listener.incoming() {
+            if shared.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            match stream {
+                Ok(stream) => accept(&shared, stream),
+                Err(e) => {
+                    (shared.log)(&format!("accept failed: {e}"));
+                    std::thread::sleep(WATCH_INTERVAL);
+                }
+            }
+        }
+        drop(listener);
+        shared.finish()
+    }
+}
+
+/// Serve `vault` on `listener` (bound at `socket`) until a stop reason arises: [`Agent::new`]
+/// then [`Agent::serve`].
 pub fn serve(
     vault: OpenVault,
     listener: UnixListener,
     socket: &Path,
     limits: Limits,
-    log: &(dyn Fn(&str) + Sync),
+    log: Log,
 ) -> StopReason {
-    let now = Instant::now();
-    let state = Mutex::new(State {
-        vault,
-        last_activity: now,
-        started: now,
-        stop: None,
-        socket: SocketFile {
-            path: socket,
-            ino: std::fs::metadata(socket).map(|m| m.ino()).ok(),
-        },
-    });
-    std::thread::scope(|scope| {
-        scope.spawn(|| watchdog(&state, &listener, limits));
-        for stream in listener.incoming() {
-            if lock(&state).stop.is_some() {
-                break;
-            }
-            match stream {
-                Ok(stream) => handle(&state, stream, limits, log),
-                Err(e) => {
-                    log(&format!("accept failed: {e}"));
-                    std::thread::sleep(WATCH_INTERVAL);
+    Agent::new(vault, listener, socket, limits, log).serve()
+}
+
+impl Shared {
+    fn stop(&self, reason: StopReason) {
+        let mut control = lock(&self.control);
+        // The socket file goes at once, so no new client can connect to an agent that will not
+        // answer; clients then find no agent and unlock by themselves.
+        self.socket.remove();
+        control.stop.get_or_insert(reason);
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Some(listener) = &control.waker {
+            // Wake the blocked accept (Linux fails accept on a shut-down listener), so the loop
+            // sees the stop even if the socket file was deleted.
+            let _ = rustix::net::shutdown(&**listener, rustix::net::Shutdown::Read);
+        }
+    }
+
+    /// After the accept loop: cut connections still sending requests, let answers being
+    /// written finish and wipe the key (waiting at most [`STOP_GRACE`] in all, for a request
+    /// or a re-read that holds the vault), report why.
+    fn finish(&self) -> StopReason {
+        self.stop(StopReason::Locked); // no-op but for the reason if already stopped
+        lock(&self.control).waker = None;
+        {
+            let mut connections = lock(&self.connections);
+            for id in std::mem::take(&mut connections.reading) {
+                // Shut our reading side only: the client, whose request we never read, sees a
+                // reset or a broken pipe, i.e. "agent gone", and carries on without us.
+                if let Some(stream) = connections.open.get(&id) {
+                    let _ = stream.shutdown(std::net::Shutdown::Read);
                 }
             }
-            if lock(&state).stop.is_some() {
-                break;
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        // Let the answers being written finish (the answer to `lock` among them): returning
+        // ends the process, and them with it.
+        {
+            let mut connections = lock(&self.connections);
+            while !connections.open.is_empty() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                connections = self
+                    .place_freed
+                    .wait_timeout(connections, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
             }
         }
-        // Let the watchdog finish if we stopped on a request.
-        lock(&state).stop(StopReason::Locked);
-    });
-    let reason = lock(&state).stop.clone().unwrap_or(StopReason::Locked);
-    log(&format!("stopped: {reason:?}"));
-    reason
-}
-
-fn lock<'s, 'a>(state: &'s Mutex<State<'a>>) -> MutexGuard<'s, State<'a>> {
-    // A panic while holding the lock cannot leave the vault half-saved (saves are atomic), so a
-    // poisoned lock is still usable.
-    state.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn watchdog(state: &Mutex<State<'_>>, listener: &UnixListener, limits: Limits) {
-    loop {
-        std::thread::sleep(WATCH_INTERVAL);
-        let mut st = lock(state);
-        if st.stop.is_some() {
-            return;
-        }
-        let now = Instant::now();
-        let passed = |since: Instant, limit: Option<Duration>| {
-            limit.is_some_and(|t| since.checked_add(t).is_none_or(|deadline| now >= deadline))
+        let wiped = loop {
+            let mut vault = match self.vault.try_lock() {
+                Ok(vault) => vault,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                Err(std::sync::TryLockError::WouldBlock) => break false,
+            };
+            // Dropped here: the key and every decrypted value are zeroized.
+            drop(vault.take());
+            break true;
         };
-        if passed(st.last_activity, limits.idle_timeout) {
-            st.stop(StopReason::IdleTimeout);
-        } else if passed(st.started, limits.max_lifetime) {
-            st.stop(StopReason::MaxLifetime);
-        } else if !st.socket.is_ours() {
-            // Without its socket nobody can reach (or lock) this agent: stop rather than hold
-            // the key unreachably.
-            st.stop(StopReason::SocketRemoved);
-        } else if let Err(e) = st.vault.refresh() {
-            // Whatever the failure (re-keyed, removed, unreadable, made unsafe, replaced by a
-            // directory or by something that is not a vault of ours), the file this agent
-            // unlocked is no longer there to serve: wipe the key rather than keep it while
-            // refusing every request. Saves are atomic renames: no half-written file is seen.
-            st.stop(StopReason::VaultReplaced(e.to_string()));
+        if !wiped {
+            (self.log)(&format!(
+                "a request still held the vault after {} s (a blocked read of the vault \
+                 file?); exiting without waiting for it",
+                STOP_GRACE.as_secs()
+            ));
         }
-        if st.stop.is_some() {
-            drop(st);
-            // Wake the blocked accept (Linux returns EINVAL from accept on a shut-down
-            // listener), so the loop sees the stop even if the socket file was deleted.
-            let _ = rustix::net::shutdown(listener, rustix::net::Shutdown::Read);
-            return;
+        let reason = lock(&self.control)
+            .stop
+            .clone()
+            .unwrap_or(StopReason::Locked);
+        (self.log)(&format!("stopped: {reason:?}"));
+        reason
+    }
+
+    fn note_activity(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_activity_ms.fetch_max(ms, Ordering::SeqCst);
+    }
+
+    fn last_activity(&self) -> Instant {
+        self.started + Duration::from_millis(self.last_activity_ms.load(Ordering::SeqCst))
+    }
+
+    /// Take a place for a new connection (see [`MAX_CONNECTIONS`]); `None`: no place.
+    fn admit(&self, stream: &Arc<UnixStream>) -> Option<u64> {
+        let mut connections = lock(&self.connections);
+        if connections.open.len() >= MAX_CONNECTIONS {
+            if let Some(oldest) = connections.reading.pop_first()
+                && let Some(stream) = connections.open.get(&oldest)
+            {
+                // Its thread's read ends at once (see `done_reading`).
+                let _ = stream.shutdown(std::net::Shutdown::Read);
+            }
+            let deadline = Instant::now() + ADMIT_WAIT;
+            while connections.open.len() >= MAX_CONNECTIONS {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                connections = self
+                    .place_freed
+                    .wait_timeout(connections, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
         }
+        let id = connections.next_id;
+        connections.next_id += 1;
+        connections.open.insert(id, Arc::clone(stream));
+        connections.reading.insert(id);
+        Some(id)
+    }
+
+    /// Connection `id` is done reading its request; false if it was cut meanwhile (to make
+    /// room, or because the agent is stopping).
+    fn done_reading(&self, id: u64) -> bool {
+        lock(&self.connections).reading.remove(&id)
+    }
+
+    fn release(&self, id: u64) {
+        let mut connections = lock(&self.connections);
+        connections.open.remove(&id);
+        connections.reading.remove(&id);
+        self.place_freed.notify_all();
     }
 }
 
-/// One connection with one deadline for a whole read or write, not one per system call: a
-/// client trickling a byte at a time cannot hold the agent, which serves one at a time.
-struct Deadline<'a> {
-    stream: &'a UnixStream,
-    deadline: Instant,
-}
-
-impl<'a> Deadline<'a> {
-    fn new(stream: &'a UnixStream, within: Duration) -> Deadline<'a> {
-        Deadline {
-            stream,
-            deadline: Instant::now() + within,
-        }
-    }
-
-    /// Time left; an error once it has run out.
-    fn left(&self) -> std::io::Result<Duration> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(std::io::ErrorKind::TimedOut.into());
-        }
-        Ok(left)
-    }
-}
-
-impl Read for Deadline<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.stream.set_read_timeout(Some(self.left()?))?;
-        (&mut &*self.stream).read(buf)
-    }
-}
-
-impl Write for Deadline<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.stream.set_write_timeout(Some(self.left()?))?;
-        (&mut &*self.stream).write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn handle(
-    state: &Mutex<State<'_>>,
-    stream: UnixStream,
-    limits: Limits,
-    log: &(dyn Fn(&str) + Sync),
-) {
+/// Check a new connection's peer and hand it to a thread of its own.
+fn accept(shared: &Arc<Shared>, stream: UnixStream) {
     match rustix::net::sockopt::socket_peercred(&stream) {
         Ok(cred) if cred.uid == rustix::process::geteuid() => {}
         Ok(cred) => {
-            log(&format!(
+            (shared.log)(&format!(
                 "refused a connection from uid {} (pid {}): only uid {} may use this agent",
                 cred.uid.as_raw(),
                 cred.pid.as_raw_nonzero(),
@@ -234,26 +397,115 @@ fn handle(
             return;
         }
         Err(e) => {
-            log(&format!("refused a connection whose peer is unknown: {e}"));
+            (shared.log)(&format!("refused a connection whose peer is unknown: {e}"));
             return;
         }
     }
-    let mut input = Deadline::new(&stream, READ_TIMEOUT);
-    let mut head = [0u8; 10];
-    if input.read_exact(&mut head).is_err() {
-        return; // a wake-up connection, or a client that gave up
+    let stream = Arc::new(stream);
+    let Some(id) = shared.admit(&stream) else {
+        return; // closed unread: the client carries on without the agent
+    };
+    /// Gives the connection's place back however its thread ends.
+    struct Place(Arc<Shared>, u64);
+    impl Drop for Place {
+        fn drop(&mut self) {
+            self.0.release(self.1);
+        }
     }
-    let request = match protocol::decode_frame::<Request>(&head, &mut input, MAX_REQUEST_LEN) {
+    let place = Place(Arc::clone(shared), id);
+    let spawned = std::thread::Builder::new()
+        .name("agent-connection".into())
+        .stack_size(CONNECTION_STACK)
+        .spawn(move || {
+            let place = place;
+            handle(&place.0, place.1, &stream);
+        });
+    if let Err(e) = spawned {
+        // The closure (and the place it holds) was dropped: the place is free again.
+        (shared.log)(&format!("cannot serve a connection: {e}"));
+    }
+}
+
+/// Watch the clock and the socket file, never the vault: the time limits hold whatever holds
+/// the vault.
+fn watchdog(shared: &Shared) {
+    while !shared.stopping.load(Ordering::SeqCst) {
+        std::thread::sleep(WATCH_INTERVAL);
+        let now = Instant::now();
+        let passed = |since: Instant, limit: Option<Duration>| {
+            limit.is_some_and(|t| since.checked_add(t).is_none_or(|deadline| now >= deadline))
+        };
+        if passed(shared.last_activity(), shared.limits.idle_timeout) {
+            shared.stop(StopReason::IdleTimeout);
+        } else if passed(shared.started, shared.limits.max_lifetime) {
+            shared.stop(StopReason::MaxLifetime);
+        } else if !shared.socket.is_ours() {
+            // Without its socket nobody can reach (or lock) this agent: stop rather than hold
+            // the key unreachably.
+            shared.stop(StopReason::SocketRemoved);
+        }
+    }
+}
+
+/// Notice a vault file that was re-keyed, replaced or made unsafe, when the vault is free: a
+/// request in progress re-reads it anyway, and a re-read that blocks holds up only this thread.
+fn reread(shared: &Shared) {
+    while !shared.stopping.load(Ordering::SeqCst) {
+        std::thread::sleep(WATCH_INTERVAL);
+        let mut vault = match shared.vault.try_lock() {
+            Ok(vault) => vault,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => continue,
+        };
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let Some(open) = vault.as_mut() else { return };
+        if let Err(e) = open.refresh() {
+            drop(vault);
+            // Whatever the failure (re-keyed, removed, unreadable, made unsafe, replaced by a
+            // directory or by something that is not a vault of ours), the file this agent
+            // unlocked is no longer there to serve: wipe the key rather than keep it while
+            // refusing every request. Saves are atomic renames: no half-written file is seen.
+            shared.stop(StopReason::VaultReplaced(e.to_string()));
+        }
+    }
+}
+
+/// Serve connection `id`: read one request (within [`READ_TIMEOUT`]), answer it.
+fn handle(shared: &Shared, id: u64, stream: &UnixStream) {
+    let mut input = Deadline::new(stream, READ_TIMEOUT);
+    let mut head = [0u8; HEADER_LEN];
+    if input.read_exact(&mut head).is_err() {
+        return; // a client that gave up, or a connection cut to make room
+    }
+    let decoded = protocol::decode_frame::<Request>(&head, &mut input, MAX_REQUEST_LEN);
+    let cut = !shared.done_reading(id);
+    let request = match decoded {
+        // Cut as its last bytes arrived: not acted on, and the client is told so (5: it
+        // carries on without the agent).
+        Ok(_) if cut => {
+            let _ = protocol::write_frame(
+                Deadline::new(stream, WRITE_TIMEOUT),
+                &Response::Error {
+                    code: 5,
+                    message: "the agent was too busy or stopping to take this request".into(),
+                },
+            );
+            return;
+        }
+        // Cut while reading: say nothing (the client sees the agent gone).
+        Err(_) if cut => return,
         Ok(r) => r,
         Err(FrameError::Version(v)) => {
-            log(&format!("a client of protocol version {v} connected"));
-            let _ = protocol::write_version_only(Deadline::new(&stream, WRITE_TIMEOUT));
+            (shared.log)(&format!("a client of protocol version {v} connected"));
+            let _ = protocol::write_version_only(Deadline::new(stream, WRITE_TIMEOUT));
             return;
         }
         Err(e) => {
-            log(&format!("malformed request: {e}"));
+            (shared.log)(&format!("malformed request: {e}"));
             let _ = protocol::write_frame(
-                Deadline::new(&stream, WRITE_TIMEOUT),
+                Deadline::new(stream, WRITE_TIMEOUT),
                 &Response::Error {
                     code: 2,
                     message: format!("the agent could not read the request: {e}"),
@@ -262,38 +514,46 @@ fn handle(
             return;
         }
     };
-    let response = {
-        let mut st = lock(state);
-        answer(&mut st, request, limits).unwrap_or_else(|e| Response::Error {
-            code: e.exit_code(),
-            message: e.to_string(),
-        })
-    };
-    let _ = protocol::write_frame(Deadline::new(&stream, WRITE_TIMEOUT), &response);
+    let response = answer(shared, request).unwrap_or_else(|e| Response::Error {
+        code: e.exit_code(),
+        message: e.to_string(),
+    });
+    let _ = protocol::write_frame(Deadline::new(stream, WRITE_TIMEOUT), &response);
 }
 
-fn answer(st: &mut State<'_>, request: Request, limits: Limits) -> Result<Response> {
-    if st.stop.is_some() {
-        return Err(Error::Locked("the agent is locking; unlock again".into()));
-    }
+fn locking() -> Error {
+    Error::Locked("the agent is locking; unlock again".into())
+}
+
+fn answer(shared: &Shared, request: Request) -> Result<Response> {
     if request == Request::Lock {
-        // Honoured whatever state the vault file is in.
-        st.stop(StopReason::Locked);
+        // Honoured whatever state the vault (file) is in: it needs neither.
+        shared.stop(StopReason::Locked);
         return Ok(Response::Locked);
     }
-    if request != Request::Status {
-        st.last_activity = Instant::now();
+    if shared.stopping.load(Ordering::SeqCst) {
+        return Err(locking());
     }
-    if let Err(e) = st.vault.refresh() {
-        // As in the watchdog: a vault that cannot be re-read ends the agent.
-        st.stop(StopReason::VaultReplaced(e.to_string()));
+    if request != Request::Status {
+        shared.note_activity();
+    }
+    let mut guard = lock(&shared.vault);
+    // A stop decided while this request waited for the vault wins.
+    if shared.stopping.load(Ordering::SeqCst) {
+        return Err(locking());
+    }
+    let vault = guard.as_mut().ok_or_else(locking)?;
+    if let Err(e) = vault.refresh() {
+        drop(guard);
+        // As in the re-reader: a vault that cannot be re-read ends the agent.
+        shared.stop(StopReason::VaultReplaced(e.to_string()));
         return Err(e);
     }
     Ok(match request {
-        Request::Status => Response::Status(status(st, limits)),
+        Request::Status => Response::Status(status(shared, vault)),
         Request::Field { entry, field } => {
             let name = EntryName::parse(&entry)?;
-            let mut f = st.vault.data.field(&name, &field)?.clone();
+            let mut f = vault.data.field(&name, &field)?.clone();
             f.history.clear();
             Response::Field(f)
         }
@@ -303,10 +563,10 @@ fn answer(st: &mut State<'_>, request: Request, limits: Limits) -> Result<Respon
             history,
         } => {
             let name = EntryName::parse(&entry)?;
-            Response::Entry(st.vault.data.entry(&name)?.view(reveal, history))
+            Response::Entry(vault.data.entry(&name)?.view(reveal, history))
         }
         Request::List => Response::Entries(
-            st.vault
+            vault
                 .data
                 .entries
                 .iter()
@@ -315,29 +575,30 @@ fn answer(st: &mut State<'_>, request: Request, limits: Limits) -> Result<Respon
         ),
         Request::Apply(change) => {
             let now = model::now();
-            Response::Applied(st.vault.update(|data| change.apply(data, now))?)
+            Response::Applied(vault.update(|data| change.apply(data, now))?)
         }
         Request::Lock => Response::Locked, // answered above
     })
 }
 
-fn status(st: &State<'_>, limits: Limits) -> AgentStatus {
+fn status(shared: &Shared, vault: &OpenVault) -> AgentStatus {
     let now = Instant::now();
+    let limits = shared.limits;
     let left_of = |since: Instant, limit: Option<Duration>| {
         limit.map(|t| t.saturating_sub(now.saturating_duration_since(since)))
     };
-    let idle_left = left_of(st.last_activity, limits.idle_timeout);
-    let life_left = left_of(st.started, limits.max_lifetime);
+    let idle_left = left_of(shared.last_activity(), limits.idle_timeout);
+    let life_left = left_of(shared.started, limits.max_lifetime);
     let left = match (idle_left, life_left) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
     AgentStatus {
-        vault: st.vault.store().path().display().to_string(),
+        vault: shared.vault_path.clone(),
         pid: std::process::id(),
         idle_timeout_secs: limits.idle_timeout.map_or(0, |t| t.as_secs()),
         locks_in_secs: left.map(|d| d.as_secs()),
-        history_limit: st.vault.data.settings.history_limit,
+        history_limit: vault.data.settings.history_limit,
     }
 }
 
@@ -378,17 +639,53 @@ fn lock_within(file: &std::fs::File, within: Duration) -> bool {
     }
 }
 
-/// Claim the socket path and bind it (mode 0600), replacing a stale socket left by a dead
-/// agent. Fails if another agent holds the claim.
-pub fn bind(path: &Path) -> Result<(UnixListener, Claim)> {
-    let lock_path = claim_path(path);
-    let lock = std::fs::OpenOptions::new()
+/// Open (creating it 0600) the claim file at `path`: never through a symlink, only a regular
+/// file of ours, and an existing one left looser than 0600 is tightened.
+fn open_claim(path: &Path) -> Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| Error::io("cannot open", &lock_path, e))?;
+        .mode(0o600)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+        .map_err(|e| match std::fs::symlink_metadata(path) {
+            Ok(meta) if !meta.is_file() => not_a_plain_file(path),
+            _ => Error::io("cannot open", path, e),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("cannot inspect", path, e))?;
+    if !meta.is_file() {
+        return Err(not_a_plain_file(path));
+    }
+    if meta.uid() != rustix::process::geteuid().as_raw() {
+        return Err(Error::Unsafe(format!(
+            "the agent's claim file {} belongs to uid {}; remove it and unlock again",
+            path.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o777 != 0o600 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io("cannot restrict", path, e))?;
+    }
+    Ok(file)
+}
+
+fn not_a_plain_file(path: &Path) -> Error {
+    Error::Unsafe(format!(
+        "{} is a symbolic link or not a regular file; the agent only uses plain files of its \
+         own there: remove it and unlock again",
+        path.display()
+    ))
+}
+
+/// Claim the socket path and bind it (mode 0600), replacing a stale socket left by a dead
+/// agent. Fails if another agent holds the claim.
+pub fn bind(path: &Path) -> Result<(UnixListener, Claim)> {
+    let lock = open_claim(&claim_path(path))?;
     // `lock` and `unlock` probe the claim with a brief lock of their own (see
     // [`wait_for_release`]): allow a moment so a probe is not taken for another agent.
     if !lock_within(&lock, Duration::from_millis(200)) {
@@ -399,7 +696,8 @@ pub fn bind(path: &Path) -> Result<(UnixListener, Claim)> {
     }
     let claim = Claim { _lock: lock };
     if path.exists() {
-        if UnixStream::connect(path).is_ok() {
+        // Non-blocking: whatever listens there (if anything) cannot hold us up.
+        if crate::agent::client::connect_within(path, Duration::from_millis(500)).is_ok() {
             return Err(Error::Other(format!(
                 "an agent is already running on {}",
                 path.display()
@@ -409,7 +707,6 @@ pub fn bind(path: &Path) -> Result<(UnixListener, Claim)> {
             .map_err(|e| Error::io("cannot remove the stale socket", path, e))?;
     }
     let listener = UnixListener::bind(path).map_err(|e| Error::io("cannot listen on", path, e))?;
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io("cannot restrict", path, e))?;
     Ok((listener, claim))

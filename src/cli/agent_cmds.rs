@@ -1,18 +1,23 @@
 //! unlock, lock, status, and the agent process itself (`__agent`).
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 use sfvault::agent::client::{AgentClient, STOP_WAIT};
 use sfvault::agent::protocol::{Request, Response};
+use sfvault::agent::server::StopReason;
 use sfvault::agent::{self, server};
 use sfvault::secret::{AllMemory, SecretKey};
 use sfvault::unlock::PASSPHRASE_ENV_VARS;
 use sfvault::{Error, Result};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use zeroize::Zeroize;
 
 use super::Context;
@@ -42,12 +47,7 @@ pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
     let paths = ctx.agent_paths()?;
     let dir = paths.socket.parent().expect("socket has a directory");
     agent::ensure_private_dir(dir)?;
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&paths.log)
-        .map_err(|e| Error::io("cannot open the agent log", &paths.log, e))?;
+    let log = open_log(&paths.log)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::Other(format!("cannot find the sfvault executable: {e}")))?;
     let mut command = Command::new(exe);
@@ -64,6 +64,12 @@ pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
         .stderr(Stdio::from(log));
     for var in PASSPHRASE_ENV_VARS {
         command.env_remove(var);
+    }
+    // One malloc arena (unless the user chose otherwise): the agent's connection threads
+    // mostly wait, and glibc would give each busy thread its own arena, reserving 64 MiB of
+    // address space apiece, which counts against `ulimit -v`.
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        command.env("MALLOC_ARENA_MAX", "1");
     }
     let mut child = command
         .spawn()
@@ -93,6 +99,50 @@ pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
         child.id()
     ));
     Ok(())
+}
+
+/// Open (creating it 0600) the agent's log for appending: never through a symlink, never
+/// anything but a regular file of ours (O_NONBLOCK so a FIFO there fails instead of waiting
+/// for a reader).
+fn open_log(path: &Path) -> Result<File> {
+    let refused = || {
+        Error::Unsafe(format!(
+            "the agent log {} is a symbolic link or not a regular file; remove it and unlock \
+             again",
+            path.display()
+        ))
+    };
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+        .map_err(|e| match std::fs::symlink_metadata(path) {
+            Ok(meta) if !meta.is_file() => refused(),
+            _ => Error::io("cannot open the agent log", path, e),
+        })?;
+    let meta = log
+        .metadata()
+        .map_err(|e| Error::io("cannot inspect the agent log", path, e))?;
+    if !meta.is_file() {
+        return Err(refused());
+    }
+    if meta.uid() != rustix::process::geteuid().as_raw() {
+        return Err(Error::Unsafe(format!(
+            "the agent log {} belongs to uid {}; remove it and unlock again",
+            path.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        log.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io("cannot restrict the agent log", path, e))?;
+    }
+    // Blocking again: the agent writes its log as its stderr.
+    rustix::fs::fcntl_setfl(&log, rustix::fs::OFlags::APPEND)
+        .map_err(|e| Error::io("cannot set up the agent log", path, e.into()))?;
+    Ok(log)
 }
 
 fn note_already_unlocked(ctx: &Context, agent: &AgentClient) -> Result<()> {
@@ -145,18 +195,27 @@ pub fn lock(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
+fn report_locked(ctx: &Context) -> Result<()> {
+    if ctx.json {
+        print_json(&json!({"unlocked": false, "vault": ctx.store.path().display().to_string()}))?;
+    } else {
+        print(&format!("locked: {}\n", ctx.store.path().display()))?;
+    }
+    Err(Error::Locked(String::new()))
+}
+
 pub fn status(ctx: &Context) -> Result<()> {
     let Some(agent) = find_agent(ctx) else {
-        if ctx.json {
-            print_json(
-                &json!({"unlocked": false, "vault": ctx.store.path().display().to_string()}),
-            )?;
-        } else {
-            print(&format!("locked: {}\n", ctx.store.path().display()))?;
-        }
-        return Err(Error::Locked(String::new()));
+        return report_locked(ctx);
     };
-    let Response::Status(st) = agent.call(&Request::Status)? else {
+    let st = match agent.call(&Request::Status) {
+        // It stopped, or did not answer in time: as with no agent.
+        Err(Error::AgentGone(_)) | Err(Error::Remote { code: 5, .. }) => {
+            return report_locked(ctx);
+        }
+        other => other?,
+    };
+    let Response::Status(st) = st else {
         return Err(Error::Other(
             "the agent answered status with something else".into(),
         ));
@@ -185,10 +244,14 @@ fn human_left(secs: u64) -> String {
     format!("{}m{:02}s", secs / 60, secs % 60)
 }
 
-/// The agent process: detach, take the key from stdin, open the vault, serve.
+/// The agent process: detach, take the key from stdin, open the vault, serve. SIGTERM, SIGINT
+/// and SIGHUP stop it like `lock` (key wiped, socket removed, exit 0).
 pub fn serve(ctx: &Context, args: AgentArgs) -> Result<()> {
     // A new session: no controlling terminal, no SIGHUP when the shell that unlocked exits.
     let _ = rustix::process::setsid();
+    // From here on these signals are caught, and acted on once the agent exists.
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| Error::Other(format!("agent: cannot catch signals: {e}")))?;
     // Before the vault is decrypted, so its pages are locked from the start.
     let all_memory = sfvault::secret::lock_all_memory();
     let mut key = SecretKey::zeroed();
@@ -202,6 +265,16 @@ pub fn serve(ctx: &Context, args: AgentArgs) -> Result<()> {
         idle_timeout: nonzero(args.idle_secs),
         max_lifetime: nonzero(args.lifetime_secs),
     };
+    let agent = server::Agent::new(vault, listener, &paths.socket, limits, Arc::new(log_line));
+    let stopper = agent.stopper();
+    std::thread::Builder::new()
+        .name("agent-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                stopper.stop(StopReason::Signal(signal_name(signal).into()));
+            }
+        })
+        .map_err(|e| Error::Other(format!("agent: cannot watch for signals: {e}")))?;
     log_line(&format!(
         "agent pid {} serving {} on {}",
         std::process::id(),
@@ -228,8 +301,17 @@ pub fn serve(ctx: &Context, args: AgentArgs) -> Result<()> {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(b"ready\n").and_then(|()| out.flush());
     }
-    server::serve(vault, listener, &paths.socket, limits, &log_line);
+    agent.serve();
     Ok(())
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        SIGTERM => "SIGTERM",
+        SIGINT => "SIGINT",
+        SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
 }
 
 fn nonzero(secs: u64) -> Option<Duration> {
