@@ -7,7 +7,8 @@
 # pass, gnupg, argon2). Everything it creates lives in a temp dir removed at the end; the
 # agents it starts are locked before it exits. Compared:
 #   - sfvault's Argon2id vs the reference C `argon2` CLI, same m/t/p, as whole processes;
-#   - warm `sfvault get` (agent) vs a Rust hello-world process vs `pass show` (cached gpg-agent);
+#   - warm `sfvault get` (agent) vs a Rust hello-world process vs `pass show` (cached gpg-agent),
+#     and the same get while another process holds 40 silent connections on the agent;
 #   - cold `sfvault get` (no agent, default KDF) at 1 and 1,000 entries;
 #   - `sfvault get` and `sfvault set` at 1,000 and 100,000 entries, warm and cold;
 #   - peak memory of a cold get on the 100,000-entry vault.
@@ -94,6 +95,23 @@ run warm "$(runs 300 20)" 20 \
   -n "hello-world process" "$work/hello/hello" \
   -n "sfvault get, agent (1 entry)" "$(get 1 '')" \
   -n "sfvault get, agent (1,000 entries)" "$(get 1000 '')"
+# The same warm get while a stray process of the user holds 40 silent connections on the agent.
+socks=("$XDG_RUNTIME_DIR"/sfvault/agent-*.sock)
+python3 - "${socks[@]}" <<'HOLD' &
+import socket, sys, time
+held = []
+for path in sys.argv[1:]:
+    for _ in range(40):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        held.append(s)
+time.sleep(600)
+HOLD
+holder=$!
+sleep 1
+run crowded "$(runs 300 20)" 20 \
+  -n "sfvault get, agent (1 entry), 40 silent connections held open" "$(get 1 '')"
+kill "$holder" 2>/dev/null || true
 run pass "$(runs 30 3)" 3 -n "pass show (gpg-agent cached)" "pass show acme/ci/consumer_key"
 run kpx "$(runs 15 3)" 2 -n "keepassxc-cli show (KDF: $kpx_kdf, tuned to ${kpx_ms} ms)" \
   "sh -c 'printf kpxpass | keepassxc-cli show -q -a password $work/kp.kdbx acme-ci >/dev/null'"
@@ -119,7 +137,7 @@ fi
 import json, os, sys, statistics
 work = sys.argv[1]
 rows = []
-for name in ["kdf", "warm", "pass", "kpx", "cold", "set", "big"]:
+for name in ["kdf", "warm", "crowded", "pass", "kpx", "cold", "set", "big"]:
     path = os.path.join(work, name + ".json")
     if not os.path.exists(path):
         continue
@@ -144,6 +162,8 @@ if kpx:
     print(f"- cold get vs keepassxc-cli at equal unlock cost: {cold:.1f} ms vs {kpx[0]:.1f} ms: **{cold / kpx[0]:.2f}×**")
 warm = med["sfvault get, agent (1 entry)"]
 print(f"- warm get: **{warm / hello:.2f}×** a hello-world process (target ≤ 2×); pass show is {med['pass show (gpg-agent cached)'] / warm:.0f}× slower")
+crowded = med["sfvault get, agent (1 entry), 40 silent connections held open"]
+print(f"- warm get with 40 silent connections held open on every agent: {crowded:.2f} ms, **{crowded / warm:.2f}×** a warm get alone (target ≤ 2×)")
 for k in ["sfvault get, agent (100,000 entries)", "sfvault set, agent (100,000 entries)", "sfvault set --no-agent (100,000 entries)"]:
     if k in med:
         print(f"- {k}: {med[k]:.1f} ms")
