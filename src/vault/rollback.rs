@@ -123,12 +123,36 @@ impl Marks {
 
     /// Record `mark` for the vault under `data_key`, atomically (temp file, fsync, rename).
     pub fn store(&self, data_key: &SecretKey, mark: Mark) -> Result<()> {
+        let _lock = self.lock()?;
+        self.write(data_key, mark)
+    }
+
+    /// The marks directory (created 0700 and checked) and an exclusive lock on its `.lock`
+    /// file, so two processes raising one mark at once cannot lower it (a reader that saw 11
+    /// writing after one that saw 12).
+    fn lock(&self) -> Result<fs::File> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)
             .map_err(|e| Error::io("cannot create the rollback mark directory", &self.dir, e))?;
         crate::vault::store::check_dir(&self.dir)?;
+        let path = self.dir.join(".lock");
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path)
+            .map_err(|e| Error::io("cannot open", &path, e))?;
+        file.lock()
+            .map_err(|e| Error::io("cannot lock", &path, e))?;
+        Ok(file)
+    }
+
+    fn write(&self, data_key: &SecretKey, mark: Mark) -> Result<()> {
         let (path, key) = self.file_and_key(data_key);
         let mut bytes = Vec::with_capacity(MARK_LEN);
         bytes.extend_from_slice(&MAGIC);
@@ -142,9 +166,10 @@ impl Marks {
     /// Raise the mark to `generation` if it is lower (never lowers it, never clears
     /// `superseded`); a failure to record is returned for the caller to report or ignore.
     pub fn raise(&self, data_key: &SecretKey, generation: u64) -> Result<()> {
+        let _lock = self.lock()?;
         match self.load(data_key)? {
             Some(m) if m.generation >= generation || m.superseded => Ok(()),
-            _ => self.store(
+            _ => self.write(
                 data_key,
                 Mark {
                     generation,
