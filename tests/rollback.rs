@@ -142,3 +142,83 @@ fn each_path_has_its_own_marks_so_backups_still_open() {
         "b"
     );
 }
+
+/// Offset of the generation field of a version 2 file.
+fn generation_at(bytes: &[u8]) -> usize {
+    117 + bytes[24] as usize
+}
+
+fn generation_of(path: &std::path::Path) -> u64 {
+    sfvault::vault::format::parse_header(&fs::read(path).unwrap())
+        .unwrap()
+        .generation
+}
+
+/// Rewrite the generation field in place (same inode, as a hostile writer could).
+fn patch_generation(path: &std::path::Path, generation: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let at = generation_at(&fs::read(path).unwrap());
+    let mut f = fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(at as u64)).unwrap();
+    f.write_all(&generation.to_le_bytes()).unwrap();
+}
+
+#[test]
+fn a_generation_rewritten_while_a_command_waits_is_never_saved_from() {
+    use std::io::Write;
+    for forged in [u64::MAX, 0] {
+        let (tv, _) = vault_with_an_older_copy();
+        let before = generation_of(&tv.vault);
+        let mut cmd = tv.cmd();
+        cmd.args(["--no-agent", "set", "acme/ci", "note", "-", "--public"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // The vault is open (its key in hand) and `set` waits for its value on stdin.
+        std::thread::sleep(Duration::from_millis(1500));
+        patch_generation(&tv.vault, forged);
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"value").unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(6), "forged {forged}: {out:?}");
+        // Nothing was saved on top of the forged header.
+        assert_eq!(generation_of(&tv.vault), forged);
+        patch_generation(&tv.vault, before);
+        assert_eq!(tv.get("acme/ci", "username"), "b");
+        tv.ok(&["set", "acme/ci", "username", "c"]);
+        assert_eq!(generation_of(&tv.vault), before + 1);
+    }
+}
+
+#[test]
+fn restore_ignores_the_unauthenticated_generation_of_the_file_it_replaces() {
+    let (tv, older) = vault_with_an_older_copy();
+    let seen = generation_of(&tv.vault);
+    let backup = tv.home.join("older.sfv");
+    write_private(&backup, &older);
+    patch_generation(&tv.vault, u64::MAX);
+    tv.fails(&["get", "acme/ci", "username"], 6);
+    tv.ok(&["restore", backup.to_str().unwrap()]);
+    assert_eq!(generation_of(&tv.vault), seen + 1);
+    tv.ok(&["set", "acme/ci", "username", "d"]);
+    assert_eq!(generation_of(&tv.vault), seen + 2);
+}
+
+#[test]
+fn a_held_marks_lock_delays_nothing_for_long() {
+    let (tv, _) = vault_with_an_older_copy();
+    let lock = fs::OpenOptions::new()
+        .write(true)
+        .open(marks_dir(&tv).join(".lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let started = Instant::now();
+    tv.ok(&["set", "acme/ci", "username", "held"]);
+    tv.ok(&["--no-agent", "get", "acme/ci", "username"]);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    drop(lock);
+    assert_eq!(tv.get("acme/ci", "username"), "held");
+}

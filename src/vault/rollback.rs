@@ -22,12 +22,17 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::secret::SecretKey;
 use crate::vault::crypto::MarkKey;
 
 const MAGIC: [u8; 8] = *b"SFVMARK1";
+/// How long [`Marks::raise`] waits for the marks' lock (it is best effort).
+const RAISE_LOCK_WAIT: Duration = Duration::from_millis(500);
+/// How long [`Marks::store`] (restore, passwd) waits for it.
+const STORE_LOCK_WAIT: Duration = Duration::from_secs(10);
 const MARK_LEN: usize = 8 + 8 + 1 + 32;
 
 /// What this machine last recorded for one vault under one data key.
@@ -123,14 +128,16 @@ impl Marks {
 
     /// Record `mark` for the vault under `data_key`, atomically (temp file, fsync, rename).
     pub fn store(&self, data_key: &SecretKey, mark: Mark) -> Result<()> {
-        let _lock = self.lock()?;
+        let _lock = self.lock(STORE_LOCK_WAIT)?;
         self.write(data_key, mark)
     }
 
     /// The marks directory (created 0700 and checked) and an exclusive lock on its `.lock`
     /// file, so two processes raising one mark at once cannot lower it (a reader that saw 11
     /// writing after one that saw 12).
-    fn lock(&self) -> Result<fs::File> {
+    /// Waits at most `within` for the lock (another process holding it, e.g. a stray `flock`,
+    /// must not hang every save): [`Error::Busy`] after that.
+    fn lock(&self, within: Duration) -> Result<fs::File> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -147,9 +154,23 @@ impl Marks {
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)
             .map_err(|e| Error::io("cannot open", &path, e))?;
-        file.lock()
-            .map_err(|e| Error::io("cannot lock", &path, e))?;
-        Ok(file)
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(fs::TryLockError::WouldBlock) if started.elapsed() < within => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(Error::Busy {
+                        path: path.clone(),
+                        holder: "another process".into(),
+                        waited_secs: within.as_secs(),
+                    });
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(Error::io("cannot lock", &path, e)),
+            }
+        }
     }
 
     fn write(&self, data_key: &SecretKey, mark: Mark) -> Result<()> {
@@ -166,7 +187,9 @@ impl Marks {
     /// Raise the mark to `generation` if it is lower (never lowers it, never clears
     /// `superseded`); a failure to record is returned for the caller to report or ignore.
     pub fn raise(&self, data_key: &SecretKey, generation: u64) -> Result<()> {
-        let _lock = self.lock()?;
+        // Best effort, so it waits only briefly: a held lock means another process is raising
+        // this machine's marks right now.
+        let _lock = self.lock(RAISE_LOCK_WAIT)?;
         match self.load(data_key)? {
             Some(m) if m.generation >= generation || m.superseded => Ok(()),
             _ => self.write(

@@ -378,10 +378,11 @@ impl Store {
     pub fn restore(&self, data: &VaultData, key: &VaultKey, backup_generation: u64) -> Result<u64> {
         self.prepare_dir()?;
         let guard = self.lock()?;
-        // The replaced file's header is not authenticated here (its key may differ): it only
-        // ever raises the number, which is harmless.
+        // The replaced file counts only if it opens under the backup's key (an unauthenticated
+        // header could carry any number, u64::MAX included).
         let replaced = read_checked(&self.path)
             .ok()
+            .filter(|(bytes, _)| format::open_with_key(bytes, key).is_ok())
             .and_then(|(bytes, _)| format::parse_header(&bytes).ok())
             .map_or(0, |h| h.generation);
         // An altered mark is overridden here, deliberately.
@@ -391,7 +392,7 @@ impl Store {
                 .flatten()
                 .map_or(0, |m| m.generation)
         });
-        let generation = backup_generation.max(replaced).max(seen).saturating_add(1);
+        let generation = next_generation(&self.path, backup_generation.max(replaced).max(seen))?;
         self.write(&guard, data, key, generation)?;
         if let Some(marks) = &self.marks {
             // Clears a `superseded` mark: this key is the vault's key again.
@@ -505,7 +506,12 @@ impl OpenVault {
         let header = format::parse_header(&bytes).map_err(|e| self.store.open_error(e))?;
         // Every save draws a new random payload salt: the same salt (and slot) means the file
         // is exactly the version we hold, and decrypting it again can be skipped.
-        let fresh = header.payload_salt == self.payload_salt && header.slot == *self.key.slot();
+        // The generation too: it is read here without authenticating the file, and a file
+        // whose generation was rewritten in place must go through `read_current` (which fails
+        // the commitment), never be saved from as if it were ours.
+        let fresh = header.payload_salt == self.payload_salt
+            && header.slot == *self.key.slot()
+            && header.generation == self.generation;
         let (mut data, generation, kept) =
             if fresh {
                 (
@@ -526,7 +532,7 @@ impl OpenVault {
                 (current.data, current.generation, None)
             };
         let key = new_key.unwrap_or_else(|| self.key.clone());
-        let next = generation.saturating_add(1);
+        let next = next_generation(&self.store.path, generation)?;
         let result = change(&mut data).and_then(|out| {
             let written = self.store.write(&guard, &data, &key, next)?;
             Ok((out, written))
@@ -730,6 +736,18 @@ fn read_checked(path: &Path) -> Result<(Vec<u8>, FileStamp)> {
     check_dir(&dir_of(path))?;
     let stamp = FileStamp::of(&meta);
     read_bounded(file, &meta, path).map(|bytes| (bytes, stamp))
+}
+
+/// The generation after `generation`; refused at the end of the range rather than stuck there
+/// (a stuck number would make every later copy look as new as the last).
+fn next_generation(path: &Path, generation: u64) -> Result<u64> {
+    generation.checked_add(1).ok_or_else(|| {
+        Error::corrupt(
+            path,
+            "its generation number is at its maximum, which no real sequence of saves reaches; \
+             the file was altered",
+        )
+    })
 }
 
 /// The directory holding `path` (`.` for a bare file name).
