@@ -36,7 +36,7 @@ use crate::agent::protocol::{
 use crate::error::{Error, Result};
 use crate::vault::model;
 use crate::vault::name::EntryName;
-use crate::vault::store::OpenVault;
+use crate::vault::store::{OpenVault, lock_within};
 
 /// How long a client may take to send its whole request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -666,7 +666,7 @@ pub struct Claim {
 pub fn wait_for_release(socket: &Path, within: Duration) -> bool {
     // Taken and let go at once (closing the file releases it).
     match std::fs::File::open(claim_path(socket)) {
-        Ok(claim) => lock_within(&claim, within),
+        Ok(claim) => lock_within(&claim, within).unwrap_or(false),
         Err(_) => true,
     }
 }
@@ -674,20 +674,6 @@ pub fn wait_for_release(socket: &Path, within: Duration) -> bool {
 /// The file whose exclusive lock is an agent's claim on `socket`.
 pub fn claim_path(socket: &Path) -> PathBuf {
     socket.with_extension("lock")
-}
-
-/// Try to take `file`'s exclusive lock, every 5 ms, for up to `within`.
-fn lock_within(file: &std::fs::File, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if file.try_lock().is_ok() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Open (creating it 0600) the claim file at `path`: never through a symlink, only a regular
@@ -739,7 +725,7 @@ pub fn bind(path: &Path) -> Result<(UnixListener, Claim)> {
     let lock = open_claim(&claim_path(path))?;
     // `lock` and `unlock` probe the claim with a brief lock of their own (see
     // [`wait_for_release`]): allow a moment so a probe is not taken for another agent.
-    if !lock_within(&lock, Duration::from_millis(200)) {
+    if !lock_within(&lock, Duration::from_millis(200)).unwrap_or(false) {
         return Err(Error::Other(format!(
             "an agent is already running on {}",
             path.display()

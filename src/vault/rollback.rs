@@ -22,7 +22,7 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::secret::SecretKey;
@@ -154,22 +154,14 @@ impl Marks {
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)
             .map_err(|e| Error::io("cannot open", &path, e))?;
-        let started = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(file),
-                Err(fs::TryLockError::WouldBlock) if started.elapsed() < within => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(fs::TryLockError::WouldBlock) => {
-                    return Err(Error::Busy {
-                        path: path.clone(),
-                        holder: "another process".into(),
-                        waited_secs: within.as_secs(),
-                    });
-                }
-                Err(fs::TryLockError::Error(e)) => return Err(Error::io("cannot lock", &path, e)),
-            }
+        match crate::vault::store::lock_within(&file, within) {
+            Ok(true) => Ok(file),
+            Ok(false) => Err(Error::Busy {
+                path,
+                holder: "another process".into(),
+                waited_secs: within.as_secs(),
+            }),
+            Err(e) => Err(Error::io("cannot lock", &path, e)),
         }
     }
 

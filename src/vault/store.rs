@@ -296,34 +296,20 @@ impl Store {
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)
             .map_err(|e| Error::io("cannot open the lock file", &path, e))?;
-        let started = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(fs::TryLockError::WouldBlock) if started.elapsed() < self.lock_timeout => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(fs::TryLockError::WouldBlock) => {
-                    let mut text = String::new();
-                    let _ = (&file).take(32).read_to_string(&mut text);
-                    // The pid is only there while an sfvault process holds the lock (and
-                    // may be stale after a crash); anything else (flock(1)…) is anonymous.
-                    let holder = match text.trim().parse::<u32>() {
-                        Ok(pid) if Path::new(&format!("/proc/{pid}")).exists() => {
-                            format!("process {pid}")
-                        }
-                        _ => "another process".to_owned(),
-                    };
-                    return Err(Error::Busy {
-                        path: self.path.clone(),
-                        holder,
-                        waited_secs: self.lock_timeout.as_secs(),
-                    });
-                }
-                Err(fs::TryLockError::Error(e)) => {
-                    return Err(Error::io("cannot lock", &path, e));
-                }
-            }
+        if !lock_within(&file, self.lock_timeout).map_err(|e| Error::io("cannot lock", &path, e))? {
+            let mut text = String::new();
+            let _ = (&file).take(32).read_to_string(&mut text);
+            // The pid is only there while an sfvault process holds the lock (and may be stale
+            // after a crash); anything else (flock(1)…) is anonymous.
+            let holder = match text.trim().parse::<u32>() {
+                Ok(pid) if Path::new(&format!("/proc/{pid}")).exists() => format!("process {pid}"),
+                _ => "another process".to_owned(),
+            };
+            return Err(Error::Busy {
+                path: self.path.clone(),
+                holder,
+                waited_secs: self.lock_timeout.as_secs(),
+            });
         }
         // Record the holder for the "busy" message of the next waiter; best effort.
         let _ = file.set_len(0);
@@ -748,6 +734,23 @@ fn next_generation(path: &Path, generation: u64) -> Result<u64> {
              the file was altered",
         )
     })
+}
+
+/// Take `file`'s exclusive `flock`, trying every 5 ms for up to `within`: `Ok(false)` when
+/// another process still holds it then. Every lock sfvault takes is bounded this way, so a
+/// stray holder (a hung process, a `flock` in a shell) delays a command, never hangs it.
+pub fn lock_within(file: &File, within: Duration) -> std::io::Result<bool> {
+    let started = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(fs::TryLockError::WouldBlock) if started.elapsed() < within => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(fs::TryLockError::WouldBlock) => return Ok(false),
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
 }
 
 /// The directory holding `path` (`.` for a bare file name).
