@@ -27,6 +27,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::secret::SecretKey;
 use crate::vault::crypto::MarkKey;
+use crate::vault::store;
 
 const MAGIC: [u8; 8] = *b"SFVMARK1";
 /// How long [`Marks::raise`] waits for the marks' lock (it is best effort).
@@ -143,18 +144,10 @@ impl Marks {
             .mode(0o700)
             .create(&self.dir)
             .map_err(|e| Error::io("cannot create the rollback mark directory", &self.dir, e))?;
-        crate::vault::store::check_dir(&self.dir)?;
+        store::check_dir(&self.dir)?;
         let path = self.dir.join(".lock");
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&path)
-            .map_err(|e| Error::io("cannot open", &path, e))?;
-        match crate::vault::store::lock_within(&file, within) {
+        let file = store::open_lock_file(&path).map_err(|e| Error::io("cannot open", &path, e))?;
+        match store::lock_within(&file, within) {
             Ok(true) => Ok(file),
             Ok(false) => Err(Error::Busy {
                 path,
@@ -173,7 +166,7 @@ impl Marks {
         bytes.push(u8::from(mark.superseded));
         let tag = key.tag(&bytes);
         bytes.extend_from_slice(&tag);
-        crate::vault::store::write_new_file(&path, &bytes, true)
+        store::write_new_file(&path, &bytes, true)
     }
 
     /// Raise the mark to `generation` if it is lower (never lowers it, never clears
@@ -204,7 +197,7 @@ pub fn is_rollback(mark: Option<Mark>, generation: u64) -> bool {
 /// and a symlinked vault is refused elsewhere); its directory is resolved when it exists, so
 /// `./v.sfv` and `/home/me/v.sfv` name the same vault.
 fn absolute(path: &Path) -> PathBuf {
-    let dir = crate::vault::store::dir_of(path);
+    let dir = store::dir_of(path);
     let dir = fs::canonicalize(&dir)
         .or_else(|_| std::path::absolute(&dir))
         .unwrap_or(dir);

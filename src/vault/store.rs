@@ -287,15 +287,8 @@ impl Store {
     /// Take the exclusive write lock, waiting up to the lock timeout.
     pub fn lock(&self) -> Result<LockGuard> {
         let path = self.lock_path();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&path)
-            .map_err(|e| Error::io("cannot open the lock file", &path, e))?;
+        let mut file =
+            open_lock_file(&path).map_err(|e| Error::io("cannot open the lock file", &path, e))?;
         if !lock_within(&file, self.lock_timeout).map_err(|e| Error::io("cannot lock", &path, e))? {
             let mut text = String::new();
             let _ = (&file).take(32).read_to_string(&mut text);
@@ -734,6 +727,18 @@ fn next_generation(path: &Path, generation: u64) -> Result<u64> {
              the file was altered",
         )
     })
+}
+
+/// Open (creating it 0600, never through a symlink) a file used only for its `flock`.
+pub fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
 }
 
 /// Take `file`'s exclusive `flock`, trying every 5 ms for up to `within`: `Ok(false)` when
