@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -676,53 +676,10 @@ pub fn claim_path(socket: &Path) -> PathBuf {
     socket.with_extension("lock")
 }
 
-/// Open (creating it 0600) the claim file at `path`: never through a symlink, only a regular
-/// file of ours, and an existing one left looser than 0600 is tightened.
-fn open_claim(path: &Path) -> Result<std::fs::File> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-        .open(path)
-        .map_err(|e| match std::fs::symlink_metadata(path) {
-            Ok(meta) if !meta.is_file() => not_a_plain_file(path),
-            _ => Error::io("cannot open", path, e),
-        })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io("cannot inspect", path, e))?;
-    if !meta.is_file() {
-        return Err(not_a_plain_file(path));
-    }
-    if meta.uid() != rustix::process::geteuid().as_raw() {
-        return Err(Error::Unsafe(format!(
-            "the agent's claim file {} belongs to uid {}; remove it and unlock again",
-            path.display(),
-            meta.uid()
-        )));
-    }
-    if meta.mode() & 0o777 != 0o600 {
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| Error::io("cannot restrict", path, e))?;
-    }
-    Ok(file)
-}
-
-fn not_a_plain_file(path: &Path) -> Error {
-    Error::Unsafe(format!(
-        "{} is a symbolic link or not a regular file; the agent only uses plain files of its \
-         own there: remove it and unlock again",
-        path.display()
-    ))
-}
-
 /// Claim the socket path and bind it (mode 0600), replacing a stale socket left by a dead
 /// agent. Fails if another agent holds the claim.
 pub fn bind(path: &Path) -> Result<(UnixListener, Claim)> {
-    let lock = open_claim(&claim_path(path))?;
+    let lock = super::open_private_file(&claim_path(path), "the agent's claim file", false)?;
     // `lock` and `unlock` probe the claim with a brief lock of their own (see
     // [`wait_for_release`]): allow a moment so a probe is not taken for another agent.
     if !lock_within(&lock, Duration::from_millis(200)).unwrap_or(false) {

@@ -1,9 +1,6 @@
 //! unlock, lock, status, and the agent process itself (`__agent`).
 
-use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +44,7 @@ pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
     let paths = ctx.agent_paths()?;
     let dir = paths.socket.parent().expect("socket has a directory");
     agent::ensure_private_dir(dir)?;
-    let log = open_log(&paths.log)?;
+    let log = agent::open_private_file(&paths.log, "the agent log", true)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::Other(format!("cannot find the sfvault executable: {e}")))?;
     let mut command = Command::new(exe);
@@ -99,50 +96,6 @@ pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
         child.id()
     ));
     Ok(())
-}
-
-/// Open (creating it 0600) the agent's log for appending: never through a symlink, never
-/// anything but a regular file of ours (O_NONBLOCK so a FIFO there fails instead of waiting
-/// for a reader).
-fn open_log(path: &Path) -> Result<File> {
-    let refused = || {
-        Error::Unsafe(format!(
-            "the agent log {} is a symbolic link or not a regular file; remove it and unlock \
-             again",
-            path.display()
-        ))
-    };
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-        .open(path)
-        .map_err(|e| match std::fs::symlink_metadata(path) {
-            Ok(meta) if !meta.is_file() => refused(),
-            _ => Error::io("cannot open the agent log", path, e),
-        })?;
-    let meta = log
-        .metadata()
-        .map_err(|e| Error::io("cannot inspect the agent log", path, e))?;
-    if !meta.is_file() {
-        return Err(refused());
-    }
-    if meta.uid() != rustix::process::geteuid().as_raw() {
-        return Err(Error::Unsafe(format!(
-            "the agent log {} belongs to uid {}; remove it and unlock again",
-            path.display(),
-            meta.uid()
-        )));
-    }
-    if meta.mode() & 0o077 != 0 {
-        log.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| Error::io("cannot restrict the agent log", path, e))?;
-    }
-    // Blocking again: the agent writes its log as its stderr.
-    rustix::fs::fcntl_setfl(&log, rustix::fs::OFlags::APPEND)
-        .map_err(|e| Error::io("cannot set up the agent log", path, e.into()))?;
-    Ok(log)
 }
 
 fn note_already_unlocked(ctx: &Context, agent: &AgentClient) -> Result<()> {
