@@ -1,9 +1,79 @@
-//! The one error type of the library. Each variant belongs to one exit-code class of the command-line
-//! contract, so the binary maps errors to exit codes without inspecting messages.
+//! The one error type of the library, and the kinds callers act on.
+//!
+//! Every [`Error`] has an [`ErrorKind`]: the class a caller decides on (ask again, fall back to a
+//! local unlock, report a refusal). The binary turns kinds into exit codes; the library knows no
+//! exit numbers. Variants keep what went wrong as data (the entry, the field, the file, the OS
+//! error as a source), so nobody has to read a message to know what happened.
 //!
 //! Messages say what happened, to what, and what to do next. They never contain a secret value.
 
 use std::path::{Path, PathBuf};
+
+/// A boxed underlying error, kept as the [`std::error::Error::source`] of an [`Error`].
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The class of an error: what a caller needs to decide what to do, and what crosses the agent
+/// socket (see `agent::protocol`). One kind per class of the command-line contract's exit codes,
+/// plus [`ErrorKind::AgentGone`], which never leaves the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Something failed that is none of the classes below (an OS call, a crypto library).
+    Failed,
+    /// The request itself is malformed: a bad name, a missing argument, a value where none is allowed.
+    Usage,
+    /// An entry, a field, a past value or a vault that does not exist.
+    NotFound,
+    /// The passphrase did not unlock the vault.
+    WrongPassphrase,
+    /// No way to unlock: no agent, no script source, no terminal; or the agent is locking.
+    Locked,
+    /// The vault file is damaged, tampered with, of an unknown version, or rolled back.
+    Corrupt,
+    /// Salesforce refused an OAuth request.
+    Refused,
+    /// The network, TLS, or a Salesforce server failure.
+    Network,
+    /// Another process holds the vault lock for too long.
+    Busy,
+    /// Refused because it would weaken protection.
+    Unsafe,
+    /// The agent could not be reached: the request was not carried out, the caller may go on
+    /// without it.
+    AgentGone,
+}
+
+/// Which thing a [`Error::NotFound`] is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Missing {
+    /// No entry of this name.
+    Entry {
+        /// The entry asked for.
+        entry: String,
+    },
+    /// The entry exists, the field does not (or is empty where a value is needed).
+    Field {
+        /// The entry.
+        entry: String,
+        /// The field asked for.
+        field: String,
+    },
+    /// The field has fewer past values than asked for.
+    PastValue {
+        /// The entry.
+        entry: String,
+        /// The field.
+        field: String,
+        /// How many past values it has.
+        count: usize,
+    },
+    /// No vault file.
+    Vault {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+}
 
 /// Everything that can go wrong in sfvault.
 #[derive(Debug, thiserror::Error)]
@@ -13,9 +83,14 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
-    /// An entry or a field that does not exist.
-    #[error("{0}")]
-    NotFound(String),
+    /// An entry, field, past value or vault that does not exist; `message` says what to do.
+    #[error("{message}")]
+    NotFound {
+        /// What is missing.
+        missing: Missing,
+        /// The whole sentence for the user.
+        message: String,
+    },
 
     /// The passphrase did not unlock the vault (or the key-wrapping header was altered).
     #[error(
@@ -28,8 +103,14 @@ pub enum Error {
     },
 
     /// No way to get a passphrase: no agent, no script source, no terminal.
-    #[error("{0}")]
-    Locked(String),
+    #[error("{message}")]
+    Locked {
+        /// What to do about it.
+        message: String,
+        /// The failure of the source that was tried, if one was.
+        #[source]
+        source: Option<Source>,
+    },
 
     /// The vault file is damaged, tampered with, or of a version this build does not know.
     #[error("{} is not a usable vault: {detail}", path.display())]
@@ -82,8 +163,14 @@ pub enum Error {
     },
 
     /// The network, TLS, or a Salesforce server failure.
-    #[error("{0}")]
-    Network(String),
+    #[error("{message}")]
+    Network {
+        /// What failed, with what to do.
+        message: String,
+        /// The transport's error, if there was one.
+        #[source]
+        source: Option<Source>,
+    },
 
     /// Refused because it would weaken protection: loose permissions, plaintext to a file, and the like.
     #[error("{0}")]
@@ -101,54 +188,55 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// Any other failure, with its explanation.
-    #[error("{0}")]
-    Other(String),
-
-    /// A program sfvault was asked to run could not be started (126: not executable,
-    /// 127: not found), as shells report it.
-    #[error("{message}")]
-    Exec {
-        /// 126 or 127.
-        code: i32,
-        /// What failed.
-        message: String,
+    /// A step failed for a reason of none of the other kinds (an OS call on no named file, a
+    /// crypto library, a process that changed the vault under us). Never matched on: callers
+    /// decide by [`Error::kind`].
+    #[error("{context}{}", source.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
+    Failed {
+        /// What was being done, or what happened.
+        context: String,
+        /// The underlying error, if there is one.
+        #[source]
+        source: Option<Source>,
     },
 
     /// The agent could not be reached (it stopped): the request was not carried out.
-    #[error("{0}")]
-    AgentGone(String),
+    #[error("{reason}")]
+    AgentGone {
+        // The reason already quotes the socket error; main prints only this text.
+        /// What happened to it.
+        reason: String,
+        /// The socket error.
+        #[source]
+        source: Option<std::io::Error>,
+    },
 
-    /// Exit with this code; whatever needed saying was already printed (e.g. `audit` findings).
-    #[error("")]
-    Exit(i32),
-
-    /// An error reported by the agent, carrying its exit-code class.
+    /// An error reported by the agent: its kind and its message.
     #[error("{message}")]
     Remote {
-        /// The exit code of the agent-side error.
-        code: i32,
+        /// The kind of the agent-side error.
+        kind: ErrorKind,
         /// The agent's message.
         message: String,
     },
 }
 
 impl Error {
-    /// The process exit code of this error's class, as in the command-line contract.
-    pub fn exit_code(&self) -> i32 {
+    /// The class of this error, which callers decide on and the binary maps to an exit code.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Usage(_) => 2,
-            Error::NotFound(_) => 3,
-            Error::WrongPassphrase { .. } => 4,
-            Error::Locked(_) => 5,
-            Error::Corrupt { .. } | Error::RolledBack { .. } => 6,
-            Error::OAuth { .. } => 7,
-            Error::Network(_) => 8,
-            Error::Busy { .. } => 9,
-            Error::Unsafe(_) => 10,
-            Error::Io { .. } | Error::Other(_) | Error::AgentGone(_) => 1,
-            Error::Remote { code, .. } | Error::Exec { code, .. } => *code,
-            Error::Exit(code) => *code,
+            Error::Usage(_) => ErrorKind::Usage,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::WrongPassphrase { .. } => ErrorKind::WrongPassphrase,
+            Error::Locked { .. } => ErrorKind::Locked,
+            Error::Corrupt { .. } | Error::RolledBack { .. } => ErrorKind::Corrupt,
+            Error::OAuth { .. } => ErrorKind::Refused,
+            Error::Network { .. } => ErrorKind::Network,
+            Error::Busy { .. } => ErrorKind::Busy,
+            Error::Unsafe(_) => ErrorKind::Unsafe,
+            Error::Io { .. } | Error::Failed { .. } => ErrorKind::Failed,
+            Error::AgentGone { .. } => ErrorKind::AgentGone,
+            Error::Remote { kind, .. } => *kind,
         }
     }
 
@@ -168,7 +256,109 @@ impl Error {
             detail: detail.into(),
         }
     }
+
+    /// Build an [`Error::Failed`] without an underlying error.
+    pub fn failed(context: impl Into<String>) -> Error {
+        Error::Failed {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// Build an [`Error::Failed`]: `context` (what was being done), then its cause.
+    pub fn failed_with(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Failed {
+            context: context.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// Build an [`Error::Locked`] saying what to do.
+    pub fn locked(message: impl Into<String>) -> Error {
+        Error::Locked {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Build an [`Error::Network`] without an underlying error.
+    pub fn network(message: impl Into<String>) -> Error {
+        Error::Network {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Build an [`Error::NotFound`] for a missing entry, with the standard advice.
+    pub fn no_entry(entry: &impl std::fmt::Display) -> Error {
+        Error::NotFound {
+            missing: Missing::Entry {
+                entry: entry.to_string(),
+            },
+            message: format!(
+                "no entry {entry}; `sfvault list` shows the entries, `sfvault add {entry}` creates it"
+            ),
+        }
+    }
+
+    /// Build an [`Error::NotFound`] for a missing `field` of `entry`; `message` is the whole
+    /// sentence (what needs it, how to set it).
+    pub fn no_field(
+        entry: &impl std::fmt::Display,
+        field: &str,
+        message: impl Into<String>,
+    ) -> Error {
+        Error::NotFound {
+            missing: Missing::Field {
+                entry: entry.to_string(),
+                field: field.to_owned(),
+            },
+            message: message.into(),
+        }
+    }
 }
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn sources_are_kept_and_shown_once() {
+        let io = std::io::Error::other("disk on fire");
+        let e = Error::failed_with("cannot start the agent", io);
+        assert_eq!(e.to_string(), "cannot start the agent: disk on fire");
+        assert_eq!(e.source().unwrap().to_string(), "disk on fire");
+        assert_eq!(e.kind(), ErrorKind::Failed);
+        assert!(Error::failed("plain").source().is_none());
+    }
+
+    #[test]
+    fn not_found_says_what_is_missing() {
+        let e = Error::no_entry(&"acme/ci");
+        assert!(
+            matches!(&e, Error::NotFound { missing: Missing::Entry { entry }, .. } if entry == "acme/ci")
+        );
+        assert!(e.to_string().starts_with("no entry acme/ci;"));
+        let e = Error::no_field(&"acme/ci", "username", "acme/ci has no username");
+        assert!(
+            matches!(&e, Error::NotFound { missing: Missing::Field { field, .. }, .. } if field == "username")
+        );
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_remote_error_has_the_agents_kind() {
+        let e = Error::Remote {
+            kind: ErrorKind::Locked,
+            message: "the agent is locking".into(),
+        };
+        assert_eq!(e.kind(), ErrorKind::Locked);
+    }
+}

@@ -30,4 +30,4 @@ pub mod unlock;
 pub mod url;
 pub mod vault;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};

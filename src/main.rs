@@ -4,22 +4,25 @@ mod cli;
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
-fn main() {
+fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let vault_env = std::env::var_os("SFVAULT_PATH");
     let args =
         cli::fast_path::parse(&argv, vault_env.as_deref()).unwrap_or_else(|| parse_with_clap(argv));
-    if let Err(err) = cli::run(args) {
-        let message = err.to_string();
-        if !message.is_empty() {
-            // Not eprintln!: it panics (exit 101) when stderr is closed or full, and the
-            // exit code is the part scripts rely on.
-            let _ = writeln!(std::io::stderr(), "sfvault: {message}");
+    match cli::run(args) {
+        Ok(()) => ExitCode::from(cli::exit::SUCCESS),
+        Err(failure) => {
+            if let Some(message) = failure.message().filter(|m| !m.is_empty()) {
+                // Not eprintln!: it panics (exit 101) when stderr is closed or full, and the
+                // exit code is the part scripts rely on.
+                let _ = writeln!(std::io::stderr(), "sfvault: {message}");
+            }
+            failure.code()
         }
-        std::process::exit(err.exit_code());
     }
 }
 

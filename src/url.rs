@@ -301,6 +301,7 @@ fn check_host(host: &str) -> std::result::Result<bool, Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     /// What [`parse`] decides.
     #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -520,18 +521,18 @@ mod tests {
     #[test]
     fn refusals_name_the_url_but_never_a_password() {
         let e = check("login_url", "http://evil.example").unwrap_err();
-        assert_eq!(e.exit_code(), 10);
+        assert_eq!(e.kind(), ErrorKind::Unsafe);
         let text = e.to_string();
         assert!(
             text.starts_with("login_url 'http://evil.example' uses plain http"),
             "{text}"
         );
         let e = check("login_url", "https://user:hunter2@login.salesforce.com").unwrap_err();
-        assert_eq!(e.exit_code(), 10);
+        assert_eq!(e.kind(), ErrorKind::Unsafe);
         assert!(!e.to_string().contains("hunter2"), "{e}");
         assert!(e.to_string().contains("before @"), "{e}");
         let e = check("URL", "https://x.example/\u{1b}[2J").unwrap_err();
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.kind(), ErrorKind::Usage);
         assert!(!e.to_string().contains('\u{1b}'), "{e}");
     }
 }

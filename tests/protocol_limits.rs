@@ -128,7 +128,7 @@ fn real_frames_of_every_size_still_decode() {
         let back: Request = protocol::read_frame(&buf[..], MAX_REQUEST_LEN).unwrap();
         assert_eq!(back, req, "len {len}");
         let resp = Response::Error {
-            code: 1,
+            kind: sfvault::ErrorKind::Failed,
             message: "m".repeat(len),
         };
         let mut buf = Vec::new();

@@ -109,17 +109,18 @@ impl AgentClient {
     pub fn call(&self, request: &Request) -> Result<Response> {
         let vault = self.paths.vault.display();
         let unreachable = |e: std::io::Error| {
-            Error::Other(format!(
+            Error::failed(format!(
                 "the agent for {vault} stopped answering ({e}); the change may or may not have \
                  been made: check with `sfvault show`, then run the command again if needed"
             ))
         };
-        let gone = |e: std::io::Error| {
-            Error::AgentGone(if is_timeout(&e) {
+        let gone = |e: std::io::Error| Error::AgentGone {
+            reason: if is_timeout(&e) {
                 format!("the agent for {vault} did not answer in time")
             } else {
                 format!("the agent for {vault} is gone ({e})")
-            })
+            },
+            source: Some(e),
         };
         let (answer_within, repeatable) = match request {
             Request::Apply(_) => (self.timeouts.change_answer, false),
@@ -128,9 +129,9 @@ impl AgentClient {
         };
         let stream = self.send(request).map_err(gone)?;
         match self.receive(&stream, answer_within) {
-            Ok(Response::Error { code, message }) => Err(Error::Remote { code, message }),
+            Ok(Response::Error { kind, message }) => Err(Error::Remote { kind, message }),
             Ok(response) => Ok(response),
-            Err(FrameError::Version(v)) => Err(Error::Other(format!(
+            Err(FrameError::Version(v)) => Err(Error::failed(format!(
                 "the running agent (pid {}) speaks protocol version {v} and this sfvault speaks \
                  {PROTOCOL_VERSION}: run `sfvault lock`, then `sfvault unlock`",
                 self.pid
@@ -144,7 +145,7 @@ impl AgentClient {
                 Err(gone(e))
             }
             Err(FrameError::Io(e)) => Err(unreachable(e)),
-            Err(e) => Err(Error::Other(format!(
+            Err(e) => Err(Error::failed(format!(
                 "the agent's answer is unreadable: {e}"
             ))),
         }
@@ -190,7 +191,7 @@ impl AgentClient {
         if super::server::wait_for_release(&self.paths.socket, STOP_WAIT) {
             Ok(())
         } else {
-            Err(Error::Other(format!(
+            Err(Error::failed(format!(
                 "agent pid {} was told to lock but is still running after {} s; end it with \
                  `kill -KILL {}`",
                 self.pid,
@@ -209,16 +210,16 @@ impl AgentClient {
                 let cmdline =
                     std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
                 if !cmdline.split(|b| *b == 0).any(|arg| arg == b"__agent") {
-                    return Err(Error::Other(format!(
+                    return Err(Error::failed(format!(
                         "process {} on {} is not an sfvault agent; not stopping it",
                         self.pid,
                         self.paths.socket.display()
                     )));
                 }
                 let pid = rustix::process::Pid::from_raw(self.pid as i32)
-                    .ok_or_else(|| Error::Other("the agent has no pid".into()))?;
+                    .ok_or_else(|| Error::failed("the agent has no pid"))?;
                 rustix::process::kill_process(pid, rustix::process::Signal::TERM)
-                    .map_err(|e| Error::Other(format!("cannot stop agent pid {}: {e}", self.pid)))
+                    .map_err(|e| Error::failed(format!("cannot stop agent pid {}: {e}", self.pid)))
             }
         }
     }

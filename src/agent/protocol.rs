@@ -19,6 +19,7 @@ use std::io::{Read, Write};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::error::ErrorKind;
 use crate::vault::change::{Change, ChangeOutcome};
 use crate::vault::model::{Entry, Field};
 
@@ -77,10 +78,11 @@ pub enum Response {
     Applied(ChangeOutcome),
     /// Answer to [`Request::Lock`].
     Locked,
-    /// The request failed; `code` is the exit-code class, `message` the error text.
+    /// The request failed: its kind and its text.
     Error {
-        /// Exit code of the error class.
-        code: i32,
+        /// The kind of error, as a wire number ([`wire_kind`]).
+        #[serde(with = "wire_kind")]
+        kind: ErrorKind,
         /// What went wrong (never a secret).
         message: String,
     },
@@ -99,6 +101,56 @@ pub struct AgentStatus {
     pub locks_in_secs: Option<u64>,
     /// The vault's history limit setting.
     pub history_limit: u32,
+}
+
+/// An [`ErrorKind`] on the wire: an `i32` whose values are fixed by this table (and pinned by
+/// the golden frames in tests/vectors/agent), never by the order of the enum. Protocol version 1
+/// used the same numbers, so mixed builds understand each other's errors. A number this build
+/// does not know reads as [`ErrorKind::Failed`]: the message still says what happened.
+pub mod wire_kind {
+    use super::ErrorKind;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Every kind that crosses the socket and its number.
+    pub const TABLE: [(ErrorKind, i32); 10] = [
+        (ErrorKind::Failed, 1),
+        (ErrorKind::Usage, 2),
+        (ErrorKind::NotFound, 3),
+        (ErrorKind::WrongPassphrase, 4),
+        (ErrorKind::Locked, 5),
+        (ErrorKind::Corrupt, 6),
+        (ErrorKind::Refused, 7),
+        (ErrorKind::Network, 8),
+        (ErrorKind::Busy, 9),
+        (ErrorKind::Unsafe, 10),
+    ];
+
+    /// The wire number of `kind` ([`ErrorKind::AgentGone`], which an agent never reports,
+    /// travels as [`ErrorKind::Failed`]).
+    pub fn number(kind: ErrorKind) -> i32 {
+        TABLE
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(1, |(_, n)| *n)
+    }
+
+    /// The kind of a wire number.
+    pub fn kind(number: i32) -> ErrorKind {
+        TABLE
+            .iter()
+            .find(|(_, n)| *n == number)
+            .map_or(ErrorKind::Failed, |(k, _)| *k)
+    }
+
+    /// serde: write the number.
+    pub fn serialize<S: Serializer>(kind: &ErrorKind, s: S) -> Result<S::Ok, S::Error> {
+        number(*kind).serialize(s)
+    }
+
+    /// serde: read a number.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ErrorKind, D::Error> {
+        i32::deserialize(d).map(kind)
+    }
 }
 
 /// Why a frame could not be read.

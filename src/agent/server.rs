@@ -33,7 +33,7 @@ use crate::agent::deadline::Deadline;
 use crate::agent::protocol::{
     self, AgentStatus, FrameError, HEADER_LEN, MAX_REQUEST_LEN, Request, Response,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::vault::model;
 use crate::vault::name::EntryName;
 use crate::vault::store::{OpenVault, lock_within};
@@ -533,13 +533,13 @@ fn handle(shared: &Shared, id: u64, stream: &UnixStream) {
     let decoded = protocol::decode_frame::<Request>(&head, &mut input, MAX_REQUEST_LEN);
     let cut = !shared.done_reading(id);
     let request = match decoded {
-        // Cut as its last bytes arrived: not acted on, and the client is told so (5: it
+        // Cut as its last bytes arrived: not acted on, and the client is told so (locked: it
         // carries on without the agent).
         Ok(_) if cut => {
             let _ = protocol::write_frame(
                 Deadline::new(stream, WRITE_TIMEOUT),
                 &Response::Error {
-                    code: 5,
+                    kind: ErrorKind::Locked,
                     message: "the agent was too busy or stopping to take this request".into(),
                 },
             );
@@ -558,7 +558,7 @@ fn handle(shared: &Shared, id: u64, stream: &UnixStream) {
             let _ = protocol::write_frame(
                 Deadline::new(stream, WRITE_TIMEOUT),
                 &Response::Error {
-                    code: 2,
+                    kind: ErrorKind::Usage,
                     message: format!("the agent could not read the request: {e}"),
                 },
             );
@@ -566,14 +566,14 @@ fn handle(shared: &Shared, id: u64, stream: &UnixStream) {
         }
     };
     let response = answer(shared, request).unwrap_or_else(|e| Response::Error {
-        code: e.exit_code(),
+        kind: e.kind(),
         message: e.to_string(),
     });
     let _ = protocol::write_frame(Deadline::new(stream, WRITE_TIMEOUT), &response);
 }
 
 fn locking() -> Error {
-    Error::Locked("the agent is locking; unlock again".into())
+    Error::locked("the agent is locking; unlock again")
 }
 
 fn answer(shared: &Shared, request: Request) -> Result<Response> {
@@ -683,7 +683,7 @@ pub fn bind(path: &Path) -> Result<(UnixListener, Claim)> {
     // `lock` and `unlock` probe the claim with a brief lock of their own (see
     // [`wait_for_release`]): allow a moment so a probe is not taken for another agent.
     if !lock_within(&lock, Duration::from_millis(200)).unwrap_or(false) {
-        return Err(Error::Other(format!(
+        return Err(Error::failed(format!(
             "an agent is already running on {}",
             path.display()
         )));
@@ -692,7 +692,7 @@ pub fn bind(path: &Path) -> Result<(UnixListener, Claim)> {
     if path.exists() {
         // Non-blocking: whatever listens there (if anything) cannot hold us up.
         if crate::agent::client::connect_within(path, Duration::from_millis(500)).is_ok() {
-            return Err(Error::Other(format!(
+            return Err(Error::failed(format!(
                 "an agent is already running on {}",
                 path.display()
             )));

@@ -12,13 +12,14 @@ use sfvault::agent::server::StopReason;
 use sfvault::agent::{self, server};
 use sfvault::secret::{AllMemory, SecretKey};
 use sfvault::unlock::PASSPHRASE_ENV_VARS;
-use sfvault::{Error, Result};
+use sfvault::{Error, ErrorKind, Result};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use zeroize::Zeroize;
 
 use super::Context;
 use super::args::{AgentArgs, UnlockArgs};
+use super::exit::{self, Failure, Outcome};
 use super::output::{print, print_json};
 
 pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
@@ -33,7 +34,7 @@ pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
             if let Some(agent) = find_agent(ctx) {
                 return note_already_unlocked(ctx, &agent);
             }
-            return Err(Error::Other(format!(
+            return Err(Error::failed(format!(
                 "an agent for {} is still stopping after {} s; try again",
                 paths.vault.display(),
                 STOP_WAIT.as_secs()
@@ -46,7 +47,7 @@ pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
     agent::ensure_private_dir(dir)?;
     let log = agent::open_private_file(&paths.log, "the agent log", true)?;
     let exe = std::env::current_exe()
-        .map_err(|e| Error::Other(format!("cannot find the sfvault executable: {e}")))?;
+        .map_err(|e| Error::failed_with("cannot find the sfvault executable", e))?;
     let mut command = Command::new(exe);
     command
         .arg("--vault")
@@ -70,21 +71,21 @@ pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
     }
     let mut child = command
         .spawn()
-        .map_err(|e| Error::Other(format!("cannot start the agent: {e}")))?;
+        .map_err(|e| Error::failed_with("cannot start the agent", e))?;
     // The data key goes through a pipe: never argv, environment or disk.
     let mut stdin = child.stdin.take().expect("piped");
     stdin
         .write_all(vault.key().data_key().expose())
-        .map_err(|e| Error::Other(format!("cannot hand the key to the agent: {e}")))?;
+        .map_err(|e| Error::failed_with("cannot hand the key to the agent", e))?;
     drop(stdin);
     drop(vault);
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("piped"))
         .read_line(&mut line)
-        .map_err(|e| Error::Other(format!("the agent did not start: {e}")))?;
+        .map_err(|e| Error::failed_with("the agent did not start", e))?;
     if line.trim() != "ready" {
         let _ = child.wait();
-        return Err(Error::Other(format!(
+        return Err(Error::failed(format!(
             "the agent did not start; see {}",
             paths.log.display()
         )));
@@ -148,39 +149,38 @@ pub fn lock(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
-fn report_locked(ctx: &Context) -> Result<()> {
+fn report_locked(ctx: &Context) -> Outcome {
     if ctx.json {
         print_json(&json!({"unlocked": false, "vault": ctx.store.path().display().to_string()}))?;
     } else {
         print(&format!("locked: {}\n", ctx.store.path().display()))?;
     }
-    Err(Error::Locked(String::new()))
+    Err(Failure::Reported(exit::LOCKED))
 }
 
-pub fn status(ctx: &Context) -> Result<()> {
+pub fn status(ctx: &Context) -> Outcome {
     let Some(agent) = find_agent(ctx) else {
         return report_locked(ctx);
     };
     let st = match agent.call(&Request::Status) {
         // It stopped, or did not answer in time: as with no agent.
-        Err(Error::AgentGone(_)) | Err(Error::Remote { code: 5, .. }) => {
+        Err(e) if matches!(e.kind(), ErrorKind::AgentGone | ErrorKind::Locked) => {
             return report_locked(ctx);
         }
         other => other?,
     };
     let Response::Status(st) = st else {
-        return Err(Error::Other(
-            "the agent answered status with something else".into(),
-        ));
+        return Err(Error::failed("the agent answered status with something else").into());
     };
     if ctx.json {
-        return print_json(&json!({
+        print_json(&json!({
             "unlocked": true,
             "vault": st.vault,
             "agent_pid": st.pid,
             "idle_timeout_secs": st.idle_timeout_secs,
             "locks_in_secs": st.locks_in_secs,
-        }));
+        }))?;
+        return Ok(());
     }
     let left = st
         .locks_in_secs
@@ -190,7 +190,8 @@ pub fn status(ctx: &Context) -> Result<()> {
     print(&format!(
         "unlocked: {} (agent pid {}, {left})\n",
         st.vault, st.pid
-    ))
+    ))?;
+    Ok(())
 }
 
 fn human_left(secs: u64) -> String {
@@ -204,13 +205,13 @@ pub fn serve(ctx: &Context, args: AgentArgs) -> Result<()> {
     let _ = rustix::process::setsid();
     // From here on these signals are caught, and acted on once the agent exists.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .map_err(|e| Error::Other(format!("agent: cannot catch signals: {e}")))?;
+        .map_err(|e| Error::failed_with("agent: cannot catch signals", e))?;
     // Before the vault is decrypted, so its pages are locked from the start.
     let all_memory = sfvault::secret::lock_all_memory();
     let mut key = SecretKey::zeroed();
     // Straight from the pipe into locked memory: std's stdin buffer would keep a copy.
     sfvault::secret::read_key_unbuffered(std::io::stdin(), &mut key)
-        .map_err(|e| Error::Other(format!("agent: no key on stdin: {e}")))?;
+        .map_err(|e| Error::failed_with("agent: no key on stdin", e))?;
     let vault = ctx.store.open_with_data_key(key)?;
     let paths = ctx.agent_paths()?;
     let (listener, _claim) = server::bind(&paths.socket)?;
@@ -227,7 +228,7 @@ pub fn serve(ctx: &Context, args: AgentArgs) -> Result<()> {
                 stopper.stop(StopReason::Signal(signal_name(signal).into()));
             }
         })
-        .map_err(|e| Error::Other(format!("agent: cannot watch for signals: {e}")))?;
+        .map_err(|e| Error::failed_with("agent: cannot watch for signals", e))?;
     log_line(&format!(
         "agent pid {} serving {} on {}",
         std::process::id(),

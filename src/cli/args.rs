@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-const AFTER_HELP: &str = "\
+pub(super) const AFTER_HELP: &str = "\
 Quick start:
   sfvault init                                   create the vault (asks for a passphrase twice)
   sfvault add acme-prod/ci --consumer-key 3MVG9… --username ci@acme.com --flow jwt \\
@@ -18,12 +18,13 @@ SFVAULT_PASSPHRASE_CMD or SFVAULT_PASSPHRASE (weakest); with none of them and no
 sfvault exits with code 5 at once.
 
 Exit codes: 0 ok, 1 other failure, 2 usage, 3 not found, 4 wrong passphrase, 5 locked and no way
-to ask, 6 vault corrupted or unknown version, 7 Salesforce refused, 8 network or TLS failure,
+to ask, 6 vault corrupted, unknown or rolled back, 7 Salesforce refused, 8 network or TLS failure,
 9 vault busy, 10 refused as unsafe; exec and run exit with the command's own code.";
 
 /// sfvault: an encrypted vault for Salesforce connected-app credentials.
 #[derive(Debug, Parser)]
-#[command(name = "sfvault", version, about, after_help = AFTER_HELP)]
+#[command(name = "sfvault", version, about, after_help = AFTER_HELP,
+    after_long_help = super::exit::long_help())]
 pub struct Cli {
     /// Options every command understands.
     #[command(flatten)]

@@ -42,7 +42,7 @@ pub fn add(ctx: &Context, args: AddArgs) -> Result<()> {
         .transpose()?;
     let mut session = ctx.session()?;
     if session.entry(&name, false).is_ok() {
-        return Err(Error::Other(format!(
+        return Err(Error::failed(format!(
             "{name} already exists; change it with `sfvault set {name} FIELD`"
         )));
     }
@@ -132,14 +132,13 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
         ));
         return Ok(());
     }
-    let existing_secret = match session.field(&name, &args.field) {
-        Ok(f) => Some(f.secret),
-        Err(e) if e.exit_code() == 3 => {
-            session.entry(&name, false)?; // a missing entry is an error; a missing field is not
-            None
-        }
-        Err(e) => return Err(e),
-    };
+    // The entry must exist (a missing field is fine: set adds it); a field that exists keeps
+    // its secrecy unless --public.
+    let existing_secret = session
+        .entry(&name, false)?
+        .fields
+        .get(&args.field)
+        .map(|f| f.secret);
     let secret = if args.public {
         false
     } else {

@@ -25,6 +25,7 @@ use super::Context;
 use super::args::{
     ExecArgs, ExportArgs, ExportFormat, ImportArgs, ImportFormat, InjectArgs, RunArgs,
 };
+use super::exit::{self, Failure, Outcome};
 use super::oauth_cmds::{ValidToken, valid_token};
 use super::output::print;
 use super::prompt;
@@ -45,7 +46,7 @@ fn token_env(env: &mut Env, t: ValidToken) {
     env.push(("SF_ORG_INSTANCE_URL".into(), instance));
 }
 
-pub fn exec(ctx: &Context, args: ExecArgs) -> Result<()> {
+pub fn exec(ctx: &Context, args: ExecArgs) -> Outcome {
     let name = EntryName::parse(&args.entry)?;
     for f in &args.with {
         check_field_name(f)?;
@@ -69,7 +70,11 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> Result<()> {
     let mut key_file = None;
     for field in &args.with {
         let value = value_of(&entry, field).ok_or_else(|| {
-            Error::NotFound(format!("{name} has no field {field} to pass with --with"))
+            Error::no_field(
+                &name,
+                field,
+                format!("{name} has no field {field} to pass with --with"),
+            )
         })?;
         if field == "private_key" {
             let fd = SecretFd::new("sfvault-private-key", &value)?;
@@ -90,7 +95,7 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> Result<()> {
 
 /// Replace this process with `command`, its environment extended by `env` (and stripped of
 /// sfvault's passphrase variables). Returns only if the command could not be started.
-fn exec_command(command: &[OsString], env: &Env) -> Result<()> {
+fn exec_command(command: &[OsString], env: &Env) -> Outcome {
     let (program, rest) = command
         .split_first()
         .ok_or_else(|| Error::Usage("no command given after --".into()))?;
@@ -106,12 +111,12 @@ fn exec_command(command: &[OsString], env: &Env) -> Result<()> {
     let err = cmd.exec();
     let shown = program.to_string_lossy();
     Err(match err.kind() {
-        std::io::ErrorKind::NotFound => Error::Exec {
-            code: 127,
+        std::io::ErrorKind::NotFound => Failure::Spawn {
+            code: exit::COMMAND_NOT_FOUND,
             message: format!("{}: command not found", quoted(&shown)),
         },
-        _ => Error::Exec {
-            code: 126,
+        _ => Failure::Spawn {
+            code: exit::NOT_EXECUTABLE,
             message: format!("cannot run {}: {err}", quoted(&shown)),
         },
     })
@@ -185,12 +190,17 @@ impl<'c> Resolver<'c> {
             .entry(r.entry.clone())
             .or_default()
             .push(r.field.clone());
-        value_of(&self.entries[&r.entry], &r.field)
-            .ok_or_else(|| Error::NotFound(format!("{r}: {} has no field {}", r.entry, r.field)))
+        value_of(&self.entries[&r.entry], &r.field).ok_or_else(|| {
+            Error::no_field(
+                &r.entry,
+                &r.field,
+                format!("{r}: {} has no field {}", r.entry, r.field),
+            )
+        })
     }
 }
 
-pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
+pub fn run(ctx: &Context, args: RunArgs) -> Outcome {
     let mut resolver = Resolver::new(ctx);
     let mut env: Env = Vec::new();
     for (key, value) in std::env::vars_os() {
@@ -223,7 +233,10 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
 
 fn in_var(var: &str, e: Error) -> Error {
     match e {
-        Error::NotFound(m) => Error::NotFound(format!("{var}: {m}; the command was not run")),
+        Error::NotFound { missing, message } => Error::NotFound {
+            missing,
+            message: format!("{var}: {message}; the command was not run"),
+        },
         other => other,
     }
 }
@@ -250,7 +263,7 @@ fn read_bounded_file(path: &std::path::Path, max: usize) -> Result<Zeroizing<Str
 /// /dev/null are fine).
 fn check_stdout_safe(force: bool) -> Result<()> {
     let stat = rustix::fs::fstat(std::io::stdout())
-        .map_err(|e| Error::Other(format!("cannot inspect stdout: {e}")))?;
+        .map_err(|e| Error::failed_with("cannot inspect stdout", e))?;
     if !force
         && rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile
     {
@@ -300,10 +313,14 @@ pub fn export(ctx: &Context, args: ExportArgs) -> Result<()> {
         ExportFormat::SfdxUrl => {
             let need = |f: &str| {
                 value_of(&entry, f).ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "{name} has no {f}; an SFDX auth URL needs consumer_key and refresh_token \
-                         (get one with `sfvault login {name} --flow web`)"
-                    ))
+                    Error::no_field(
+                        &name,
+                        f,
+                        format!(
+                            "{name} has no {f}; an SFDX auth URL needs consumer_key and \
+                             refresh_token (get one with `sfvault login {name} --flow web`)"
+                        ),
+                    )
                 })
             };
             let (key, refresh) = (need("consumer_key")?, need("refresh_token")?);

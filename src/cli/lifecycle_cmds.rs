@@ -16,6 +16,7 @@ use sfvault::{Error, Result};
 
 use super::Context;
 use super::args::{AuditArgs, BackupArgs, ConfigArgs, HistoryArgs, RestoreArgs, RotateArgs};
+use super::exit::{self, Failure, Outcome};
 use super::output::{print, print_json, table};
 use super::prompt;
 
@@ -92,7 +93,11 @@ pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
     if let Some(f) = &args.field
         && !entry.fields.contains_key(f)
     {
-        return Err(Error::NotFound(format!("{name} has no field {f}")));
+        return Err(Error::no_field(
+            &name,
+            f,
+            format!("{name} has no field {f}"),
+        ));
     }
     let now = model::now();
     let mut rows = Vec::new();
@@ -141,10 +146,9 @@ pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn audit(ctx: &Context, args: AuditArgs) -> Result<()> {
+pub fn audit(ctx: &Context, args: AuditArgs) -> Outcome {
     let bytes = ctx.store.read_bytes()?;
-    let header = format::parse_header(&bytes)
-        .map_err(|e| Error::corrupt(ctx.store.path(), format!("{e:?}")))?;
+    let header = format::parse_header(&bytes).map_err(|e| e.for_file(ctx.store.path(), None))?;
     let mut session = ctx.session()?;
     let mut entries = session.entries()?;
     // Key sizes need the keys themselves.
@@ -185,7 +189,7 @@ pub fn audit(ctx: &Context, args: AuditArgs) -> Result<()> {
     if findings.is_empty() {
         Ok(())
     } else {
-        Err(Error::Exit(1))
+        Err(Failure::Reported(exit::FAILED))
     }
 }
 
@@ -196,9 +200,9 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
             let vault = ctx.open()?;
             let pass = Source::Fd(fd).read()?;
             // A new data key: the copy must not share a key with the vault.
-            let key = VaultKey::generate(&pass, vault.key().slot().kdf).map_err(Error::Other)?;
+            let key = VaultKey::generate(&pass, vault.key().slot().kdf).map_err(Error::failed)?;
             let bytes =
-                format::seal(&vault.data, &key, vault.generation()).map_err(Error::Other)?;
+                format::seal(&vault.data, &key, vault.generation()).map_err(Error::failed)?;
             // Under the vault's lock like every other write: a save's clean-up of stale temp
             // files must not meet this one (a copy may be written beside the vault).
             let _guard = ctx.store.lock()?;
@@ -231,29 +235,18 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
 
 pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
     let bytes = read_foreign(&args.path)?;
-    let header = format::parse_header(&bytes).map_err(|e| {
-        Error::corrupt(
-            &args.path,
-            match e {
-                format::OpenError::Corrupt(m) => m,
-                format::OpenError::WrongPassphrase => "unreadable".into(),
-            },
-        )
+    // A header that does not parse is corrupt whatever the reason.
+    let header = format::parse_header(&bytes).map_err(|e| match e {
+        format::OpenError::Corrupt(m) => Error::corrupt(&args.path, m),
+        format::OpenError::WrongPassphrase => Error::corrupt(&args.path, "unreadable"),
     })?;
     confirm_kdf_cost(ctx, &args, &header.slot.kdf)?;
     let passphrase = prompt::existing_passphrase(ctx.passphrase_fd, &args.path)?;
-    let key = header.slot.unlock(&passphrase).map_err(|e| match e {
-        format::OpenError::WrongPassphrase => Error::WrongPassphrase {
-            path: args.path.clone(),
-        },
-        format::OpenError::Corrupt(m) => Error::corrupt(&args.path, m),
-    })?;
-    let data = format::open_with_key(&bytes, &key).map_err(|e| match e {
-        format::OpenError::Corrupt(m) => Error::corrupt(&args.path, m),
-        format::OpenError::WrongPassphrase => Error::WrongPassphrase {
-            path: args.path.clone(),
-        },
-    })?;
+    let key = header
+        .slot
+        .unlock(&passphrase)
+        .map_err(|e| e.for_file(&args.path, None))?;
+    let data = format::open_with_key(&bytes, &key).map_err(|e| e.for_file(&args.path, None))?;
     let generation = ctx.store.restore(&data, &key, header.generation)?;
     ctx.note(&format!(
         "Restored {} entries from {} into {} (now its newest version, generation {generation}); \

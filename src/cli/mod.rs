@@ -4,6 +4,7 @@
 mod agent_cmds;
 pub mod args;
 mod entries;
+pub mod exit;
 pub mod fast_path;
 mod handoff_cmds;
 mod lifecycle_cmds;
@@ -23,6 +24,7 @@ use sfvault::vault::store::{DEFAULT_LOCK_TIMEOUT, OpenVault};
 use sfvault::{Error, Result};
 
 use args::{Cli, Command, GlobalArgs};
+use exit::{Failure, Outcome};
 use session::Session;
 
 /// What every command needs: the store, the output mode, and how to get a passphrase.
@@ -136,41 +138,18 @@ fn lock_timeout() -> Result<Duration> {
 }
 
 /// Run one command.
-pub fn run(cli: Cli) -> Result<()> {
+pub fn run(cli: Cli) -> Outcome {
     let ctx = Context::new(&cli.global)?;
     if sfvault::secret::harden_process().is_err() {
         ctx.note("sfvault: warning: could not disable core dumps for this process");
     }
     let result = match cli.command {
-        Command::Init(a) => vault_cmds::init(&ctx, a),
-        Command::Passwd(a) => vault_cmds::passwd(&ctx, a),
-        Command::Completions(a) => vault_cmds::completions(a),
-        Command::Unlock(a) => agent_cmds::unlock(&ctx, a),
-        Command::Lock => agent_cmds::lock(&ctx),
-        Command::Status => agent_cmds::status(&ctx),
-        Command::Agent(a) => agent_cmds::serve(&ctx, a),
+        // The commands whose failures are not only library errors.
         Command::Exec(a) => handoff_cmds::exec(&ctx, a),
         Command::Run(a) => handoff_cmds::run(&ctx, a),
-        Command::Inject(a) => handoff_cmds::inject(&ctx, a),
-        Command::Export(a) => handoff_cmds::export(&ctx, a),
-        Command::Import(a) => handoff_cmds::import(&ctx, a),
-        Command::Rotate(a) => lifecycle_cmds::rotate(&ctx, a),
-        Command::History(a) => lifecycle_cmds::history(&ctx, a),
         Command::Audit(a) => lifecycle_cmds::audit(&ctx, a),
-        Command::Backup(a) => lifecycle_cmds::backup(&ctx, a),
-        Command::Restore(a) => lifecycle_cmds::restore(&ctx, a),
-        Command::Config(a) => lifecycle_cmds::config(&ctx, a),
-        Command::Login(a) => oauth_cmds::login(&ctx, a),
-        Command::Token(a) => oauth_cmds::token(&ctx, a),
-        Command::Revoke(a) => oauth_cmds::revoke(&ctx, a),
-        Command::Keygen(a) => oauth_cmds::keygen(&ctx, a),
-        Command::Add(a) => entries::add(&ctx, a),
-        Command::Set(a) => entries::set(&ctx, a),
-        Command::Get(a) => entries::get(&ctx, a),
-        Command::Show(a) => entries::show(&ctx, a),
-        Command::List(a) => entries::list(&ctx, a),
-        Command::Rm(a) => entries::rm(&ctx, a),
-        Command::Mv(a) => entries::mv(&ctx, a),
+        Command::Status => agent_cmds::status(&ctx),
+        other => dispatch(&ctx, other).map_err(Failure::from),
     };
     if sfvault::secret::memory_lock_failed() {
         ctx.note(
@@ -178,4 +157,37 @@ pub fn run(cli: Cli) -> Result<()> {
         );
     }
     result
+}
+
+fn dispatch(ctx: &Context, command: Command) -> Result<()> {
+    match command {
+        Command::Init(a) => vault_cmds::init(ctx, a),
+        Command::Passwd(a) => vault_cmds::passwd(ctx, a),
+        Command::Completions(a) => vault_cmds::completions(a),
+        Command::Unlock(a) => agent_cmds::unlock(ctx, a),
+        Command::Lock => agent_cmds::lock(ctx),
+        Command::Agent(a) => agent_cmds::serve(ctx, a),
+        Command::Inject(a) => handoff_cmds::inject(ctx, a),
+        Command::Export(a) => handoff_cmds::export(ctx, a),
+        Command::Import(a) => handoff_cmds::import(ctx, a),
+        Command::Rotate(a) => lifecycle_cmds::rotate(ctx, a),
+        Command::History(a) => lifecycle_cmds::history(ctx, a),
+        Command::Backup(a) => lifecycle_cmds::backup(ctx, a),
+        Command::Restore(a) => lifecycle_cmds::restore(ctx, a),
+        Command::Config(a) => lifecycle_cmds::config(ctx, a),
+        Command::Login(a) => oauth_cmds::login(ctx, a),
+        Command::Token(a) => oauth_cmds::token(ctx, a),
+        Command::Revoke(a) => oauth_cmds::revoke(ctx, a),
+        Command::Keygen(a) => oauth_cmds::keygen(ctx, a),
+        Command::Add(a) => entries::add(ctx, a),
+        Command::Set(a) => entries::set(ctx, a),
+        Command::Get(a) => entries::get(ctx, a),
+        Command::Show(a) => entries::show(ctx, a),
+        Command::List(a) => entries::list(ctx, a),
+        Command::Rm(a) => entries::rm(ctx, a),
+        Command::Mv(a) => entries::mv(ctx, a),
+        Command::Exec(_) | Command::Run(_) | Command::Audit(_) | Command::Status => {
+            unreachable!("handled by run")
+        }
+    }
 }

@@ -218,10 +218,14 @@ fn web_login(
 ) -> Result<Token> {
     let field = |f: &str| entry.fields.get(f).map(|v| v.value.clone());
     let client_id = field("consumer_key").ok_or_else(|| {
-        Error::NotFound(format!(
-            "{} has no consumer_key, which the web flow needs",
-            args.entry
-        ))
+        Error::no_field(
+            &args.entry,
+            "consumer_key",
+            format!(
+                "{} has no consumer_key, which the web flow needs",
+                args.entry
+            ),
+        )
     })?;
     let callback =
         field("callback_url").map_or(DEFAULT_CALLBACK.to_owned(), |v| v.expose().to_owned());
@@ -298,7 +302,7 @@ pub fn keygen(ctx: &Context, args: KeygenArgs) -> Result<()> {
     let mut session = ctx.session()?;
     let entry = session.entry(&name, false)?;
     if entry.fields.contains_key("private_key") && !args.force {
-        return Err(Error::Other(format!(
+        return Err(Error::failed(format!(
             "{name} already has a private_key; pass --force to replace it (the old one stays in history)"
         )));
     }

@@ -11,7 +11,7 @@ pub fn print(text: &str) -> Result<()> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Error::Other(format!("cannot write to stdout: {e}"))),
+        Err(e) => Err(Error::failed_with("cannot write to stdout", e)),
     }
 }
 
@@ -27,7 +27,7 @@ pub fn stderr_line(message: &str) {
 /// Print a JSON value, pretty, with a final newline.
 pub fn print_json(value: &Value) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value)
-        .map_err(|e| Error::Other(format!("cannot encode JSON: {e}")))?;
+        .map_err(|e| Error::failed_with("cannot encode JSON", e))?;
     text.push('\n');
     print(&text)
 }

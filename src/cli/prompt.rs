@@ -87,17 +87,18 @@ pub fn new_passphrase(source: Option<Source>) -> Result<SecretString> {
 }
 
 fn no_source_error() -> Error {
-    Error::Locked(
+    Error::locked(
         "the vault is locked and there is no terminal to ask for the passphrase; give it with \
-         --passphrase-fd N, SFVAULT_PASSPHRASE_FILE, SFVAULT_PASSPHRASE_CMD or SFVAULT_PASSPHRASE"
-            .into(),
+         --passphrase-fd N, SFVAULT_PASSPHRASE_FILE, SFVAULT_PASSPHRASE_CMD or SFVAULT_PASSPHRASE",
     )
 }
 
 /// A hidden prompt on the terminal.
 pub fn hidden(prompt: &str) -> Result<SecretString> {
-    let text = rpassword::prompt_password(prompt)
-        .map_err(|e| Error::Locked(format!("cannot read from the terminal: {e}")))?;
+    let text = rpassword::prompt_password(prompt).map_err(|e| Error::Locked {
+        message: "cannot read from the terminal".into(),
+        source: Some(Box::new(e)),
+    })?;
     Ok(SecretString::new(text))
 }
 
@@ -125,7 +126,7 @@ pub fn field_value(
 /// Read all of stdin as UTF-8 text, at most `max` bytes.
 pub fn read_stdin_limited(what: &str, max: usize) -> Result<String> {
     let buf = sfvault::secret::read_unbuffered(std::io::stdin(), max)
-        .map_err(|e| Error::Other(format!("cannot read {what} from stdin: {e}")))?;
+        .map_err(|e| Error::failed(format!("cannot read {what} from stdin: {e}")))?;
     if buf.len() > max {
         return Err(Error::Usage(format!(
             "{what} on stdin is larger than {} KiB",
@@ -140,7 +141,7 @@ pub fn read_stdin_limited(what: &str, max: usize) -> Result<String> {
 /// Read a whole value from stdin, bounded, as UTF-8, with one trailing newline removed.
 pub fn read_stdin(field: &str) -> Result<SecretString> {
     let mut buf = sfvault::secret::read_unbuffered(std::io::stdin(), MAX_VALUE_LEN)
-        .map_err(|e| Error::Other(format!("cannot read {field} from stdin: {e}")))?;
+        .map_err(|e| Error::failed(format!("cannot read {field} from stdin: {e}")))?;
     if buf.len() > MAX_VALUE_LEN {
         return Err(Error::Usage(format!(
             "the value of {field} on stdin is larger than {} KiB",
@@ -163,11 +164,11 @@ fn visible(prompt: &str) -> Result<SecretString> {
             ))
         })?;
     tty.write_all(prompt.as_bytes())
-        .map_err(|e| Error::Other(format!("cannot write to the terminal: {e}")))?;
+        .map_err(|e| Error::failed_with("cannot write to the terminal", e))?;
     let mut line = String::new();
     BufReader::new(tty)
         .read_line(&mut line)
-        .map_err(|e| Error::Other(format!("cannot read from the terminal: {e}")))?;
+        .map_err(|e| Error::failed_with("cannot read from the terminal", e))?;
     let mut bytes = Zeroizing::new(line.into_bytes());
     unlock::strip_newline(&mut bytes);
     SecretString::from_utf8(bytes).map_err(|_| Error::Usage("the value is not valid UTF-8".into()))

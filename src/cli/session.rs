@@ -11,7 +11,7 @@ use sfvault::vault::model::{self, Entry, Field};
 use sfvault::vault::name::EntryName;
 use sfvault::vault::store::OpenVault;
 use sfvault::vault::{Change, ChangeOutcome};
-use sfvault::{Error, Result};
+use sfvault::{Error, ErrorKind, Result};
 
 use super::Context;
 
@@ -23,7 +23,7 @@ pub struct Session<'c> {
 }
 
 fn unexpected(what: &str) -> Error {
-    Error::Other(format!(
+    Error::failed(format!(
         "the agent answered {what} with something else; is it another version?"
     ))
 }
@@ -55,7 +55,7 @@ impl<'c> Session<'c> {
         };
         match agent.call(request) {
             Ok(response) => Ok(Some(response)),
-            Err(Error::AgentGone(_)) | Err(Error::Remote { code: 5, .. }) => {
+            Err(e) if matches!(e.kind(), ErrorKind::AgentGone | ErrorKind::Locked) => {
                 self.agent = None;
                 self.local = Some(Box::new(self.ctx.open()?));
                 Ok(None)

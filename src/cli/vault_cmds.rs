@@ -21,14 +21,14 @@ fn kdf_params(args: &KdfArgs, base: KdfParams) -> KdfParams {
 
 pub fn init(ctx: &Context, args: InitArgs) -> Result<()> {
     if ctx.store.exists() {
-        return Err(Error::Other(format!(
+        return Err(Error::failed(format!(
             "a vault already exists at {}; use it, or pick another path with --vault",
             ctx.store.path().display()
         )));
     }
     let kdf = kdf_params(&args.kdf, KdfParams::DEFAULT);
     let passphrase = prompt::new_passphrase(prompt::script_source(ctx.passphrase_fd))?;
-    let key = VaultKey::generate(&passphrase, kdf).map_err(Error::Other)?;
+    let key = VaultKey::generate(&passphrase, kdf).map_err(Error::failed)?;
     ctx.store.create(&VaultData::default(), &key)?;
     ctx.note(&format!(
         "Created {} (Argon2id {} MiB, {} passes, {} lanes).\nNext: sfvault add ORG/APP --consumer-key KEY",
@@ -52,7 +52,7 @@ pub fn passwd(ctx: &Context, args: PasswdArgs) -> Result<()> {
     let new_passphrase = prompt::new_passphrase(source)?;
     // A new data key, not just a re-wrapped one: whoever held an old copy of the file and the
     // old passphrase must not be able to read what is saved from now on.
-    let new_key = VaultKey::generate(&new_passphrase, kdf).map_err(Error::Other)?;
+    let new_key = VaultKey::generate(&new_passphrase, kdf).map_err(Error::failed)?;
     vault.rekey(new_key)?;
     ctx.note(&format!(
         "Passphrase changed for {} (with a new data key). The previous version ({}) still opens \

@@ -49,6 +49,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, SecretString)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn parses_common_forms() {
@@ -80,7 +81,7 @@ mod tests {
         ] {
             let err = parse(text).unwrap_err();
             let msg = err.to_string();
-            assert_eq!(err.exit_code(), 2);
+            assert_eq!(err.kind(), ErrorKind::Usage);
             assert!(msg.contains(line) && msg.contains(says), "{msg}");
             assert!(!msg.contains("CANARY"), "a value leaked: {msg}");
         }

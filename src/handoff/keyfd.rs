@@ -16,8 +16,7 @@ impl SecretFd {
     /// Write `secret` into a new memfd, seal it against writes, and rewind it.
     pub fn new(name: &str, secret: &SecretString) -> Result<SecretFd> {
         use rustix::fs::{MemfdFlags, SealFlags, fcntl_add_seals, memfd_create};
-        let fail =
-            |e: std::io::Error| Error::Other(format!("cannot create an in-memory key file: {e}"));
+        let fail = |e: std::io::Error| Error::failed_with("cannot create an in-memory key file", e);
         let fd = memfd_create(name, MemfdFlags::ALLOW_SEALING).map_err(|e| fail(e.into()))?;
         let mut file = std::fs::File::from(fd);
         file.write_all(secret.expose().as_bytes()).map_err(fail)?;

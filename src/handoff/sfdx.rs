@@ -97,6 +97,7 @@ pub fn format(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn round_trip() {
@@ -153,24 +154,30 @@ mod tests {
             assert_eq!(parse(text).unwrap().login_url, login_url, "{text}");
         }
         for (text, code) in [
-            ("force://id:s:rt@localhost:80@evil.example", 2),
-            ("force://id:s:rt@http://localhost:80@evil.example/", 2),
-            ("force://id:s@x:rt@evil.example", 2),
-            ("force://id:s:rt@", 2),
-            ("force://id:s:rt@https://", 2),
-            ("force://id:s:rt@127.1", 2),
-            ("force://id:s:rt@2130706433", 2),
-            ("force://id:s:rt@localhost.", 2),
-            ("force://id:s:rt@localhost:99999", 2),
-            ("force://id:s:rt@local%68ost", 2),
-            ("force://id:s:rt@localhost\\x", 2),
-            ("force://id:s:rt@localhost/x", 2),
-            ("force://id:s:rt@localhost?x", 2),
-            ("force://id:s:rt@localhost#x", 2),
-            ("force://id:s:rt@[::1", 2),
+            (
+                "force://id:s:rt@localhost:80@evil.example",
+                ErrorKind::Usage,
+            ),
+            (
+                "force://id:s:rt@http://localhost:80@evil.example/",
+                ErrorKind::Usage,
+            ),
+            ("force://id:s@x:rt@evil.example", ErrorKind::Usage),
+            ("force://id:s:rt@", ErrorKind::Usage),
+            ("force://id:s:rt@https://", ErrorKind::Usage),
+            ("force://id:s:rt@127.1", ErrorKind::Usage),
+            ("force://id:s:rt@2130706433", ErrorKind::Usage),
+            ("force://id:s:rt@localhost.", ErrorKind::Usage),
+            ("force://id:s:rt@localhost:99999", ErrorKind::Usage),
+            ("force://id:s:rt@local%68ost", ErrorKind::Usage),
+            ("force://id:s:rt@localhost\\x", ErrorKind::Usage),
+            ("force://id:s:rt@localhost/x", ErrorKind::Usage),
+            ("force://id:s:rt@localhost?x", ErrorKind::Usage),
+            ("force://id:s:rt@localhost#x", ErrorKind::Usage),
+            ("force://id:s:rt@[::1", ErrorKind::Usage),
         ] {
             let err = parse(text).unwrap_err();
-            assert_eq!(err.exit_code(), code, "{text}");
+            assert_eq!(err.kind(), code, "{text}");
         }
         // The refusal never repeats the input, which holds the secret and the refresh token.
         let err = parse("force://id:SECRETVALUE:REFRESHVALUE@localhost.").unwrap_err();

@@ -117,5 +117,5 @@ fn read(
 fn network(url: &str, e: &ureq::Error) -> Error {
     // The URL has no secrets (they travel in bodies and headers), so it may be named.
     let host = url.split('?').next().unwrap_or(url);
-    Error::Network(format!("cannot reach {host}: {e}"))
+    Error::network(format!("cannot reach {host}: {e}"))
 }

@@ -51,7 +51,7 @@ pub fn assertion(
         signing_input.as_bytes(),
         &mut signature,
     )
-    .map_err(|_| Error::Other("RSA signing failed".into()))?;
+    .map_err(|_| Error::failed("RSA signing failed"))?;
     Ok(SecretString::new(format!(
         "{signing_input}.{}",
         URL_SAFE_NO_PAD.encode(&signature)

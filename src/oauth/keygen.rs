@@ -32,16 +32,16 @@ pub fn generate(bits: usize, days: u32, common_name: &str) -> Result<KeyAndCerti
         return Err(Error::Usage(format!("--days {days}: use 1 to 3650")));
     }
     let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits)
-        .map_err(|e| Error::Other(format!("RSA key generation failed: {e}")))?;
+        .map_err(|e| Error::failed_with("RSA key generation failed", e))?;
     let der = key
         .to_pkcs8_der()
-        .map_err(|e| Error::Other(format!("cannot encode the key: {e}")))?;
+        .map_err(|e| Error::failed_with("cannot encode the key", e))?;
     let pem_text = pem::encode("PRIVATE KEY", der.as_bytes());
     let private_key = SecretString::new(pem_text.to_string());
     let key_pair = rcgen::KeyPair::from_pem_and_sign_algo(&pem_text, &rcgen::PKCS_RSA_SHA256)
-        .map_err(|e| Error::Other(format!("cannot load the new key for signing: {e}")))?;
+        .map_err(|e| Error::failed_with("cannot load the new key for signing", e))?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
-        .map_err(|e| Error::Other(format!("certificate parameters: {e}")))?;
+        .map_err(|e| Error::failed_with("certificate parameters", e))?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, common_name);
@@ -50,7 +50,7 @@ pub fn generate(bits: usize, days: u32, common_name: &str) -> Result<KeyAndCerti
     params.not_after = (now + std::time::Duration::from_secs(u64::from(days) * 86_400)).into();
     let cert = params
         .self_signed(&key_pair)
-        .map_err(|e| Error::Other(format!("cannot sign the certificate: {e}")))?;
+        .map_err(|e| Error::failed_with("cannot sign the certificate", e))?;
     Ok(KeyAndCertificate {
         private_key,
         certificate: cert.pem(),

@@ -90,7 +90,7 @@ impl<'a> Credentials<'a> {
 
     fn require(&self, field: &str, flow: Flow) -> Result<&'a SecretString> {
         self.value(field).filter(|v| !v.is_empty()).ok_or_else(|| {
-            Error::NotFound(format!(
+            Error::no_field(&self.name, field, format!(
                 "{} has no {field}, which the {} flow needs; set it with `sfvault set {} {field}`",
                 self.name,
                 flow.name(),
@@ -236,7 +236,7 @@ pub fn token_call(http: &Http, url: &str, form: &[(&str, &str)]) -> Result<Token
 }
 
 fn parse_token(body: &str) -> Result<Token> {
-    let bad = |why: &str| Error::Network(format!("Salesforce's token answer is unusable: {why}"));
+    let bad = |why: &str| Error::network(format!("Salesforce's token answer is unusable: {why}"));
     let t: TokenBody = serde_json::from_str(body).map_err(|_| bad("not the expected JSON"))?;
     if t.access_token.is_empty() || t.access_token.len() > 4096 {
         return Err(bad("no access_token"));
@@ -268,7 +268,7 @@ fn parse_token(body: &str) -> Result<Token> {
 /// Turn an error answer into exit 7 with Salesforce's words and a hint (5xx: exit 8).
 pub fn error_from(status: u16, body: &str) -> Error {
     if status >= 500 {
-        return Error::Network(format!(
+        return Error::network(format!(
             "Salesforce answered HTTP {status}; try again later"
         ));
     }
@@ -351,6 +351,7 @@ pub fn revoke(http: &Http, login_url: &str, token: &SecretString) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn token_answers_parse_strictly() {
@@ -379,14 +380,14 @@ mod tests {
             400,
             r#"{"error":"invalid_grant","error_description":"user hasn't approved this consumer"}"#,
         );
-        assert_eq!(e.exit_code(), 7);
+        assert_eq!(e.kind(), ErrorKind::Refused);
         assert!(e.to_string().contains("pre-authorise"));
         let e = error_from(
             400,
             r#"{"error":"invalid_grant","error_description":"audience is invalid"}"#,
         );
         assert!(e.to_string().contains("test.salesforce.com"));
-        assert_eq!(error_from(503, "").exit_code(), 8);
-        assert_eq!(error_from(401, "<html>").exit_code(), 7);
+        assert_eq!(error_from(503, "").kind(), ErrorKind::Network);
+        assert_eq!(error_from(401, "<html>").kind(), ErrorKind::Refused);
     }
 }

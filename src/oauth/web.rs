@@ -77,13 +77,13 @@ impl WebLogin {
     pub fn start(callback_url: &str) -> Result<WebLogin> {
         let (host, port, path) = parse_callback_url(callback_url)?;
         let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
-            Error::Other(format!(
+            Error::failed(format!(
                 "cannot listen on 127.0.0.1:{port} for the login redirect: {e}"
             ))
         })?;
         let port = listener
             .local_addr()
-            .map_err(|e| Error::Other(e.to_string()))?
+            .map_err(|e| Error::failed(e.to_string()))?
             .port();
         let verifier = SecretString::new(random_token(48)); // 64 chars of [A-Za-z0-9-_]
         Ok(WebLogin {
@@ -122,10 +122,10 @@ impl WebLogin {
         let deadline = Instant::now() + timeout;
         self.listener
             .set_nonblocking(true)
-            .map_err(|e| Error::Other(e.to_string()))?;
+            .map_err(|e| Error::failed(e.to_string()))?;
         loop {
             if Instant::now() >= deadline {
-                return Err(Error::Other(format!(
+                return Err(Error::failed(format!(
                     "no login arrived at {} within {} s",
                     self.redirect_uri,
                     timeout.as_secs()
@@ -140,7 +140,7 @@ impl WebLogin {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                Err(e) => return Err(Error::Other(format!("login listener failed: {e}"))),
+                Err(e) => return Err(Error::failed_with("login listener failed", e)),
             }
         }
     }
@@ -201,7 +201,7 @@ impl WebLogin {
             param("code")
                 .filter(|c| !c.is_empty() && c.len() < 4096)
                 .map(SecretString::new)
-                .ok_or_else(|| Error::Other("the login redirect carried no code".into()))
+                .ok_or_else(|| Error::failed("the login redirect carried no code"))
         };
         let page = if outcome.is_ok() {
             "sfvault: logged in. You can close this window."
@@ -290,6 +290,7 @@ pub fn decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn pkce_matches_rfc7636_example() {
@@ -318,24 +319,33 @@ mod tests {
             ),
             ("http://127.0.0.1:0/cb", Ok(("127.0.0.1", 0, "/cb"))),
             ("http://localhost:1717", Ok(("localhost", 1717, "/"))),
-            ("http://localhost/cb", Err(2)),
-            ("http://LOCALHOST:1717/cb", Err(2)),
-            ("http://127.0.0.2:1717/cb", Err(2)),
-            ("http://[::1]:1717/cb", Err(2)),
-            ("https://localhost:1717/cb", Err(2)),
-            ("http://example.com:1717/cb", Err(10)),
-            ("http://localhost:1717@evil.example:1717/cb", Err(10)),
-            ("http://evil.example@localhost:1717/cb", Err(10)),
-            ("http://localhost:1717/cb?x=1", Err(2)),
-            ("http://localhost:1717/cb#x", Err(2)),
-            ("http://localhost:99999/cb", Err(2)),
-            ("http://localhost.:1717/cb", Err(2)),
-            ("http://localhost\\@evil.example:1717/cb", Err(2)),
+            ("http://localhost/cb", Err(ErrorKind::Usage)),
+            ("http://LOCALHOST:1717/cb", Err(ErrorKind::Usage)),
+            ("http://127.0.0.2:1717/cb", Err(ErrorKind::Usage)),
+            ("http://[::1]:1717/cb", Err(ErrorKind::Usage)),
+            ("https://localhost:1717/cb", Err(ErrorKind::Usage)),
+            ("http://example.com:1717/cb", Err(ErrorKind::Unsafe)),
+            (
+                "http://localhost:1717@evil.example:1717/cb",
+                Err(ErrorKind::Unsafe),
+            ),
+            (
+                "http://evil.example@localhost:1717/cb",
+                Err(ErrorKind::Unsafe),
+            ),
+            ("http://localhost:1717/cb?x=1", Err(ErrorKind::Usage)),
+            ("http://localhost:1717/cb#x", Err(ErrorKind::Usage)),
+            ("http://localhost:99999/cb", Err(ErrorKind::Usage)),
+            ("http://localhost.:1717/cb", Err(ErrorKind::Usage)),
+            (
+                "http://localhost\\@evil.example:1717/cb",
+                Err(ErrorKind::Usage),
+            ),
         ] {
             let parsed = parse_callback_url(url);
             let got = match &parsed {
                 Ok((h, p, path)) => Ok((*h, *p, path.as_str())),
-                Err(e) => Err(e.exit_code()),
+                Err(e) => Err(e.kind()),
             };
             assert_eq!(got, expected, "{url}");
         }

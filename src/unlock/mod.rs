@@ -65,7 +65,7 @@ impl Source {
 
 fn non_empty(pass: SecretString, source: &Source) -> Result<SecretString> {
     if pass.is_empty() {
-        return Err(Error::Locked(format!(
+        return Err(Error::locked(format!(
             "the passphrase from {} is empty",
             source.describe()
         )));
@@ -79,7 +79,7 @@ fn read_secret(reader: impl Read, what: &str) -> Result<SecretString> {
     reader
         .take(MAX_PASSPHRASE_LEN as u64 + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| Error::Locked(format!("cannot read the passphrase from {what}: {e}")))?;
+        .map_err(|e| Error::locked(format!("cannot read the passphrase from {what}: {e}")))?;
     if buf.len() > MAX_PASSPHRASE_LEN {
         return Err(Error::Usage(format!(
             "the passphrase from {what} is longer than {MAX_PASSPHRASE_LEN} bytes"
@@ -104,7 +104,7 @@ fn read_fd(fd: u32) -> Result<SecretString> {
     // Reopening /dev/fd/N reads the same pipe or file without any unsafe fd juggling.
     let path = format!("/dev/fd/{fd}");
     let file = std::fs::File::open(&path).map_err(|e| {
-        Error::Locked(format!(
+        Error::locked(format!(
             "--passphrase-fd {fd}: descriptor {fd} is not open for reading ({e}); start sfvault as \
              `sfvault --passphrase-fd 3 … 3<passphrase-file`"
         ))
@@ -118,7 +118,7 @@ fn read_file(path: &Path) -> Result<SecretString> {
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
         .map_err(|e| {
-            Error::Locked(format!(
+            Error::locked(format!(
                 "SFVAULT_PASSPHRASE_FILE {}: cannot open it: {e}",
                 path.display()
             ))
@@ -148,16 +148,18 @@ fn run_command(cmd: &str) -> Result<SecretString> {
     for var in PASSPHRASE_ENV_VARS {
         command.env_remove(var);
     }
-    let mut child = command
-        .spawn()
-        .map_err(|e| Error::Locked(format!("SFVAULT_PASSPHRASE_CMD could not start: {e}")))?;
+    let mut child = command.spawn().map_err(|e| Error::Locked {
+        message: "SFVAULT_PASSPHRASE_CMD could not start".into(),
+        source: Some(Box::new(e)),
+    })?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let read = read_secret(stdout, "SFVAULT_PASSPHRASE_CMD");
-    let status = child
-        .wait()
-        .map_err(|e| Error::Locked(format!("SFVAULT_PASSPHRASE_CMD: {e}")))?;
+    let status = child.wait().map_err(|e| Error::Locked {
+        message: "SFVAULT_PASSPHRASE_CMD".into(),
+        source: Some(Box::new(e)),
+    })?;
     if !status.success() {
-        return Err(Error::Locked(format!(
+        return Err(Error::locked(format!(
             "SFVAULT_PASSPHRASE_CMD failed ({status}); nothing was unlocked"
         )));
     }
@@ -167,15 +169,16 @@ fn run_command(cmd: &str) -> Result<SecretString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn command_source_strips_newline() {
         let p = Source::Command("printf 'pw one\\n'".into()).read().unwrap();
         assert_eq!(p.expose(), "pw one");
         let err = Source::Command("exit 3".into()).read().unwrap_err();
-        assert_eq!(err.exit_code(), 5);
+        assert_eq!(err.kind(), ErrorKind::Locked);
         let empty = Source::Command("true".into()).read().unwrap_err();
-        assert_eq!(empty.exit_code(), 5);
+        assert_eq!(empty.kind(), ErrorKind::Locked);
     }
 
     #[test]

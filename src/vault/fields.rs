@@ -125,6 +125,7 @@ pub fn looks_like_private_key_pem(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     fn s(v: &str) -> SecretString {
         SecretString::new(v.into())
@@ -136,29 +137,25 @@ mod tests {
         assert!(check_value("login_url", &s("http://127.0.0.1:8080")).is_ok());
         assert!(check_value("login_url", &s("http://[::1]:80/x")).is_ok());
         let err = check_value("login_url", &s("http://login.salesforce.com")).unwrap_err();
-        assert_eq!(err.exit_code(), 10);
+        assert_eq!(err.kind(), ErrorKind::Unsafe);
         // The host is the one after @ (crate::url has the full table of spellings).
         for (url, code) in [
-            ("http://localhost:80@evil.example/", 10),
-            ("http://[::1]@evil.example/", 10),
-            ("http://2130706433/", 2),
+            ("http://localhost:80@evil.example/", ErrorKind::Unsafe),
+            ("http://[::1]@evil.example/", ErrorKind::Unsafe),
+            ("http://2130706433/", ErrorKind::Usage),
         ] {
             for field in ["login_url", "callback_url"] {
                 let err = check_value(field, &s(url)).unwrap_err();
-                assert_eq!(err.exit_code(), code, "{field} {url}");
+                assert_eq!(err.kind(), code, "{field} {url}");
             }
         }
         assert_eq!(
-            check_value("login_url", &s("ftp://x"))
-                .unwrap_err()
-                .exit_code(),
-            2
+            check_value("login_url", &s("ftp://x")).unwrap_err().kind(),
+            ErrorKind::Usage
         );
         assert_eq!(
-            check_value("login_url", &s("https://"))
-                .unwrap_err()
-                .exit_code(),
-            2
+            check_value("login_url", &s("https://")).unwrap_err().kind(),
+            ErrorKind::Usage
         );
     }
 
@@ -181,15 +178,13 @@ mod tests {
             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----",
         ] {
             let err = check_value("private_key", &s(unusable)).unwrap_err();
-            assert_eq!(err.exit_code(), 2, "{unusable}");
+            assert_eq!(err.kind(), ErrorKind::Usage, "{unusable}");
         }
         assert!(check_value("callback_url", &s("http://localhost:1717/OauthRedirect")).is_ok());
         assert!(check_value("callback_url", &s("https://acme.my.salesforce.com/cb")).is_ok());
         assert_eq!(
-            check_value("callback_url", &s("x"))
-                .unwrap_err()
-                .exit_code(),
-            2
+            check_value("callback_url", &s("x")).unwrap_err().kind(),
+            ErrorKind::Usage
         );
         assert!(check_value("access_token", &s("x")).is_err());
     }

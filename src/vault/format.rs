@@ -13,8 +13,11 @@
 //! Every integer is little-endian. Parsing is bounded and refuses, never clamps; nothing is
 //! allocated or derived before the header has been checked.
 
+use std::path::Path;
+
 use zeroize::Zeroizing;
 
+use crate::error::Error;
 use crate::secret::{SecretKey, SecretString};
 use crate::vault::crypto::{
     self, COMMITMENT_LEN, KdfParams, NONCE_LEN, PayloadKeys, TAG_LEN, WRAPPED_KEY_LEN,
@@ -80,6 +83,25 @@ pub enum OpenError {
     WrongPassphrase,
     /// The file is not a vault this build can read; the text says why.
     Corrupt(String),
+}
+
+impl OpenError {
+    /// The error for the file at `path`: [`Error::WrongPassphrase`] or [`Error::Corrupt`]
+    /// (with `hint` after the detail, e.g. where the previous version is).
+    pub fn for_file(self, path: &Path, hint: Option<&str>) -> Error {
+        match self {
+            OpenError::WrongPassphrase => Error::WrongPassphrase {
+                path: path.to_path_buf(),
+            },
+            OpenError::Corrupt(detail) => Error::corrupt(
+                path,
+                match hint {
+                    Some(hint) => format!("{detail}; {hint}"),
+                    None => detail,
+                },
+            ),
+        }
+    }
 }
 
 /// A parsed, bounds-checked header with the byte ranges the crypto needs.

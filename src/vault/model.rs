@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Missing, Result};
 use crate::secret::SecretString;
 use crate::vault::field_map::FieldMap;
 use crate::vault::fields;
@@ -133,9 +133,11 @@ impl VaultData {
     /// One field of an entry, or a not-found error naming both.
     pub fn field(&self, name: &EntryName, field: &str) -> Result<&Field> {
         self.entry(name)?.fields.get(field).ok_or_else(|| {
-            Error::NotFound(format!(
-                "{name} has no field {field}; `sfvault show {name}` lists its fields"
-            ))
+            Error::no_field(
+                name,
+                field,
+                format!("{name} has no field {field}; `sfvault show {name}` lists its fields"),
+            )
         })
     }
 
@@ -150,7 +152,7 @@ impl VaultData {
     pub fn add_entry(&mut self, name: &EntryName, now: Timestamp) -> Result<&mut Entry> {
         let key = name.to_string();
         if self.entries.contains_key(&key) {
-            return Err(Error::Other(format!(
+            return Err(Error::failed(format!(
                 "{name} already exists; change it with `sfvault set {name} FIELD`"
             )));
         }
@@ -232,9 +234,16 @@ impl VaultData {
         let f = self.field(name, field)?;
         let len = f.history.len();
         if n == 0 || n > len {
-            return Err(Error::NotFound(format!(
-                "{name} {field} has {len} past value(s); `sfvault history {name} {field}` lists them"
-            )));
+            return Err(Error::NotFound {
+                missing: Missing::PastValue {
+                    entry: name.to_string(),
+                    field: field.to_owned(),
+                    count: len,
+                },
+                message: format!(
+                    "{name} {field} has {len} past value(s); `sfvault history {name} {field}` lists them"
+                ),
+            });
         }
         let value = f.history[len - n].value.clone();
         let secret = f.secret;
@@ -318,7 +327,7 @@ impl VaultData {
         // A missing source is the first thing to report (exit 3), whatever the target.
         self.entry(from)?;
         if self.entries.contains_key(&to.to_string()) {
-            return Err(Error::Other(format!(
+            return Err(Error::failed(format!(
                 "{to} already exists; remove it first or pick another name"
             )));
         }
@@ -397,9 +406,7 @@ where
 }
 
 fn entry_not_found(name: &EntryName) -> Error {
-    Error::NotFound(format!(
-        "no entry {name}; `sfvault list` shows the entries, `sfvault add {name}` creates it"
-    ))
+    Error::no_entry(name)
 }
 
 /// The current time as a Unix timestamp in seconds.
@@ -412,6 +419,7 @@ pub fn now() -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     fn name(s: &str) -> EntryName {
         EntryName::parse(s).unwrap()
@@ -468,11 +476,17 @@ mod tests {
         v.add_entry(&a, 0).unwrap();
         assert!(v.add_entry(&a, 0).is_err());
         v.rename_entry(&a, &b).unwrap();
-        assert_eq!(v.entry(&a).unwrap_err().exit_code(), 3);
+        assert_eq!(v.entry(&a).unwrap_err().kind(), ErrorKind::NotFound);
         // The source is gone and the target exists: "not found" comes first.
-        assert_eq!(v.rename_entry(&a, &b).unwrap_err().exit_code(), 3);
+        assert_eq!(
+            v.rename_entry(&a, &b).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
         v.add_entry(&a, 0).unwrap();
-        assert_eq!(v.rename_entry(&a, &b).unwrap_err().exit_code(), 1);
+        assert_eq!(
+            v.rename_entry(&a, &b).unwrap_err().kind(),
+            ErrorKind::Failed
+        );
         v.remove_entry(&a).unwrap();
         v.remove_entry(&b).unwrap();
         assert!(v.entries.is_empty());

@@ -210,6 +210,7 @@ fn absolute(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn marks_round_trip_raise_only_and_detect_tampering() {
@@ -237,7 +238,7 @@ mod tests {
         let mut bytes = fs::read(&file).unwrap();
         bytes[8] = 1;
         fs::write(&file, &bytes).unwrap();
-        assert_eq!(marks.load(&key).unwrap_err().exit_code(), 6);
+        assert_eq!(marks.load(&key).unwrap_err().kind(), ErrorKind::Corrupt);
         fs::write(&file, b"").unwrap();
         assert_eq!(marks.load(&key).unwrap(), None);
     }

@@ -12,7 +12,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Missing, Result};
 use crate::secret::{SecretKey, SecretString};
 use crate::vault::format::{self, MAX_FILE_LEN, OpenError, VaultKey};
 use crate::vault::model::VaultData;
@@ -268,7 +268,7 @@ impl Store {
         self.prepare_dir()?;
         let guard = self.lock()?;
         if self.exists() {
-            return Err(Error::Other(format!(
+            return Err(Error::failed(format!(
                 "a vault already exists at {}; use it, or pick another path with --vault",
                 self.path.display()
             )));
@@ -321,7 +321,7 @@ impl Store {
         key: &VaultKey,
         generation: u64,
     ) -> Result<(FileStamp, [u8; format::PAYLOAD_SALT_LEN])> {
-        let bytes = format::seal(data, key, generation).map_err(Error::Other)?;
+        let bytes = format::seal(data, key, generation).map_err(Error::failed)?;
         let salt = payload_salt_of(&bytes);
         let stamp = self.write_bytes(guard, &bytes)?;
         // After the rename, never before: a reader that sees the raised mark then finds the
@@ -419,18 +419,11 @@ impl Store {
     }
 
     fn open_error(&self, e: OpenError) -> Error {
-        match e {
-            OpenError::WrongPassphrase => Error::WrongPassphrase {
-                path: self.path.clone(),
-            },
-            OpenError::Corrupt(detail) => Error::Corrupt {
-                path: self.path.clone(),
-                detail: format!(
-                    "{detail}; the previous version may be in {}",
-                    self.backup_path().display()
-                ),
-            },
-        }
+        let hint = format!(
+            "the previous version may be in {}",
+            self.backup_path().display()
+        );
+        e.for_file(&self.path, Some(&hint))
     }
 }
 
@@ -501,7 +494,7 @@ impl OpenVault {
             } else {
                 let path = self.store.path.clone();
                 let current = self.store.read_current(&self.key, (bytes, stamp), |e| match e {
-                OpenError::WrongPassphrase => Error::Other(format!(
+                OpenError::WrongPassphrase => Error::failed(format!(
                     "{} was re-keyed or replaced by another process while this command ran; \
                      nothing was changed, run it again",
                     path.display()
@@ -552,7 +545,7 @@ impl OpenVault {
         }
         let read = read_checked(&self.store.path)?;
         let current = self.store.read_current(&self.key, read, |e| match e {
-            OpenError::WrongPassphrase => Error::Locked(format!(
+            OpenError::WrongPassphrase => Error::locked(format!(
                 "{} was re-keyed or replaced; unlock it again",
                 self.store.path.display()
             )),
@@ -601,7 +594,7 @@ fn atomic_write(
 /// with `force`.
 pub fn write_new_file(dest: &Path, bytes: &[u8], force: bool) -> Result<()> {
     if fs::symlink_metadata(dest).is_ok() && !force {
-        return Err(Error::Other(format!(
+        return Err(Error::failed(format!(
             "{} exists; pass --force to replace it",
             dest.display()
         )));
@@ -683,10 +676,10 @@ fn read_bounded(file: File, meta: &fs::Metadata, path: &Path) -> Result<Vec<u8>>
 /// its size, and read it.
 fn read_checked(path: &Path) -> Result<(Vec<u8>, FileStamp)> {
     let file = open_nonblocking(path, true).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound(format!(
-                "no vault at {}; create one with `sfvault init` (or point --vault / SFVAULT_PATH at yours)",
-                path.display()
-            )),
+            std::io::ErrorKind::NotFound => Error::NotFound {
+                missing: Missing::Vault { path: path.to_path_buf() },
+                message: format!("no vault at {}; create one with `sfvault init` (or point --vault / SFVAULT_PATH at yours)", path.display()),
+            },
             _ if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) => {
                 Error::Unsafe(format!(
                     "{} is a symbolic link; sfvault replaces the file on every save, so point \
