@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::oauth::{Credentials, Flow};
+use crate::oauth::Credentials;
 use crate::vault::KdfParams;
-use crate::vault::fields::SECRET_FIELDS;
+use crate::vault::fields;
 use crate::vault::model::{Entry, Timestamp};
 
 /// A secret never used is reported once it is older than this (a new one has had no chance).
@@ -76,7 +76,7 @@ fn audit_entry(name: &str, entry: &Entry, max_age: i64, now: Timestamp, out: &mu
         });
     };
     for (field, f) in &entry.fields {
-        if !SECRET_FIELDS.contains(&field.as_str()) || field == "access_token" {
+        if !fields::is_user_secret(field) {
             continue;
         }
         let age = now - f.changed_at;
@@ -104,7 +104,7 @@ fn audit_entry(name: &str, entry: &Entry, max_age: i64, now: Timestamp, out: &mu
     let creds = Credentials::new(name, entry);
     match creds.flow() {
         Ok(flow) => {
-            for field in required(flow) {
+            for field in flow.required_fields() {
                 if !entry.fields.contains_key(field) {
                     push(
                         Some(field),
@@ -181,17 +181,6 @@ fn audit_entry(name: &str, entry: &Entry, max_age: i64, now: Timestamp, out: &mu
                 "the certificate cannot be read".into(),
             ),
         }
-    }
-}
-
-/// Fields each flow cannot work without.
-pub fn required(flow: Flow) -> &'static [&'static str] {
-    match flow {
-        Flow::Jwt => &["consumer_key", "username", "private_key"],
-        Flow::ClientCredentials => &["consumer_key", "consumer_secret"],
-        Flow::RefreshToken => &["consumer_key", "refresh_token"],
-        Flow::Password => &["consumer_key", "consumer_secret", "username", "password"],
-        Flow::Web => &["consumer_key"],
     }
 }
 

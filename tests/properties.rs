@@ -23,7 +23,7 @@ fn part() -> impl Strategy<Value = String> {
 
 fn field_name() -> impl Strategy<Value = String> {
     "[a-z][a-z0-9_]{0,10}".prop_filter("not computed or special", |f| {
-        !sfvault::vault::fields::COMPUTED_FIELDS.contains(&f.as_str())
+        !sfvault::vault::fields::is_computed(f)
             && !matches!(
                 f.as_str(),
                 "flow"

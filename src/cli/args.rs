@@ -3,7 +3,16 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
+use sfvault::vault::fields::Flow;
+
+/// `--flow`: one of the field table's flows, listed in help and completions (the library's
+/// [`Flow`] knows nothing of clap, so this is clap's `ValueEnum` built from [`Flow::ALL`]).
+fn flow_parser() -> impl TypedValueParser<Value = Flow> {
+    PossibleValuesParser::new(Flow::ALL.map(Flow::name))
+        .map(|name| Flow::parse(&name).expect("a possible value is a flow"))
+}
 
 pub(super) const AFTER_HELP: &str = "\
 Quick start:
@@ -322,9 +331,9 @@ pub struct AddArgs {
     /// Login URL [default: https://login.salesforce.com; sandboxes: https://test.salesforce.com]
     #[arg(long, value_name = "URL")]
     pub login_url: Option<String>,
-    /// OAuth flow: jwt, client-credentials, refresh-token, password, web
-    #[arg(long, value_name = "FLOW")]
-    pub flow: Option<String>,
+    /// OAuth flow the entry uses
+    #[arg(long, value_name = "FLOW", value_parser = flow_parser())]
+    pub flow: Option<Flow>,
     /// PEM private key (PKCS#1 or PKCS#8) to store; the file is read once, never copied
     #[arg(long, value_name = "PEM")]
     pub private_key_file: Option<PathBuf>,
@@ -455,8 +464,8 @@ pub struct LoginArgs {
     /// Entry address, ORG/APP
     pub entry: String,
     /// Flow to run instead of the entry's own
-    #[arg(long, value_name = "FLOW")]
-    pub flow: Option<String>,
+    #[arg(long, value_name = "FLOW", value_parser = flow_parser())]
+    pub flow: Option<Flow>,
     /// Web flow: how long to wait for the browser
     #[arg(long, default_value = "5m", value_name = "DUR", value_parser = parse_duration)]
     pub timeout: std::time::Duration,

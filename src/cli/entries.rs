@@ -27,7 +27,7 @@ pub fn add(ctx: &Context, args: AddArgs) -> Result<()> {
         ("consumer_key", args.consumer_key),
         ("username", args.username),
         ("login_url", args.login_url),
-        ("flow", args.flow),
+        ("flow", args.flow.map(|f| f.name().to_owned())),
     ] {
         if let Some(value) = value {
             let value = SecretString::new(value);
@@ -170,10 +170,10 @@ pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
     let name = EntryName::parse(&args.entry)?;
     check_field_name(&args.field)?;
     let mut session = ctx.session()?;
-    if matches!(args.field.as_str(), "access_token" | "instance_url") {
+    if fields::from_valid_token(&args.field) {
         // Pseudo-fields: a valid token from the entry's flow, renewed when stale.
         let t = super::oauth_cmds::valid_token(ctx, &mut session, &name, false)?;
-        let value = if args.field == "access_token" {
+        let value = if args.field == fields::ACCESS_TOKEN {
             t.access_token
         } else {
             SecretString::new(t.instance_url)

@@ -169,14 +169,14 @@ impl<'c> Resolver<'c> {
     }
 
     fn resolve(&mut self, r: &Reference) -> Result<SecretString> {
-        if matches!(r.field.as_str(), "access_token" | "instance_url") {
+        if fields::from_valid_token(&r.field) {
             if !self.tokens.contains_key(&r.entry) {
                 let ctx = self.ctx;
                 let t = valid_token(ctx, self.session()?, &r.entry, false)?;
                 self.tokens.insert(r.entry.clone(), t);
             }
             let t = &self.tokens[&r.entry];
-            return Ok(if r.field == "access_token" {
+            return Ok(if r.field == fields::ACCESS_TOKEN {
                 t.access_token.clone()
             } else {
                 SecretString::new(t.instance_url.clone())
@@ -430,10 +430,7 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
                 .as_object()
                 .ok_or_else(|| Error::Usage("expected a JSON object".into()))?;
             for (k, v) in obj {
-                let field = fields::PUBLIC_FIELDS
-                    .iter()
-                    .chain(fields::SECRET_FIELDS)
-                    .find(|f| **f == k && !fields::COMPUTED_FIELDS.contains(f));
+                let field = fields::user_fields().find(|f| f == k);
                 match (field, v.as_str()) {
                     (Some(f), Some(s)) => values.push((f, SecretString::new(s.to_owned()))),
                     _ => ignored.push(k.clone()),

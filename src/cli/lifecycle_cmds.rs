@@ -6,7 +6,7 @@ use sfvault::secret::SecretString;
 use sfvault::timefmt::{age, rfc3339};
 use sfvault::unlock::Source;
 use sfvault::vault::KdfParams;
-use sfvault::vault::fields::SECRET_FIELDS;
+use sfvault::vault::fields;
 use sfvault::vault::format::{self, VaultKey};
 use sfvault::vault::model::{self, SetOutcome};
 use sfvault::vault::name::{EntryName, check_field_name};
@@ -41,10 +41,10 @@ fn where_to_rotate(field: &str) -> Option<&'static str> {
 pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
     let name = EntryName::parse(&args.entry)?;
     check_field_name(&args.field)?;
-    if !SECRET_FIELDS.contains(&args.field.as_str()) || args.field == "access_token" {
+    if !fields::is_user_secret(&args.field) {
         return Err(Error::Usage(format!(
             "rotate replaces secrets ({}); use `sfvault set` for {}",
-            SECRET_FIELDS[1..].join(", "),
+            fields::user_secrets().collect::<Vec<_>>().join(", "),
             args.field
         )));
     }

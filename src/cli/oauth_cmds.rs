@@ -7,6 +7,7 @@ use sfvault::oauth::web::{DEFAULT_CALLBACK, WebLogin};
 use sfvault::oauth::{self, Credentials, Flow, Token, keygen};
 use sfvault::secret::SecretString;
 use sfvault::timefmt::rfc3339;
+use sfvault::vault::fields;
 use sfvault::vault::model::{self, Entry};
 use sfvault::vault::name::EntryName;
 use sfvault::vault::{Change, NewField};
@@ -30,8 +31,8 @@ pub struct ValidToken {
 impl ValidToken {
     /// The cached token of `entry`, if it is younger than the entry's lifetime.
     fn cached(entry: &Entry, lifetime: i64, now: model::Timestamp) -> Option<ValidToken> {
-        let token = entry.fields.get("access_token")?;
-        let instance = entry.fields.get("instance_url")?;
+        let token = entry.fields.get(fields::ACCESS_TOKEN)?;
+        let instance = entry.fields.get(fields::INSTANCE_URL)?;
         let expires_at = token.set_at + lifetime;
         (now < expires_at && !token.value.is_empty()).then(|| ValidToken {
             access_token: token.value.clone(),
@@ -59,24 +60,12 @@ fn warn_password_flow(ctx: &Context, flow: Flow) {
     }
 }
 
-/// The fields a flow reads: what it requires, and the consumer secret whenever it is sent.
-fn flow_fields(flow: Flow) -> Vec<&'static str> {
-    let mut fields = sfvault::audit::required(flow).to_vec();
-    if flow != Flow::Jwt && !fields.contains(&"consumer_secret") {
-        fields.push("consumer_secret");
-    }
-    if flow == Flow::Password {
-        fields.push("security_token");
-    }
-    fields
-}
-
 /// Keep a fresh token in the vault: the cache fields, and a refresh token if one came.
 fn store(session: &mut Session, name: &EntryName, token: &Token) -> Result<()> {
     let computed = [
-        ("access_token", token.access_token.clone()),
+        (fields::ACCESS_TOKEN, token.access_token.clone()),
         (
-            "instance_url",
+            fields::INSTANCE_URL,
             SecretString::new(token.instance_url.clone()),
         ),
         ("org_id", SecretString::new(token.org_id.clone())),
@@ -89,7 +78,7 @@ fn store(session: &mut Session, name: &EntryName, token: &Token) -> Result<()> {
     let field = |(name, value): (&str, SecretString)| NewField {
         name: name.to_owned(),
         value,
-        secret: name == "access_token",
+        secret: fields::secret_by_default(name),
     };
     session.apply(Change::SetComputed {
         entry: name.to_string(),
@@ -98,7 +87,7 @@ fn store(session: &mut Session, name: &EntryName, token: &Token) -> Result<()> {
             .refresh_token
             .clone()
             .map(|v| NewField {
-                name: "refresh_token".into(),
+                name: fields::REFRESH_TOKEN.into(),
                 value: v,
                 secret: true,
             })
@@ -125,7 +114,7 @@ pub fn valid_token(
     }
     let mut flow = creds.flow()?;
     if flow == Flow::Web {
-        if !entry.fields.contains_key("refresh_token") {
+        if !entry.fields.contains_key(fields::REFRESH_TOKEN) {
             return Err(Error::Usage(format!(
                 "{name} uses the web flow and holds no refresh token: run `sfvault login {name}` first"
             )));
@@ -135,7 +124,7 @@ pub fn valid_token(
     warn_password_flow(ctx, flow);
     let token = oauth::request_token(&Http::new(), &creds, flow, now)?;
     store(session, name, &token)?;
-    session.mark_used(name, &entry, &flow_fields(flow));
+    session.mark_used(name, &entry, &flow.read_fields().collect::<Vec<_>>());
     Ok(ValidToken {
         issued_at: now,
         expires_at: now + lifetime,
@@ -168,7 +157,7 @@ pub fn token(ctx: &Context, args: TokenArgs) -> Result<()> {
 
 pub fn login(ctx: &Context, args: LoginArgs) -> Result<()> {
     let name = EntryName::parse(&args.entry)?;
-    let forced = args.flow.as_deref().map(Flow::parse).transpose()?;
+    let forced = args.flow;
     let mut session = ctx.session()?;
     let entry = session.entry(&name, true)?;
     let creds = Credentials::new(&name.to_string(), &entry);
@@ -184,7 +173,7 @@ pub fn login(ctx: &Context, args: LoginArgs) -> Result<()> {
         oauth::request_token(&http, &creds, flow, model::now())?
     };
     store(&mut session, &name, &token)?;
-    session.mark_used(&name, &entry, &flow_fields(flow));
+    session.mark_used(&name, &entry, &flow.read_fields().collect::<Vec<_>>());
     if ctx.json {
         return print_json(&json!({
             "entry": name.to_string(),
@@ -273,7 +262,7 @@ pub fn revoke(ctx: &Context, args: EntryArg) -> Result<()> {
     let mut session = ctx.session()?;
     let entry = session.entry(&name, true)?;
     let creds = Credentials::new(&name.to_string(), &entry);
-    let tokens: Vec<(&str, &SecretString)> = ["refresh_token", "access_token"]
+    let tokens: Vec<(&str, &SecretString)> = [fields::REFRESH_TOKEN, fields::ACCESS_TOKEN]
         .iter()
         .filter_map(|f| entry.fields.get(f).map(|v| (*f, &v.value)))
         .collect();

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
+pub use crate::vault::fields::Flow;
 use crate::vault::fields::{self, DEFAULT_LOGIN_URL};
 use crate::vault::model::Entry;
 use http::Http;
@@ -23,51 +24,6 @@ use http::Http;
 /// Default time a cached access token is trusted: Salesforce sends no expiry, sessions last 2 h
 /// by default, so 90 minutes leaves a margin.
 pub const DEFAULT_TOKEN_LIFETIME_SECS: i64 = 90 * 60;
-
-/// The OAuth flows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    /// JWT bearer: a signed assertion, no secret sent.
-    Jwt,
-    /// Client credentials: consumer key and secret, for a "run as" user.
-    ClientCredentials,
-    /// A stored refresh token.
-    RefreshToken,
-    /// Username and password (+ security token); being retired by Salesforce.
-    Password,
-    /// Web server flow with PKCE, in a browser.
-    Web,
-}
-
-impl Flow {
-    /// Parse a `flow` field value.
-    pub fn parse(text: &str) -> Result<Flow> {
-        Ok(match text {
-            "jwt" => Flow::Jwt,
-            "client-credentials" => Flow::ClientCredentials,
-            "refresh-token" => Flow::RefreshToken,
-            "password" => Flow::Password,
-            "web" => Flow::Web,
-            other => {
-                return Err(Error::Usage(format!(
-                    "unknown flow {other:?}: use one of {}",
-                    fields::FLOWS.join(", ")
-                )));
-            }
-        })
-    }
-
-    /// The flow's name as stored in `flow`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Flow::Jwt => "jwt",
-            Flow::ClientCredentials => "client-credentials",
-            Flow::RefreshToken => "refresh-token",
-            Flow::Password => "password",
-            Flow::Web => "web",
-        }
-    }
-}
 
 /// What an entry holds for OAuth, read from its fields.
 pub struct Credentials<'a> {
@@ -115,12 +71,14 @@ impl<'a> Credentials<'a> {
         let has = |f: &str| self.value(f).is_some();
         if has("private_key") && has("username") {
             Ok(Flow::Jwt)
-        } else if has("refresh_token") {
+        } else if has(fields::REFRESH_TOKEN) {
             Ok(Flow::RefreshToken)
         } else {
             Err(Error::Usage(format!(
-                "{} names no flow; set one: sfvault set {} flow jwt|client-credentials|refresh-token|password|web",
-                self.name, self.name
+                "{} names no flow; set one: sfvault set {} flow {}",
+                self.name,
+                self.name,
+                Flow::names().join("|")
             )))
         }
     }
@@ -195,7 +153,7 @@ pub fn request_token(http: &Http, creds: &Credentials<'_>, flow: Flow, now: i64)
             form.push(("grant_type", "refresh_token"));
             form.push((
                 "refresh_token",
-                creds.require("refresh_token", flow)?.expose(),
+                creds.require(fields::REFRESH_TOKEN, flow)?.expose(),
             ));
             form.push(("client_id", key()?));
             if let Some(secret) = creds.value("consumer_secret") {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::secret::SecretString;
+use crate::vault::fields;
 use crate::vault::model::{SetOutcome, Timestamp, VaultData};
 use crate::vault::name::EntryName;
 
@@ -135,7 +136,7 @@ impl Change {
             } => {
                 let name = EntryName::parse(&entry)?;
                 for f in &computed {
-                    if !crate::vault::fields::COMPUTED_FIELDS.contains(&f.name.as_str()) {
+                    if !fields::is_computed(&f.name) {
                         return Err(crate::Error::Usage(format!(
                             "{} is not a computed field",
                             f.name
@@ -173,11 +174,11 @@ impl Change {
                 let name = EntryName::parse(&entry)?;
                 let current = |f: &str| data.field(&name, f).ok().map(|x| x.value.clone());
                 let mut forget: Vec<&str> = Vec::new();
-                if current("access_token").is_none_or(|t| revoked.contains(&t)) {
-                    forget.extend_from_slice(crate::vault::fields::COMPUTED_FIELDS);
+                if current(fields::ACCESS_TOKEN).is_none_or(|t| revoked.contains(&t)) {
+                    forget.extend(fields::computed_fields());
                 }
-                if current("refresh_token").is_some_and(|t| revoked.contains(&t)) {
-                    forget.push("refresh_token");
+                if current(fields::REFRESH_TOKEN).is_some_and(|t| revoked.contains(&t)) {
+                    forget.push(fields::REFRESH_TOKEN);
                 }
                 data.remove_fields(&name, &forget)?;
                 Ok(ChangeOutcome::Done)
