@@ -3,6 +3,7 @@
 //!
 //! Secrets cross module boundaries only inside these types.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Once;
 
@@ -13,7 +14,13 @@ use zeroize::{Zeroize, Zeroizing};
 ///
 /// Its buffer is zeroized on drop; `Debug` and `Display` never show it. Read it with
 /// [`SecretString::expose`], and only where the value is about to be used.
-#[derive(Clone, Default, PartialEq, Eq)]
+///
+/// Copies are explicit, as in the `secrecy` crate: there is no `Clone`, only
+/// [`SecretString::duplicate`]. Serializing one fails unless the caller opened an
+/// [`exposing`] scope (the vault payload and the agent's frames do): `serde_json::to_string`
+/// of an entry cannot print its secrets by accident. Comparison takes the same time whatever
+/// the position of the first difference.
+#[derive(Default)]
 pub struct SecretString(Zeroizing<String>);
 
 impl SecretString {
@@ -47,6 +54,41 @@ impl SecretString {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// A second copy of the secret, zeroized on its own drop. The only way to copy one.
+    pub fn duplicate(&self) -> SecretString {
+        SecretString::new(self.0.as_str().to_owned())
+    }
+}
+
+impl PartialEq for SecretString {
+    /// Equal contents; the time depends on the lengths only, not on where the values differ.
+    fn eq(&self, other: &SecretString) -> bool {
+        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl Eq for SecretString {}
+
+thread_local! {
+    /// How many [`exposing`] scopes are open on this thread.
+    static EXPOSING: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Run `f` with serialization of [`SecretString`]s allowed on this thread: for the encoders
+/// whose output is the secret's own protected form (the encrypted vault payload, the agent's
+/// frames on its private socket). Anywhere else serializing a secret is an error.
+pub fn exposing<T>(f: impl FnOnce() -> T) -> T {
+    struct Close;
+    impl Drop for Close {
+        fn drop(&mut self) {
+            EXPOSING.with(|n| n.set(n.get() - 1));
+        }
+    }
+    EXPOSING.with(|n| n.set(n.get() + 1));
+    let _close = Close;
+    f()
 }
 
 impl fmt::Debug for SecretString {
@@ -56,7 +98,13 @@ impl fmt::Debug for SecretString {
 }
 
 impl Serialize for SecretString {
+    /// The text, inside an [`exposing`] scope; an error anywhere else.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if EXPOSING.with(Cell::get) == 0 {
+            return Err(serde::ser::Error::custom(
+                "refusing to serialize a secret value outside the vault and agent encoders",
+            ));
+        }
         serializer.serialize_str(&self.0)
     }
 }
@@ -345,6 +393,31 @@ pub fn restore_core_limit() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_serialize_only_when_exposing() {
+        let s = SecretString::new("hunter2-canary".into());
+        let refused = serde_json::to_string(&s).unwrap_err().to_string();
+        assert!(refused.contains("refusing") && !refused.contains("hunter2"));
+        assert_eq!(
+            exposing(|| serde_json::to_string(&s)).unwrap(),
+            "\"hunter2-canary\""
+        );
+        // The scope closes, also after a panic inside it.
+        assert!(serde_json::to_string(&s).is_err());
+        let _ = std::panic::catch_unwind(|| exposing(|| panic!("inside")));
+        assert!(serde_json::to_string(&s).is_err());
+    }
+
+    #[test]
+    fn copies_and_comparisons() {
+        let s = SecretString::new("abc".into());
+        let d = s.duplicate();
+        assert_eq!(s, d);
+        assert_ne!(s.expose().as_ptr(), d.expose().as_ptr());
+        assert_ne!(s, SecretString::new("abd".into()));
+        assert_ne!(s, SecretString::new("abcd".into()));
+    }
 
     #[test]
     fn debug_is_redacted() {

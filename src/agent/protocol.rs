@@ -34,8 +34,8 @@ pub const MAX_REQUEST_LEN: u32 = 4 * 1024 * 1024;
 /// Largest response body (a whole masked vault for `list`).
 pub const MAX_RESPONSE_LEN: u32 = 256 * 1024 * 1024;
 
-/// What a client asks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a client asks. Not `Clone`: [`Request::Apply`] may carry secrets.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// Agent state; does not count as activity (does not extend the idle timeout).
     Status,
@@ -188,18 +188,26 @@ fn config() -> bincode::config::Configuration<bincode::config::LittleEndian, bin
 /// The first buffer for a body; it doubles as bytes arrive, up to the declared length.
 const FIRST_BODY_BUFFER: usize = 64 * 1024;
 
-/// Write one frame holding `message`. The encoded body lives in a zeroizing buffer.
+/// Write one frame holding `message`. The frame is encoded into one zeroizing buffer of
+/// exactly its size (measured first), so no reallocation leaves copies of secrets behind;
+/// secret values are serialized (inside [`crate::secret::exposing`]) only here.
 pub fn write_frame<T: Serialize>(mut out: impl Write, message: &T) -> std::io::Result<()> {
-    let body = Zeroizing::new(
-        bincode::serde::encode_to_vec(message, config())
-            .map_err(|e| std::io::Error::other(format!("encode: {e}")))?,
-    );
-    let len = u32::try_from(body.len()).map_err(|_| std::io::Error::other("message too large"))?;
-    let mut frame = Zeroizing::new(Vec::with_capacity(HEADER_LEN + body.len()));
-    frame.extend_from_slice(&MAGIC);
-    frame.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
-    frame.extend_from_slice(&len.to_le_bytes());
-    frame.extend_from_slice(&body);
+    let encode_error =
+        |e: bincode::error::EncodeError| std::io::Error::other(format!("encode: {e}"));
+    let frame = crate::secret::exposing(|| {
+        let mut counter = bincode::enc::write::SizeWriter::default();
+        bincode::serde::encode_into_writer(message, &mut counter, config())
+            .map_err(encode_error)?;
+        let len = u32::try_from(counter.bytes_written)
+            .map_err(|_| std::io::Error::other("message too large"))?;
+        let mut frame = Zeroizing::new(vec![0u8; HEADER_LEN + counter.bytes_written]);
+        frame[..4].copy_from_slice(&MAGIC);
+        frame[4..6].copy_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+        frame[6..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+        bincode::serde::encode_into_slice(message, &mut frame[HEADER_LEN..], config())
+            .map_err(encode_error)?;
+        Ok::<_, std::io::Error>(frame)
+    })?;
     out.write_all(&frame)?;
     out.flush()
 }

@@ -151,7 +151,7 @@ pub fn lock(ctx: &Context) -> Result<()> {
 
 fn report_locked(ctx: &Context) -> Outcome {
     if ctx.json {
-        print_json(&json!({"unlocked": false, "vault": ctx.store.path().display().to_string()}))?;
+        print_json(json!({"unlocked": false, "vault": ctx.store.path().display().to_string()}))?;
     } else {
         print(&format!("locked: {}\n", ctx.store.path().display()))?;
     }
@@ -173,7 +173,7 @@ pub fn status(ctx: &Context) -> Outcome {
         return Err(Error::failed("the agent answered status with something else").into());
     };
     if ctx.json {
-        print_json(&json!({
+        print_json(json!({
             "unlocked": true,
             "vault": st.vault,
             "agent_pid": st.pid,

@@ -192,7 +192,7 @@ fn print_value(
     no_newline: bool,
 ) -> Result<()> {
     if ctx.json {
-        return print_json(&json!({
+        return print_json(json!({
             "entry": name.to_string(),
             "field": field,
             "value": value.expose(),
@@ -212,7 +212,7 @@ pub fn show(ctx: &Context, args: ShowArgs) -> Result<()> {
     let entry = &entry;
     let now = model::now();
     if ctx.json {
-        return print_json(&entry_json(&name, entry, now, args.reveal));
+        return print_json(entry_json(&name, entry, now, args.reveal));
     }
     let mut out = format!("{name}  (created {})\n", rfc3339(entry.created_at));
     let rows: Vec<Vec<String>> = entry
@@ -288,7 +288,7 @@ pub fn list(ctx: &Context, args: ListArgs) -> Result<()> {
             .iter()
             .map(|(name, entry)| entry_json(name, entry, now, false))
             .collect();
-        return print_json(&Value::Array(items));
+        return print_json(Value::Array(items));
     }
     if matching.is_empty() {
         ctx.note(match &args.pattern {

@@ -35,13 +35,13 @@ use super::session::Session;
 type Env = Vec<(String, SecretString)>;
 
 fn value_of(entry: &Entry, field: &str) -> Option<SecretString> {
-    entry.fields.get(field).map(|f| f.value.clone())
+    entry.fields.get(field).map(|f| f.value.duplicate())
 }
 
 fn token_env(env: &mut Env, t: ValidToken) {
     let instance = SecretString::new(t.instance_url);
-    env.push(("SF_ACCESS_TOKEN".into(), t.access_token.clone()));
-    env.push(("SF_INSTANCE_URL".into(), instance.clone()));
+    env.push(("SF_ACCESS_TOKEN".into(), t.access_token.duplicate()));
+    env.push(("SF_INSTANCE_URL".into(), instance.duplicate()));
     env.push(("SF_TARGET_ORG".into(), t.access_token));
     env.push(("SF_ORG_INSTANCE_URL".into(), instance));
 }
@@ -177,7 +177,7 @@ impl<'c> Resolver<'c> {
             }
             let t = &self.tokens[&r.entry];
             return Ok(if r.field == fields::ACCESS_TOKEN {
-                t.access_token.clone()
+                t.access_token.duplicate()
             } else {
                 SecretString::new(t.instance_url.clone())
             });

@@ -137,7 +137,7 @@ pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
         }
     }
     if ctx.json {
-        return print_json(&json!(items));
+        return print_json(json!(items));
     }
     print(&table(&["FIELD", "#", "SET", "REPLACED", "VALUE"], &rows))?;
     ctx.note(&format!(
@@ -166,7 +166,7 @@ pub fn audit(ctx: &Context, args: AuditArgs) -> Outcome {
         model::now(),
     );
     if ctx.json {
-        print_json(&json!({"entries": entries.len(), "findings": findings}))?;
+        print_json(json!({"entries": entries.len(), "findings": findings}))?;
     } else if findings.is_empty() {
         ctx.note(&format!(
             "{} entries audited: nothing found.",
@@ -296,7 +296,7 @@ pub fn config(ctx: &Context, args: ConfigArgs) -> Result<()> {
         (None, _) | (Some("history-limit"), None) => {
             let limit = session.history_limit()?;
             if ctx.json {
-                print_json(&json!({"history-limit": limit}))
+                print_json(json!({"history-limit": limit}))
             } else {
                 print(&format!("history-limit {limit}\n"))
             }

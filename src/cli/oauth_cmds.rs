@@ -35,7 +35,7 @@ impl ValidToken {
         let instance = entry.fields.get(fields::INSTANCE_URL)?;
         let expires_at = token.set_at + lifetime;
         (now < expires_at && !token.value.is_empty()).then(|| ValidToken {
-            access_token: token.value.clone(),
+            access_token: token.value.duplicate(),
             instance_url: instance.value.expose().to_owned(),
             issued_at: token.set_at,
             expires_at,
@@ -63,7 +63,7 @@ fn warn_password_flow(ctx: &Context, flow: Flow) {
 /// Keep a fresh token in the vault: the cache fields, and a refresh token if one came.
 fn store(session: &mut Session, name: &EntryName, token: &Token) -> Result<()> {
     let computed = [
-        (fields::ACCESS_TOKEN, token.access_token.clone()),
+        (fields::ACCESS_TOKEN, token.access_token.duplicate()),
         (
             fields::INSTANCE_URL,
             SecretString::new(token.instance_url.clone()),
@@ -85,7 +85,8 @@ fn store(session: &mut Session, name: &EntryName, token: &Token) -> Result<()> {
         computed: computed.into_iter().map(field).collect(),
         fields: token
             .refresh_token
-            .clone()
+            .as_ref()
+            .map(SecretString::duplicate)
             .map(|v| NewField {
                 name: fields::REFRESH_TOKEN.into(),
                 value: v,
@@ -143,7 +144,7 @@ pub fn token(ctx: &Context, args: TokenArgs) -> Result<()> {
     let mut session = ctx.session()?;
     let t = valid_token(ctx, &mut session, &name, args.refresh)?;
     if ctx.json {
-        return print_json(&json!({
+        return print_json(json!({
             "access_token": t.access_token.expose(),
             "instance_url": t.instance_url,
             "issued_at": rfc3339(t.issued_at),
@@ -175,7 +176,7 @@ pub fn login(ctx: &Context, args: LoginArgs) -> Result<()> {
     store(&mut session, &name, &token)?;
     session.mark_used(&name, &entry, &flow.read_fields().collect::<Vec<_>>());
     if ctx.json {
-        return print_json(&json!({
+        return print_json(json!({
             "entry": name.to_string(),
             "flow": flow.name(),
             "instance_url": token.instance_url,
@@ -205,7 +206,7 @@ fn web_login(
     creds: &Credentials<'_>,
     args: &LoginArgs,
 ) -> Result<Token> {
-    let field = |f: &str| entry.fields.get(f).map(|v| v.value.clone());
+    let field = |f: &str| entry.fields.get(f).map(|v| v.value.duplicate());
     let client_id = field("consumer_key").ok_or_else(|| {
         Error::no_field(
             &args.entry,
@@ -276,7 +277,7 @@ pub fn revoke(ctx: &Context, args: EntryArg) -> Result<()> {
     }
     session.apply(Change::ForgetTokens {
         entry: name.to_string(),
-        revoked: tokens.iter().map(|(_, t)| (*t).clone()).collect(),
+        revoked: tokens.iter().map(|(_, t)| t.duplicate()).collect(),
     })?;
     let which: Vec<&str> = tokens.iter().map(|(f, _)| *f).collect();
     ctx.note(&format!(

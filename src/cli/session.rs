@@ -126,10 +126,15 @@ impl<'c> Session<'c> {
 
     /// Apply a change and save it.
     pub fn apply(&mut self, change: Change) -> Result<ChangeOutcome> {
-        match self.ask(&Request::Apply(change.clone()))? {
+        // Moved into the request, and taken back from it if there is no agent: never copied.
+        let request = Request::Apply(change);
+        match self.ask(&request)? {
             Some(Response::Applied(outcome)) => Ok(outcome),
             Some(_) => Err(unexpected("a change")),
             None => {
+                let Request::Apply(change) = request else {
+                    unreachable!("built just above")
+                };
                 let now = model::now();
                 self.local().update(|data| change.apply(data, now))
             }

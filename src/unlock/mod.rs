@@ -27,7 +27,7 @@ pub const PASSPHRASE_ENV_VARS: &[&str] = &[
 ];
 
 /// One non-interactive place a passphrase can come from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Source {
     /// An inherited, already-open file descriptor (`--passphrase-fd N`).
     Fd(u32),
@@ -57,7 +57,7 @@ impl Source {
             Source::Fd(n) => read_fd(*n)?,
             Source::File(path) => read_file(path)?,
             Source::Command(cmd) => run_command(cmd)?,
-            Source::Value(v) => return non_empty(v.clone(), self),
+            Source::Value(v) => return non_empty(v.duplicate(), self),
         };
         non_empty(text, self)
     }

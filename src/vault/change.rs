@@ -10,7 +10,7 @@ use crate::vault::model::{SetOutcome, Timestamp, VaultData};
 use crate::vault::name::EntryName;
 
 /// One field value to store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewField {
     /// Field name.
     pub name: String,
@@ -20,8 +20,8 @@ pub struct NewField {
     pub secret: bool,
 }
 
-/// An edit of the vault.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An edit of the vault. Not `Clone`: it may carry secrets, and is moved, never copied.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
     /// Create an entry with some fields (fails if it exists).
     AddEntry {
@@ -172,7 +172,7 @@ impl Change {
             }
             Change::ForgetTokens { entry, revoked } => {
                 let name = EntryName::parse(&entry)?;
-                let current = |f: &str| data.field(&name, f).ok().map(|x| x.value.clone());
+                let current = |f: &str| data.field(&name, f).ok().map(|x| x.value.duplicate());
                 let mut forget: Vec<&str> = Vec::new();
                 if current(fields::ACCESS_TOKEN).is_none_or(|t| revoked.contains(&t)) {
                     forget.extend(fields::computed_fields());

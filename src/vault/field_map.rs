@@ -144,6 +144,7 @@ impl<'de> Deserialize<'de> for FieldMap {
 mod tests {
     use super::*;
     use crate::secret::SecretString;
+    use crate::vault::format::{decode_part, encode_part};
 
     fn field(v: &str) -> Field {
         Field {
@@ -176,27 +177,22 @@ mod tests {
 
     #[test]
     fn encodes_exactly_like_a_btreemap_and_refuses_non_canonical_input() {
-        let cfg = bincode::config::standard().with_fixed_int_encoding();
         let mut m = FieldMap::default();
         let mut b = std::collections::BTreeMap::new();
         for k in ["zeta", "alpha", "mid"] {
             m.insert(k.into(), field(k));
             b.insert(k.to_owned(), field(k));
         }
-        let (mb, bb) = (
-            bincode::serde::encode_to_vec(&m, cfg).unwrap(),
-            bincode::serde::encode_to_vec(&b, cfg).unwrap(),
-        );
+        let (mb, bb) = (encode_part(&m), encode_part(&b));
         assert_eq!(mb, bb);
-        let (back, _): (FieldMap, usize) = bincode::serde::decode_from_slice(&mb, cfg).unwrap();
+        let back: FieldMap = decode_part(&mb).unwrap();
         assert_eq!(back, m);
         // Unsorted, or with a repeated name: refused, never reordered or deduplicated.
         for keys in [["b", "a", "c"], ["a", "b", "b"], ["a", "a", "b"]] {
             let pairs: Vec<(String, Field)> =
                 keys.iter().map(|k| ((*k).to_owned(), field(k))).collect();
-            let bytes = bincode::serde::encode_to_vec(&pairs, cfg).unwrap();
-            let err = bincode::serde::decode_from_slice::<FieldMap, _>(&bytes, cfg).unwrap_err();
-            assert!(err.to_string().contains("ascending"), "{keys:?}: {err}");
+            let err = decode_part::<FieldMap>(&encode_part(&pairs)).unwrap_err();
+            assert!(err.contains("ascending"), "{keys:?}: {err}");
         }
     }
 }

@@ -55,6 +55,21 @@ fn payload_config() -> impl bincode::config::Config {
         .with_limit::<{ MAX_FILE_LEN as usize }>()
 }
 
+/// Any part of the payload in the payload's encoding, for tests of the payload's types.
+#[cfg(test)]
+pub(crate) fn encode_part<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    crate::secret::exposing(|| bincode::serde::encode_to_vec(value, payload_config()))
+        .expect("encodes")
+}
+
+/// Decode any part of the payload, for tests of the payload's types.
+#[cfg(test)]
+pub(crate) fn decode_part<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    bincode::serde::decode_from_slice(bytes, payload_config())
+        .map(|(value, _)| value)
+        .map_err(|e| e.to_string())
+}
+
 /// The key slot: what a passphrase change rewrites. Saves copy it unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySlot {
@@ -360,8 +375,13 @@ pub fn decode_payload(plain: &[u8]) -> Result<VaultData, OpenError> {
 }
 
 /// Encode the payload into a zeroizing buffer sized exactly, with room for the tag, so no
-/// reallocation leaves plaintext copies behind.
+/// reallocation leaves plaintext copies behind. Secret values are serialized (inside
+/// [`crate::secret::exposing`]) only here and in the agent's frames.
 pub fn encode_payload(data: &VaultData) -> Result<Zeroizing<Vec<u8>>, String> {
+    crate::secret::exposing(|| encode_payload_exposed(data))
+}
+
+fn encode_payload_exposed(data: &VaultData) -> Result<Zeroizing<Vec<u8>>, String> {
     let mut counter = bincode::enc::write::SizeWriter::default();
     bincode::serde::encode_into_writer(data, &mut counter, payload_config())
         .map_err(|e| format!("cannot encode the vault: {e}"))?;

@@ -45,8 +45,8 @@ pub struct Entry {
     pub fields: FieldMap,
 }
 
-/// One named value with its history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One named value with its history. Its `Clone` duplicates the secret values explicitly.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Field {
     /// The current value.
     pub value: SecretString,
@@ -62,8 +62,8 @@ pub struct Field {
     pub history: Vec<PastValue>,
 }
 
-/// A value the field held before.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A value the field held before. Its `Clone` duplicates the value explicitly.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PastValue {
     /// The old value.
     pub value: SecretString,
@@ -71,6 +71,29 @@ pub struct PastValue {
     pub changed_at: Timestamp,
     /// When it was replaced.
     pub replaced_at: Timestamp,
+}
+
+impl Clone for Field {
+    fn clone(&self) -> Field {
+        Field {
+            value: self.value.duplicate(),
+            secret: self.secret,
+            set_at: self.set_at,
+            changed_at: self.changed_at,
+            used_at: self.used_at,
+            history: self.history.clone(),
+        }
+    }
+}
+
+impl Clone for PastValue {
+    fn clone(&self) -> PastValue {
+        PastValue {
+            value: self.value.duplicate(),
+            changed_at: self.changed_at,
+            replaced_at: self.replaced_at,
+        }
+    }
 }
 
 /// What `set_field` did.
@@ -245,7 +268,7 @@ impl VaultData {
                 ),
             });
         }
-        let value = f.history[len - n].value.clone();
+        let value = f.history[len - n].value.duplicate();
         let secret = f.secret;
         self.put_field(name, field, value, secret, now)
     }

@@ -144,7 +144,7 @@ impl Store {
     /// Read and decrypt the vault with `passphrase`. Takes no lock: a concurrent save replaces the
     /// file atomically, so this sees the old or the new version.
     pub fn open(&self, passphrase: &SecretString) -> Result<OpenVault> {
-        self.open_with(|| Ok(passphrase.clone()))
+        self.open_with(|| Ok(passphrase.duplicate()))
     }
 
     /// Like [`Store::open`], but asks `passphrase` for the passphrase only once the file has been
