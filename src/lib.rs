@@ -11,6 +11,7 @@
 //! - [`secret`]: zeroizing, redacted holders for every secret.
 //! - [`unlock`]: non-interactive passphrase sources for scripts.
 //! - [`oauth`]: the Salesforce OAuth flows, keygen, and the one HTTP client.
+//! - [`pem`]: strict decoding of PEM private keys (checked when stored, used when signing).
 //! - [`handoff`]: references, templates, env files, SFDX URLs and in-memory key files.
 //! - [`audit`]: stale, unused, missing or weak credentials.
 //! - [`url`]: the one URL check (https, or http to this machine; no user info).
@@ -24,6 +25,7 @@ pub mod audit;
 pub mod error;
 pub mod handoff;
 pub mod oauth;
+pub mod pem;
 pub mod secret;
 pub mod timefmt;
 pub mod unlock;

@@ -2,15 +2,18 @@
 //! the vault's process; what comes out is an access token. docs/OAUTH.md describes each flow.
 //!
 //! - [`http`]: the one HTTP client.
-//! - [`jwt`] and [`pem`]: the JWT bearer assertion, signed by ring.
+//! - [`jwt`]: the JWT bearer assertion, signed by ring (the key decoded by [`crate::pem`]).
 //! - [`web`]: the web-server flow with PKCE and a loopback listener.
 //! - [`keygen`]: an RSA key and its self-signed certificate.
 
 pub mod http;
 pub mod jwt;
 pub mod keygen;
-pub mod pem;
 pub mod web;
+
+/// The PEM decoder now lives at [`crate::pem`] (the vault checks keys with it too); this path
+/// stays for code written against `oauth::pem`.
+pub use crate::pem;
 
 use serde::Deserialize;
 
