@@ -14,6 +14,7 @@
 //! - [`pem`]: strict decoding of PEM private keys (checked when stored, used when signing).
 //! - [`handoff`]: references, templates, env files, SFDX URLs and in-memory key files.
 //! - [`audit`]: stale, unused, missing or weak credentials.
+//! - [`quote`]: outside text quoted for error messages (escaped, cut short).
 //! - [`url`]: the one URL check (https, or http to this machine; no user info).
 //! - [`agent`]: the background process that keeps a vault open, and its client.
 
@@ -26,6 +27,7 @@ pub mod error;
 pub mod handoff;
 pub mod oauth;
 pub mod pem;
+pub mod quote;
 pub mod secret;
 pub mod timefmt;
 pub mod unlock;
