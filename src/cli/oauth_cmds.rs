@@ -250,7 +250,7 @@ fn web_login(
             .stderr(std::process::Stdio::null())
             .spawn();
     }
-    let code = web.wait_for_code(args.timeout)?;
+    let code = web.wait_for_code(args.timeout, super::output::stderr_line)?;
     web.exchange(
         http,
         &login_url,
