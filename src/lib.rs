@@ -12,7 +12,8 @@
 //! - [`unlock`]: non-interactive passphrase sources for scripts.
 //! - [`oauth`]: the Salesforce OAuth flows, keygen, and the one HTTP client.
 //! - [`pem`]: strict decoding of PEM private keys (checked when stored, used when signing).
-//! - [`handoff`]: references, templates, env files, SFDX URLs and in-memory key files.
+//! - [`handoff`]: references, templates, env files, SFDX URLs and in-memory key files; resolving
+//!   and the export/import mapping, read through [`handoff::EntrySource`].
 //! - [`audit`]: stale, unused, missing or weak credentials.
 //! - [`quote`]: outside text quoted for error messages (escaped, cut short).
 //! - [`url`]: the one URL check (https, or http to this machine; no user info).
