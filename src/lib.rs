@@ -11,8 +11,11 @@
 //! - [`secret`]: zeroizing, redacted holders for every secret.
 //! - [`unlock`]: non-interactive passphrase sources for scripts.
 //! - [`oauth`]: the Salesforce OAuth flows, keygen, and the one HTTP client.
-//! - [`handoff`]: references, templates, env files, SFDX URLs and in-memory key files.
+//! - [`pem`]: strict decoding of PEM private keys (checked when stored, used when signing).
+//! - [`handoff`]: references, templates, env files, SFDX URLs and in-memory key files; resolving
+//!   and the export/import mapping, read through [`handoff::EntrySource`].
 //! - [`audit`]: stale, unused, missing or weak credentials.
+//! - [`quote`]: outside text quoted for error messages (escaped, cut short).
 //! - [`url`]: the one URL check (https, or http to this machine; no user info).
 //! - [`agent`]: the background process that keeps a vault open, and its client.
 
@@ -24,6 +27,8 @@ pub mod audit;
 pub mod error;
 pub mod handoff;
 pub mod oauth;
+pub mod pem;
+pub mod quote;
 pub mod secret;
 pub mod timefmt;
 pub mod unlock;

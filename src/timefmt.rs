@@ -1,7 +1,8 @@
 //! Timestamps for people and for JSON: RFC 3339 in UTC, short ages ("3d", "5h"), and
-//! durations typed by people ("15m").
+//! durations typed by people ("15m"). Depends on nothing else in the crate.
 
-use crate::vault::model::Timestamp;
+/// Seconds since the Unix epoch (UTC).
+pub type Timestamp = i64;
 
 /// `2026-11-29T01:53:00Z` for a Unix timestamp in seconds.
 pub fn rfc3339(ts: Timestamp) -> String {

@@ -27,7 +27,7 @@ use ureq::http::Uri;
 use ureq::http::uri::Scheme;
 
 use crate::error::{Error, Result};
-use crate::vault::name::quoted;
+use crate::quote::quoted;
 
 /// A URL that passed [`parse`]: https to any host, or http to this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use sfvault::secret::SecretString;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = sfvault::oauth::pem::decode_private_key(text);
+        let _ = sfvault::pem::decode_private_key(text);
         let _ = sfvault::oauth::jwt::signing_key(&SecretString::new(text.to_owned()));
     }
 });

@@ -4,7 +4,7 @@
 use serde_json::json;
 use sfvault::oauth::http::Http;
 use sfvault::oauth::web::{DEFAULT_CALLBACK, WebLogin};
-use sfvault::oauth::{self, Credentials, Flow, Token, keygen};
+use sfvault::oauth::{self, Credentials, Flow, Token, ValidToken, keygen};
 use sfvault::secret::SecretString;
 use sfvault::timefmt::rfc3339;
 use sfvault::vault::fields;
@@ -17,39 +17,6 @@ use super::Context;
 use super::args::{EntryArg, KeygenArgs, LoginArgs, TokenArgs};
 use super::output::{print, print_json};
 use super::session::Session;
-
-/// A usable access token and what `token --json` reports about it.
-pub struct ValidToken {
-    pub access_token: SecretString,
-    pub instance_url: String,
-    pub issued_at: model::Timestamp,
-    pub expires_at: model::Timestamp,
-    pub username: Option<String>,
-    pub org_id: Option<String>,
-}
-
-impl ValidToken {
-    /// The cached token of `entry`, if it is younger than the entry's lifetime.
-    fn cached(entry: &Entry, lifetime: i64, now: model::Timestamp) -> Option<ValidToken> {
-        let token = entry.fields.get(fields::ACCESS_TOKEN)?;
-        let instance = entry.fields.get(fields::INSTANCE_URL)?;
-        let expires_at = token.set_at + lifetime;
-        (now < expires_at && !token.value.is_empty()).then(|| ValidToken {
-            access_token: token.value.duplicate(),
-            instance_url: instance.value.expose().to_owned(),
-            issued_at: token.set_at,
-            expires_at,
-            username: entry
-                .fields
-                .get("username")
-                .map(|f| f.value.expose().to_owned()),
-            org_id: entry
-                .fields
-                .get("org_id")
-                .map(|f| f.value.expose().to_owned()),
-        })
-    }
-}
 
 fn warn_password_flow(ctx: &Context, flow: Flow) {
     if flow == Flow::Password {
@@ -244,7 +211,7 @@ fn web_login(
             .stderr(std::process::Stdio::null())
             .spawn();
     }
-    let code = web.wait_for_code(args.timeout)?;
+    let code = web.wait_for_code(args.timeout, super::output::stderr_line)?;
     web.exchange(
         http,
         &login_url,

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use sfvault::agent::client::AgentClient;
 use sfvault::agent::protocol::{Request, Response};
+use sfvault::handoff::EntrySource;
+use sfvault::oauth::ValidToken;
 use sfvault::vault::model::{self, Entry, Field};
 use sfvault::vault::name::EntryName;
 use sfvault::vault::store::OpenVault;
@@ -168,5 +170,21 @@ impl<'c> Session<'c> {
                 "sfvault: warning: could not record the use of {name}: {e}"
             ));
         }
+    }
+}
+
+/// Hand-offs (`exec`, `run`, `inject`, `export`) read through the session: entries with their
+/// secrets, and tokens refreshed and stored as `token` does.
+impl EntrySource for Session<'_> {
+    fn entry(&mut self, name: &EntryName) -> Result<Entry> {
+        Session::entry(self, name, true)
+    }
+
+    fn token(&mut self, name: &EntryName) -> Result<ValidToken> {
+        super::oauth_cmds::valid_token(self.ctx, self, name, false)
+    }
+
+    fn mark_used(&mut self, name: &EntryName, entry: &Entry, fields: &[&str]) {
+        Session::mark_used(self, name, entry, fields);
     }
 }

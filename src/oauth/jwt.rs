@@ -7,7 +7,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 
 use crate::error::{Error, Result};
-use crate::oauth::pem::{self, PrivateKeyDer};
+use crate::pem::{self, PrivateKeyDer};
 use crate::secret::SecretString;
 
 /// How far ahead the assertion expires: Salesforce accepts at most 3 minutes.

@@ -7,7 +7,7 @@
 use rsa::pkcs8::EncodePrivateKey;
 
 use crate::error::{Error, Result};
-use crate::oauth::pem;
+use crate::pem;
 use crate::secret::SecretString;
 
 /// Key sizes accepted.

@@ -2,20 +2,24 @@
 //! the vault's process; what comes out is an access token. docs/OAUTH.md describes each flow.
 //!
 //! - [`http`]: the one HTTP client.
-//! - [`jwt`] and [`pem`]: the JWT bearer assertion, signed by ring.
+//! - [`jwt`]: the JWT bearer assertion, signed by ring (the key decoded by [`crate::pem`]).
 //! - [`web`]: the web-server flow with PKCE and a loopback listener.
 //! - [`keygen`]: an RSA key and its self-signed certificate.
 
 pub mod http;
 pub mod jwt;
 pub mod keygen;
-pub mod pem;
 pub mod web;
+
+/// The PEM decoder now lives at [`crate::pem`] (the vault checks keys with it too); this path
+/// stays for code written against `oauth::pem`.
+pub use crate::pem;
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
+use crate::timefmt::Timestamp;
 pub use crate::vault::fields::Flow;
 use crate::vault::fields::{self, DEFAULT_LOGIN_URL};
 use crate::vault::model::Entry;
@@ -107,6 +111,47 @@ pub struct Token {
     pub issued_at_ms: i64,
     /// A refresh token, for flows that return one.
     pub refresh_token: Option<SecretString>,
+}
+
+/// A usable access token (cached in the vault or just issued) and what `token --json` and
+/// `export` report about it.
+pub struct ValidToken {
+    /// The access token.
+    pub access_token: SecretString,
+    /// Where API calls go.
+    pub instance_url: String,
+    /// The org id, if known.
+    pub org_id: Option<String>,
+    /// The entry's username, if it holds one.
+    pub username: Option<String>,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+    /// When sfvault stops trusting it (issued + the entry's token lifetime).
+    pub expires_at: Timestamp,
+}
+
+impl ValidToken {
+    /// The cached token of `entry` (an unmasked entry), if it is younger than `lifetime`
+    /// seconds at `now`.
+    pub fn cached(entry: &Entry, lifetime: i64, now: Timestamp) -> Option<ValidToken> {
+        let token = entry.fields.get(fields::ACCESS_TOKEN)?;
+        let instance = entry.fields.get(fields::INSTANCE_URL)?;
+        let expires_at = token.set_at + lifetime;
+        (now < expires_at && !token.value.is_empty()).then(|| ValidToken {
+            access_token: token.value.duplicate(),
+            instance_url: instance.value.expose().to_owned(),
+            issued_at: token.set_at,
+            expires_at,
+            username: entry
+                .fields
+                .get("username")
+                .map(|f| f.value.expose().to_owned()),
+            org_id: entry
+                .fields
+                .get("org_id")
+                .map(|f| f.value.expose().to_owned()),
+        })
+    }
 }
 
 #[derive(Deserialize)]

@@ -118,7 +118,13 @@ impl WebLogin {
     }
 
     /// Wait for the browser's redirect (at most `timeout`); check `state`; return the code.
-    pub fn wait_for_code(&self, timeout: Duration) -> Result<SecretString> {
+    /// Meanwhile `notice` is handed what the person logging in should be told (a request that
+    /// was ignored); showing it is the caller's part.
+    pub fn wait_for_code(
+        &self,
+        timeout: Duration,
+        mut notice: impl FnMut(&str),
+    ) -> Result<SecretString> {
         let deadline = Instant::now() + timeout;
         self.listener
             .set_nonblocking(true)
@@ -133,7 +139,7 @@ impl WebLogin {
             }
             match self.listener.accept() {
                 Ok((stream, _)) => {
-                    if let Some(result) = self.handle(stream) {
+                    if let Some(result) = self.handle(stream, &mut notice) {
                         return result;
                     }
                 }
@@ -146,7 +152,11 @@ impl WebLogin {
     }
 
     /// One request: `None` to keep waiting (another path), else the outcome.
-    fn handle(&self, mut stream: TcpStream) -> Option<Result<SecretString>> {
+    fn handle(
+        &self,
+        mut stream: TcpStream,
+        notice: &mut dyn FnMut(&str),
+    ) -> Option<Result<SecretString>> {
         let _ = stream.set_nonblocking(false);
         let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
         let mut buf = Vec::with_capacity(1024);
@@ -182,10 +192,7 @@ impl WebLogin {
         // nor abort this one.
         if param("state").as_deref() != Some(self.state.as_str()) {
             let _ = respond(&mut stream, 400, "sfvault: not the redirect of this login.");
-            let _ = writeln!(
-                std::io::stderr(),
-                "sfvault: ignored a request to the login callback without this login's state"
-            );
+            notice("sfvault: ignored a request to the login callback without this login's state");
             return None;
         }
         let clean = |text: String, max: usize| -> String {

@@ -303,7 +303,7 @@ pub fn check_known_value(field: &str, value: &SecretString) -> Result<()> {
         )),
         // The same strict decoding the JWT flow does, so a key that cannot sign (encrypted,
         // broken base64, mismatched labels) is refused when stored, not at the first login.
-        Check::PrivateKey => crate::oauth::pem::decode_private_key(text).map(drop),
+        Check::PrivateKey => crate::pem::decode_private_key(text).map(drop),
         Check::Certificate if !text.trim_start().starts_with("-----BEGIN CERTIFICATE-----") => Err(
             Error::Usage("certificate must be a PEM certificate (-----BEGIN CERTIFICATE-----)".into()),
         ),

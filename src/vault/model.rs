@@ -16,8 +16,7 @@ pub const DEFAULT_HISTORY_LIMIT: u32 = 5;
 /// Largest accepted history limit.
 pub const MAX_HISTORY_LIMIT: u32 = 100;
 
-/// Seconds since the Unix epoch (UTC).
-pub type Timestamp = i64;
+pub use crate::timefmt::Timestamp;
 
 /// The whole decrypted vault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
+pub use crate::quote::quoted;
 
 /// Longest ORG or APP part, and longest field name.
 const MAX_PART_LEN: usize = 64;
@@ -84,21 +85,6 @@ pub fn check_field_name(name: &str) -> Result<()> {
     }
 }
 
-/// Quote user input for an error message, escaping control characters and cutting it short, so a
-/// hostile name cannot mangle the terminal or flood the screen.
-pub fn quoted(text: &str) -> String {
-    const MAX: usize = 80;
-    let mut out: String = text
-        .chars()
-        .take(MAX)
-        .flat_map(char::escape_debug)
-        .collect();
-    if text.chars().count() > MAX {
-        out.push('…');
-    }
-    format!("'{out}'")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,11 +131,5 @@ mod tests {
         for bad in ["", "Key", "1a", "a-b", "a.b", &"a".repeat(65)] {
             assert!(check_field_name(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn quoted_escapes_and_truncates() {
-        assert_eq!(quoted("a\nb"), "'a\\nb'");
-        assert!(quoted(&"x".repeat(1000)).chars().count() < 90);
     }
 }

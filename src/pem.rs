@@ -1,5 +1,8 @@
 //! PEM private keys (PKCS#1 `RSA PRIVATE KEY` or PKCS#8 `PRIVATE KEY`) to DER, bounded and
 //! strict: one block, matching labels, no encryption headers, base64 that decodes.
+//!
+//! A parser of outside bytes with two users: the vault, which refuses a `private_key` that would
+//! not decode when it is stored, and the JWT flow, which signs with the decoded key.
 
 use base64::Engine;
 use zeroize::Zeroizing;
