@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use sfvault::secret::SecretString;
+use sfvault::secret::{SecretString, exposing};
 use sfvault::vault::format::{self, VaultKey};
 use sfvault::vault::model::{Entry, Field, Timestamp, VaultData};
 use sfvault::vault::{EntryName, KdfParams};
@@ -350,8 +350,9 @@ fn write_vectors() {
         .with_little_endian()
         .with_fixed_int_encoding();
     let entries: Vec<(String, Entry)> = data.entries.clone().into_iter().collect();
+    // Secrets serialize only inside an `exposing` scope, as in the vault's own encoder.
     let encode_entries = |pairs: &[(String, Entry)]| {
-        bincode::serde::encode_to_vec((&data.settings, pairs), cfg).unwrap()
+        exposing(|| bincode::serde::encode_to_vec((&data.settings, pairs), cfg)).unwrap()
     };
     assert_eq!(
         encode_entries(&entries),
@@ -383,11 +384,13 @@ fn write_vectors() {
     };
     let encode_fields = |fields: &[(String, Field)]| {
         let (name, entry) = &entries[0];
-        bincode::serde::encode_to_vec(
-            // A Vec, not an array: serde writes arrays as tuples, with no count.
-            (&data.settings, vec![(name, (entry.created_at, fields))]),
-            cfg,
-        )
+        exposing(|| {
+            bincode::serde::encode_to_vec(
+                // A Vec, not an array: serde writes arrays as tuples, with no count.
+                (&data.settings, vec![(name, (entry.created_at, fields))]),
+                cfg,
+            )
+        })
         .unwrap()
     };
     let mut fields = fields_of(&entries[0].1);
