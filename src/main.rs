@@ -10,9 +10,8 @@ use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    let vault_env = std::env::var_os("SFVAULT_PATH");
     let args =
-        cli::fast_path::parse(&argv, vault_env.as_deref()).unwrap_or_else(|| parse_with_clap(argv));
+        cli::fast_path::parse(&argv, std::env::var_os).unwrap_or_else(|| parse_with_clap(argv));
     match cli::run(args) {
         Ok(()) => ExitCode::from(cli::exit::SUCCESS),
         Err(failure) => {

@@ -9,11 +9,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::fake_sf::{AppConfig, FakeSalesforce, ORG_ID};
+use support::fake_sf::{AppConfig, FakeSalesforce, ORG_ID, vault_with_app};
 use support::*;
 
 const KEY: &str = "3MVG9handoffKey";
 
+/// A vault whose `acme/ci` uses the client-credentials flow against a fake Salesforce.
 fn setup() -> (TestVault, FakeSalesforce, AppConfig) {
     let app = AppConfig {
         consumer_key: KEY.into(),
@@ -21,24 +22,7 @@ fn setup() -> (TestVault, FakeSalesforce, AppConfig) {
         username: "ci@acme.example.com".into(),
         ..AppConfig::default()
     };
-    let sf = FakeSalesforce::start(app.clone());
-    let tv = TestVault::new();
-    tv.ok_stdin(
-        &[
-            "add",
-            "acme/ci",
-            "--consumer-key",
-            KEY,
-            "--username",
-            &app.username,
-            "--login-url",
-            &sf.url,
-            "--flow",
-            "client-credentials",
-        ],
-        app.consumer_secret.as_bytes(),
-    );
-    (tv, sf, app)
+    vault_with_app(app, "client-credentials")
 }
 
 fn env_map(text: &str) -> std::collections::BTreeMap<String, String> {

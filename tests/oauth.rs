@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use serde_json::Value;
-use support::fake_sf::{AppConfig, FakeSalesforce, ORG_ID};
+use support::fake_sf::{AppConfig, FakeSalesforce, ORG_ID, add_app, vault_with_app};
 use support::*;
 
 const KEY: &str = "3MVG9fakeConsumerKey";
@@ -37,25 +37,7 @@ fn now() -> i64 {
 
 /// A vault with entry `acme/ci` pointing at the fake, with the given flow.
 fn setup(flow: &str) -> (TestVault, FakeSalesforce, AppConfig) {
-    let app = app();
-    let sf = FakeSalesforce::start(app.clone());
-    let tv = TestVault::new();
-    tv.ok_stdin(
-        &[
-            "add",
-            "acme/ci",
-            "--consumer-key",
-            KEY,
-            "--username",
-            &app.username,
-            "--login-url",
-            &sf.url,
-            "--flow",
-            flow,
-        ],
-        app.consumer_secret.as_bytes(),
-    );
-    (tv, sf, app)
+    vault_with_app(app(), flow)
 }
 
 fn token_json(tv: &TestVault, extra: &[&str]) -> Value {
@@ -682,17 +664,12 @@ fn urls_with_user_info_are_refused_when_stored() {
     let other = OtherHost::start();
     let secret = canary("consumer-secret");
     let tv = TestVault::new();
-    tv.ok_stdin(
-        &[
-            "add",
-            "acme/ci",
-            "--consumer-key",
-            KEY,
-            "--flow",
-            "client-credentials",
-        ],
-        secret.as_bytes(),
-    );
+    let app = AppConfig {
+        consumer_key: KEY.into(),
+        consumer_secret: secret.clone(),
+        ..AppConfig::default()
+    };
+    add_app(&tv, "acme/ci", &app, None, "client-credentials");
     for url in urls_with_user_info(&other) {
         let add = [
             "add",

@@ -13,17 +13,29 @@
 //! with every word valid UTF-8, each flag at most once and no positional word starting with `-`.
 //! Anything else (help, version, errors, other commands, `--`, `--passphrase-fd`, repeated flags)
 //! returns `None` and goes to clap, so clap keeps the last word on what is valid and on every
-//! message. The tests check that whenever this parser answers, clap gives the same answer.
+//! message. The tests check that whenever this parser answers, clap gives the same answer, and
+//! that clap reads no environment variable for such a line that [`MIRRORED_ENV`] does not name.
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 use super::args::{Cli, Command, GetArgs, GlobalArgs};
 
+/// The environment variables that clap reads for a plain `get` line (for the global options
+/// and `get`'s own), each with the id of the argument it sets: this parser reads each one and
+/// does with it what clap does. A test walks clap's definitions and fails on any variable not
+/// named here; [`parse`] takes the list apart, so a new entry does not compile until the parser
+/// handles it.
+pub const MIRRORED_ENV: [(&str, &str); 1] = [("vault", "SFVAULT_PATH")];
+
 /// The parsed command line if it is a plain `get`, else `None` (parse it with clap).
 ///
-/// `argv` includes the program name; `vault_env` is the value of `SFVAULT_PATH`, if set.
-pub fn parse(argv: &[OsString], vault_env: Option<&OsStr>) -> Option<Cli> {
+/// `argv` includes the program name; `env` looks up an environment variable (one of
+/// [`MIRRORED_ENV`]): `std::env::var_os` outside tests.
+pub fn parse(argv: &[OsString], env: impl Fn(&'static str) -> Option<OsString>) -> Option<Cli> {
+    let [(_, vault_var)] = MIRRORED_ENV;
+    let vault_env = env(vault_var);
+    let vault_env = vault_env.as_deref();
     let mut global = GlobalArgs {
         vault: None,
         json: false,
@@ -99,7 +111,7 @@ fn set_vault(vault: &mut Option<PathBuf>, value: &str) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use clap::{CommandFactory, Parser};
     use proptest::prelude::*;
 
     fn argv(words: &[&str]) -> Vec<OsString> {
@@ -109,15 +121,22 @@ mod tests {
             .collect()
     }
 
-    /// This process's SFVAULT_PATH, which clap also reads (normally unset under `cargo test`).
-    fn env_vault() -> Option<OsString> {
-        std::env::var_os("SFVAULT_PATH")
+    /// An environment holding nothing but `SFVAULT_PATH`, set to `value` if given.
+    fn vault_env(value: Option<&'static str>) -> impl Fn(&str) -> Option<OsString> {
+        move |name| {
+            (name == "SFVAULT_PATH")
+                .then_some(value)
+                .flatten()
+                .map(OsString::from)
+        }
     }
 
     /// The fast parser's answer, checked against clap's: if it answers, clap must agree.
     fn check_agrees(words: &[&str]) -> Option<String> {
         let argv = argv(words);
-        let fast = parse(&argv, env_vault().as_deref())?;
+        // This process's environment, which clap reads too (SFVAULT_PATH is normally unset
+        // under `cargo test`).
+        let fast = parse(&argv, std::env::var_os)?;
         let clap = Cli::try_parse_from(&argv)
             .unwrap_or_else(|e| panic!("fast path accepted {words:?}, clap refused: {e}"));
         let (fast, clap) = (format!("{fast:?}"), format!("{clap:?}"));
@@ -173,30 +192,99 @@ mod tests {
             &["--passphrase-fd", "3", "get", "a/b", "c"],
             &["get", "a/b", "c", "--vault"],
         ] {
-            assert!(parse(&argv(words), None).is_none(), "{words:?} is clap's");
+            assert!(
+                parse(&argv(words), vault_env(None)).is_none(),
+                "{words:?} is clap's"
+            );
         }
     }
 
     #[test]
     fn sfvault_path_is_used_only_without_vault_and_never_when_empty() {
         let words = argv(&["get", "a/b", "c"]);
-        let env = |v: &str| OsString::from(v);
         let vault = |cli: Option<Cli>| cli.and_then(|c| c.global.vault);
         assert_eq!(
-            vault(parse(&words, Some(&env("/env.sfv")))),
+            vault(parse(&words, vault_env(Some("/env.sfv")))),
             Some(PathBuf::from("/env.sfv"))
         );
-        assert!(parse(&words, Some(&env(""))).is_none());
+        assert!(parse(&words, vault_env(Some(""))).is_none());
         let with_flag = argv(&["--vault", "/flag.sfv", "get", "a/b", "c"]);
         assert!(
-            parse(&with_flag, Some(&env(""))).is_none(),
+            parse(&with_flag, vault_env(Some(""))).is_none(),
             "clap refuses this one"
         );
         assert_eq!(
-            vault(parse(&with_flag, Some(&env("/env.sfv")))),
+            vault(parse(&with_flag, vault_env(Some("/env.sfv")))),
             Some(PathBuf::from("/flag.sfv"))
         );
-        assert_eq!(vault(parse(&words, None)), None);
+        assert_eq!(vault(parse(&words, vault_env(None))), None);
+    }
+
+    /// The arguments of a `get` line in `cli` (the global options and `get`'s own) that read an
+    /// environment variable not in [`MIRRORED_ENV`], as "ID reads VAR".
+    fn unmirrored_env(mut cli: clap::Command) -> Vec<String> {
+        // Building propagates the global options to the subcommands.
+        cli.build();
+        let get = cli
+            .find_subcommand("get")
+            .expect("sfvault has a get command");
+        cli.get_arguments()
+            .chain(get.get_arguments())
+            .filter_map(|arg| Some((arg.get_id().as_str(), arg.get_env()?.to_string_lossy())))
+            .filter(|(id, var)| !MIRRORED_ENV.contains(&(id, var)))
+            .map(|(id, var)| format!("--{id} reads {var}"))
+            // A global option is in both lists.
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// clap fills an argument from the environment only where the fast path does the same:
+    /// otherwise `VAR=x sfvault get …` would mean one thing to clap and another to the fast path.
+    #[test]
+    fn every_environment_variable_clap_reads_for_get_is_mirrored() {
+        let unmirrored = unmirrored_env(Cli::command());
+        assert!(
+            unmirrored.is_empty(),
+            "the fast path does not mirror {unmirrored:?}: handle each in `parse` and add it \
+             to MIRRORED_ENV, or have `parse` decline when it is set"
+        );
+        // And each mirrored variable is still one that clap reads, for that argument.
+        let mut cli = Cli::command();
+        cli.build();
+        let get = cli.find_subcommand("get").unwrap();
+        for (id, var) in MIRRORED_ENV {
+            let arg = get
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .unwrap_or_else(|| panic!("MIRRORED_ENV names --{id}, which `get` lacks"));
+            assert_eq!(
+                arg.get_env().and_then(OsStr::to_str),
+                Some(var),
+                "MIRRORED_ENV: clap's --{id} does not read {var}"
+            );
+        }
+    }
+
+    /// The check above sees a variable added to a global option or to `get` alone.
+    #[test]
+    fn an_environment_variable_added_to_get_or_a_global_option_is_caught() {
+        let global = Cli::command().arg(
+            clap::Arg::new("token")
+                .long("token")
+                .global(true)
+                .env("SFVAULT_TOKEN"),
+        );
+        assert_eq!(unmirrored_env(global), ["--token reads SFVAULT_TOKEN"]);
+        let own = Cli::command().mut_subcommand("get", |get| {
+            get.mut_arg("no_newline", |arg| arg.env("SFVAULT_NO_NEWLINE"))
+        });
+        assert_eq!(
+            unmirrored_env(own),
+            ["--no_newline reads SFVAULT_NO_NEWLINE"]
+        );
+        let renamed = Cli::command().mut_arg("vault", |arg| arg.env("SFVAULT_VAULT"));
+        assert_eq!(unmirrored_env(renamed), ["--vault reads SFVAULT_VAULT"]);
     }
 
     #[cfg(unix)]
@@ -205,7 +293,7 @@ mod tests {
         use std::os::unix::ffi::OsStringExt;
         let mut words = argv(&["get", "a/b"]);
         words.push(OsString::from_vec(vec![b'c', 0xff]));
-        assert!(parse(&words, None).is_none());
+        assert!(parse(&words, vault_env(None)).is_none());
     }
 
     const WORDS: &[&str] = &[

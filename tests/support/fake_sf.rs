@@ -17,6 +17,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use tiny_http::{Header, Response, Server};
 
+use super::TestVault;
+
 pub const ORG_ID: &str = "00D5g000000XXXXEAA";
 pub const USER_ID: &str = "0055g00000YYYYYAAA";
 
@@ -140,6 +142,29 @@ impl Drop for FakeSalesforce {
             let _ = t.join();
         }
     }
+}
+
+/// A new test vault whose entry `acme/ci` is `app`'s connected app, with `flow`, on a fake
+/// Salesforce started for it (the entry's login URL). The app comes back for the checks.
+pub fn vault_with_app(app: AppConfig, flow: &str) -> (TestVault, FakeSalesforce, AppConfig) {
+    let sf = FakeSalesforce::start(app.clone());
+    let tv = TestVault::new();
+    add_app(&tv, "acme/ci", &app, Some(&sf.url), flow);
+    (tv, sf, app)
+}
+
+/// `sfvault add ENTRY` for `app`'s connected app: its consumer key, its username unless empty,
+/// `login_url` if given, and `flow`; the consumer secret goes in on stdin.
+pub fn add_app(tv: &TestVault, entry: &str, app: &AppConfig, login_url: Option<&str>, flow: &str) {
+    let mut args = vec!["add", entry, "--consumer-key", &app.consumer_key];
+    if !app.username.is_empty() {
+        args.extend(["--username", &app.username]);
+    }
+    if let Some(url) = login_url {
+        args.extend(["--login-url", url]);
+    }
+    args.extend(["--flow", flow]);
+    tv.ok_stdin(&args, app.consumer_secret.as_bytes());
 }
 
 fn now_secs() -> i64 {

@@ -188,6 +188,52 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Whether the long proof campaigns (SIGKILL during saves, racing writers, every byte of a file
+/// damaged) run in full: in CI (`CI` set, as CI runs .ci/run) or with `SFVAULT_FULL_PROOFS=1`.
+/// Otherwise each runs a sample that asserts the same things, so that a local `cargo test`
+/// stays quick.
+pub fn full_proofs() -> bool {
+    let set = |var: &str| {
+        std::env::var(var)
+            .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+    };
+    set("CI") || set("SFVAULT_FULL_PROOFS")
+}
+
+/// How many rounds a campaign runs: `full` in a full run ([`full_proofs`]), else `sample`. Says
+/// which on stderr.
+pub fn campaign_rounds(what: &str, full: usize, sample: usize) -> usize {
+    if full_proofs() {
+        eprintln!("{what}: the full campaign, {full} rounds");
+        full
+    } else {
+        eprintln!(
+            "{what}: a sample of {sample} rounds of {full} (set SFVAULT_FULL_PROOFS=1 for all)"
+        );
+        sample
+    }
+}
+
+/// The positions in `0..len` a campaign damages: every one in a full run ([`full_proofs`]), else
+/// about `sample` spread evenly over the whole length from a start that changes from run to run
+/// (printed), so that local runs cover different bytes over time.
+pub fn campaign_positions(what: &str, len: usize, sample: usize) -> Vec<usize> {
+    if full_proofs() || len <= sample {
+        eprintln!("{what}: all {len} positions");
+        return (0..len).collect();
+    }
+    let stride = len.div_ceil(sample.max(1));
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as usize
+        % stride;
+    eprintln!(
+        "{what}: every {stride}th of {len} positions from {start} (set SFVAULT_FULL_PROOFS=1 for all)"
+    );
+    (start..len).step_by(stride).collect()
+}
+
 /// `init` at the minimum KDF cost (19 MiB, 2 passes, 1 lane), which keeps tests quick.
 pub const INIT_MIN_KDF: [&str; 7] = [
     "init",
