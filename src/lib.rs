@@ -5,7 +5,7 @@
 //! passphrase.
 //!
 //! The library never prints, prompts or exits: it returns [`Error`]s whose
-//! [`Error::exit_code`] the `sfvault` binary turns into its exit status.
+//! [`Error::kind`] the `sfvault` binary turns into its exit status.
 //!
 //! - [`vault`]: the model, the file format (docs/FORMAT.md), the crypto and the atomic store.
 //! - [`secret`]: zeroizing, redacted holders for every secret.
@@ -17,6 +17,7 @@
 //! - [`audit`]: stale, unused, missing or weak credentials.
 //! - [`quote`]: outside text quoted for error messages (escaped, cut short).
 //! - [`url`]: the one URL check (https, or http to this machine; no user info).
+//! - [`fs_safety`]: every filesystem rule: trusted directories and files, non-blocking opens, bounded locks.
 //! - [`agent`]: the background process that keeps a vault open, and its client.
 
 #![deny(unsafe_code)]
@@ -25,6 +26,7 @@
 pub mod agent;
 pub mod audit;
 pub mod error;
+pub mod fs_safety;
 pub mod handoff;
 pub mod oauth;
 pub mod pem;

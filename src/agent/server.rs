@@ -34,9 +34,10 @@ use crate::agent::protocol::{
     self, AgentStatus, FrameError, HEADER_LEN, MAX_REQUEST_LEN, Request, Response,
 };
 use crate::error::{Error, ErrorKind, Result};
+use crate::fs_safety::lock_within;
 use crate::vault::model;
 use crate::vault::name::EntryName;
-use crate::vault::store::{OpenVault, lock_within};
+use crate::vault::store::OpenVault;
 
 /// How long a client may take to send its whole request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -679,7 +680,8 @@ pub fn claim_path(socket: &Path) -> PathBuf {
 /// Claim the socket path and bind it (mode 0600), replacing a stale socket left by a dead
 /// agent. Fails if another agent holds the claim.
 pub fn bind(path: &Path) -> Result<(UnixListener, Claim)> {
-    let lock = super::open_private_file(&claim_path(path), "the agent's claim file", false)?;
+    let lock =
+        crate::fs_safety::open_private_file(&claim_path(path), "the agent's claim file", false)?;
     // `lock` and `unlock` probe the claim with a brief lock of their own (see
     // [`wait_for_release`]): allow a moment so a probe is not taken for another agent.
     if !lock_within(&lock, Duration::from_millis(200)).unwrap_or(false) {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 use sfvault::agent::client::{AgentClient, STOP_WAIT};
 use sfvault::agent::protocol::{Request, Response};
+use sfvault::agent::server;
 use sfvault::agent::server::StopReason;
-use sfvault::agent::{self, server};
 use sfvault::secret::{AllMemory, SecretKey};
 use sfvault::unlock::PASSPHRASE_ENV_VARS;
 use sfvault::{Error, ErrorKind, Result};
@@ -44,8 +44,8 @@ pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
     let vault = ctx.open()?;
     let paths = ctx.agent_paths()?;
     let dir = paths.socket.parent().expect("socket has a directory");
-    agent::ensure_private_dir(dir)?;
-    let log = agent::open_private_file(&paths.log, "the agent log", true)?;
+    sfvault::fs_safety::ensure_private_dir(dir)?;
+    let log = sfvault::fs_safety::open_private_file(&paths.log, "the agent log", true)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::failed_with("cannot find the sfvault executable", e))?;
     let mut command = Command::new(exe);

@@ -10,7 +10,7 @@ use sfvault::vault::fields;
 use sfvault::vault::format::{self, VaultKey};
 use sfvault::vault::model::{self, SetOutcome};
 use sfvault::vault::name::{EntryName, check_field_name};
-use sfvault::vault::store::{self, read_foreign, write_new_file};
+use sfvault::vault::store::{read_foreign, write_new_file};
 use sfvault::vault::{Change, ChangeOutcome, NewField};
 use sfvault::{Error, Result};
 
@@ -214,8 +214,8 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
         ctx.store.path().display(),
         args.path.display()
     );
-    let dir = store::dir_of(&args.path);
-    match store::check_dir(&dir) {
+    let dir = sfvault::fs_safety::dir_of(&args.path);
+    match sfvault::fs_safety::check_vault_dir(&dir) {
         Ok(()) => ctx.note(&format!(
             "{done} Check it with: sfvault --vault {} list",
             args.path.display()

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::fs_safety;
 use crate::secret::SecretKey;
 use crate::vault::crypto::MarkKey;
 use crate::vault::store;
@@ -144,10 +145,11 @@ impl Marks {
             .mode(0o700)
             .create(&self.dir)
             .map_err(|e| Error::io("cannot create the rollback mark directory", &self.dir, e))?;
-        store::check_dir(&self.dir)?;
+        fs_safety::check_vault_dir(&self.dir)?;
         let path = self.dir.join(".lock");
-        let file = store::open_lock_file(&path).map_err(|e| Error::io("cannot open", &path, e))?;
-        match store::lock_within(&file, within) {
+        let file =
+            fs_safety::open_lock_file(&path).map_err(|e| Error::io("cannot open", &path, e))?;
+        match fs_safety::lock_within(&file, within) {
             Ok(true) => Ok(file),
             Ok(false) => Err(Error::Busy {
                 path,
@@ -197,7 +199,7 @@ pub fn is_rollback(mark: Option<Mark>, generation: u64) -> bool {
 /// and a symlinked vault is refused elsewhere); its directory is resolved when it exists, so
 /// `./v.sfv` and `/home/me/v.sfv` name the same vault.
 fn absolute(path: &Path) -> PathBuf {
-    let dir = store::dir_of(path);
+    let dir = fs_safety::dir_of(path);
     let dir = fs::canonicalize(&dir)
         .or_else(|_| std::path::absolute(&dir))
         .unwrap_or(dir);

@@ -6,13 +6,17 @@
 //! link), rename over the vault, fsync the directory. A crash at any point leaves either the old
 //! or the new file, never a mixture.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Missing, Result};
+use crate::fs_safety::{
+    check_private_file, check_vault_dir, dir_of, lock_within, open_lock_file, open_nonblocking,
+    read_bounded, regular_file_meta,
+};
 use crate::secret::{SecretKey, SecretString};
 use crate::vault::format::{self, MAX_FILE_LEN, OpenError, VaultKey};
 use crate::vault::model::VaultData;
@@ -260,7 +264,7 @@ impl Store {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| Error::io("cannot create the vault directory", &dir, e))?;
-        check_dir(&dir)
+        check_vault_dir(&dir)
     }
 
     /// Create a new vault file holding `data`; refuses to replace anything that exists.
@@ -537,7 +541,7 @@ impl OpenVault {
     /// with [`Error::RolledBack`].
     pub fn refresh(&mut self) -> Result<bool> {
         // The directory too, every time: loosening it does not change the file's stamp.
-        check_dir(&self.store.dir())?;
+        check_vault_dir(&self.store.dir())?;
         let meta = fs::symlink_metadata(&self.store.path)
             .map_err(|e| Error::io("cannot inspect", &self.store.path, e))?;
         if FileStamp::of(&meta) == self.stamp {
@@ -609,67 +613,7 @@ pub fn write_new_file(dest: &Path, bytes: &[u8], force: bool) -> Result<()> {
 pub fn read_foreign(path: &Path) -> Result<Vec<u8>> {
     let file = open_nonblocking(path, false).map_err(|e| Error::io("cannot open", path, e))?;
     let meta = regular_file_meta(&file, path)?;
-    read_bounded(file, &meta, path)
-}
-
-/// Open for reading with `O_NONBLOCK` (opening a FIFO with no writer would otherwise wait
-/// forever) and, when `nofollow`, `O_NOFOLLOW`. Reads of a regular file ignore `O_NONBLOCK`.
-fn open_nonblocking(path: &Path, nofollow: bool) -> std::io::Result<File> {
-    let mut flags = rustix::fs::OFlags::NONBLOCK;
-    if nofollow {
-        flags |= rustix::fs::OFlags::NOFOLLOW;
-    }
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits() as i32)
-        .open(path)
-}
-
-/// The metadata of an open file that must be a regular one (not a FIFO, device, socket or
-/// directory, which could block, never end, or not be a vault at all).
-fn regular_file_meta(file: &File, path: &Path) -> Result<fs::Metadata> {
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io("cannot inspect", path, e))?;
-    if !meta.is_file() {
-        let ft = meta.file_type();
-        use std::os::unix::fs::FileTypeExt;
-        let kind = if ft.is_dir() {
-            "a directory"
-        } else if ft.is_fifo() {
-            "a FIFO (named pipe)"
-        } else if ft.is_socket() {
-            "a socket"
-        } else if ft.is_char_device() || ft.is_block_device() {
-            "a device"
-        } else {
-            "not a regular file"
-        };
-        return Err(Error::Usage(format!(
-            "{} is {kind}, not a vault file; nothing was read from it",
-            path.display()
-        )));
-    }
-    Ok(meta)
-}
-
-/// Read a regular file whose size was checked against [`MAX_FILE_LEN`] first, and bounded again
-/// while reading (it may grow).
-fn read_bounded(file: File, meta: &fs::Metadata, path: &Path) -> Result<Vec<u8>> {
-    if meta.len() > MAX_FILE_LEN {
-        return Err(Error::corrupt(
-            path,
-            format!("{} bytes is over the 256 MiB limit", meta.len()),
-        ));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_FILE_LEN + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io("cannot read", path, e))?;
-    if bytes.len() as u64 > MAX_FILE_LEN {
-        return Err(Error::corrupt(path, "larger than the 256 MiB limit"));
-    }
-    Ok(bytes)
+    read_bounded(file, &meta, path, MAX_FILE_LEN)
 }
 
 /// Open `path` without following a final symlink, check who owns it and who may read it, bound
@@ -690,24 +634,10 @@ fn read_checked(path: &Path) -> Result<(Vec<u8>, FileStamp)> {
             _ => Error::io("cannot open", path, e),
         })?;
     let meta = regular_file_meta(&file, path)?;
-    if meta.uid() != rustix::process::geteuid().as_raw() {
-        return Err(Error::Unsafe(format!(
-            "{} belongs to another user (uid {}); refusing to use it",
-            path.display(),
-            meta.uid()
-        )));
-    }
-    if meta.mode() & 0o077 != 0 {
-        return Err(Error::Unsafe(format!(
-            "{} is accessible by other users (mode {:o}); fix it with `chmod 600 {}`",
-            path.display(),
-            meta.mode() & 0o777,
-            path.display()
-        )));
-    }
-    check_dir(&dir_of(path))?;
+    check_private_file(&meta, path)?;
+    check_vault_dir(&dir_of(path))?;
     let stamp = FileStamp::of(&meta);
-    read_bounded(file, &meta, path).map(|bytes| (bytes, stamp))
+    read_bounded(file, &meta, path, MAX_FILE_LEN).map(|bytes| (bytes, stamp))
 }
 
 /// The generation after `generation`; refused at the end of the range rather than stuck there
@@ -720,68 +650,6 @@ fn next_generation(path: &Path, generation: u64) -> Result<u64> {
              the file was altered",
         )
     })
-}
-
-/// Open (creating it 0600, never through a symlink) a file used only for its `flock`.
-pub fn open_lock_file(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)
-}
-
-/// Take `file`'s exclusive `flock`, trying every 5 ms for up to `within`: `Ok(false)` when
-/// another process still holds it then. Every lock sfvault takes is bounded this way, so a
-/// stray holder (a hung process, a `flock` in a shell) delays a command, never hangs it.
-pub fn lock_within(file: &File, within: Duration) -> std::io::Result<bool> {
-    let started = Instant::now();
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(true),
-            Err(fs::TryLockError::WouldBlock) if started.elapsed() < within => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(fs::TryLockError::WouldBlock) => return Ok(false),
-            Err(fs::TryLockError::Error(e)) => return Err(e),
-        }
-    }
-}
-
-/// The directory holding `path` (`.` for a bare file name).
-pub fn dir_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// The vault directory must be ours and not writable by others (who could swap the file).
-/// Exit 10 ([`Error::Unsafe`]) otherwise.
-pub fn check_dir(dir: &Path) -> Result<()> {
-    let meta = fs::metadata(dir).map_err(|e| Error::io("cannot inspect", dir, e))?;
-    let me = rustix::process::geteuid().as_raw();
-    if meta.uid() != me && meta.uid() != 0 {
-        return Err(Error::Unsafe(format!(
-            "the vault directory {} belongs to another user (uid {}); refusing to use it",
-            dir.display(),
-            meta.uid()
-        )));
-    }
-    // Sticky directories (like /tmp) are refused too: others may still create the companion
-    // files (.lock, .bak) and block or observe saves.
-    if meta.mode() & 0o022 != 0 {
-        return Err(Error::Unsafe(format!(
-            "the vault directory {} is writable by other users (mode {:o}); fix it with `chmod 700 {}`",
-            dir.display(),
-            meta.mode() & 0o7777,
-            dir.display()
-        )));
-    }
-    Ok(())
 }
 
 /// The payload salt of a well-formed file (all zeros if it cannot be parsed, which matches
