@@ -14,9 +14,9 @@ pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The class of an error: what a caller needs to decide what to do, and what crosses the agent
 /// socket (see `agent::protocol`). One kind per class of the command-line contract's exit codes,
-/// plus [`ErrorKind::AgentGone`], which never leaves the process.
+/// plus [`ErrorKind::AgentGone`], which never leaves the process. Deliberately exhaustive: a
+/// new kind must be given its exit code and wire number, which the compiler then asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum ErrorKind {
     /// Something failed that is none of the classes below (an OS call, a crypto library).
     Failed,
@@ -103,7 +103,7 @@ pub enum Error {
     },
 
     /// No way to get a passphrase: no agent, no script source, no terminal.
-    #[error("{message}")]
+    #[error("{message}{}", cause(source))]
     Locked {
         /// What to do about it.
         message: String,
@@ -163,7 +163,7 @@ pub enum Error {
     },
 
     /// The network, TLS, or a Salesforce server failure.
-    #[error("{message}")]
+    #[error("{message}{}", cause(source))]
     Network {
         /// What failed, with what to do.
         message: String,
@@ -191,7 +191,7 @@ pub enum Error {
     /// A step failed for a reason of none of the other kinds (an OS call on no named file, a
     /// crypto library, a process that changed the vault under us). Never matched on: callers
     /// decide by [`Error::kind`].
-    #[error("{context}{}", source.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
+    #[error("{context}{}", cause(source))]
     Failed {
         /// What was being done, or what happened.
         context: String,
@@ -321,6 +321,15 @@ impl Error {
     }
 }
 
+/// ": the cause" when there is one. Messages carry their cause in their text (the binary and the
+/// agent pass on `to_string()` only); `source()` still gives it as a value.
+fn cause(source: &Option<Source>) -> String {
+    source
+        .as_ref()
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default()
+}
+
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -337,6 +346,24 @@ mod tests {
         assert_eq!(e.source().unwrap().to_string(), "disk on fire");
         assert_eq!(e.kind(), ErrorKind::Failed);
         assert!(Error::failed("plain").source().is_none());
+    }
+
+    #[test]
+    fn every_kind_with_a_source_shows_it() {
+        let e = Error::Locked {
+            message: "SFVAULT_PASSPHRASE_CMD could not start".into(),
+            source: Some(Box::new(std::io::Error::other("no such file"))),
+        };
+        assert_eq!(
+            e.to_string(),
+            "SFVAULT_PASSPHRASE_CMD could not start: no such file"
+        );
+        assert_eq!(Error::locked("locked").to_string(), "locked");
+        let e = Error::Network {
+            message: "cannot reach acme.example".into(),
+            source: Some(Box::new(std::io::Error::other("refused"))),
+        };
+        assert_eq!(e.to_string(), "cannot reach acme.example: refused");
     }
 
     #[test]

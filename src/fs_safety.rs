@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | vault directory (also where backups and rollback marks go) | me, or root | read and enter, not write (they could swap the file, or plant `.lock`/`.bak`) | refused, exit 10 |
 //! | vault file | me | nothing | refused, exit 10 ([`check_private_file`]) |
+//! | passphrase file (`SFVAULT_PASSPHRASE_FILE`) | anyone | nothing, if it is a regular file (a pipe such as `<(pass show …)` is fine) | refused, exit 10 |
 //! | agent runtime directory (sockets, log, claim) | me | nothing | refused, exit 10 |
 //! | agent log and claim file | me | nothing | an existing file open to others is tightened to 0600 |
 //! | any file read (vault, restore source) | regular file only, opened without blocking; the vault also without following a symlink | | refused, exit 2 (a FIFO, device, socket or directory) |
@@ -92,6 +93,30 @@ pub fn check_vault_dir(dir: &Path) -> Result<()> {
         fix: "700",
     };
     check(&meta, dir, &rule)
+}
+
+/// A passphrase file that is a regular file must be closed to others; a pipe (`<(…)`) passes.
+pub fn check_passphrase_file(meta: &fs::Metadata, path: &Path) -> Result<()> {
+    if meta.is_file() && meta.mode() & 0o077 != 0 {
+        return Err(Error::Unsafe(format!(
+            "passphrase file {} is readable by other users (mode {:o}); fix it with `chmod 600 {}`",
+            path.display(),
+            meta.mode() & 0o777,
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Create a directory for vault files (the vault's own, the rollback marks') 0700 if needed,
+/// and check it as [`check_vault_dir`] does; `what` names it in errors.
+pub fn ensure_vault_dir(dir: &Path, what: &str) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::failed_with(format!("cannot create {what} {}", dir.display()), e))?;
+    check_vault_dir(dir)
 }
 
 /// Create the runtime directory 0700 if needed, and refuse one that another user owns or that

@@ -8,8 +8,8 @@ use std::path::Path;
 /// Lowest first. The binary (`src/main.rs`, `src/cli/`) sits above them all.
 const LAYERS: &[&[&str]] = &[
     &["error", "quote", "secret", "timefmt"],
-    &["fs_safety", "pem", "url", "unlock"],
-    &["vault"],
+    &["fs_safety", "pem", "url"],
+    &["unlock", "vault"],
     &["agent", "oauth"],
     &["audit", "handoff"],
 ];
@@ -38,18 +38,43 @@ fn without_tests(text: &str) -> &str {
     text
 }
 
-/// The top-level modules a piece of code names as `crate::X`.
+/// The top-level modules a piece of code names as `crate::X` (or in `crate::{X, Y::…}`).
 fn uses(code: &str) -> BTreeSet<String> {
-    code.match_indices("crate::")
-        .filter(|(i, _)| !code[..*i].ends_with(|c: char| c.is_alphanumeric() || c == '_'))
-        .map(|(i, m)| {
-            code[i + m.len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect::<String>()
-        })
-        .filter(|m| !m.is_empty())
-        .collect()
+    let name = |s: &str| {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect::<String>()
+    };
+    let mut found = BTreeSet::new();
+    for (i, m) in code.match_indices("crate::") {
+        if code[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = &code[i + m.len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // Top-level names of a group: each item's first segment, nested braces skipped.
+            let mut depth = 0;
+            let mut item_start = true;
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = true,
+                    _ if item_start && !c.is_whitespace() => {
+                        found.insert(name(&group[j..]));
+                        item_start = false;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            found.insert(name(rest));
+        }
+    }
+    found.retain(|m| !m.is_empty());
+    found
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
@@ -104,6 +129,10 @@ fn the_check_sees_what_it_must() {
     assert_eq!(
         uses("use crate::vault::model;\nlet x = crate::url::check(); mycrate::nope"),
         BTreeSet::from(["url".to_owned(), "vault".to_owned()])
+    );
+    assert_eq!(
+        uses("use crate::{error::{Error, Result}, secret::SecretString};"),
+        BTreeSet::from(["error".to_owned(), "secret".to_owned()])
     );
     let text = "use crate::a;\n#[cfg(test)]\nmod tests {\n    use crate::b;\n}\n";
     assert_eq!(uses(without_tests(text)), BTreeSet::from(["a".to_owned()]));

@@ -101,7 +101,7 @@ impl AgentClient {
     }
 
     /// Send `request` and return the answer; an agent-side error comes back as
-    /// [`Error::Remote`] with the agent's exit-code class.
+    /// [`Error::Remote`] with the agent's error kind.
     ///
     /// [`Error::AgentGone`] means the caller may go on without the agent: the request was not
     /// carried out, or it is a read (anything but [`Request::Apply`]), which is safe to repeat;

@@ -322,6 +322,30 @@ impl<T: serde::de::DeserializeOwned> bincode::Decode<usize> for WithinBody<T> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn error_kinds_keep_their_wire_numbers() {
+        use crate::ErrorKind::*;
+        let numbers: Vec<(crate::ErrorKind, i32)> = wire_kind::TABLE.to_vec();
+        assert_eq!(
+            numbers,
+            [
+                (Failed, 1),
+                (Usage, 2),
+                (NotFound, 3),
+                (WrongPassphrase, 4),
+                (Locked, 5),
+                (Corrupt, 6),
+                (Refused, 7),
+                (Network, 8),
+                (Busy, 9),
+                (Unsafe, 10)
+            ],
+            "wire numbers are protocol: never renumber"
+        );
+        assert_eq!(wire_kind::kind(99), Failed);
+        assert_eq!(wire_kind::number(AgentGone), 1);
+    }
     use super::*;
 
     #[test]

@@ -214,8 +214,12 @@ pub fn show(ctx: &Context, args: ShowArgs) -> Result<()> {
     if ctx.json {
         return print_json(entry_json(&name, entry, now, args.reveal));
     }
-    let mut out = format!("{name}  (created {})\n", rfc3339(entry.created_at));
-    let rows: Vec<Vec<String>> = entry
+    print(&format!(
+        "{name}  (created {})\n",
+        rfc3339(entry.created_at)
+    ))?;
+    // Zeroizing cells: with --reveal they hold secrets.
+    let rows: Vec<Vec<Zeroizing<String>>> = entry
         .fields
         .iter()
         .map(|(field, f)| {
@@ -233,16 +237,18 @@ pub fn show(ctx: &Context, args: ShowArgs) -> Result<()> {
             if !f.history.is_empty() {
                 notes.push_str(&format!(", {} past", f.history.len()));
             }
-            vec![
-                format!("  {field}"),
-                shown,
-                if f.secret { "yes" } else { "" }.to_owned(),
-                notes,
-            ]
+            Vec::from(
+                [
+                    format!("  {field}"),
+                    shown,
+                    if f.secret { "yes" } else { "" }.to_owned(),
+                    notes,
+                ]
+                .map(Zeroizing::new),
+            )
         })
         .collect();
-    out.push_str(&table(&["  FIELD", "VALUE", "SECRET", "AGE"], &rows));
-    print(&out)
+    print(&table(&["  FIELD", "VALUE", "SECRET", "AGE"], &rows))
 }
 
 /// An entry as JSON: every field with its dates; values only for non-secret fields or `reveal`.
@@ -261,14 +267,19 @@ fn entry_json(name: &EntryName, entry: &Entry, now: model::Timestamp, reveal: bo
         obj.insert("history".into(), json!(f.history.len()));
         fields.insert(field.clone(), Value::Object(obj));
     }
-    json!({
-        "entry": name.to_string(),
-        "org": name.org(),
-        "app": name.app(),
-        "flow": entry.fields.get("flow").map(|f| f.value.expose()),
-        "created_at": rfc3339(entry.created_at),
-        "fields": fields,
-    })
+    // Built by moving `fields` in: json!'s `"fields": fields` would copy every (revealed)
+    // value into a second tree, and drop the first one unwiped.
+    let mut out = Map::new();
+    out.insert("entry".into(), json!(name.to_string()));
+    out.insert("org".into(), json!(name.org()));
+    out.insert("app".into(), json!(name.app()));
+    out.insert(
+        "flow".into(),
+        json!(entry.fields.get("flow").map(|f| f.value.expose())),
+    );
+    out.insert("created_at".into(), json!(rfc3339(entry.created_at)));
+    out.insert("fields".into(), Value::Object(fields));
+    Value::Object(out)
 }
 
 pub fn list(ctx: &Context, args: ListArgs) -> Result<()> {

@@ -76,7 +76,7 @@ pub fn for_kind(kind: ErrorKind) -> u8 {
         ErrorKind::Network => 8,
         ErrorKind::Busy => 9,
         ErrorKind::Unsafe => 10,
-        _ => FAILED,
+        ErrorKind::Failed | ErrorKind::AgentGone => FAILED,
     }
 }
 
@@ -191,9 +191,12 @@ mod tests {
 
     #[test]
     fn every_kind_has_a_code_of_the_table() {
-        for (kind, _) in sfvault::agent::protocol::wire_kind::TABLE {
+        for (kind, wire) in sfvault::agent::protocol::wire_kind::TABLE {
             let code = for_kind(kind);
             assert!(CODES.iter().any(|(c, _)| *c == code), "{kind:?}");
+            // Protocol version 1 sent exit codes; the wire numbers kept them, so an agent and a
+            // client of different builds agree on every kind.
+            assert_eq!(i32::from(code), wire, "{kind:?}");
         }
         assert_eq!(for_kind(ErrorKind::AgentGone), FAILED);
     }

@@ -1,8 +1,7 @@
 //! Keeping credentials fresh and safe: rotate, history, audit, backup, restore, config.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use sfvault::audit::{self, VaultFacts};
-use sfvault::secret::SecretString;
 use sfvault::timefmt::{age, rfc3339};
 use sfvault::unlock::Source;
 use sfvault::vault::KdfParams;
@@ -13,6 +12,7 @@ use sfvault::vault::name::{EntryName, check_field_name};
 use sfvault::vault::store::{read_foreign, write_new_file};
 use sfvault::vault::{Change, ChangeOutcome, NewField};
 use sfvault::{Error, Result};
+use zeroize::Zeroizing;
 
 use super::Context;
 use super::args::{AuditArgs, BackupArgs, ConfigArgs, HistoryArgs, RestoreArgs, RotateArgs};
@@ -100,44 +100,60 @@ pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
         ));
     }
     let now = model::now();
-    let mut rows = Vec::new();
+    // Values (secrets with --reveal) go straight into what is printed: JSON values wiped by
+    // print_json, or zeroizing table cells; json! is given no variable holding one (it copies).
+    let mut rows: Vec<Vec<Zeroizing<String>>> = Vec::new();
     let mut items = Vec::new();
     for (field, f) in entry
         .fields
         .iter()
         .filter(|(k, _)| args.field.as_ref().is_none_or(|f| f == *k))
     {
-        let shown = |v: &SecretString| (!f.secret || args.reveal).then(|| v.expose().to_owned());
-        items.push(
-            json!({"field": field, "index": 0, "current": true, "changed_at": rfc3339(f.changed_at),
-                          "used_at": f.used_at.map(rfc3339), "value": shown(&f.value)}),
-        );
-        rows.push(vec![
-            field.clone(),
-            "current".into(),
-            rfc3339(f.changed_at),
-            "-".into(),
-            shown(&f.value).unwrap_or_else(|| "********".into()),
-        ]);
+        let visible = !f.secret || args.reveal;
+        let mut versions = vec![(0, &f.value, f.changed_at, None)];
         for (i, past) in f.history.iter().rev().enumerate() {
-            items.push(json!({"field": field, "index": i + 1, "current": false,
-                              "changed_at": rfc3339(past.changed_at), "replaced_at": rfc3339(past.replaced_at),
-                              "value": shown(&past.value)}));
-            rows.push(vec![
-                field.clone(),
-                (i + 1).to_string(),
-                rfc3339(past.changed_at),
-                format!(
-                    "{} ({} ago)",
-                    rfc3339(past.replaced_at),
-                    age(now, past.replaced_at)
-                ),
-                shown(&past.value).unwrap_or_else(|| "********".into()),
-            ]);
+            versions.push((i + 1, &past.value, past.changed_at, Some(past.replaced_at)));
+        }
+        for (index, value, changed_at, replaced_at) in versions {
+            if ctx.json {
+                let mut item = json!({"field": field, "index": index, "current": index == 0,
+                                      "changed_at": rfc3339(changed_at)});
+                match replaced_at {
+                    None => item["used_at"] = json!(f.used_at.map(rfc3339)),
+                    Some(t) => item["replaced_at"] = json!(rfc3339(t)),
+                }
+                item["value"] = if visible {
+                    Value::String(value.expose().to_owned())
+                } else {
+                    Value::Null
+                };
+                items.push(item);
+                continue;
+            }
+            let replaced = replaced_at.map_or("-".to_owned(), |t| {
+                format!("{} ({} ago)", rfc3339(t), age(now, t))
+            });
+            let shown = if visible { value.expose() } else { "********" };
+            let index = if index == 0 {
+                "current".to_owned()
+            } else {
+                index.to_string()
+            };
+            rows.push(
+                [
+                    field.clone(),
+                    index,
+                    rfc3339(changed_at),
+                    replaced,
+                    shown.to_owned(),
+                ]
+                .map(Zeroizing::new)
+                .into(),
+            );
         }
     }
     if ctx.json {
-        return print_json(json!(items));
+        return print_json(Value::Array(items));
     }
     print(&table(&["FIELD", "#", "SET", "REPLACED", "VALUE"], &rows))?;
     ctx.note(&format!(
@@ -236,10 +252,7 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
 pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
     let bytes = read_foreign(&args.path)?;
     // A header that does not parse is corrupt whatever the reason.
-    let header = format::parse_header(&bytes).map_err(|e| match e {
-        format::OpenError::Corrupt(m) => Error::corrupt(&args.path, m),
-        format::OpenError::WrongPassphrase => Error::corrupt(&args.path, "unreadable"),
-    })?;
+    let header = format::parse_header(&bytes).map_err(|e| e.for_file(&args.path, None))?;
     confirm_kdf_cost(ctx, &args, &header.slot.kdf)?;
     let passphrase = prompt::existing_passphrase(ctx.passphrase_fd, &args.path)?;
     let key = header

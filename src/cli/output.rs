@@ -5,7 +5,7 @@ use std::os::fd::AsFd;
 
 use serde_json::Value;
 use sfvault::{Error, Result};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// Print `text` to stdout as is: straight to the file descriptor, not through std's stdout
 /// buffer, which nobody zeroizes (`get --no-newline` would leave the secret there).
@@ -42,73 +42,50 @@ pub fn stderr_line(message: &str) {
         .and_then(|()| err.write_all(b"\n"));
 }
 
-/// Print a JSON value, pretty, with a final newline, then wipe it: the text is built in a
-/// zeroizing buffer of exactly its size, and every string in `value` (secrets revealed by
-/// `show --reveal --json`, tokens) is zeroized once printed.
-pub fn print_json(mut value: Value) -> Result<()> {
-    let result = json_text(&value).and_then(|text| print(&text));
-    wipe(&mut value);
-    result
+/// Print a JSON value, pretty, with a final newline, then wipe it (see
+/// [`sfvault::handoff::json`]: secrets revealed by `show --reveal --json`, tokens).
+pub fn print_json(value: Value) -> Result<()> {
+    print(&sfvault::handoff::json::into_text(value)?)
 }
 
-/// Pretty JSON and a final newline, in a zeroizing buffer measured first, so no reallocation
-/// leaves a copy behind.
-pub fn json_text(value: &Value) -> Result<Zeroizing<String>> {
-    let encode = |e| Error::failed_with("cannot encode JSON", e);
-    let mut counter = Counter(0);
-    serde_json::to_writer_pretty(&mut counter, value).map_err(encode)?;
-    let mut buf = Zeroizing::new(Vec::with_capacity(counter.0 + 1));
-    serde_json::to_writer_pretty(&mut *buf, value).map_err(encode)?;
-    buf.push(b'\n');
-    let text = String::from_utf8(std::mem::take(&mut *buf))
-        .map_err(|e| Error::failed_with("cannot encode JSON", e.utf8_error()))?;
-    Ok(Zeroizing::new(text))
-}
-
-/// Zeroize every string in `value` (object keys are names, not values).
-pub fn wipe(value: &mut Value) {
-    match value {
-        Value::String(s) => s.zeroize(),
-        Value::Array(items) => items.iter_mut().for_each(wipe),
-        Value::Object(map) => map.values_mut().for_each(wipe),
-        _ => {}
-    }
-}
-
-/// Counts what is written to it.
-struct Counter(usize);
-
-impl Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Left-aligned columns, two spaces apart, with a header row.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+/// Left-aligned columns, two spaces apart, with a header row. Built in one zeroizing buffer of
+/// exactly its size: cells may hold revealed secrets (`show --reveal`, `history --reveal`),
+/// which the callers keep in zeroizing cells too.
+pub fn table<C: AsRef<str>>(header: &[&str], rows: &[Vec<C>]) -> Zeroizing<String> {
+    let width = |s: &str| s.chars().count();
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(width(cell.as_ref()));
         }
     }
-    let mut out = String::new();
-    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-    for row in std::iter::once(&header).chain(rows) {
-        let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}  "));
+    let lines: Vec<Vec<&str>> = std::iter::once(header.to_vec())
+        .chain(rows.iter().map(|r| r.iter().map(AsRef::as_ref).collect()))
+        .collect();
+    // Bytes: each cell, its padding (chars, one byte each) and separators, and a newline.
+    let size: usize = lines
+        .iter()
+        .map(|cells| {
+            cells.iter().map(|c| c.len()).sum::<usize>()
+                + widths.iter().sum::<usize>()
+                + 2 * widths.len()
+                + 1
+        })
+        .sum();
+    let mut out = Zeroizing::new(String::with_capacity(size));
+    for cells in &lines {
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            out.push_str(cell);
+            if i + 1 < cells.len() {
+                for _ in width(cell)..w + 2 {
+                    out.push(' ');
+                }
             }
         }
-        out.push_str(line.trim_end());
+        let kept = out.trim_end_matches(' ').len();
+        out.truncate(kept);
         out.push('\n');
     }
+    debug_assert!(out.len() <= size, "the table outgrew its buffer");
     out
 }

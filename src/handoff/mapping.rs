@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::handoff::keyfd::SecretFd;
 use crate::handoff::resolve::EntrySource;
-use crate::handoff::{Env, dotenv, sfdx};
+use crate::handoff::{Env, dotenv, json, sfdx};
 use crate::oauth::{Credentials, ValidToken};
 use crate::secret::SecretString;
 use crate::timefmt::rfc3339;
@@ -114,37 +114,45 @@ pub fn export_sfdx_url(
         &refresh,
         &host,
     );
-    Ok(Zeroizing::new(format!("{}\n", url.expose())))
+    let mut text = Zeroizing::new(String::with_capacity(url.len() + 1));
+    text.push_str(url.expose());
+    text.push('\n');
+    Ok(text)
 }
 
 /// `export --format json`: one pretty JSON object and a newline: the entry's address, login
 /// URL, consumer key and secret, username and flow, and, when it has a usable flow, a valid
 /// token (`access_token`, `instance_url`, `issued_at`, `expires_at`, `org_id`).
 pub fn export_json(source: &mut impl EntrySource, name: &EntryName) -> Result<Zeroizing<String>> {
-    let obj = export_object(source, name)?;
-    Ok(Zeroizing::new(format!(
-        "{}\n",
-        serde_json::to_string_pretty(&Value::Object(obj)).unwrap_or_default()
-    )))
+    json::into_text(Value::Object(export_object(source, name)?))
 }
 
 /// `export --format env`: `SF_<NAME>='value'` lines, shell-quoted, for the string members of
 /// the [`export_json`] object but `entry`, `flow` and the two times.
 pub fn export_env(source: &mut impl EntrySource, name: &EntryName) -> Result<Zeroizing<String>> {
-    let obj = export_object(source, name)?;
-    let mut lines = Zeroizing::new(String::new());
-    for (k, v) in &obj {
-        if let (Some(v), false) = (
-            v.as_str(),
-            matches!(k.as_str(), "entry" | "issued_at" | "expires_at" | "flow"),
-        ) {
-            lines.push_str(&format!(
-                "SF_{}={}\n",
-                k.to_ascii_uppercase(),
-                shell_quote(v)
-            ));
-        }
+    let mut obj = Value::Object(export_object(source, name)?);
+    let exported: Vec<(&String, &str)> = obj
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !matches!(k.as_str(), "entry" | "issued_at" | "expires_at" | "flow"))
+        .filter_map(|(k, v)| Some((k, v.as_str()?)))
+        .collect();
+    // `SF_KEY='value'\n`, a quote inside becoming '\'' (4 bytes): sized before writing, so the
+    // buffer holding the secrets never moves.
+    let size: usize = exported
+        .iter()
+        .map(|(k, v)| 3 + k.len() + 1 + 2 + v.len() + 3 * v.matches('\'').count() + 1)
+        .sum();
+    let mut lines = Zeroizing::new(String::with_capacity(size));
+    for (k, v) in exported {
+        lines.push_str("SF_");
+        lines.push_str(&k.to_ascii_uppercase());
+        lines.push('=');
+        shell_quote_into(&mut lines, v);
+        lines.push('\n');
     }
+    json::wipe(&mut obj);
     Ok(lines)
 }
 
@@ -175,8 +183,17 @@ fn export_object(source: &mut impl EntrySource, name: &EntryName) -> Result<Map<
     Ok(obj)
 }
 
-fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
+/// `value` in single quotes for a POSIX shell, appended to `out`.
+fn shell_quote_into(out: &mut String, value: &str) {
+    out.push('\'');
+    for c in value.chars() {
+        if c == '\'' {
+            out.push_str(r"'\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
 }
 
 /// Fields read by an import, checked, and the input's names that are not sfvault fields.
@@ -441,6 +458,11 @@ mod tests {
              SF_LOGIN_URL='https://test.salesforce.com'\n\
              SF_ORG_ID='00D000000000001'\n\
              SF_USERNAME='ci@acme.example'\n"
+        );
+        assert_eq!(
+            text.len(),
+            text.capacity(),
+            "sized exactly: never reallocated"
         );
         let text = export_json(&mut s, &name("acme/bare")).unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();

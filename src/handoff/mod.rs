@@ -7,6 +7,7 @@
 //! and templates, [`mapping`] between entries and the `exec`, `export` and `import` forms.
 
 pub mod dotenv;
+pub mod json;
 pub mod keyfd;
 pub mod mapping;
 #[cfg(test)]

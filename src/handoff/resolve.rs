@@ -167,11 +167,28 @@ impl<S: EntrySource> Resolver<S> {
     /// A template with each `{{ sfvault://… }}` placeholder replaced by its value.
     pub fn render(&mut self, text: &str) -> Result<Zeroizing<String>> {
         let pieces = template::parse(text)?;
-        let mut out = Zeroizing::new(String::with_capacity(text.len()));
-        for piece in &pieces {
-            match piece {
-                Piece::Text(t) => out.push_str(t),
-                Piece::Ref(r) => out.push_str(self.resolve(r)?.expose()),
+        // Values first, then one buffer of the final size: growing it as values arrive would
+        // leave copies of the earlier ones in freed memory.
+        let values = pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Text(_) => Ok(None),
+                Piece::Ref(r) => self.resolve(r).map(Some),
+            })
+            .collect::<Result<Vec<Option<SecretString>>>>()?;
+        let size = pieces
+            .iter()
+            .zip(&values)
+            .map(|(piece, value)| match (piece, value) {
+                (Piece::Text(t), _) => t.len(),
+                (_, value) => value.as_ref().map_or(0, SecretString::len),
+            })
+            .sum();
+        let mut out = Zeroizing::new(String::with_capacity(size));
+        for (piece, value) in pieces.iter().zip(&values) {
+            match (piece, value) {
+                (Piece::Text(t), _) => out.push_str(t),
+                (_, value) => out.push_str(value.as_ref().map_or("", |v| v.expose())),
             }
         }
         Ok(out)

@@ -6,7 +6,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -126,14 +126,7 @@ fn read_file(path: &Path) -> Result<SecretString> {
     let meta = file
         .metadata()
         .map_err(|e| Error::io("cannot inspect", path, e))?;
-    if meta.is_file() && meta.mode() & 0o077 != 0 {
-        return Err(Error::Unsafe(format!(
-            "passphrase file {} is readable by other users (mode {:o}); fix it with `chmod 600 {}`",
-            path.display(),
-            meta.mode() & 0o777,
-            path.display()
-        )));
-    }
+    crate::fs_safety::check_passphrase_file(&meta, path)?;
     read_secret(file, &format!("{}", path.display()))
 }
 

@@ -20,7 +20,6 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -86,13 +85,7 @@ impl Marks {
     /// mark key (altered), which is refused rather than taken as "never seen".
     pub fn load(&self, data_key: &SecretKey) -> Result<Option<Mark>> {
         let (path, key) = self.file_and_key(data_key);
-        let file = match fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(
-                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
-            )
-            .open(&path)
-        {
+        let file = match fs_safety::open_nonblocking(&path, true) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("cannot read the rollback mark", &path, e)),
@@ -140,12 +133,7 @@ impl Marks {
     /// Waits at most `within` for the lock (another process holding it, e.g. a stray `flock`,
     /// must not hang every save): [`Error::Busy`] after that.
     fn lock(&self, within: Duration) -> Result<fs::File> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| Error::io("cannot create the rollback mark directory", &self.dir, e))?;
-        fs_safety::check_vault_dir(&self.dir)?;
+        fs_safety::ensure_vault_dir(&self.dir, "the rollback mark directory")?;
         let path = self.dir.join(".lock");
         let file =
             fs_safety::open_lock_file(&path).map_err(|e| Error::io("cannot open", &path, e))?;

@@ -8,14 +8,14 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Missing, Result};
 use crate::fs_safety::{
-    check_private_file, check_vault_dir, dir_of, lock_within, open_lock_file, open_nonblocking,
-    read_bounded, regular_file_meta,
+    check_private_file, check_vault_dir, dir_of, ensure_vault_dir, lock_within, open_lock_file,
+    open_nonblocking, read_bounded, regular_file_meta,
 };
 use crate::secret::{SecretKey, SecretString};
 use crate::vault::format::{self, MAX_FILE_LEN, OpenError, VaultKey};
@@ -258,13 +258,7 @@ impl Store {
 
     /// Create the vault directory (0700) if needed, and check it is safe to use.
     fn prepare_dir(&self) -> Result<()> {
-        let dir = self.dir();
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| Error::io("cannot create the vault directory", &dir, e))?;
-        check_vault_dir(&dir)
+        ensure_vault_dir(&self.dir(), "the vault directory")
     }
 
     /// Create a new vault file holding `data`; refuses to replace anything that exists.

@@ -1,5 +1,5 @@
 //! A fake Salesforce: a real HTTP server on 127.0.0.1 that implements the OAuth endpoints as
-//! ../shared/SALESFORCE.md describes them, strictly, so that it tests our client:
+//! Salesforce documents them (docs/OAUTH.md), strictly, so that it tests our client:
 //! token (JWT bearer, client credentials, refresh token, password, authorization code + PKCE),
 //! authorize, revoke, introspect and userinfo. It can be told to fail in each documented way.
 
