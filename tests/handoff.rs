@@ -273,6 +273,28 @@ fn export_import_round_trips_and_json_parses() {
     assert_eq!(tv.get("acme/fromjson", "consumer_key"), KEY);
     let env = tv.ok(&["export", "acme/ci", "--format", "env"]);
     assert!(env.contains(&format!("SF_CONSUMER_KEY='{KEY}'")), "{env}");
+    // eval-able: a child of the shell that evaluated it sees the token as sf reads it.
+    let script = format!("{env}\nsh -c 'printf %s \"$SF_TARGET_ORG $SF_ORG_INSTANCE_URL\"'");
+    let seen = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let seen = String::from_utf8(seen.stdout).unwrap();
+    let (token, instance) = seen.split_once(' ').unwrap();
+    assert!(sf.is_live(token), "{seen}");
+    assert_eq!(instance, json["instance_url"].as_str().unwrap());
+    // dotenv: plain lines; --no-token runs no flow.
+    let before = sf.count("/services/oauth2/token");
+    let dotenv = tv.ok(&["export", "acme/ci", "--format", "dotenv", "--no-token"]);
+    assert!(
+        dotenv.contains(&format!("SF_CONSUMER_KEY={KEY}\n")),
+        "{dotenv}"
+    );
+    assert!(
+        !dotenv.contains("SF_TARGET_ORG") && !dotenv.contains("export "),
+        "{dotenv}"
+    );
+    assert_eq!(sf.count("/services/oauth2/token"), before);
     // dotenv import names the leftovers.
     let out = tv.run(
         &["import", "acme/dot", "--format", "dotenv"],

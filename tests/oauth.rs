@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::fake_sf::{AppConfig, FakeSalesforce, ORG_ID, add_app, vault_with_app};
 use support::*;
 
@@ -85,6 +85,44 @@ fn jwt_flow_with_a_keygen_key_signs_exactly_as_documented() {
     assert_eq!(show["fields"]["certificate"]["secret"], false);
     assert!(show["fields"]["private_key"].get("value").is_none());
     assert!(show["fields"]["access_token"].get("value").is_none());
+}
+
+#[test]
+fn jwt_audiences_fall_back_as_sf_does_and_the_error_names_them() {
+    let (tv, sf, _) = setup("jwt");
+    sf.set_certificate(&tv.ok(&["keygen", "acme/ci"]));
+    // The org wants login.salesforce.com: the login URL and test.salesforce.com are refused
+    // first, every assertion going to the login URL's host only.
+    sf.accept_audience("https://login.salesforce.com");
+    let t = token_json(&tv, &[]);
+    assert!(sf.is_live(t["access_token"].as_str().unwrap()));
+    let auds: Vec<Value> = sf.jwts().iter().map(|j| j.claims["aud"].clone()).collect();
+    assert_eq!(
+        auds,
+        [
+            json!(sf.url),
+            json!("https://test.salesforce.com"),
+            json!("https://login.salesforce.com")
+        ]
+    );
+    // An audience the entry names is the only one tried; the error says which.
+    tv.ok(&[
+        "set",
+        "acme/ci",
+        "audience",
+        "https://acme.my.salesforce.com",
+    ]);
+    let out = tv.run(&["token", "acme/ci", "--refresh"], None);
+    assert_eq!(out.status.code(), Some(7));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("audience is invalid (aud tried: https://acme.my.salesforce.com)"),
+        "{err}"
+    );
+    assert_eq!(sf.jwts().len(), 4);
+    tv.ok(&["set", "acme/ci", "audience", "https://login.salesforce.com"]);
+    token_json(&tv, &["--refresh"]);
+    assert_eq!(sf.jwts().len(), 5);
 }
 
 #[test]

@@ -541,8 +541,10 @@ pub struct InjectArgs {
 /// Export formats.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ExportFormat {
-    /// SF_* variable lines, shell-quoted
+    /// `export SF_…='value'` lines for `eval "$(sfvault export … --format env)"`
     Env,
+    /// Plain `SF_…=value` lines, for `docker --env-file` and dotenv readers
+    Dotenv,
     /// One JSON object (consumer_key, access_token, instance_url, expires_at, …)
     Json,
     /// force://CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN@HOST
@@ -568,6 +570,9 @@ pub struct ExportArgs {
     /// Output format
     #[arg(long, value_enum)]
     pub format: ExportFormat,
+    /// Leave the access token out: no OAuth flow is run (env, dotenv and json)
+    #[arg(long)]
+    pub no_token: bool,
     /// Allow stdout to be a regular file
     #[arg(long)]
     pub force_plaintext: bool,

@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 
+use sfvault::handoff::mapping::EnvStyle;
 use sfvault::handoff::{Env, Lazy, Resolver, dotenv, mapping, template};
 use sfvault::unlock::PASSPHRASE_ENV_VARS;
 use sfvault::vault::name::{EntryName, check_field_name, quoted};
@@ -127,10 +128,12 @@ pub fn export(ctx: &Context, args: ExportArgs) -> Result<()> {
     check_stdout_safe(args.force_plaintext)?;
     let name = EntryName::parse(&args.entry)?;
     let mut session = ctx.session()?;
+    let token = !args.no_token;
     let text = match args.format {
         ExportFormat::SfdxUrl => mapping::export_sfdx_url(&mut session, &name)?,
-        ExportFormat::Env => mapping::export_env(&mut session, &name)?,
-        ExportFormat::Json => mapping::export_json(&mut session, &name)?,
+        ExportFormat::Env => mapping::export_env(&mut session, &name, EnvStyle::Shell, token)?,
+        ExportFormat::Dotenv => mapping::export_env(&mut session, &name, EnvStyle::Dotenv, token)?,
+        ExportFormat::Json => mapping::export_json(&mut session, &name, token)?,
     };
     print(&text)
 }

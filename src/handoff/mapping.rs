@@ -107,7 +107,13 @@ pub fn export_sfdx_url(
         .map_or(("login_url", login_url), |v| {
             ("instance_url", v.expose().to_owned())
         });
-    let host = crate::url::check(field, &host_url)?.host_port();
+    let checked = crate::url::check(field, &host_url)?;
+    // As sf writes it: the host of an https URL, the whole URL of a (local) http one.
+    let host = if checked.is_https() {
+        checked.host_port()
+    } else {
+        format!("http://{}", checked.host_port())
+    };
     let url = sfdx::format(
         key.expose(),
         value_of(&entry, "consumer_secret").as_ref(),
@@ -121,46 +127,90 @@ pub fn export_sfdx_url(
 }
 
 /// `export --format json`: one pretty JSON object and a newline: the entry's address, login
-/// URL, consumer key and secret, username and flow, and, when it has a usable flow, a valid
-/// token (`access_token`, `instance_url`, `issued_at`, `expires_at`, `org_id`).
-pub fn export_json(source: &mut impl EntrySource, name: &EntryName) -> Result<Zeroizing<String>> {
-    json::into_text(Value::Object(export_object(source, name)?))
+/// URL, consumer key and secret, username and flow, and, when it has a usable flow and `token`,
+/// a valid token (`access_token`, `instance_url`, `issued_at`, `expires_at`, `org_id`).
+pub fn export_json(
+    source: &mut impl EntrySource,
+    name: &EntryName,
+    token: bool,
+) -> Result<Zeroizing<String>> {
+    json::into_text(Value::Object(export_object(source, name, token)?))
 }
 
-/// `export --format env`: `SF_<NAME>='value'` lines, shell-quoted, for the string members of
-/// the [`export_json`] object but `entry`, `flow` and the two times.
-pub fn export_env(source: &mut impl EntrySource, name: &EntryName) -> Result<Zeroizing<String>> {
-    let mut obj = Value::Object(export_object(source, name)?);
-    let exported: Vec<(&String, &str)> = obj
-        .as_object()
-        .into_iter()
-        .flatten()
+/// How [`export_env`] writes its lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvStyle {
+    /// `export NAME='value'`: for `eval` in a POSIX shell, values single-quoted.
+    Shell,
+    /// `NAME=value`, unquoted: for `docker --env-file` and other dotenv readers, which take the
+    /// rest of the line as it is (a value holding a line break cannot be written).
+    Dotenv,
+}
+
+/// `export --format env|dotenv`: `SF_<NAME>` for the string members of the [`export_json`]
+/// object but `entry`, `flow` and the two times, and, with a token, `SF_TARGET_ORG` and
+/// `SF_ORG_INSTANCE_URL` as `exec` sets them (what the Salesforce CLI reads), sorted by name.
+pub fn export_env(
+    source: &mut impl EntrySource,
+    name: &EntryName,
+    style: EnvStyle,
+    token: bool,
+) -> Result<Zeroizing<String>> {
+    let mut obj = Value::Object(export_object(source, name, token)?);
+    let members = obj.as_object().into_iter().flatten();
+    let mut vars: Vec<(String, &str)> = members
         .filter(|(k, _)| !matches!(k.as_str(), "entry" | "issued_at" | "expires_at" | "flow"))
-        .filter_map(|(k, v)| Some((k, v.as_str()?)))
+        .filter_map(|(k, v)| Some((format!("SF_{}", k.to_ascii_uppercase()), v.as_str()?)))
         .collect();
-    // `SF_KEY='value'\n`, a quote inside becoming '\'' (4 bytes): sized before writing, so the
-    // buffer holding the secrets never moves.
-    let size: usize = exported
+    let member = |k: &str| obj.get(k).and_then(Value::as_str);
+    if let (Some(t), Some(i)) = (member("access_token"), member("instance_url")) {
+        vars.push(("SF_TARGET_ORG".into(), t));
+        vars.push(("SF_ORG_INSTANCE_URL".into(), i));
+    }
+    vars.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if style == EnvStyle::Dotenv
+        && let Some((var, _)) = vars.iter().find(|(_, v)| v.contains(['\n', '\r']))
+    {
+        return Err(Error::Usage(format!(
+            "{var} holds a line break, which a dotenv line cannot carry; use --format env or json"
+        )));
+    }
+    // Sized before writing, so the buffer holding the secrets never moves: `export ` (7), the
+    // name, `=`, and the value (shell: in quotes, each quote inside becoming '\'', 4 bytes).
+    let size: usize = vars
         .iter()
-        .map(|(k, v)| 3 + k.len() + 1 + 2 + v.len() + 3 * v.matches('\'').count() + 1)
+        .map(|(k, v)| match style {
+            EnvStyle::Shell => 7 + k.len() + 1 + 2 + v.len() + 3 * v.matches('\'').count() + 1,
+            EnvStyle::Dotenv => k.len() + 1 + v.len() + 1,
+        })
         .sum();
     let mut lines = Zeroizing::new(String::with_capacity(size));
-    for (k, v) in exported {
-        lines.push_str("SF_");
-        lines.push_str(&k.to_ascii_uppercase());
+    for (k, v) in &vars {
+        if style == EnvStyle::Shell {
+            lines.push_str("export ");
+        }
+        lines.push_str(k);
         lines.push('=');
-        shell_quote_into(&mut lines, v);
+        match style {
+            EnvStyle::Shell => shell_quote_into(&mut lines, v),
+            EnvStyle::Dotenv => lines.push_str(v),
+        }
         lines.push('\n');
     }
+    drop(vars);
     json::wipe(&mut obj);
     Ok(lines)
 }
 
 /// The object [`export_json`] writes and [`export_env`] turns into lines.
-fn export_object(source: &mut impl EntrySource, name: &EntryName) -> Result<Map<String, Value>> {
+fn export_object(
+    source: &mut impl EntrySource,
+    name: &EntryName,
+    token: bool,
+) -> Result<Map<String, Value>> {
     let entry = source.entry(name)?;
     let creds = Credentials::new(&name.to_string(), &entry);
-    let token: Option<ValidToken> = if creds.flow().is_ok() {
+    let token: Option<ValidToken> = if token && creds.flow().is_ok() {
         Some(source.token(name)?)
     } else {
         None
@@ -428,7 +478,7 @@ mod tests {
     #[test]
     fn json_and_env_lines_hold_the_fields_and_a_token_when_there_is_a_flow() {
         let mut s = source();
-        let text = export_json(&mut s, &name("acme/ci")).unwrap();
+        let text = export_json(&mut s, &name("acme/ci"), true).unwrap();
         assert!(text.ends_with("}\n"));
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
@@ -447,24 +497,37 @@ mod tests {
                 "org_id": "00D000000000001",
             })
         );
-        // The env lines: the same members, shell-quoted, but for entry, flow and the times.
-        let text = export_env(&mut s, &name("acme/ci")).unwrap();
+        // The env lines: the same members, shell-quoted and exported, but for entry, flow and
+        // the times; and the token again as the Salesforce CLI reads it.
+        let text = export_env(&mut s, &name("acme/ci"), EnvStyle::Shell, true).unwrap();
         assert_eq!(
             text.as_str(),
-            "SF_ACCESS_TOKEN='token-of-acme/ci'\n\
-             SF_CONSUMER_KEY='3MVG9key'\n\
-             SF_CONSUMER_SECRET='it'\\''s'\n\
-             SF_INSTANCE_URL='https://acme.my.salesforce.com'\n\
-             SF_LOGIN_URL='https://test.salesforce.com'\n\
-             SF_ORG_ID='00D000000000001'\n\
-             SF_USERNAME='ci@acme.example'\n"
+            "export SF_ACCESS_TOKEN='token-of-acme/ci'\n\
+             export SF_CONSUMER_KEY='3MVG9key'\n\
+             export SF_CONSUMER_SECRET='it'\\''s'\n\
+             export SF_INSTANCE_URL='https://acme.my.salesforce.com'\n\
+             export SF_LOGIN_URL='https://test.salesforce.com'\n\
+             export SF_ORG_ID='00D000000000001'\n\
+             export SF_ORG_INSTANCE_URL='https://acme.my.salesforce.com'\n\
+             export SF_TARGET_ORG='token-of-acme/ci'\n\
+             export SF_USERNAME='ci@acme.example'\n"
         );
         assert_eq!(
             text.len(),
             text.capacity(),
             "sized exactly: never reallocated"
         );
-        let text = export_json(&mut s, &name("acme/bare")).unwrap();
+        // dotenv: plain lines; without a token no flow runs.
+        let text = export_env(&mut s, &name("acme/ci"), EnvStyle::Dotenv, false).unwrap();
+        assert_eq!(
+            text.as_str(),
+            "SF_CONSUMER_KEY=3MVG9key\n\
+             SF_CONSUMER_SECRET=it's\n\
+             SF_LOGIN_URL=https://test.salesforce.com\n\
+             SF_USERNAME=ci@acme.example\n"
+        );
+        assert_eq!(text.len(), text.capacity());
+        let text = export_json(&mut s, &name("acme/bare"), true).unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             v,
@@ -476,6 +539,9 @@ mod tests {
         );
         // A token for each export of an entry with a flow, none without one.
         assert_eq!(s.tokens, ["acme/ci", "acme/ci"]);
+        let v: Value =
+            serde_json::from_str(&export_json(&mut s, &name("acme/ci"), false).unwrap()).unwrap();
+        assert!(v.get("access_token").is_none() && s.tokens.len() == 2);
     }
 
     #[test]

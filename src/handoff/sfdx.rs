@@ -15,8 +15,9 @@ pub struct SfdxUrl {
     pub refresh_token: SecretString,
     /// Instance or login host (`acme.my.salesforce.com`), with a port if one was given.
     pub host: String,
-    /// The login URL the host stands for: `https://HOST`, or `http://HOST` for a host on this
-    /// machine (a local test server), as checked by [`crate::url::parse`].
+    /// The login URL the host stands for: `https://HOST`, as the Salesforce CLI reads it; plain
+    /// `http://HOST` only when the URL says `@http://` and the host is this machine (a local
+    /// test server), as checked by [`crate::url::parse`].
     pub login_url: String,
 }
 
@@ -47,6 +48,7 @@ pub fn parse(text: &str) -> Result<SfdxUrl> {
     if id.is_empty() || refresh.is_empty() {
         return Err(bad("empty client id or refresh token"));
     }
+    let plain_http = host.starts_with("http://");
     let host = host
         .strip_prefix("https://")
         .or_else(|| host.strip_prefix("http://"))
@@ -60,7 +62,9 @@ pub fn parse(text: &str) -> Result<SfdxUrl> {
     // The text after @ is not echoed: a mangled URL may have a secret there.
     let url = crate::url::parse(&format!("https://{host}"))
         .map_err(|r| r.error("not an SFDX auth URL: the host after @"))?;
-    let login_url = if url.is_loopback() {
+    // As sf: a bare host is https, whatever it looks like (a name starting with "localhost" or
+    // "127" is not this machine); http only when asked for, and only to this machine.
+    let login_url = if plain_http && url.is_loopback() {
         format!("http://{host}")
     } else {
         format!("https://{host}")
@@ -80,7 +84,8 @@ pub fn parse(text: &str) -> Result<SfdxUrl> {
     })
 }
 
-/// Format an SFDX auth URL.
+/// Format an SFDX auth URL; `host` is `HOST[:PORT]`, or `http://HOST:PORT` for a local server
+/// (as sf writes an instance URL that is not https).
 pub fn format(
     client_id: &str,
     client_secret: Option<&SecretString>,
@@ -130,9 +135,23 @@ mod tests {
     #[test]
     fn hosts_go_through_the_url_check() {
         for (text, login_url) in [
-            ("force://id:s:rt@127.0.0.1:8080", "http://127.0.0.1:8080"),
-            ("force://id:s:rt@localhost:1717/", "http://localhost:1717"),
-            ("force://id:s:rt@[::1]:8080", "http://[::1]:8080"),
+            // A bare host is https, as sf reads it, even on this machine.
+            ("force://id:s:rt@127.0.0.1:8080", "https://127.0.0.1:8080"),
+            ("force://id:s:rt@localhost:1717/", "https://localhost:1717"),
+            (
+                "force://id:s:rt@localhost.acme.example",
+                "https://localhost.acme.example",
+            ),
+            // Plain http only when written, and only to this machine.
+            (
+                "force://id:s:rt@http://127.0.0.1:8080",
+                "http://127.0.0.1:8080",
+            ),
+            (
+                "force://id:s:rt@http://localhost:1717/",
+                "http://localhost:1717",
+            ),
+            ("force://id:s:rt@http://[::1]:8080", "http://[::1]:8080"),
             (
                 "force://id:s:rt@https://acme.my.salesforce.com/",
                 "https://acme.my.salesforce.com",

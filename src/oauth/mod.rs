@@ -67,6 +67,21 @@ impl<'a> Credentials<'a> {
             .to_owned()
     }
 
+    /// The JWT audiences to try, in order: the `audience` field alone when set; else the login
+    /// URL, `https://test.salesforce.com` and `https://login.salesforce.com`, without repeats.
+    pub fn jwt_audiences(&self) -> Vec<String> {
+        if let Some(aud) = self.value("audience").filter(|v| !v.is_empty()) {
+            return vec![aud.expose().trim_end_matches('/').to_owned()];
+        }
+        let mut all = vec![self.login_url()];
+        for known in ["https://test.salesforce.com", DEFAULT_LOGIN_URL] {
+            if !all.iter().any(|a| a == known) {
+                all.push(known.to_owned());
+            }
+        }
+        all
+    }
+
     /// The flow to use when none is forced: the entry's `flow`, else inferred from what it holds.
     pub fn flow(&self) -> Result<Flow> {
         if let Some(flow) = self.value("flow") {
@@ -175,17 +190,10 @@ pub fn request_token(http: &Http, creds: &Credentials<'_>, flow: Flow, now: i64)
     let login = creds.login_url();
     let url = format!("{login}/services/oauth2/token");
     let key = || creds.require("consumer_key", flow).map(|v| v.expose());
-    let assertion;
     let password;
     let mut form: Vec<(&str, &str)> = Vec::new();
     match flow {
-        Flow::Jwt => {
-            let signer = jwt::signing_key(creds.require("private_key", flow)?)?;
-            let user = creds.require("username", flow)?.expose();
-            assertion = jwt::assertion(&signer, key()?, user, &login, now)?;
-            form.push(("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"));
-            form.push(("assertion", assertion.expose()));
-        }
+        Flow::Jwt => return jwt_token(http, creds, &url, now),
         Flow::ClientCredentials => {
             form.push(("grant_type", "client_credentials"));
             form.push(("client_id", key()?));
@@ -227,6 +235,50 @@ pub fn request_token(http: &Http, creds: &Credentials<'_>, flow: Flow, now: i64)
         }
     }
     token_call(http, &url, &form)
+}
+
+/// The JWT bearer flow: the assertion is always sent to the login URL's token endpoint; its
+/// `aud` is the entry's `audience` if set, else, as the Salesforce CLI does, the login URL,
+/// then `https://test.salesforce.com`, then `https://login.salesforce.com`, the next one tried
+/// only when Salesforce answers "audience is invalid". The error names every audience tried.
+fn jwt_token(http: &Http, creds: &Credentials<'_>, url: &str, now: i64) -> Result<Token> {
+    let flow = Flow::Jwt;
+    let signer = jwt::signing_key(creds.require("private_key", flow)?)?;
+    let user = creds.require("username", flow)?.expose();
+    let key = creds.require("consumer_key", flow)?.expose();
+    let audiences = creds.jwt_audiences();
+    let mut tried = Vec::new();
+    for aud in &audiences {
+        let assertion = jwt::assertion(&signer, key, user, aud, now)?;
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", assertion.expose()),
+        ];
+        tried.push(aud.as_str());
+        match token_call(http, url, &form) {
+            Err(Error::OAuth { description, .. })
+                if description
+                    .to_ascii_lowercase()
+                    .contains("audience is invalid")
+                    && tried.len() < audiences.len() => {}
+            Err(Error::OAuth {
+                error,
+                description,
+                hint,
+            }) if description
+                .to_ascii_lowercase()
+                .contains("audience is invalid") =>
+            {
+                return Err(Error::OAuth {
+                    error,
+                    description: format!("{description} (aud tried: {})", tried.join(", ")),
+                    hint,
+                });
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the audience list is never empty")
 }
 
 /// POST to a token endpoint and parse the answer.
@@ -311,8 +363,9 @@ fn hint(error: &str, description: &str) -> Option<String> {
          Permitted Users to 'Admin approved users are pre-authorized' and add the user's profile or \
          permission set"
     } else if d.contains("audience is invalid") {
-        "aud is the login URL: use https://test.salesforce.com for sandboxes, \
-         https://login.salesforce.com for production, or the My Domain URL (sfvault set ORG/APP login_url …)"
+        "the org expects another aud: name it with `sfvault set ORG/APP audience URL` \
+         (https://test.salesforce.com for sandboxes, https://login.salesforce.com for production, \
+         or the My Domain URL), or fix login_url"
     } else if d.contains("expired access/refresh token") {
         "the refresh token expired or was revoked: log in again with `sfvault login ORG/APP --flow web`"
     } else if d.contains("authentication failure") {

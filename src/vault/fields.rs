@@ -194,6 +194,7 @@ pub const FIELDS: &[FieldSpec] = &[
         ..user(REFRESH_TOKEN, true, Check::Any)
     },
     user("login_url", false, Check::Url),
+    user("audience", false, Check::Url),
     user("flow", false, Check::FlowName),
     user("scopes", false, Check::Any),
     user("callback_url", false, Check::Url),

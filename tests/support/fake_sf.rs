@@ -54,6 +54,8 @@ struct State {
     jwts: Vec<SeenJwt>,
     revoked: Vec<String>,
     serial: u64,
+    /// The JWT audience the org accepts (default: its own URL, the login URL).
+    audience: Option<String>,
 }
 
 /// The running fake.
@@ -96,6 +98,11 @@ impl FakeSalesforce {
     /// The next token request fails with this status, `error` and `error_description`.
     pub fn fail_next(&self, status: u16, error: &str, description: &str) {
         self.state.lock().unwrap().fail_next = Some((status, error.into(), description.into()));
+    }
+
+    /// Accept only `aud` = `audience` in JWT assertions (as an org behind another login host).
+    pub fn accept_audience(&self, audience: &str) {
+        self.state.lock().unwrap().audience = Some(audience.to_owned());
     }
 
     /// Upload a certificate to the connected app.
@@ -466,7 +473,7 @@ fn check_jwt(st: &mut State, url: &str, assertion: &str) -> Result<(), String> {
     if obj.get("sub") != Some(&json!(st.app.username)) {
         return Err("user hasn't approved this consumer".into());
     }
-    if obj.get("aud") != Some(&json!(url)) {
+    if obj.get("aud") != Some(&json!(st.audience.as_deref().unwrap_or(url))) {
         return Err("audience is invalid".into());
     }
     let exp = obj
