@@ -348,3 +348,66 @@ fn an_sf_style_consumer_uses_the_token_from_the_environment() {
     assert_eq!(sf.count("/services/oauth2/userinfo"), 1);
     std::thread::sleep(Duration::from_millis(10));
 }
+
+/// Revoke `token` at the fake Salesforce, as an admin or an expiry would: the vault is not told.
+fn drop_at_salesforce(sf: &FakeSalesforce, token: &str) {
+    use std::io::{Read, Write};
+    let host = sf.url.trim_start_matches("http://");
+    let body = format!("token={token}");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "POST /services/oauth2/revoke HTTP/1.1\r\nHost: {host}\r\nContent-Type: \
+         application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(!sf.is_live(token));
+}
+
+#[test]
+fn a_token_dropped_at_salesforce_is_renewed_before_it_is_handed_over() {
+    let (tv, sf, _) = setup();
+    let checks = || sf.count("/services/oauth2/userinfo");
+    let target_org = |check_secs: Option<&str>, extra: &[&str]| {
+        let mut cmd = tv.cmd();
+        if let Some(secs) = check_secs {
+            cmd.env("SFVAULT_TOKEN_CHECK_SECS", secs);
+        }
+        let mut args = vec!["exec", "acme/ci"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "env"]);
+        let out = run_cmd(cmd, &args, None);
+        assert_success(&out, &["exec"]);
+        env_map(&String::from_utf8(out.stdout).unwrap())["SF_TARGET_ORG"].clone()
+    };
+    // A new token counts as checked: handed over again without a call for 5 minutes.
+    let first = target_org(None, &[]);
+    assert_eq!(target_org(None, &[]), first);
+    assert_eq!(checks(), 0);
+    // Salesforce drops it. Once the interval is over (0 here), the next hand-off asks, is
+    // refused, and hands over a new token instead of the dead one.
+    drop_at_salesforce(&sf, &first);
+    let renewed = target_org(Some("0"), &[]);
+    assert_ne!(renewed, first);
+    assert!(sf.is_live(&renewed));
+    assert_eq!(checks(), 1);
+    // A live token is asked about and kept.
+    assert_eq!(target_org(Some("0"), &[]), renewed);
+    assert_eq!(checks(), 2);
+    // --refresh: a new token whatever the cache holds, no check needed.
+    let tokens = sf.count("/services/oauth2/token");
+    let refreshed = target_org(None, &["--refresh"]);
+    assert_ne!(refreshed, renewed);
+    assert!(sf.is_live(&refreshed));
+    assert_eq!(sf.count("/services/oauth2/token"), tokens + 1);
+    assert_eq!(checks(), 2);
+    // The knob is checked.
+    let mut cmd = tv.cmd();
+    cmd.env("SFVAULT_TOKEN_CHECK_SECS", "soon");
+    let out = run_cmd(cmd, &["exec", "acme/ci", "--", "true"], None);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -135,14 +135,16 @@ The new passphrase comes from --new-passphrase-fd N, SFVAULT_NEW_PASSPHRASE_FILE
     #[command(after_help = "\
 The child gets SF_CONSUMER_KEY, SF_USERNAME, SF_LOGIN_URL and, unless --no-token, SF_ACCESS_TOKEN,
 SF_INSTANCE_URL, SF_TARGET_ORG (= the token) and SF_ORG_INSTANCE_URL, so `sf` works against the
-org without an auth file. Secrets only when asked: --with consumer_secret gives SF_CONSUMER_SECRET;
---with private_key gives SF_JWT_KEY_FILE=/dev/fd/N, an in-memory file (never on disk) that the
-child can read as often as it likes. sfvault becomes the command (exec): its exit code and the
-signals sent to it are the command's.
+org without an auth file. The token is one Salesforce accepted in the last 5 minutes (a cached
+token older than that is checked with one call, and renewed if Salesforce dropped it); --refresh
+gets a new one. sfvault signs JWT logins itself: prefer the token to `sf org login jwt` inside
+exec, which stores the key's path and fails to re-read it once the command has ended.
+Secrets only when asked: --with consumer_secret gives SF_CONSUMER_SECRET; --with private_key
+gives SF_JWT_KEY_FILE=/dev/fd/N, an in-memory file (never on disk) for tools that sign themselves.
+sfvault becomes the command (exec): its exit code and the signals sent to it are the command's.
 Examples:
   sfvault exec acme-prod/ci -- sf project deploy start --source-dir force-app
-  sfvault exec acme-prod/ci --no-token --with private_key -- \\
-      sh -c 'sf org login jwt --client-id \"$SF_CONSUMER_KEY\" --jwt-key-file \"$SF_JWT_KEY_FILE\" --username \"$SF_USERNAME\"'")]
+  sfvault exec acme-prod/ci --refresh -- sf data query --query 'SELECT Id FROM Account LIMIT 1'")]
     Exec(ExecArgs),
 
     /// Run a command with every sfvault:// reference in its environment (or an env file) resolved
@@ -508,6 +510,9 @@ pub struct ExecArgs {
     /// Do not get an access token (no OAuth call)
     #[arg(long)]
     pub no_token: bool,
+    /// Get a new access token even if the cached one is fresh and accepted
+    #[arg(long, conflicts_with = "no_token")]
+    pub refresh: bool,
     /// Also pass this field (consumer_secret, private_key, password, …); repeatable
     #[arg(long = "with", value_name = "FIELD")]
     pub with: Vec<String>,

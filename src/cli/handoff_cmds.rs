@@ -28,6 +28,10 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> Outcome {
         check_field_name(f)?;
     }
     let mut session = ctx.session()?;
+    if args.refresh {
+        // A new token now; exec_env then hands it out as the cached one.
+        super::oauth_cmds::valid_token(ctx, &mut session, &name, true)?;
+    }
     let env = mapping::exec_env(&mut session, &name, &args.with, !args.no_token)?;
     drop(session);
     // The key file (env.key_file) stays open until the command has replaced this process.

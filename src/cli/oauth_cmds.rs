@@ -4,7 +4,7 @@
 use serde_json::json;
 use sfvault::oauth::http::Http;
 use sfvault::oauth::web::{DEFAULT_CALLBACK, WebLogin};
-use sfvault::oauth::{self, Credentials, Flow, Token, ValidToken, keygen};
+use sfvault::oauth::{self, Credentials, Flow, Token, TokenCheck, ValidToken, keygen};
 use sfvault::secret::SecretString;
 use sfvault::timefmt::rfc3339;
 use sfvault::vault::fields;
@@ -27,6 +27,37 @@ fn warn_password_flow(ctx: &Context, flow: Flow) {
     }
 }
 
+/// How long an accepted token is handed out without asking Salesforce again:
+/// `SFVAULT_TOKEN_CHECK_SECS` (0: ask every time), else [`oauth::CHECK_INTERVAL_SECS`].
+fn check_interval() -> Result<i64> {
+    match std::env::var("SFVAULT_TOKEN_CHECK_SECS") {
+        Err(_) => Ok(oauth::CHECK_INTERVAL_SECS),
+        Ok(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|s| (0..=86_400).contains(s))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "SFVAULT_TOKEN_CHECK_SECS={text} is not a number of seconds (0 to 86400)"
+                ))
+            }),
+    }
+}
+
+/// Remember that Salesforce accepted the cached token at `now`.
+fn record_check(session: &mut Session, name: &EntryName, now: model::Timestamp) -> Result<()> {
+    session.apply(Change::SetComputed {
+        entry: name.to_string(),
+        computed: vec![NewField {
+            name: fields::TOKEN_CHECKED_AT.into(),
+            value: SecretString::new(now.to_string()),
+            secret: false,
+        }],
+        fields: Vec::new(),
+    })?;
+    Ok(())
+}
+
 /// Keep a fresh token in the vault: the cache fields, and a refresh token if one came.
 fn store(session: &mut Session, name: &EntryName, token: &Token) -> Result<()> {
     let computed = [
@@ -40,6 +71,11 @@ fn store(session: &mut Session, name: &EntryName, token: &Token) -> Result<()> {
         (
             "token_issued_at",
             SecretString::new(token.issued_at_ms.to_string()),
+        ),
+        // Just issued: as good as checked.
+        (
+            fields::TOKEN_CHECKED_AT,
+            SecretString::new(model::now().to_string()),
         ),
     ];
     let field = |(name, value): (&str, SecretString)| NewField {
@@ -77,8 +113,22 @@ pub fn valid_token(
     let creds = Credentials::new(&name.to_string(), &entry);
     let lifetime = creds.token_lifetime_secs();
     let now = model::now();
-    if !refresh && let Some(t) = ValidToken::cached(&entry, lifetime, now) {
-        return Ok(t);
+    if !refresh && let Some((t, checked_at)) = ValidToken::cached_with_check(&entry, lifetime, now)
+    {
+        // Accepted by Salesforce in the last minutes: handed out without asking again.
+        let interval = check_interval()?;
+        if checked_at.is_some_and(|at| (0..interval).contains(&(now - at))) {
+            return Ok(t);
+        }
+        match oauth::check_token(&Http::new(), &t.instance_url, &t.access_token) {
+            TokenCheck::Accepted => {
+                record_check(session, name, now)?;
+                return Ok(t);
+            }
+            TokenCheck::Unknown => return Ok(t),
+            // Dropped at Salesforce (session ended, token revoked): a new one below.
+            TokenCheck::Refused => {}
+        }
     }
     let mut flow = creds.flow()?;
     if flow == Flow::Web {

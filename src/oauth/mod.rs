@@ -149,6 +149,23 @@ impl ValidToken {
     /// The cached token of `entry` (an unmasked entry), if it is younger than `lifetime`
     /// seconds at `now`.
     pub fn cached(entry: &Entry, lifetime: i64, now: Timestamp) -> Option<ValidToken> {
+        Self::cached_with_check(entry, lifetime, now).map(|(t, _)| t)
+    }
+
+    /// [`ValidToken::cached`], with when Salesforce last accepted it (`token_checked_at`).
+    pub fn cached_with_check(
+        entry: &Entry,
+        lifetime: i64,
+        now: Timestamp,
+    ) -> Option<(ValidToken, Option<Timestamp>)> {
+        let checked_at = entry
+            .fields
+            .get(fields::TOKEN_CHECKED_AT)
+            .and_then(|f| f.value.expose().parse::<Timestamp>().ok());
+        Self::cached_token(entry, lifetime, now).map(|t| (t, checked_at))
+    }
+
+    fn cached_token(entry: &Entry, lifetime: i64, now: Timestamp) -> Option<ValidToken> {
         let token = entry.fields.get(fields::ACCESS_TOKEN)?;
         let instance = entry.fields.get(fields::INSTANCE_URL)?;
         let expires_at = token.set_at + lifetime;
@@ -279,6 +296,35 @@ fn jwt_token(http: &Http, creds: &Credentials<'_>, url: &str, now: i64) -> Resul
         }
     }
     unreachable!("the audience list is never empty")
+}
+
+/// How long a token that Salesforce accepted is handed out again without asking.
+pub const CHECK_INTERVAL_SECS: i64 = 5 * 60;
+
+/// What Salesforce said of a cached access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// It is live.
+    Accepted,
+    /// 401: expired, revoked, or the session was ended (`INVALID_SESSION_ID`): get a new one.
+    Refused,
+    /// No answer either way (another status, e.g. a scope the token lacks; or the network):
+    /// the token is handed out as it is, as before any check.
+    Unknown,
+}
+
+/// Ask Salesforce whether `token` still works, with one cheap call: `GET
+/// {instance_url}/services/oauth2/userinfo`. Only a 401 means it does not.
+pub fn check_token(http: &Http, instance_url: &str, token: &SecretString) -> TokenCheck {
+    let url = format!(
+        "{}/services/oauth2/userinfo",
+        instance_url.trim_end_matches('/')
+    );
+    match http.get_bearer(&url, token.expose()) {
+        Ok(r) if r.status == 200 => TokenCheck::Accepted,
+        Ok(r) if r.status == 401 => TokenCheck::Refused,
+        _ => TokenCheck::Unknown,
+    }
 }
 
 /// POST to a token endpoint and parse the answer.

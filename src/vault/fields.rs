@@ -158,6 +158,8 @@ const fn computed(name: &'static str, secret: bool, check: Check) -> FieldSpec {
 pub const ACCESS_TOKEN: &str = "access_token";
 /// The name of the cached token's instance URL.
 pub const INSTANCE_URL: &str = "instance_url";
+/// When Salesforce last accepted the cached access token (Unix seconds).
+pub const TOKEN_CHECKED_AT: &str = "token_checked_at";
 /// The name of the refresh token field.
 pub const REFRESH_TOKEN: &str = "refresh_token";
 
@@ -211,6 +213,7 @@ pub const FIELDS: &[FieldSpec] = &[
     computed("org_id", false, Check::Any),
     computed("user_id", false, Check::Any),
     computed("token_issued_at", false, Check::Any),
+    computed(TOKEN_CHECKED_AT, false, Check::Any),
 ];
 
 /// The login URL used when an entry has none.
@@ -438,7 +441,8 @@ mod tests {
                 "instance_url",
                 "org_id",
                 "user_id",
-                "token_issued_at"
+                "token_issued_at",
+                "token_checked_at"
             ]
         );
         assert!(from_valid_token("access_token") && from_valid_token("instance_url"));
