@@ -41,8 +41,12 @@ impl Default for Http {
 impl Http {
     /// A client with sfvault's timeouts and no automatic redirects.
     pub fn new() -> Http {
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(root_certs())
+            .build();
         let config = || {
             ureq::Agent::config_builder()
+                .tls_config(tls.clone())
                 .timeout_connect(Some(CONNECT_TIMEOUT))
                 .timeout_global(Some(REQUEST_TIMEOUT))
                 .http_status_as_error(false)
@@ -87,6 +91,41 @@ impl Http {
             .call();
         read(url, response)
     }
+}
+
+/// Largest `NODE_EXTRA_CA_CERTS` file read.
+const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
+
+/// The roots TLS trusts: Mozilla's (built in), and with them, when there are any, the
+/// platform's store with `SSL_CERT_FILE` / `SSL_CERT_DIR` as OpenSSL reads them, and the PEM
+/// file `NODE_EXTRA_CA_CERTS` names, as the Salesforce CLI (Node) reads it. So a corporate proxy
+/// that inspects TLS with its own CA works for sfvault wherever it works for the system or `sf`.
+/// Unreadable stores or certificates are skipped: they can only take trust away.
+pub fn root_certs() -> ureq::tls::RootCerts {
+    use ureq::tls::{Certificate, PemItem, RootCerts};
+    let mut extra: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
+        .certs
+        .iter()
+        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+        .collect();
+    if let Some(path) = std::env::var_os("NODE_EXTRA_CA_CERTS") {
+        let mut pem = Vec::new();
+        if let Ok(file) = std::fs::File::open(path) {
+            use std::io::Read;
+            let _ = file.take(MAX_CA_FILE).read_to_end(&mut pem);
+        }
+        extra.extend(ureq::tls::parse_pem(&pem).filter_map(|item| match item {
+            Ok(PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        }));
+    }
+    if extra.is_empty() {
+        return RootCerts::WebPki;
+    }
+    let mozilla = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| Certificate::from_der(der.as_ref()).to_owned());
+    RootCerts::from(mozilla.chain(extra))
 }
 
 /// https, or http to a loopback host, with no user info; anything else is refused before a
