@@ -587,10 +587,18 @@ pub struct ExportArgs {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// Entry address, ORG/APP (created if missing)
-    pub entry: String,
+    #[arg(required_unless_present = "from_sf")]
+    pub entry: Option<String>,
     /// Input format
-    #[arg(long, value_enum)]
-    pub format: ImportFormat,
+    #[arg(long, value_enum, required_unless_present = "from_sf")]
+    pub format: Option<ImportFormat>,
+    /// Import the orgs the Salesforce CLI is logged in to (all, or these aliases or usernames)
+    /// into ALIAS/sf entries; each is proven with a token request
+    #[arg(long, num_args = 0.., value_name = "ALIAS_OR_USERNAME", conflicts_with_all = ["entry", "format"])]
+    pub from_sf: Option<Vec<String>>,
+    /// With --from-sf: log sf out of each org once its import is proven (`sf org logout`)
+    #[arg(long, requires = "from_sf")]
+    pub logout: bool,
 }
 
 /// `rotate`

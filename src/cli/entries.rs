@@ -1,11 +1,9 @@
 //! The everyday entry commands: add, set, get, show, list, rm, mv.
 
-use std::io::Read;
-
 use serde_json::{Map, Value, json};
 use sfvault::secret::SecretString;
 use sfvault::timefmt::{age, age_days, rfc3339};
-use sfvault::vault::fields::{self, looks_like_private_key_pem};
+use sfvault::vault::fields;
 use sfvault::vault::model::{self, Entry, SetOutcome};
 use sfvault::vault::name::{EntryName, check_field_name, quoted};
 use sfvault::vault::{Change, ChangeOutcome, NewField};
@@ -16,9 +14,6 @@ use super::Context;
 use super::args::{AddArgs, GetArgs, ListArgs, MvArgs, RmArgs, SetArgs, ShowArgs};
 use super::output::{print, print_json, table};
 use super::prompt;
-
-/// Largest private key file read by `add --private-key-file`.
-const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
 
 pub fn add(ctx: &Context, args: AddArgs) -> Result<()> {
     let name = EntryName::parse(&args.entry)?;
@@ -38,7 +33,7 @@ pub fn add(ctx: &Context, args: AddArgs) -> Result<()> {
     let key_pem = args
         .private_key_file
         .as_deref()
-        .map(read_key_file)
+        .map(sfvault::handoff::mapping::read_key_file)
         .transpose()?;
     let mut session = ctx.session()?;
     if session.entry(&name, false).is_ok() {
@@ -82,31 +77,6 @@ pub fn add(ctx: &Context, args: AddArgs) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Read a PEM private key file once, bounded, and check its shape. Nothing is copied to disk.
-fn read_key_file(path: &std::path::Path) -> Result<SecretString> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let mut buf = Zeroizing::new(Vec::new());
-    file.take(MAX_KEY_FILE_LEN + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io("cannot read", path, e))?;
-    if buf.len() as u64 > MAX_KEY_FILE_LEN {
-        return Err(Error::Usage(format!(
-            "{} is larger than 64 KiB: not a PEM private key",
-            path.display()
-        )));
-    }
-    sfvault::unlock::strip_newline(&mut buf);
-    let pem = SecretString::from_utf8(buf)
-        .map_err(|_| Error::Usage(format!("{} is not a text PEM file", path.display())))?;
-    if !looks_like_private_key_pem(pem.expose()) {
-        return Err(Error::Usage(format!(
-            "{} is not a PEM private key (expected -----BEGIN RSA PRIVATE KEY----- or -----BEGIN PRIVATE KEY-----)",
-            path.display()
-        )));
-    }
-    Ok(pem)
 }
 
 pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {

@@ -149,9 +149,17 @@ fn stdin_file() -> Option<std::path::PathBuf> {
 }
 
 pub fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
-    let name = EntryName::parse(&args.entry)?;
+    if let Some(names) = &args.from_sf {
+        return super::sf_import::import_from_sf(ctx, names, args.logout);
+    }
+    let (Some(entry), Some(format)) = (&args.entry, args.format) else {
+        return Err(Error::Usage(
+            "import needs ORG/APP and --format (or --from-sf)".into(),
+        ));
+    };
+    let name = EntryName::parse(entry)?;
     let input = Zeroizing::new(prompt::read_stdin_limited("the import", 1024 * 1024)?);
-    let imported = match args.format {
+    let imported = match format {
         ImportFormat::SfdxUrl => mapping::import_sfdx_url(&input)?,
         ImportFormat::Json => mapping::import_json(&input)?,
         ImportFormat::Dotenv => mapping::import_dotenv(&input)?,
@@ -161,13 +169,20 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
     let exists = session.entry(&name, false).is_ok();
     session.apply(mapping::import_change(&name, exists, imported.fields))?;
     ctx.note(&format!("Imported {count} fields into {name}."));
+    let source = stdin_file();
+    let source_name = source
+        .as_ref()
+        .map_or("the source".to_owned(), |p| p.display().to_string());
     if !imported.ignored.is_empty() {
+        // Never advise deleting what was not fully imported.
         ctx.note(&format!(
-            "Ignored (not sfvault fields): {}",
+            "Not imported (not sfvault fields): {}. Keep {source_name} until they are stored \
+             elsewhere.",
             imported.ignored.join(", ")
         ));
+        return Ok(());
     }
-    match stdin_file() {
+    match source {
         Some(path) => ctx.note(&format!(
             "{} is a plaintext copy of what the vault now holds; remove it: shred -u {}",
             path.display(),

@@ -12,6 +12,7 @@ mod oauth_cmds;
 mod output;
 mod prompt;
 mod session;
+mod sf_import;
 mod vault_cmds;
 
 use std::path::PathBuf;

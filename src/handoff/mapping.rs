@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::handoff::keyfd::SecretFd;
 use crate::handoff::resolve::EntrySource;
 use crate::handoff::{Env, dotenv, json, sfdx};
-use crate::oauth::{Credentials, ValidToken};
+use crate::oauth::{Credentials, Flow, ValidToken};
 use crate::secret::SecretString;
 use crate::timefmt::rfc3339;
 use crate::vault::fields;
@@ -335,6 +335,112 @@ fn imported(values: Vec<(&str, SecretString)>, ignored: Vec<String>) -> Result<I
         })
         .collect();
     Ok(Imported { fields, ignored })
+}
+
+/// sf's own connected app, whose id a web login (`sf org login web`) records.
+pub const SF_CLI_CLIENT_ID: &str = "PlatformCLI";
+
+/// Largest JWT key file an sf login may name.
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// `import --from-sf`: what an sf login holds that lasts, as fields: the consumer key (sf's own
+/// app's when it used it), secret, username, login URL, and either the JWT key (read from the
+/// file sf names: flow `jwt`) or the refresh token (flow `refresh-token`). The access token is
+/// left out: a new one is obtained. A login with neither a key nor a refresh token has nothing
+/// that lasts, and is refused.
+pub fn import_sf_login(login: &super::sf_state::SfLogin) -> Result<Imported> {
+    let mut values: Vec<(&str, SecretString)> = vec![
+        (
+            "consumer_key",
+            SecretString::new(
+                login
+                    .client_id
+                    .clone()
+                    .unwrap_or_else(|| SF_CLI_CLIENT_ID.to_owned()),
+            ),
+        ),
+        ("username", SecretString::new(login.username.clone())),
+    ];
+    if let Some(url) = login.login_url.as_ref().or(login.instance_url.as_ref()) {
+        values.push((
+            "login_url",
+            SecretString::new(url.trim_end_matches('/').to_owned()),
+        ));
+    }
+    if let Some(s) = &login.client_secret {
+        values.push(("consumer_secret", s.duplicate()));
+    }
+    if let Some(path) = &login.private_key_file {
+        let pem = read_key_file(path)?;
+        values.push(("private_key", pem));
+        values.push(("flow", SecretString::new(Flow::Jwt.name().to_owned())));
+    } else if let Some(t) = &login.refresh_token {
+        values.push((fields::REFRESH_TOKEN, t.duplicate()));
+        values.push((
+            "flow",
+            SecretString::new(Flow::RefreshToken.name().to_owned()),
+        ));
+    } else {
+        return Err(Error::Usage(format!(
+            "sf's login of {} holds neither a refresh token nor a JWT key file: nothing that \
+             lasts to import (log in with `sf org login web` or `sf org login jwt` first)",
+            login.username
+        )));
+    }
+    imported(values, login.left_out.clone())
+}
+
+/// Read a PEM private key file once, bounded, and check its shape: `add --private-key-file`,
+/// and the key file an sf JWT login names (sf keeps only its path). Nothing is copied to disk.
+pub fn read_key_file(path: &std::path::Path) -> Result<SecretString> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let mut buf = Zeroizing::new(Vec::new());
+    file.take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("cannot read", path, e))?;
+    if buf.len() as u64 > MAX_KEY_FILE {
+        return Err(Error::Usage(format!(
+            "{} is larger than 64 KiB: not a PEM private key",
+            path.display()
+        )));
+    }
+    crate::unlock::strip_newline(&mut buf);
+    let pem = SecretString::from_utf8(buf)
+        .map_err(|_| Error::Usage(format!("{} is not a text PEM file", path.display())))?;
+    if !fields::looks_like_private_key_pem(pem.expose()) {
+        return Err(Error::Usage(format!(
+            "{} is not a PEM private key (expected -----BEGIN RSA PRIVATE KEY----- or -----BEGIN PRIVATE KEY-----)",
+            path.display()
+        )));
+    }
+    Ok(pem)
+}
+
+/// The entry an sf login goes into: `ALIAS/sf` with sf's first usable alias, else the username
+/// with `@` as `_at_` (`ci_at_acme.example/sf`).
+pub fn sf_entry_name(login: &super::sf_state::SfLogin) -> Result<EntryName> {
+    let from_alias = login
+        .aliases
+        .iter()
+        .find_map(|a| EntryName::parse(&format!("{a}/sf")).ok());
+    if let Some(name) = from_alias {
+        return Ok(name);
+    }
+    let org: String = login
+        .username
+        .replace('@', "_at_")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    EntryName::parse(&format!("{org}/sf"))
 }
 
 /// The change that stores imported `fields` in `name`: set on the entry (old values to history)

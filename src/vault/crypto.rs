@@ -207,6 +207,27 @@ pub fn unwrap_key(
     Some(key)
 }
 
+/// Decrypt an AES-256-GCM `ciphertext` followed by its 16-byte tag, with no associated data:
+/// the Salesforce CLI's field encryption (read by `import --from-sf`). `None` when the key is
+/// wrong or the text was altered.
+pub fn open_foreign_aes_gcm(
+    key: &SecretKey,
+    nonce: &[u8; NONCE_LEN],
+    ciphertext_and_tag: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(ciphertext_and_tag.to_vec());
+    let len = aes_key(key.expose())
+        .open_in_place(
+            Nonce::assume_unique_for_key(*nonce),
+            Aad::empty(),
+            &mut buf[..],
+        )
+        .ok()?
+        .len();
+    buf.truncate(len);
+    Some(buf)
+}
+
 /// The key of this machine's rollback marks for one vault (see `vault::rollback`): derived from
 /// the data key alone, so only a holder of the key can write a mark a reader accepts.
 pub struct MarkKey(hmac::Key);
