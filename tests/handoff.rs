@@ -411,3 +411,49 @@ fn a_token_dropped_at_salesforce_is_renewed_before_it_is_handed_over() {
     let out = run_cmd(cmd, &["exec", "acme/ci", "--", "true"], None);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Not a check: numbers for docs/PERFORMANCE.md. `cargo test --release --test handoff --
+/// --ignored --nocapture measure_exec`: `exec -- true` through the agent with a token accepted
+/// in the last minutes, against `true` alone, and with a validity check on every call.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn measure_exec_overhead() {
+    use std::time::Instant;
+    let (tv, sf, _) = setup();
+    tv.ok(&["unlock", "--timeout", "15m"]);
+    tv.ok(&["exec", "acme/ci", "--", "true"]);
+    let median = |mut make: Box<dyn FnMut() -> std::process::Command>| {
+        let mut times: Vec<f64> = (0..200)
+            .map(|_| {
+                let mut cmd = make();
+                let started = Instant::now();
+                assert!(cmd.status().unwrap().success());
+                started.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let plain = median(Box::new(|| std::process::Command::new("true")));
+    let exec = median(Box::new(|| {
+        let mut cmd = tv.bare_cmd();
+        cmd.args(["exec", "acme/ci", "--", "true"]);
+        cmd
+    }));
+    let checks_before = sf.count("/services/oauth2/userinfo");
+    let checked = median(Box::new(|| {
+        let mut cmd = tv.bare_cmd();
+        cmd.env("SFVAULT_TOKEN_CHECK_SECS", "0");
+        cmd.args(["exec", "acme/ci", "--", "true"]);
+        cmd
+    }));
+    let checks = sf.count("/services/oauth2/userinfo") - checks_before;
+    eprintln!(
+        "true: {plain:.2} ms; exec (agent, token accepted recently): {exec:.2} ms (+{:.2} ms); \
+         exec checking the token every time: {checked:.2} ms (+{:.2} ms over exec; {checks} checks \
+         against the local fake, so the network round trip to Salesforce comes on top)",
+        exec - plain,
+        checked - exec
+    );
+    tv.ok(&["lock"]);
+}
