@@ -166,7 +166,7 @@ Example:
     /// Print an entry's credentials as env lines, JSON, or an SFDX auth URL, to stdout
     #[command(after_help = "\
 Examples:
-  sfvault export acme-prod/ci --format sfdx-url | sf org login sfdx-url --sfdx-url-stdin
+  sfvault export acme-prod/ci --format sfdx-url | sf org login sfdx-url --sfdx-url-file /dev/stdin
   sfvault export acme-prod/ci --format json     (a credential process for backup tools)")]
     Export(ExportArgs),
 

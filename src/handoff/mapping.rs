@@ -107,13 +107,8 @@ pub fn export_sfdx_url(
         .map_or(("login_url", login_url), |v| {
             ("instance_url", v.expose().to_owned())
         });
-    let checked = crate::url::check(field, &host_url)?;
-    // As sf writes it: the host of an https URL, the whole URL of a (local) http one.
-    let host = if checked.is_https() {
-        checked.host_port()
-    } else {
-        format!("http://{}", checked.host_port())
-    };
+    // As sf writes it: the host and port, never a scheme (sf reads every host as https).
+    let host = crate::url::check(field, &host_url)?.host_port();
     let url = sfdx::format(
         key.expose(),
         value_of(&entry, "consumer_secret").as_ref(),

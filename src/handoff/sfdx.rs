@@ -15,9 +15,9 @@ pub struct SfdxUrl {
     pub refresh_token: SecretString,
     /// Instance or login host (`acme.my.salesforce.com`), with a port if one was given.
     pub host: String,
-    /// The login URL the host stands for: `https://HOST`, as the Salesforce CLI reads it; plain
-    /// `http://HOST` only when the URL says `@http://` and the host is this machine (a local
-    /// test server), as checked by [`crate::url::parse`].
+    /// The login URL the host stands for: `https://HOST`, as the Salesforce CLI reads it. An
+    /// explicit `@http://` (which sf itself cannot read) is taken as plain http only when the
+    /// host is this machine (a local test server), as checked by [`crate::url::parse`].
     pub login_url: String,
 }
 
@@ -63,7 +63,7 @@ pub fn parse(text: &str) -> Result<SfdxUrl> {
     let url = crate::url::parse(&format!("https://{host}"))
         .map_err(|r| r.error("not an SFDX auth URL: the host after @"))?;
     // As sf: a bare host is https, whatever it looks like (a name starting with "localhost" or
-    // "127" is not this machine); http only when asked for, and only to this machine.
+    // "127" is not this machine); http only when written out, and only to this machine.
     let login_url = if plain_http && url.is_loopback() {
         format!("http://{host}")
     } else {
@@ -84,8 +84,8 @@ pub fn parse(text: &str) -> Result<SfdxUrl> {
     })
 }
 
-/// Format an SFDX auth URL; `host` is `HOST[:PORT]`, or `http://HOST:PORT` for a local server
-/// (as sf writes an instance URL that is not https).
+/// Format an SFDX auth URL; `host` is `HOST[:PORT]`, as sf writes it (no scheme: sf reads every
+/// host as https).
 pub fn format(
     client_id: &str,
     client_secret: Option<&SecretString>,
