@@ -134,25 +134,35 @@ fn exec_passes_the_exit_code_and_sigterm_through() {
         "sh",
         "-c",
         "trap 'exit 43' TERM; echo ready; while :; do sleep 0.05; done",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    ]);
+    let (line, code) = sigterm_after_first_line(cmd, |_| {});
+    assert_eq!(line, "ready");
+    assert_eq!(
+        code,
+        Some(43),
+        "SIGTERM to sfvault did not reach the command"
+    );
+}
+
+/// Start `cmd` (whose command prints a line, then waits for SIGTERM), read that line, give it
+/// to `check` while the command runs, send sfvault SIGTERM; the line and the exit code.
+fn sigterm_after_first_line(
+    mut cmd: std::process::Command,
+    check: impl FnOnce(&str),
+) -> (String, Option<i32>) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert_eq!(line.trim(), "ready");
+    check(line.trim());
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
         rustix::process::Signal::TERM,
     )
     .unwrap();
-    assert_eq!(
-        child.wait().unwrap().code(),
-        Some(43),
-        "SIGTERM to sfvault did not reach the command"
-    );
+    (line.trim().to_owned(), child.wait().unwrap().code())
 }
 
 #[test]
@@ -456,4 +466,59 @@ fn measure_exec_overhead() {
         checked - exec
     );
     tv.ok(&["lock"]);
+}
+
+#[test]
+fn a_token_sf_cannot_take_from_its_environment_goes_into_a_throwaway_home_that_goes_away() {
+    let (tv, sf, app) = setup();
+    sf.issue_jwt_access_tokens();
+    // The child sees HOME = a private home holding the org as sf reads it, and its own exit
+    // code comes back; the home is gone afterwards.
+    let script = r#"printf '%s\n' "$HOME"; tr -d '\n' < "$HOME/.sfdx/$SF_TARGET_ORG.json"; echo;
+                    stat -c %a "$HOME" "$HOME/.sfdx/$SF_TARGET_ORG.json"; exit 3"#;
+    let out = tv.run(&["exec", "acme/ci", "--", "sh", "-c", script], None);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let home = lines.next().unwrap().to_owned();
+    assert!(
+        home.starts_with(
+            tv.root
+                .path()
+                .join("run/sfvault/sf-home-")
+                .to_str()
+                .unwrap()
+        )
+    );
+    let auth: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert!(auth["accessToken"].as_str().unwrap().starts_with("eyJ"));
+    assert!(sf.is_live(auth["accessToken"].as_str().unwrap()));
+    assert_eq!(auth["username"], app.username.as_str());
+    assert_eq!(auth["instanceUrl"], sf.url.as_str());
+    assert_eq!(lines.collect::<Vec<_>>(), ["700", "600"]);
+    assert!(
+        !std::path::Path::new(&home).exists(),
+        "the home outlived the command"
+    );
+    // The user's own sf state is never written.
+    assert!(!tv.home.join(".sfdx").exists());
+    // sfvault waits for the command here (the home must go afterwards): SIGTERM sent to it
+    // reaches the command, and the home is still removed.
+    let mut cmd = tv.cmd();
+    cmd.args([
+        "exec",
+        "acme/ci",
+        "--",
+        "sh",
+        "-c",
+        "trap 'exit 43' TERM; echo \"$HOME\"; while :; do sleep 0.05; done",
+    ]);
+    let (home, code) = sigterm_after_first_line(cmd, |home| {
+        assert!(std::path::Path::new(home).join(".sfdx").is_dir());
+    });
+    assert_eq!(code, Some(43));
+    assert!(
+        !std::path::Path::new(&home).exists(),
+        "the home outlived a signalled command"
+    );
 }

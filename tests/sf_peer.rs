@@ -17,17 +17,17 @@
 //! every file of the world is scanned for the secrets: the consumer secret, a line of the entry's
 //! private key, and every access and refresh token the fake issued.
 //!
-//! What passes today and what waits for sfvault (the `#[ignore]`d tests say what they need):
+//! Every scenario passes:
 //!
 //! | scenario | test |
 //! |---|---|
 //! | a. `exec` → `sf org display`, `data query`, `limits api display`, classic token | passes |
-//! | b. the same with JWT-based access tokens (`eyJ…`) | ignored: needs an auth file for sf (below) |
+//! | b. the same with JWT-based access tokens (`eyJ…`): `exec` writes an auth file in a throwaway sf home, removed when the command ends | passes |
 //! | c. a cached token Salesforce killed (dead in sf within the 5-minute check interval, renewed with checks on); `exec --refresh` | passes |
 //! | d. `eval "$(sfvault export --format env)"; sf org display` | passes |
 //! | e. SFDX auth URL: export → `sf org login sfdx-url` → `sf org auth show-sfdx-auth-url` → import; then `import --from-sf --logout` from the store sf wrote | passes |
 //! | f. JWT audience fallbacks | covered by tests/oauth.rs (`jwt_audiences_fall_back_as_sf_does_and_the_error_names_them`) |
-//! | g. `exec --dev-hub ORG2/APP2` → `SF_TARGET_DEV_HUB` | ignored: needs `--dev-hub` |
+//! | g. `exec --dev-hub ORG2/APP2` → `SF_TARGET_DEV_HUB`, the hub as an auth file in the throwaway home | passes |
 //!
 //! Besides those, tests named `sf_…` run sf alone (no sfvault) and pin down what sf 2.150.6
 //! accepts, which is what sfvault's hand-offs must produce: only an opaque token
@@ -417,9 +417,6 @@ fn a_exec_hands_sf_a_classic_token_and_sf_writes_no_auth_file() {
 // --- b. exec with a JWT-based access token ------------------------------------------------
 
 #[test]
-#[ignore = "needs exec to hand sf a JWT-based access token through a throwaway auth file \
-            (sf 2.150.6 takes only opaque tokens as SF_TARGET_ORG: see \
-            sf_takes_only_an_opaque_token_as_target_org and sf_reads_a_plain_auth_file_from_a_throwaway_home)"]
 fn b_exec_hands_sf_a_jwt_access_token_and_leaves_nothing() {
     let Some(sf) = sf_or_skip("b_exec_hands_sf_a_jwt_access_token_and_leaves_nothing") else {
         return;
@@ -998,9 +995,6 @@ fn add_dev_hub(w: &World) -> (FakeSalesforce, AppConfig) {
 }
 
 #[test]
-#[ignore = "needs exec --dev-hub ORG2/APP2, handing sf the Dev Hub so that it reaches the hub's \
-            own instance (a token in SF_TARGET_DEV_HUB goes to SF_ORG_INSTANCE_URL, the target \
-            org's: see sf_sends_a_dev_hub_token_to_the_target_orgs_instance)"]
 fn g_exec_dev_hub_hands_sf_a_dev_hub() {
     let Some(sf) = sf_or_skip("g_exec_dev_hub_hands_sf_a_dev_hub") else {
         return;

@@ -137,7 +137,8 @@ The child gets SF_CONSUMER_KEY, SF_USERNAME, SF_LOGIN_URL and, unless --no-token
 SF_INSTANCE_URL, SF_TARGET_ORG (= the token) and SF_ORG_INSTANCE_URL, so `sf` works against the
 org without an auth file. The token is one Salesforce accepted in the last 5 minutes (a cached
 token older than that is checked with one call, and renewed if Salesforce dropped it); --refresh
-gets a new one. sfvault signs JWT logins itself: prefer the token to `sf org login jwt` inside
+gets a new one. A token sf cannot take from its environment (a JWT-shaped one) and --dev-hub go
+into a throwaway sf home (HOME), removed when the command ends. sfvault signs JWT logins itself: prefer the token to `sf org login jwt` inside
 exec, which stores the key's path and fails to re-read it once the command has ended.
 Secrets only when asked: --with consumer_secret gives SF_CONSUMER_SECRET; --with private_key
 gives SF_JWT_KEY_FILE=/dev/fd/N, an in-memory file (never on disk) for tools that sign themselves.
@@ -513,6 +514,9 @@ pub struct ExecArgs {
     /// Get a new access token even if the cached one is fresh and accepted
     #[arg(long, conflicts_with = "no_token")]
     pub refresh: bool,
+    /// Also hand sf this entry's org as its Dev Hub (SF_TARGET_DEV_HUB)
+    #[arg(long, value_name = "ORG/APP")]
+    pub dev_hub: Option<String>,
     /// Also pass this field (consumer_secret, private_key, password, …); repeatable
     #[arg(long = "with", value_name = "FIELD")]
     pub with: Vec<String>,

@@ -8,10 +8,15 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 
 use sfvault::handoff::mapping::EnvStyle;
+use sfvault::handoff::sf_home::{self, SfHome, SfOrg};
 use sfvault::handoff::{Env, Lazy, Resolver, dotenv, mapping, template};
+use sfvault::oauth::ValidToken;
+use sfvault::secret::SecretString;
 use sfvault::unlock::PASSPHRASE_ENV_VARS;
 use sfvault::vault::name::{EntryName, check_field_name, quoted};
 use sfvault::{Error, Result};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::iterator::Signals;
 use zeroize::Zeroizing;
 
 use super::Context;
@@ -32,15 +37,125 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> Outcome {
         // A new token now; exec_env then hands it out as the cached one.
         super::oauth_cmds::valid_token(ctx, &mut session, &name, true)?;
     }
-    let env = mapping::exec_env(&mut session, &name, &args.with, !args.no_token)?;
+    let mut env = mapping::exec_env(&mut session, &name, &args.with, !args.no_token)?;
+    // What sf cannot take from its environment goes into a throwaway sf home: a target org
+    // whose token is not a classic one, and a Dev Hub (a hub token would go to the target org's
+    // instance).
+    let jwt_target = env
+        .token
+        .as_ref()
+        .filter(|t| !sf_home::is_classic_token(t.access_token.expose()));
+    let hub = match &args.dev_hub {
+        Some(hub) => {
+            let hub = EntryName::parse(hub)?;
+            let t = super::oauth_cmds::valid_token(ctx, &mut session, &hub, false)?;
+            Some((hub, t))
+        }
+        None => None,
+    };
     drop(session);
-    // The key file (env.key_file) stays open until the command has replaced this process.
-    exec_command(&args.command, &env.vars)
+    if jwt_target.is_none() && hub.is_none() {
+        // The key file (env.key_file) stays open until the command has replaced this process.
+        return exec_command(&args.command, &env.vars);
+    }
+    let sf_name = |entry: &EntryName, t: &ValidToken| {
+        t.username
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}@sfvault.invalid", entry.org(), entry.app()))
+    };
+    let mut orgs_owned = Vec::new();
+    if let Some(t) = jwt_target {
+        let user = sf_name(&name, t);
+        set_var(&mut env.vars, "SF_TARGET_ORG", &user);
+        orgs_owned.push((user, t, false));
+    }
+    if let Some((hub_name, t)) = &hub {
+        let user = sf_name(hub_name, t);
+        set_var(&mut env.vars, "SF_TARGET_DEV_HUB", &user);
+        orgs_owned.push((user, t, true));
+    }
+    let orgs: Vec<SfOrg<'_>> = orgs_owned
+        .iter()
+        .map(|(user, t, is_dev_hub)| SfOrg {
+            username: user,
+            access_token: &t.access_token,
+            instance_url: &t.instance_url,
+            login_url: &t.instance_url,
+            org_id: t.org_id.as_deref(),
+            is_dev_hub: *is_dev_hub,
+        })
+        .collect();
+    let home = SfHome::create(&ctx.runtime_dir(), &orgs)?;
+    run_command_with_home(&args.command, &env.vars, home)
+}
+
+/// Set `var` in `env`, replacing a value already there.
+fn set_var(env: &mut Env, var: &str, value: &str) {
+    env.retain(|(k, _)| k != var);
+    env.push((var.to_owned(), SecretString::new(value.to_owned())));
+}
+
+/// Run `command` as a child with `HOME` = the throwaway sf home (and the user's own XDG
+/// directories kept, so sf's plugins and settings are found), wait for it while passing on
+/// SIGINT, SIGTERM, SIGHUP and SIGQUIT, then remove the home. The exit code is the command's
+/// (128 + N when a signal N ended it).
+fn run_command_with_home(command: &[OsString], env: &Env, home: SfHome) -> Outcome {
+    use std::os::unix::process::ExitStatusExt;
+    let (mut cmd, program) = command_with(command, env)?;
+    if let Some(real) = directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf()) {
+        for (var, sub) in [
+            ("XDG_CONFIG_HOME", ".config"),
+            ("XDG_DATA_HOME", ".local/share"),
+            ("XDG_CACHE_HOME", ".cache"),
+            ("XDG_STATE_HOME", ".local/state"),
+        ] {
+            if std::env::var_os(var).is_none() {
+                cmd.env(var, real.join(sub));
+            }
+        }
+    }
+    cmd.env("HOME", home.path())
+        .env("SF_USE_GENERIC_UNIX_KEYCHAIN", "true");
+    let signals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
+    let mut caught = Signals::new(signals)
+        .map_err(|e| Error::failed_with("cannot catch signals to pass them on", e))?;
+    sfvault::secret::restore_core_limit();
+    let mut child = cmd.spawn().map_err(|err| spawn_failure(&program, &err))?;
+    let handle = caught.handle();
+    let pid = rustix::process::Pid::from_raw(child.id() as i32);
+    let forwarder = std::thread::spawn(move || {
+        for sig in caught.forever() {
+            if let (Some(pid), Some(sig)) = (pid, rustix::process::Signal::from_named_raw(sig)) {
+                let _ = rustix::process::kill_process(pid, sig);
+            }
+        }
+    });
+    let status = child.wait();
+    handle.close();
+    let _ = forwarder.join();
+    drop(home);
+    let status = status.map_err(|e| Error::failed_with("cannot wait for the command", e))?;
+    match status.code().or_else(|| status.signal().map(|s| 128 + s)) {
+        Some(0) => Ok(()),
+        Some(code) => Err(Failure::Reported(
+            u8::try_from(code).unwrap_or(exit::FAILED),
+        )),
+        None => Err(Failure::Reported(exit::FAILED)),
+    }
 }
 
 /// Replace this process with `command`, its environment extended by `env` (and stripped of
 /// sfvault's passphrase variables). Returns only if the command could not be started.
 fn exec_command(command: &[OsString], env: &Env) -> Outcome {
+    let (mut cmd, program) = command_with(command, env)?;
+    sfvault::secret::restore_core_limit();
+    let err = cmd.exec();
+    Err(spawn_failure(&program, &err))
+}
+
+/// `command` (program and arguments) with its environment extended by `env` and stripped of
+/// sfvault's passphrase variables; and the program, for messages.
+fn command_with(command: &[OsString], env: &Env) -> Result<(std::process::Command, OsString)> {
     let (program, rest) = command
         .split_first()
         .ok_or_else(|| Error::Usage("no command given after --".into()))?;
@@ -52,10 +167,13 @@ fn exec_command(command: &[OsString], env: &Env) -> Outcome {
     for (k, v) in env {
         cmd.env(k, v.expose());
     }
-    sfvault::secret::restore_core_limit();
-    let err = cmd.exec();
+    Ok((cmd, program.clone()))
+}
+
+/// A command that could not be started, as shells report it: 127 not found, 126 otherwise.
+fn spawn_failure(program: &OsString, err: &std::io::Error) -> Failure {
     let shown = program.to_string_lossy();
-    Err(match err.kind() {
+    match err.kind() {
         std::io::ErrorKind::NotFound => Failure::Spawn {
             code: exit::COMMAND_NOT_FOUND,
             message: format!("{}: command not found", quoted(&shown)),
@@ -64,7 +182,7 @@ fn exec_command(command: &[OsString], env: &Env) -> Outcome {
             code: exit::NOT_EXECUTABLE,
             message: format!("cannot run {}: {err}", quoted(&shown)),
         },
-    })
+    }
 }
 
 pub fn run(ctx: &Context, args: RunArgs) -> Outcome {

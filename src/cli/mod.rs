@@ -63,6 +63,12 @@ impl Context {
 
     /// The agent's files for this vault (the vault must exist).
     pub fn agent_paths(&self) -> Result<AgentPaths> {
+        AgentPaths::for_vault(self.store.path(), &self.runtime_dir())
+    }
+
+    /// sfvault's private runtime directory: `$XDG_RUNTIME_DIR/sfvault` (memory on most
+    /// systems), else a `run` directory under the data dir. Agent sockets and throwaway sf homes.
+    pub fn runtime_dir(&self) -> PathBuf {
         let fallback = directories::ProjectDirs::from("", "", "sfvault")
             .map(|d| d.data_dir().join("run"))
             .unwrap_or_else(|| {
@@ -73,8 +79,7 @@ impl Context {
                     .join("run")
             });
         let xdg = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
-        let dir = sfvault::agent::runtime_dir(xdg.as_deref(), &fallback);
-        AgentPaths::for_vault(self.store.path(), &dir)
+        sfvault::agent::runtime_dir(xdg.as_deref(), &fallback)
     }
 
     /// The live agent of this vault, if any (and unless `--no-agent`).

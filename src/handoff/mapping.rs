@@ -28,6 +28,8 @@ pub struct ExecEnv {
     pub vars: Env,
     /// The private key's memfd, when `private_key` was asked for.
     pub key_file: Option<SecretFd>,
+    /// The token handed over, when one was.
+    pub token: Option<ValidToken>,
 }
 
 /// The environment `exec` sets for entry `name`: `SF_CONSUMER_KEY`, `SF_USERNAME` (when held),
@@ -51,14 +53,17 @@ pub fn exec_env(
         }
     }
     vars.push(("SF_LOGIN_URL".into(), SecretString::new(creds.login_url())));
-    if token {
+    let token = if token {
         let t = source.token(name)?;
-        let instance = SecretString::new(t.instance_url);
+        let instance = SecretString::new(t.instance_url.clone());
         vars.push(("SF_ACCESS_TOKEN".into(), t.access_token.duplicate()));
         vars.push(("SF_INSTANCE_URL".into(), instance.duplicate()));
-        vars.push(("SF_TARGET_ORG".into(), t.access_token));
+        vars.push(("SF_TARGET_ORG".into(), t.access_token.duplicate()));
         vars.push(("SF_ORG_INSTANCE_URL".into(), instance));
-    }
+        Some(t)
+    } else {
+        None
+    };
     let mut key_file = None;
     for field in with {
         let value = value_of(&entry, field).ok_or_else(|| {
@@ -79,7 +84,11 @@ pub fn exec_env(
     let mut used = vec!["consumer_key", "username"];
     used.extend(with.iter().map(String::as_str));
     source.mark_used(name, &entry, &used);
-    Ok(ExecEnv { vars, key_file })
+    Ok(ExecEnv {
+        vars,
+        key_file,
+        token,
+    })
 }
 
 /// `export --format sfdx-url`: `force://KEY:SECRET:REFRESH_TOKEN@HOST` and a newline, the host

@@ -14,6 +14,7 @@ pub mod mapping;
 mod memory;
 pub mod reference;
 pub mod resolve;
+pub mod sf_home;
 pub mod sf_state;
 pub mod sfdx;
 pub mod template;
