@@ -458,6 +458,18 @@ fn measure_exec_overhead() {
         cmd
     }));
     let checks = sf.count("/services/oauth2/userinfo") - checks_before;
+    // A JWT-shaped token: exec writes a throwaway sf home and waits for the command.
+    sf.issue_jwt_access_tokens();
+    tv.ok(&["exec", "acme/ci", "--refresh", "--", "true"]);
+    let with_home = median(Box::new(|| {
+        let mut cmd = tv.bare_cmd();
+        cmd.args(["exec", "acme/ci", "--", "true"]);
+        cmd
+    }));
+    eprintln!(
+        "exec with a throwaway sf home (JWT-shaped token): {with_home:.2} ms (+{:.2} ms over true)",
+        with_home - plain
+    );
     eprintln!(
         "true: {plain:.2} ms; exec (agent, token accepted recently): {exec:.2} ms (+{:.2} ms); \
          exec checking the token every time: {checked:.2} ms (+{:.2} ms over exec; {checks} checks \
