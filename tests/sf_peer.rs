@@ -108,6 +108,11 @@ fn sf_or_skip(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// A client-credentials world for `test`, or `None` (the test skipped) without sf.
+fn client_credentials_world(test: &str) -> Option<World> {
+    sf_or_skip(test).map(World::client_credentials)
+}
+
 /// One world: a vault with `acme/ci` (consumer key and secret, a private key that is never
 /// handed out) on a fake Salesforce, and the sf to run.
 struct World {
@@ -393,10 +398,11 @@ fn display_query_limits(w: &World) {
 
 #[test]
 fn a_exec_hands_sf_a_classic_token_and_sf_writes_no_auth_file() {
-    let Some(sf) = sf_or_skip("a_exec_hands_sf_a_classic_token_and_sf_writes_no_auth_file") else {
+    let Some(w) =
+        client_credentials_world("a_exec_hands_sf_a_classic_token_and_sf_writes_no_auth_file")
+    else {
         return;
     };
-    let w = World::client_credentials(sf);
     display_query_limits(&w);
     let token = sf_requests(&w.fake)
         .iter()
@@ -418,10 +424,10 @@ fn a_exec_hands_sf_a_classic_token_and_sf_writes_no_auth_file() {
 
 #[test]
 fn b_exec_hands_sf_a_jwt_access_token_and_leaves_nothing() {
-    let Some(sf) = sf_or_skip("b_exec_hands_sf_a_jwt_access_token_and_leaves_nothing") else {
+    let Some(w) = client_credentials_world("b_exec_hands_sf_a_jwt_access_token_and_leaves_nothing")
+    else {
         return;
     };
-    let w = World::client_credentials(sf);
     w.fake.issue_jwt_access_tokens();
     // The user's own sf state, which sfvault must leave alone.
     let own = w.tv.home.join(".sfdx");
@@ -453,10 +459,9 @@ fn b_exec_hands_sf_a_jwt_access_token_and_leaves_nothing() {
 /// classic ones.
 #[test]
 fn sf_takes_only_an_opaque_token_as_target_org() {
-    let Some(sf) = sf_or_skip("sf_takes_only_an_opaque_token_as_target_org") else {
+    let Some(w) = client_credentials_world("sf_takes_only_an_opaque_token_as_target_org") else {
         return;
     };
-    let w = World::client_credentials(sf);
     w.fake.issue_jwt_access_tokens();
     let jwt = w.tv.ok(&["token", "acme/ci"]).trim().to_owned();
     assert!(
@@ -498,10 +503,10 @@ fn sf_takes_only_an_opaque_token_as_target_org() {
 /// old, `orgEdition` and `namespacePrefix`).
 #[test]
 fn sf_reads_a_plain_auth_file_from_a_throwaway_home() {
-    let Some(sf) = sf_or_skip("sf_reads_a_plain_auth_file_from_a_throwaway_home") else {
+    let Some(w) = client_credentials_world("sf_reads_a_plain_auth_file_from_a_throwaway_home")
+    else {
         return;
     };
-    let w = World::client_credentials(sf);
     w.fake.issue_jwt_access_tokens();
     let jwt = w.tv.ok(&["token", "acme/ci"]).trim().to_owned();
     // The least sf needs: the token and where the org is.
@@ -594,39 +599,22 @@ fn sf_reads_a_plain_auth_file_from_a_throwaway_home() {
     fs::remove_dir_all(&home).unwrap();
 }
 
-/// Now, as `2026-11-30T12:00:00.000Z` (sf takes any date `Date.parse` reads).
+/// Now, as `2026-11-30T12:00:00Z` (sf takes any date `Date.parse` reads).
 fn now_iso() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    sfvault::timefmt::rfc3339(secs)
 }
 
 // --- c. a dead token ----------------------------------------------------------------------
 
 #[test]
 fn c_exec_renews_a_token_salesforce_killed() {
-    let Some(sf) = sf_or_skip("c_exec_renews_a_token_salesforce_killed") else {
+    let Some(w) = client_credentials_world("c_exec_renews_a_token_salesforce_killed") else {
         return;
     };
-    let w = World::client_credentials(sf);
     let dead = w.tv.ok(&["token", "acme/ci"]).trim().to_owned();
     assert!(w.fake.expire(&dead));
     // Within 5 minutes of Salesforce last accepting it (here: of its issue), the cached token is
@@ -688,10 +676,9 @@ fn c_exec_renews_a_token_salesforce_killed() {
 
 #[test]
 fn c_exec_refresh_hands_sf_a_new_token() {
-    let Some(sf) = sf_or_skip("c_exec_refresh_hands_sf_a_new_token") else {
+    let Some(w) = client_credentials_world("c_exec_refresh_hands_sf_a_new_token") else {
         return;
     };
-    let w = World::client_credentials(sf);
     let old = w.tv.ok(&["token", "acme/ci"]).trim().to_owned();
     let shown = sf_ok(
         &w.exec_sf(&["--refresh"], &["org", "display", "--json"]),
@@ -714,10 +701,10 @@ fn c_exec_refresh_hands_sf_a_new_token() {
 
 #[test]
 fn d_sf_works_in_the_shell_that_evaluated_export_env() {
-    let Some(sf) = sf_or_skip("d_sf_works_in_the_shell_that_evaluated_export_env") else {
+    let Some(w) = client_credentials_world("d_sf_works_in_the_shell_that_evaluated_export_env")
+    else {
         return;
     };
-    let w = World::client_credentials(sf);
     let script =
         r#"eval "$("$SFVAULT" export acme/ci --format env)" && exec "$SF" org display --json"#;
     let shown = sf_ok(&w.shell(script, &[]), "eval export env; sf org display");
@@ -903,10 +890,10 @@ fn e_sfdx_url_round_trips_through_sf_login_and_back() {
 /// to say http in an SFDX URL.
 #[test]
 fn sf_writes_and_reads_an_sfdx_url_host_without_a_scheme() {
-    let Some(sf) = sf_or_skip("sf_writes_and_reads_an_sfdx_url_host_without_a_scheme") else {
+    let Some(w) = client_credentials_world("sf_writes_and_reads_an_sfdx_url_host_without_a_scheme")
+    else {
         return;
     };
-    let w = World::client_credentials(sf);
     let refresh = w.fake.mint_refresh_token();
     let hostport = w.fake.url.trim_start_matches("http://");
     let with_scheme = format!(
@@ -996,10 +983,9 @@ fn add_dev_hub(w: &World) -> (FakeSalesforce, AppConfig) {
 
 #[test]
 fn g_exec_dev_hub_hands_sf_a_dev_hub() {
-    let Some(sf) = sf_or_skip("g_exec_dev_hub_hands_sf_a_dev_hub") else {
+    let Some(w) = client_credentials_world("g_exec_dev_hub_hands_sf_a_dev_hub") else {
         return;
     };
-    let w = World::client_credentials(sf);
     let (hub, hub_app) = add_dev_hub(&w);
     let listed = sf_ok(
         &w.exec_sf(&["--dev-hub", "acme/hub"], &["package", "list", "--json"]),
@@ -1037,10 +1023,10 @@ fn g_exec_dev_hub_hands_sf_a_dev_hub() {
 /// instance than the target org (every real one: My Domains differ) is refused there.
 #[test]
 fn sf_sends_a_dev_hub_token_to_the_target_orgs_instance() {
-    let Some(sf) = sf_or_skip("sf_sends_a_dev_hub_token_to_the_target_orgs_instance") else {
+    let Some(w) = client_credentials_world("sf_sends_a_dev_hub_token_to_the_target_orgs_instance")
+    else {
         return;
     };
-    let w = World::client_credentials(sf);
     let (hub, _) = add_dev_hub(&w);
     let org_token = w.tv.ok(&["token", "acme/ci"]).trim().to_owned();
     let hub_token = w.tv.ok(&["token", "acme/hub"]).trim().to_owned();
