@@ -514,6 +514,27 @@ fn a_token_sf_cannot_take_from_its_environment_goes_into_a_throwaway_home_that_g
     );
     // The user's own sf state is never written.
     assert!(!tv.home.join(".sfdx").exists());
+    // The target org as its own Dev Hub: one auth file, marked as a hub, named by both.
+    let script = r#"ls "$HOME/.sfdx"; [ "$SF_TARGET_ORG" = "$SF_TARGET_DEV_HUB" ] && echo same;
+                    tr -d '\n' < "$HOME/.sfdx/$SF_TARGET_ORG.json""#;
+    let out = tv.ok(&[
+        "exec",
+        "acme/ci",
+        "--dev-hub",
+        "acme/ci",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..2],
+        [format!("{}.json", app.username).as_str(), "same"],
+        "{out}"
+    );
+    let auth: Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(auth["isDevHub"], true);
     // sfvault waits for the command here (the home must go afterwards): SIGTERM sent to it
     // reaches the command, and the home is still removed.
     let mut cmd = tv.cmd();

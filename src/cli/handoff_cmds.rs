@@ -72,7 +72,11 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> Outcome {
     if let Some((hub_name, t)) = &hub {
         let user = sf_name(hub_name, t);
         set_var(&mut env.vars, "SF_TARGET_DEV_HUB", &user);
-        orgs_owned.push((user, t, true));
+        match orgs_owned.iter_mut().find(|(u, _, _)| *u == user) {
+            // The target org is its own Dev Hub: one auth file, marked as a hub.
+            Some(target) => target.2 = true,
+            None => orgs_owned.push((user, t, true)),
+        }
     }
     let orgs: Vec<SfOrg<'_>> = orgs_owned
         .iter()

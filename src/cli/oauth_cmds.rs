@@ -113,14 +113,16 @@ pub fn valid_token(
     let creds = Credentials::new(&name.to_string(), &entry);
     let lifetime = creds.token_lifetime_secs();
     let now = model::now();
-    if !refresh && let Some((t, checked_at)) = ValidToken::cached_with_check(&entry, lifetime, now)
-    {
+    // Built only when a request is made (it loads the CA store), and then once.
+    let mut http = None;
+    if !refresh && let Some((t, checked_at)) = ValidToken::cached(&entry, lifetime, now) {
         // Accepted by Salesforce in the last minutes: handed out without asking again.
         let interval = check_interval()?;
         if checked_at.is_some_and(|at| (0..interval).contains(&(now - at))) {
             return Ok(t);
         }
-        match oauth::check_token(&Http::new(), &t.instance_url, &t.access_token) {
+        let http = http.get_or_insert_with(Http::new);
+        match oauth::check_token(http, &t.instance_url, &t.access_token) {
             TokenCheck::Accepted => {
                 record_check(session, name, now)?;
                 return Ok(t);
@@ -140,7 +142,8 @@ pub fn valid_token(
         flow = Flow::RefreshToken;
     }
     warn_password_flow(ctx, flow);
-    let token = oauth::request_token(&Http::new(), &creds, flow, now)?;
+    let http = http.get_or_insert_with(Http::new);
+    let token = oauth::request_token(http, &creds, flow, now)?;
     store(session, name, &token)?;
     session.mark_used(name, &entry, &flow.read_fields().collect::<Vec<_>>());
     Ok(ValidToken {

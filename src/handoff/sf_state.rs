@@ -88,10 +88,10 @@ impl SfKey {
         } else {
             nonce.copy_from_slice(iv.as_bytes());
         }
-        let mut sealed = Zeroizing::new(vec![0u8; ciphertext.len() / 2 + 16]);
         if ciphertext.len() % 2 != 0 {
             return None;
         }
+        let mut sealed = Zeroizing::new(vec![0u8; ciphertext.len() / 2 + 16]);
         let split = ciphertext.len() / 2;
         hex_into(ciphertext, &mut sealed[..split])?;
         hex_into(tag, &mut sealed[split..])?;

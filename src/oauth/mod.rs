@@ -147,13 +147,8 @@ pub struct ValidToken {
 
 impl ValidToken {
     /// The cached token of `entry` (an unmasked entry), if it is younger than `lifetime`
-    /// seconds at `now`.
-    pub fn cached(entry: &Entry, lifetime: i64, now: Timestamp) -> Option<ValidToken> {
-        Self::cached_with_check(entry, lifetime, now).map(|(t, _)| t)
-    }
-
-    /// [`ValidToken::cached`], with when Salesforce last accepted it (`token_checked_at`).
-    pub fn cached_with_check(
+    /// seconds at `now`, with when Salesforce last accepted it (`token_checked_at`), if known.
+    pub fn cached(
         entry: &Entry,
         lifetime: i64,
         now: Timestamp,
