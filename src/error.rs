@@ -162,6 +162,19 @@ pub enum Error {
         hint: Option<String>,
     },
 
+    /// Salesforce refused an API call (Connect REST or Metadata API): its own words are kept.
+    #[error("Salesforce refused {call} (HTTP {status}): {code}: {message}")]
+    Api {
+        /// What was asked, in words ("staging a new consumer key and secret").
+        call: String,
+        /// The HTTP status.
+        status: u16,
+        /// Salesforce's `errorCode` (REST) or fault code / status code (SOAP).
+        code: String,
+        /// Salesforce's message.
+        message: String,
+    },
+
     /// The network, TLS, or a Salesforce server failure.
     #[error("{message}{}", cause(source))]
     Network {
@@ -230,7 +243,7 @@ impl Error {
             Error::WrongPassphrase { .. } => ErrorKind::WrongPassphrase,
             Error::Locked { .. } => ErrorKind::Locked,
             Error::Corrupt { .. } | Error::RolledBack { .. } => ErrorKind::Corrupt,
-            Error::OAuth { .. } => ErrorKind::Refused,
+            Error::OAuth { .. } | Error::Api { .. } => ErrorKind::Refused,
             Error::Network { .. } => ErrorKind::Network,
             Error::Busy { .. } => ErrorKind::Busy,
             Error::Unsafe(_) => ErrorKind::Unsafe,

@@ -14,6 +14,8 @@
 //! - [`pem`]: strict decoding of PEM private keys (checked when stored, used when signing).
 //! - [`handoff`]: references, templates, env files, SFDX URLs and in-memory key files; resolving
 //!   and the export/import mapping, read through [`handoff::EntrySource`].
+//! - [`salesforce`]: Salesforce's admin APIs (External Client App credentials, Metadata API).
+//! - [`rotation`]: rotating credentials at Salesforce, step by step, recorded in the vault.
 //! - [`audit`]: stale, unused, missing or weak credentials.
 //! - [`quote`]: outside text quoted for error messages (escaped, cut short).
 //! - [`url`]: the one URL check (https, or http to this machine; no user info).
@@ -31,6 +33,8 @@ pub mod handoff;
 pub mod oauth;
 pub mod pem;
 pub mod quote;
+pub mod rotation;
+pub mod salesforce;
 pub mod secret;
 pub mod timefmt;
 pub mod unlock;

@@ -11,7 +11,8 @@ const LAYERS: &[&[&str]] = &[
     &["fs_safety", "pem", "url"],
     &["unlock", "vault"],
     &["agent", "oauth"],
-    &["audit", "handoff"],
+    &["salesforce"],
+    &["audit", "handoff", "rotation"],
 ];
 
 fn layer_of(module: &str) -> usize {

@@ -178,11 +178,23 @@ Examples:
   sfvault import acme-uat/ci --format dotenv < .env && shred -u .env")]
     Import(ImportArgs),
 
-    /// Replace a secret with a new value, keeping the old one in history
+    /// Replace a secret, in the vault or at Salesforce itself, keeping the old one in history
     #[command(after_help = "\
-The new value comes from a hidden prompt or stdin; for private_key a new RSA key is generated and
-its certificate printed. For consumer_secret, sfvault says where Salesforce regenerates it.
+In the vault only: the new value comes from a hidden prompt or stdin; for private_key a new RSA
+key is generated and its certificate printed. For consumer_secret, sfvault says where Salesforce
+regenerates it.
+
+At Salesforce (--at-salesforce --admin ADMIN; ADMIN is another entry whose token has the rights):
+  consumer     an External Client App's key AND secret: staged, stored, proven, promoted; the old
+               pair stays valid at Salesforce until --retire
+  private_key  a new key made in the vault, its certificate deployed with the Metadata API, a JWT
+               login proven; on failure the old certificate goes back. No overlap window.
+An interrupted run is finished with --resume or undone with --abort (the vault records each step).
+
 Examples:
+  sfvault rotate acme-prod/ci consumer --at-salesforce --admin acme-prod/admin
+  sfvault rotate acme-prod/ci consumer --retire --admin acme-prod/admin
+  sfvault rotate acme-prod/ci private_key --at-salesforce --admin acme-prod/admin
   sfvault rotate acme-prod/ci private_key > new.crt
   pbpaste | sfvault rotate acme-prod/ci consumer_secret")]
     Rotate(RotateArgs),
@@ -610,7 +622,7 @@ pub struct ImportArgs {
 pub struct RotateArgs {
     /// Entry address, ORG/APP
     pub entry: String,
-    /// The secret field to rotate
+    /// The secret field to rotate; `consumer` is the key and secret pair (at Salesforce only)
     pub field: String,
     /// private_key: new key size
     #[arg(long, default_value_t = 2048)]
@@ -618,6 +630,21 @@ pub struct RotateArgs {
     /// private_key: certificate validity in days
     #[arg(long, default_value_t = 365)]
     pub days: u32,
+    /// Rotate at Salesforce too, through the admin entry's token
+    #[arg(long, group = "salesforce")]
+    pub at_salesforce: bool,
+    /// Finish a rotation at Salesforce that was interrupted
+    #[arg(long, group = "salesforce")]
+    pub resume: bool,
+    /// Undo a rotation at Salesforce that was interrupted or not yet promoted
+    #[arg(long, group = "salesforce")]
+    pub abort: bool,
+    /// consumer: delete the old pair at Salesforce, once everything uses the new one
+    #[arg(long, group = "salesforce")]
+    pub retire: bool,
+    /// The entry whose token calls Salesforce's admin APIs (another app than the one rotated)
+    #[arg(long, value_name = "ADMIN")]
+    pub admin: Option<String>,
 }
 
 /// `history`

@@ -41,6 +41,14 @@ fn where_to_rotate(field: &str) -> Option<&'static str> {
 pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
     let name = EntryName::parse(&args.entry)?;
     check_field_name(&args.field)?;
+    if super::rotate_cmds::wanted(&args) {
+        return super::rotate_cmds::rotate(ctx, args, &name);
+    }
+    if args.admin.is_some() {
+        return Err(Error::Usage(
+            "--admin goes with --at-salesforce, --resume, --abort or --retire".into(),
+        ));
+    }
     if !fields::is_user_secret(&args.field) {
         return Err(Error::Usage(format!(
             "rotate replaces secrets ({}); use `sfvault set` for {}",

@@ -11,6 +11,7 @@ mod lifecycle_cmds;
 mod oauth_cmds;
 mod output;
 mod prompt;
+mod rotate_cmds;
 mod session;
 mod sf_import;
 mod vault_cmds;

@@ -93,6 +93,66 @@ impl Http {
     }
 }
 
+/// An HTTP method of the admin APIs (`salesforce`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+}
+
+impl Method {
+    /// The method's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+impl Http {
+    /// Any call: `method` on `url` with `headers` and, if given, a body with its content type.
+    /// Header values may hold a token: the caller keeps them in zeroizing strings.
+    pub fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> Result<HttpResponse> {
+        let parsed = check_endpoint(url)?;
+        let mut builder = ureq::http::Request::builder()
+            .method(method.as_str())
+            .uri(url);
+        if !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("Accept"))
+        {
+            builder = builder.header("Accept", "application/json");
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let (content_type, bytes) = body.unwrap_or(("", &[]));
+        if body.is_some() {
+            builder = builder.header("Content-Type", content_type);
+        }
+        let request = builder
+            .body(bytes)
+            .map_err(|e| Error::failed_with(format!("cannot build a request to {url}"), e))?;
+        let response = self.agent_for(&parsed).run(request);
+        read(url, response)
+    }
+}
+
 /// Largest `NODE_EXTRA_CA_CERTS` file read.
 const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
 

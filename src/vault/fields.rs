@@ -163,6 +163,15 @@ pub const TOKEN_CHECKED_AT: &str = "token_checked_at";
 /// The name of the refresh token field.
 pub const REFRESH_TOKEN: &str = "refresh_token";
 
+/// The External Client App's identifier (`0x…`), found and stored by `rotate --at-salesforce`.
+pub const APP_ID: &str = "app_id";
+/// The app's developer (API) name: the Metadata API names its components after it.
+pub const APP_NAME: &str = "app_name";
+/// The app's consumer id (its credentials resources are under it).
+pub const CONSUMER_ID: &str = "consumer_id";
+/// Where a rotation at Salesforce stands (`rotation::State`); its history is the steps taken.
+pub const ROTATION: &str = "rotation";
+
 /// Every field sfvault knows. Fields not listed here are the user's own: secret unless
 /// marked public, any non-empty value.
 pub const FIELDS: &[FieldSpec] = &[
@@ -202,6 +211,10 @@ pub const FIELDS: &[FieldSpec] = &[
     user("callback_url", false, Check::Url),
     user("token_lifetime", false, Check::Duration),
     user("certificate", false, Check::Certificate),
+    user(APP_ID, false, Check::NoSpace),
+    user(APP_NAME, false, Check::NoSpace),
+    user(CONSUMER_ID, false, Check::NoSpace),
+    user(ROTATION, false, Check::Any),
     FieldSpec {
         from_valid_token: true,
         ..computed(ACCESS_TOKEN, true, Check::Any)

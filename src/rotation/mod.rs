@@ -1,0 +1,289 @@
+//! Rotating credentials at Salesforce, not only in the vault: an External Client App's consumer
+//! key and secret through its staged slot ([`consumer`]), and a JWT key with its certificate
+//! through the Metadata API ([`certificate`]). docs/ROTATION.md is the user's guide.
+//!
+//! The vault records every step in the entry's `rotation` field ([`State`]) *before* the step
+//! that depends on it, and a new pair is written into the vault before anything is done with it,
+//! so a run cut anywhere (a crash, a kill, a dropped connection) loses nothing: `--resume`
+//! finishes from what the vault recorded and what Salesforce says, `--abort` undoes. The pair
+//! the vault holds as current works at Salesforce at every moment of a consumer rotation.
+
+pub mod certificate;
+pub mod consumer;
+
+use crate::error::{Error, Result};
+use crate::oauth::http::Http;
+use crate::oauth::{self, Credentials, Flow};
+use crate::secret::SecretString;
+use crate::vault::fields::{self, ROTATION};
+use crate::vault::model::Entry;
+use crate::vault::name::EntryName;
+use crate::vault::{Change, NewField};
+
+/// Where the vault's copy of a rotation stands: what the reader of the vault (sfvault after a
+/// crash, or a person with `history`) needs to finish or undo it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    /// What is rotated.
+    pub kind: Kind,
+    /// The last step recorded.
+    pub step: Step,
+    /// The staged pair's id at Salesforce, once known.
+    pub staged_id: Option<String>,
+    /// The consumer key the rotation replaces (public).
+    pub old_key: Option<String>,
+}
+
+/// What a rotation replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A consumer key and secret (External Client Apps).
+    Consumer,
+    /// A JWT private key and its certificate.
+    Certificate,
+}
+
+/// The steps a rotation records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// About to ask Salesforce for a new pair (the vault still holds the old one).
+    Staging,
+    /// The new pair is staged at Salesforce and current in the vault (both pairs work).
+    Staged,
+    /// The new pair is Salesforce's primary; the old one is `Rotated`, valid until retired.
+    Promoted,
+    /// The old pair was deleted at Salesforce.
+    Retired,
+    /// Being undone: the old pair is current again in the vault, the staged one is being deleted.
+    Aborting,
+    /// Undone: the old pair is current in the vault and at Salesforce.
+    Aborted,
+    /// Certificate: the new key is in the vault, the new certificate being deployed.
+    Deploying,
+    /// Certificate: deployed and proven.
+    Deployed,
+    /// Certificate: the old certificate was deployed back and the old key is current again.
+    RolledBack,
+}
+
+impl Step {
+    const NAMES: [(Step, &'static str); 9] = [
+        (Step::Staging, "staging"),
+        (Step::Staged, "staged"),
+        (Step::Promoted, "promoted"),
+        (Step::Retired, "retired"),
+        (Step::Aborting, "aborting"),
+        (Step::Aborted, "aborted"),
+        (Step::Deploying, "deploying"),
+        (Step::Deployed, "deployed"),
+        (Step::RolledBack, "rolled-back"),
+    ];
+
+    /// The step's name in the `rotation` field.
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map_or("", |(_, n)| n)
+    }
+
+    /// Whether a run stopped in the middle: `--resume` or `--abort` has work to do.
+    pub fn in_progress(self) -> bool {
+        matches!(
+            self,
+            Step::Staging | Step::Staged | Step::Aborting | Step::Deploying
+        )
+    }
+}
+
+impl State {
+    /// A new state.
+    pub fn new(kind: Kind, step: Step) -> State {
+        State {
+            kind,
+            step,
+            staged_id: None,
+            old_key: None,
+        }
+    }
+
+    /// The same rotation at another step.
+    pub fn at(&self, step: Step) -> State {
+        State {
+            step,
+            ..self.clone()
+        }
+    }
+
+    /// The entry's recorded rotation, if any (an unreadable record is an error: sfvault never
+    /// guesses where a rotation stands).
+    pub fn of(name: &EntryName, entry: &Entry) -> Result<Option<State>> {
+        let Some(field) = entry.fields.get(ROTATION) else {
+            return Ok(None);
+        };
+        State::parse(field.value.expose()).map(Some).ok_or_else(|| {
+            Error::failed(format!(
+                "{name}'s rotation field is not a rotation record sfvault wrote ({}); \
+                 `sfvault history {name} rotation` shows its past values",
+                crate::quote::quoted(field.value.expose())
+            ))
+        })
+    }
+
+    /// Parse `kind=… step=… [staged_id=…] [old_key=…]`.
+    pub fn parse(text: &str) -> Option<State> {
+        let mut kind = None;
+        let mut step = None;
+        let mut staged_id = None;
+        let mut old_key = None;
+        for part in text.split(' ') {
+            let (k, v) = part.split_once('=')?;
+            match k {
+                "kind" => {
+                    kind = Some(match v {
+                        "consumer" => Kind::Consumer,
+                        "certificate" => Kind::Certificate,
+                        _ => return None,
+                    })
+                }
+                "step" => step = Some(Step::NAMES.iter().find(|(_, n)| *n == v)?.0),
+                "staged_id" => staged_id = Some(v.to_owned()),
+                "old_key" => old_key = Some(v.to_owned()),
+                _ => return None,
+            }
+        }
+        Some(State {
+            kind: kind?,
+            step: step?,
+            staged_id,
+            old_key,
+        })
+    }
+
+    /// The text stored in the `rotation` field.
+    pub fn to_text(&self) -> String {
+        let kind = match self.kind {
+            Kind::Consumer => "consumer",
+            Kind::Certificate => "certificate",
+        };
+        let mut out = format!("kind={kind} step={}", self.step.name());
+        if let Some(id) = &self.staged_id {
+            out.push_str(&format!(" staged_id={id}"));
+        }
+        if let Some(k) = &self.old_key {
+            out.push_str(&format!(" old_key={k}"));
+        }
+        out
+    }
+
+    /// The field that records this state.
+    pub fn field(&self) -> NewField {
+        NewField {
+            name: ROTATION.into(),
+            value: SecretString::new(self.to_text()),
+            secret: false,
+        }
+    }
+}
+
+/// What a rotation reads and writes in the vault (the CLI's session: the agent or the file).
+pub trait RotationVault {
+    /// The entry with its secrets and past values.
+    fn entry(&mut self, name: &EntryName) -> Result<Entry>;
+    /// How many past values each field keeps.
+    fn history_limit(&mut self) -> Result<u32>;
+    /// Apply and save one change (atomically).
+    fn apply(&mut self, change: Change) -> Result<()>;
+}
+
+/// A rotation that stopped before its end: the error, and a sentence saying which pair (or
+/// key) is current in the vault and at Salesforce and what to run next.
+#[derive(Debug)]
+pub struct Stopped {
+    /// What went wrong.
+    pub error: Error,
+    /// Where things stand.
+    pub standing: String,
+}
+
+impl Stopped {
+    /// `error`, with where things stand.
+    pub fn new(error: Error, standing: impl Into<String>) -> Stopped {
+        Stopped {
+            error,
+            standing: standing.into(),
+        }
+    }
+}
+
+impl From<Error> for Stopped {
+    /// An error before anything changed anywhere.
+    fn from(error: Error) -> Stopped {
+        Stopped::new(error, "Nothing was changed, in the vault or at Salesforce.")
+    }
+}
+
+/// Record `state` together with `fields` in one change.
+fn record(
+    vault: &mut dyn RotationVault,
+    name: &EntryName,
+    state: &State,
+    mut fields: Vec<NewField>,
+) -> Result<()> {
+    fields.push(state.field());
+    vault.apply(Change::SetComputed {
+        entry: name.to_string(),
+        computed: Vec::new(),
+        fields,
+    })
+}
+
+/// A public field's new value.
+fn public(name: &str, value: &str) -> NewField {
+    NewField {
+        name: name.to_owned(),
+        value: SecretString::new(value.to_owned()),
+        secret: false,
+    }
+}
+
+/// Prove that `entry`'s credentials work: one token request with its own flow (a web entry
+/// proves with its refresh token if it has one, else with client credentials).
+pub fn prove(http: &Http, name: &EntryName, entry: &Entry, now: i64) -> Result<()> {
+    let creds = Credentials::new(&name.to_string(), entry);
+    let flow = match creds.flow()? {
+        Flow::Web if entry.fields.contains_key(fields::REFRESH_TOKEN) => Flow::RefreshToken,
+        Flow::Web => Flow::ClientCredentials,
+        f => f,
+    };
+    oauth::request_token(http, &creds, flow, now).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_and_strangers_are_refused() {
+        let mut s = State::new(Kind::Consumer, Step::Staged);
+        s.staged_id = Some("0Xs1".into());
+        s.old_key = Some("3MVG9old".into());
+        assert_eq!(
+            s.to_text(),
+            "kind=consumer step=staged staged_id=0Xs1 old_key=3MVG9old"
+        );
+        assert_eq!(State::parse(&s.to_text()), Some(s));
+        for step in Step::NAMES.map(|(s, _)| s) {
+            let s = State::new(Kind::Certificate, step);
+            assert_eq!(State::parse(&s.to_text()), Some(s));
+        }
+        for bad in [
+            "",
+            "kind=consumer",
+            "kind=x step=staged",
+            "kind=consumer step=staged evil=1",
+        ] {
+            assert_eq!(State::parse(bad), None, "{bad}");
+        }
+    }
+}
