@@ -6,14 +6,37 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::oauth::Credentials;
+use crate::rotation;
 use crate::vault::KdfParams;
 use crate::vault::fields;
 use crate::vault::model::{Entry, Timestamp};
+use crate::vault::name::EntryName;
 
 /// A secret never used is reported once it is older than this (a new one has had no chance).
 pub const UNUSED_GRACE_SECS: i64 = 7 * 86_400;
 /// Certificates expiring sooner than this are reported.
 pub const CERT_WARNING_SECS: i64 = 30 * 86_400;
+
+/// A pair replaced at Salesforce and still valid there for longer than this is reported.
+pub const OLD_PAIR_GRACE_SECS: i64 = 7 * 86_400;
+
+/// The command that rotates `field` of entry `name`: at Salesforce where it can be (an External
+/// Client App's pair, a JWT key), else by hand.
+fn how_to_rotate(name: &str, field: &str, entry: &Entry) -> String {
+    let eca = entry.fields.contains_key(fields::APP_ID);
+    match field {
+        "consumer_secret" if eca => format!(
+            "sfvault rotate {name} consumer --at-salesforce --admin ADMIN (External Client App: key and secret, regenerated at Salesforce)"
+        ),
+        "consumer_secret" => format!(
+            "sfvault rotate {name} consumer --at-salesforce --admin ADMIN if it is an External Client App; for a classic connected app regenerate it in Setup, then sfvault rotate {name} consumer_secret"
+        ),
+        "private_key" => format!(
+            "sfvault rotate {name} private_key --at-salesforce --admin ADMIN (new key, certificate deployed)"
+        ),
+        _ => format!("sfvault rotate {name} {field}"),
+    }
+}
 
 /// One problem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,7 +46,7 @@ pub struct Finding {
     /// The field concerned, if one.
     pub field: Option<String>,
     /// A stable kind: `stale`, `never-used`, `missing`, `weak-key`, `certificate-expiring`,
-    /// `insecure-login-url`, `no-flow`, `weak-kdf`.
+    /// `insecure-login-url`, `no-flow`, `weak-kdf`, `rotation-interrupted`, `old-pair-valid`.
     pub kind: &'static str,
     /// What is wrong and what to do, for people.
     pub detail: String,
@@ -85,8 +108,9 @@ fn audit_entry(name: &str, entry: &Entry, max_age: i64, now: Timestamp, out: &mu
                 Some(field),
                 "stale",
                 format!(
-                    "unchanged for {} days; rotate it: sfvault rotate {name} {field}",
-                    age / 86_400
+                    "unchanged for {} days; rotate it: {}",
+                    age / 86_400,
+                    how_to_rotate(name, field, entry)
                 ),
             );
         }
@@ -97,6 +121,36 @@ fn audit_entry(name: &str, entry: &Entry, max_age: i64, now: Timestamp, out: &mu
                 format!(
                     "set {} days ago and never used by a flow or hand-off; remove it if nothing needs it",
                     (now - f.set_at) / 86_400
+                ),
+            );
+        }
+    }
+    if let Ok(Some(state)) = EntryName::parse(name).and_then(|n| rotation::State::of(&n, entry)) {
+        let what = match state.kind {
+            rotation::Kind::Consumer => "consumer",
+            rotation::Kind::Certificate => "private_key",
+        };
+        if state.step.in_progress() {
+            push(
+                Some(fields::ROTATION),
+                "rotation-interrupted",
+                format!(
+                    "a rotation at Salesforce stopped at step {}: finish it with `sfvault rotate {name} {what} --resume --admin ADMIN` or undo it with `--abort`",
+                    state.step.name()
+                ),
+            );
+        } else if state.step == rotation::Step::Promoted
+            && entry
+                .fields
+                .get(fields::ROTATION)
+                .is_some_and(|f| now - f.changed_at > OLD_PAIR_GRACE_SECS)
+        {
+            push(
+                Some(fields::ROTATION),
+                "old-pair-valid",
+                format!(
+                    "the pair replaced at Salesforce more than {} days ago still works there; once every user has the new one: sfvault rotate {name} consumer --retire --admin ADMIN",
+                    OLD_PAIR_GRACE_SECS / 86_400
                 ),
             );
         }

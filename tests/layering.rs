@@ -12,7 +12,8 @@ const LAYERS: &[&[&str]] = &[
     &["unlock", "vault"],
     &["agent", "oauth"],
     &["salesforce"],
-    &["audit", "handoff", "rotation"],
+    &["handoff", "rotation"],
+    &["audit"],
 ];
 
 fn layer_of(module: &str) -> usize {

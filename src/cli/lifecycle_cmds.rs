@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 use sfvault::audit::{self, VaultFacts};
+use sfvault::rotation::past_state;
 use sfvault::timefmt::{age, rfc3339};
 use sfvault::unlock::Source;
 use sfvault::vault::KdfParams;
@@ -128,7 +129,12 @@ pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
                                       "changed_at": rfc3339(changed_at)});
                 match replaced_at {
                     None => item["used_at"] = json!(f.used_at.map(rfc3339)),
-                    Some(t) => item["replaced_at"] = json!(rfc3339(t)),
+                    Some(t) => {
+                        item["replaced_at"] = json!(rfc3339(t));
+                        if let Some(state) = past_state(&entry, field, t) {
+                            item["at_salesforce"] = json!(state);
+                        }
+                    }
                 }
                 item["value"] = if visible {
                     Value::String(value.expose().to_owned())
@@ -139,7 +145,10 @@ pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
                 continue;
             }
             let replaced = replaced_at.map_or("-".to_owned(), |t| {
-                format!("{} ({} ago)", rfc3339(t), age(now, t))
+                let at_salesforce = past_state(&entry, field, t)
+                    .map(|s| format!("; at Salesforce: {s}"))
+                    .unwrap_or_default();
+                format!("{} ({} ago{at_salesforce})", rfc3339(t), age(now, t))
             });
             let shown = if visible { value.expose() } else { "********" };
             let index = if index == 0 {

@@ -186,6 +186,30 @@ impl State {
     }
 }
 
+/// What Salesforce holds of a past consumer key or secret after a rotation at Salesforce, for
+/// `history`: "Rotated (still valid until retired)" or "deleted" for the replaced pair, else
+/// nothing. The pair is recognised by the old key's value and by the time it was replaced (the
+/// key and the secret were replaced in one change).
+pub fn past_state(entry: &Entry, field: &str, replaced_at: i64) -> Option<&'static str> {
+    if field != "consumer_key" && field != "consumer_secret" {
+        return None;
+    }
+    let state = entry
+        .fields
+        .get(ROTATION)
+        .and_then(|f| State::parse(f.value.expose()))
+        .filter(|s| s.kind == Kind::Consumer)?;
+    let words = match state.step {
+        Step::Promoted => "Rotated (still valid until retired)",
+        Step::Retired => "deleted",
+        _ => return None,
+    };
+    let old_key = state.old_key?;
+    let key = entry.fields.get("consumer_key")?;
+    let old = key.history.iter().rev().find(|p| p.value.expose() == old_key)?;
+    (old.replaced_at == replaced_at).then_some(words)
+}
+
 /// What a rotation reads and writes in the vault (the CLI's session: the agent or the file).
 pub trait RotationVault {
     /// The entry with its secrets and past values.

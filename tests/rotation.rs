@@ -1,0 +1,652 @@
+//! Rotation at Salesforce, through the real binary against the strict fake (tests/support):
+//! an External Client App's consumer pair (stage → prove → promote → retire), a JWT key and its
+//! certificate (deploy → prove, rolled back on refusal), the refusals, the unconfirmed points of
+//! the API both ways, and the step × fault matrix: every request of a run dropped before or
+//! after Salesforce acted, answered 500, or the process SIGKILLed while it waits; after each,
+//! the vault holds a pair Salesforce accepts and `--resume` or `--abort` converges.
+
+mod support;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::fake_sf::{
+    AppConfig, ClassicApp, EcaConfig, EcaIds, Fault, FakeSalesforce, Quirks, Step, add_app,
+};
+use support::TestVault;
+
+const ADMIN: &str = "acme/admin";
+const CI: &str = "acme/ci";
+
+fn admin_app() -> AppConfig {
+    AppConfig {
+        consumer_key: "3MVG9ADMINKEYadmin".into(),
+        consumer_secret: "ADMINSECRET".into(),
+        username: "admin@acme.example".into(),
+        ..AppConfig::default()
+    }
+}
+
+/// A fake org with the admin's connected app and one External Client App, and a vault with
+/// `acme/admin` (client credentials) and `acme/ci` (the ECA, with `flow`). The admin's token is
+/// fetched once, so the runs below make only their own requests.
+struct World {
+    tv: TestVault,
+    sf: FakeSalesforce,
+    ids: EcaIds,
+}
+
+fn world_with(flow: &str, eca: EcaConfig, quirks: Option<Quirks>) -> World {
+    let sf = FakeSalesforce::start(admin_app());
+    if let Some(q) = quirks {
+        sf.set_quirks(q);
+    }
+    let ids = sf.add_eca(eca);
+    let tv = TestVault::new();
+    add_app(&tv, ADMIN, &admin_app(), Some(&sf.url), "client-credentials");
+    let ci = AppConfig {
+        consumer_key: ids.key.clone(),
+        consumer_secret: ids.secret.clone(),
+        username: "ci@acme.example".into(),
+        ..AppConfig::default()
+    };
+    add_app(&tv, CI, &ci, Some(&sf.url), flow);
+    tv.ok(&["token", ADMIN]);
+    World { tv, sf, ids }
+}
+
+fn eca(listed: bool) -> EcaConfig {
+    EcaConfig {
+        developer_name: "ci_app".into(),
+        label: "CI".into(),
+        username: "ci@acme.example".into(),
+        certificate_pem: None,
+        listed_in_usage: listed,
+    }
+}
+
+fn world() -> World {
+    world_with("client-credentials", eca(true), None)
+}
+
+impl World {
+    fn pair(&self) -> (String, String) {
+        (
+            self.tv.get(CI, "consumer_key"),
+            self.tv.get(CI, "consumer_secret"),
+        )
+    }
+
+    /// The vault's current pair is one Salesforce accepts now.
+    fn assert_pair_works(&self, when: &str) {
+        let (k, s) = self.pair();
+        assert!(
+            self.sf.accepts(&k, &s),
+            "{when}: the vault's pair ({k}) is not accepted by Salesforce"
+        );
+    }
+
+    fn step(&self) -> String {
+        let out = self.tv.run(&["get", "-n", CI, "rotation"], None);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn rotate(&self, extra: &[&str]) -> std::process::Output {
+        let mut args = vec!["--json", "rotate", CI, "consumer", "--admin", ADMIN];
+        args.extend_from_slice(extra);
+        self.tv.run(&args, None)
+    }
+
+    fn rotate_ok(&self, extra: &[&str]) -> Value {
+        let out = self.rotate(extra);
+        assert!(
+            out.status.success(),
+            "rotate {extra:?}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON outcome")
+    }
+
+    /// Clean: nothing in progress, the vault's pair is Salesforce's primary, nothing Active staged.
+    fn assert_clean(&self, when: &str) {
+        let (k, _) = self.pair();
+        let step = self.step();
+        assert!(
+            !["staging", "staged", "aborting"]
+                .iter()
+                .any(|s| step.contains(&format!("step={s} ")) || step.ends_with(&format!("step={s}"))),
+            "{when}: still in progress: {step}"
+        );
+        assert_eq!(
+            self.sf.eca_primary(&self.ids.app_id).0,
+            k,
+            "{when}: the vault's key is not the primary ({step})"
+        );
+        if let Some(st) = self.sf.eca_staged(&self.ids.app_id) {
+            assert_ne!(st.state, "Active", "{when}: an Active pair is left staged");
+        }
+        self.assert_pair_works(when);
+    }
+}
+
+#[test]
+fn stage_prove_promote_retire_end_to_end() {
+    let w = world();
+    let original = w.pair();
+    let started = Instant::now();
+    let before = w.sf.steps().len();
+    let out = w.rotate_ok(&["--at-salesforce"]);
+    let elapsed = started.elapsed();
+    let requests = w.sf.steps().len() - before;
+    eprintln!("full rotation against the fake: {elapsed:?}, {requests} requests (incl. the unlock)");
+    assert_eq!(out["action"], "rotated");
+    assert_eq!(out["step"], "promoted");
+    assert_eq!(out["app_id"], w.ids.app_id.as_str());
+    assert_eq!(out["consumer_id"], w.ids.consumer_id.as_str());
+    assert_eq!(out["old_key"], original.0.as_str());
+    let new = w.pair();
+    assert_ne!(new.0, original.0);
+    assert_ne!(new.1, original.1);
+    assert_eq!(out["current_key"], new.0.as_str());
+    assert_eq!(w.sf.eca_primary(&w.ids.app_id), new);
+    let slot = w.sf.eca_staged(&w.ids.app_id).expect("the old pair in the slot");
+    assert_eq!(slot.state, "Rotated");
+    assert_eq!((slot.key.clone(), slot.secret.clone()), original);
+    assert!(w.sf.accepts(&original.0, &original.1), "the old pair keeps working");
+    w.assert_pair_works("after promotion");
+    assert_eq!(w.tv.get(CI, "app_id"), w.ids.app_id);
+    // The token request that proved the pair used the new one.
+    w.tv.ok(&["token", CI, "--refresh"]);
+
+    // history: the old pair, with its state at Salesforce.
+    let h: Value = serde_json::from_str(&w.tv.ok(&["--json", "history", CI, "consumer_key"])).unwrap();
+    let past = h.as_array().unwrap().iter().find(|i| i["index"] == 1).unwrap();
+    assert_eq!(past["value"], original.0.as_str());
+    assert_eq!(past["at_salesforce"], "Rotated (still valid until retired)");
+    let text = w.tv.ok(&["history", CI, "consumer_key"]);
+    assert!(text.contains("Rotated"), "{text}");
+
+    // A second start while promoted and not retired is a new rotation: it would delete the old
+    // pair; retire first.
+    let out = w.rotate_ok(&["--retire"]);
+    assert_eq!(out["action"], "retired");
+    assert!(!w.sf.accepts(&original.0, &original.1), "the old pair is deleted");
+    assert!(w.sf.eca_staged(&w.ids.app_id).is_none());
+    w.assert_clean("after retire");
+    let h: Value = serde_json::from_str(&w.tv.ok(&["--json", "history", CI, "consumer_key"])).unwrap();
+    let past = h.as_array().unwrap().iter().find(|i| i["index"] == 1).unwrap();
+    assert_eq!(past["at_salesforce"], "deleted");
+    // Idempotent.
+    assert_eq!(w.rotate_ok(&["--retire"])["action"], "nothing");
+    assert_eq!(w.rotate_ok(&["--resume"])["action"], "nothing");
+    assert_eq!(w.rotate_ok(&["--abort"])["action"], "nothing");
+    // And again: a second rotation from a clean state.
+    let out = w.rotate_ok(&["--at-salesforce"]);
+    assert_eq!(out["action"], "rotated");
+    w.assert_pair_works("second rotation");
+}
+
+#[test]
+fn progress_goes_to_stderr_and_text_says_where_each_pair_is() {
+    let w = world();
+    let out = w.tv.run(&["rotate", CI, "consumer", "--at-salesforce", "--admin", ADMIN], None);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for step in ["looking for the External Client App", "staging", "storing the new pair", "proving", "promoting"] {
+        assert!(stderr.contains(step), "no progress line for {step}: {stderr}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("primary at Salesforce and current in the vault"), "{stdout}");
+    assert!(stdout.contains("--retire"), "{stdout}");
+    // No secret on either stream.
+    let (_, secret) = w.pair();
+    assert!(!stdout.contains(&secret) && !stderr.contains(&secret));
+}
+
+#[test]
+fn refusals_say_why_and_change_nothing() {
+    // The admin's rights, the org toggle: exit 7 with Salesforce's words; the vault unchanged.
+    for (setup, code_word) in [
+        (0, "INSUFFICIENT_ACCESS"),
+        (1, "FUNCTIONALITY_NOT_ENABLED"),
+    ] {
+        let w = world();
+        let before = w.pair();
+        if setup == 0 {
+            w.sf.set_admin_permission(false);
+        } else {
+            w.sf.set_org_allows_secret_api(false);
+        }
+        let out = w.rotate(&["--at-salesforce"]);
+        assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(code_word), "{stderr}");
+        assert!(stderr.contains("current"), "no sentence on where the pairs are: {stderr}");
+        assert_eq!(w.pair(), before);
+        assert_eq!(w.sf.eca_primary(&w.ids.app_id), before);
+        w.assert_clean("after a refusal");
+    }
+    // The admin entry may not be the app being rotated (same entry, or same key).
+    let w = world();
+    let out = w.tv.run(&["rotate", CI, "consumer", "--at-salesforce", "--admin", CI], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is the app being rotated"));
+    let (k, s) = w.pair();
+    add_app(
+        &w.tv,
+        "acme/ci2",
+        &AppConfig { consumer_key: k, consumer_secret: s, ..AppConfig::default() },
+        Some(&w.sf.url),
+        "client-credentials",
+    );
+    let out = w.tv.run(&["rotate", CI, "consumer", "--at-salesforce", "--admin", "acme/ci2"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    // No --admin; `consumer` without --at-salesforce; --retire of a private key.
+    let out = w.tv.run(&["rotate", CI, "consumer", "--at-salesforce"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--admin"));
+    let out = w.tv.run(&["rotate", CI, "consumer"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--at-salesforce"));
+}
+
+#[test]
+fn a_classic_connected_app_is_told_the_manual_path() {
+    let w = world();
+    w.sf.add_connected_app(ClassicApp {
+        developer_name: "Legacy".into(),
+        label: "Legacy".into(),
+        consumer_key: "3MVG9LEGACYKEY".into(),
+        consumer_secret: "LEGACYSECRET".into(),
+        username: "legacy@acme.example".into(),
+        certificate_pem: None,
+    });
+    let legacy = AppConfig {
+        consumer_key: "3MVG9LEGACYKEY".into(),
+        consumer_secret: "LEGACYSECRET".into(),
+        ..AppConfig::default()
+    };
+    add_app(&w.tv, "acme/legacy", &legacy, Some(&w.sf.url), "client-credentials");
+    let out = w.tv.run(
+        &["rotate", "acme/legacy", "consumer", "--at-salesforce", "--admin", ADMIN],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("classic"), "{stderr}");
+    assert!(stderr.contains("sfvault rotate acme/legacy consumer_secret"), "{stderr}");
+    assert_eq!(w.tv.get("acme/legacy", "consumer_key"), "3MVG9LEGACYKEY");
+}
+
+#[test]
+fn leftover_pairs_in_the_slot() {
+    // A Rotated pair left from a rotation never retired: deleted (and said), then a new one.
+    let w = world();
+    w.rotate_ok(&["--at-salesforce"]);
+    let second = w.pair();
+    let out = w.tv.run(&["rotate", CI, "consumer", "--at-salesforce", "--admin", ADMIN], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("leftover Rotated pair"));
+    assert_ne!(w.pair(), second);
+    w.assert_pair_works("after a rotation over a leftover");
+    // An Expired one too (30 days on the fake's clock).
+    w.sf.advance_days(31);
+    w.rotate_ok(&["--at-salesforce"]);
+    w.assert_clean("after a rotation over an expired leftover");
+    // An Active pair nobody told the vault about: refused, nothing deleted.
+    let w = world();
+    let foreign = w.sf.stage_for_test(&w.ids.app_id);
+    let out = w.rotate(&["--at-salesforce"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did not stage"));
+    assert_eq!(w.sf.eca_staged(&w.ids.app_id).unwrap().key, foreign);
+}
+
+#[test]
+fn unconfirmed_points_both_ways() {
+    for bits in 0..16u32 {
+        let q = Quirks {
+            staged_wrapped: bits & 1 != 0,
+            empty_staged_is_404: bits & 2 != 0,
+            rotated_gets_new_id: bits & 4 != 0,
+            usage_has_label: bits & 8 != 0,
+            ..Quirks::default()
+        };
+        // An app absent from the usage list (never issued a token) on odd rounds: SOQL finds it.
+        let w = world_with("client-credentials", eca(bits % 3 != 0), Some(q));
+        let original = w.pair();
+        w.rotate_ok(&["--at-salesforce"]);
+        w.assert_pair_works(&format!("quirks {bits:04b}"));
+        w.rotate_ok(&["--retire"]);
+        assert!(!w.sf.accepts(&original.0, &original.1));
+        w.assert_clean(&format!("quirks {bits:04b}"));
+    }
+}
+
+#[test]
+fn refresh_tokens_across_a_rotation_both_ways() {
+    for bound in [false, true] {
+        let w = world_with(
+            "refresh-token",
+            eca(true),
+            Some(Quirks { refresh_bound_to_pair: bound, ..Quirks::default() }),
+        );
+        let refresh = w.sf.mint_eca_refresh_token(&w.ids.app_id, &w.ids.key);
+        w.tv.ok_stdin(&["set", CI, "refresh_token", "-"], refresh.as_bytes());
+        let original = w.pair();
+        let out = w.rotate(&["--at-salesforce"]);
+        if bound {
+            // The proof (a refresh with the new pair) is refused: rolled back, old pair current.
+            assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(String::from_utf8_lossy(&out.stderr).contains("Rolled back"));
+            assert_eq!(w.pair(), original);
+            w.assert_clean("bound refresh token");
+        } else {
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            w.rotate_ok(&["--retire"]);
+        }
+        // Either way the entry still gets tokens.
+        w.tv.ok(&["token", CI, "--refresh"]);
+    }
+}
+
+#[test]
+fn a_staged_pair_that_expired_before_resume() {
+    let w = world();
+    let original = w.pair();
+    w.sf.fault(Step::StagedPatch, 1, Fault::Status500);
+    let out = w.rotate(&["--at-salesforce"]);
+    assert_eq!(out.status.code(), Some(8));
+    w.assert_pair_works("staged");
+    w.sf.advance_days(31);
+    let out = w.rotate(&["--resume"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gone at Salesforce"));
+    assert_eq!(w.pair(), original);
+    w.assert_clean("after an expired staged pair");
+}
+
+// ---- the step × fault matrix ----
+
+const FAULTS: [Fault; 5] = [
+    Fault::DropBefore,
+    Fault::DropAfter,
+    Fault::Status500,
+    Fault::HoldBefore,
+    Fault::HoldAfter,
+];
+
+/// Run `args` in the background; when the fake holds a request, SIGKILL the process.
+fn run_and_kill(w: &World, args: &[&str]) -> bool {
+    let mut cmd = w.tv.cmd();
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child: Child = cmd.spawn().expect("spawn sfvault");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.sf.held().is_none() {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        assert!(Instant::now() < deadline, "the held request never came");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    w.sf.release();
+    true
+}
+
+/// One cell: `step`'s nth request gets `fault` during a run of `run`; then the vault's pair
+/// must work, and `finish` (resume or abort, possibly twice) must converge.
+fn cell(step: Step, fault: Fault, finish: &str, run: &[&str], prepare: &dyn Fn(&World)) {
+    let w = world();
+    prepare(&w);
+    let before = w.pair();
+    w.sf.fault(step, 1, fault);
+    let what = format!("{step:?} × {fault:?} then {finish}");
+    let mut args = vec!["rotate", CI, "consumer", "--admin", ADMIN];
+    args.extend_from_slice(run);
+    if matches!(fault, Fault::HoldBefore | Fault::HoldAfter) {
+        assert!(run_and_kill(&w, &args), "{what}: the run ended before its held request");
+    } else {
+        let out = w.tv.run(&args, None);
+        let code = out.status.code();
+        assert!(
+            matches!(code, Some(1) | Some(7) | Some(8)),
+            "{what}: exit {code:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("vault") || stderr.contains("Nothing was changed"),
+            "{what}: no sentence on where the pairs are: {stderr}"
+        );
+    }
+    w.assert_pair_works(&format!("{what}: after the fault"));
+    let out = w.rotate(&[finish]);
+    assert!(
+        out.status.success(),
+        "{what}: {finish} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    w.assert_clean(&format!("{what}: after {finish}"));
+    let step_now = w.step();
+    if finish == "--abort" && !step_now.contains("step=promoted") {
+        assert_eq!(w.pair(), before, "{what}: abort did not bring the old pair back");
+    }
+    // Idempotent: a second run changes nothing.
+    let again = w.pair();
+    assert!(w.rotate(&[finish]).status.success(), "{what}: second {finish}");
+    assert_eq!(w.pair(), again, "{what}: the second {finish} changed the vault");
+    w.assert_clean(&format!("{what}: after a second {finish}"));
+    if finish == "--resume" && !step_now.contains("step=promoted") {
+        // Nothing was recorded: a new start finishes the job.
+        w.rotate_ok(&["--at-salesforce"]);
+        w.assert_clean(&format!("{what}: after a new start"));
+    }
+}
+
+fn matrix(steps: &[Step], run: &[&str], prepare: &dyn Fn(&World)) -> usize {
+    let mut cells = 0;
+    for &step in steps {
+        for fault in FAULTS {
+            for finish in ["--resume", "--abort"] {
+                cell(step, fault, finish, run, prepare);
+                cells += 1;
+            }
+        }
+    }
+    cells
+}
+
+#[test]
+fn fault_matrix_finding_the_app() {
+    let n = matrix(&[Step::Usage, Step::Credentials], &["--at-salesforce"], &|_| {});
+    eprintln!("fault matrix, finding the app: {n} cells");
+}
+
+#[test]
+fn fault_matrix_checking_the_slot_and_staging() {
+    let n = matrix(
+        &[Step::ConsumerPart, Step::StagedGet, Step::StagedPost],
+        &["--at-salesforce"],
+        &|_| {},
+    );
+    eprintln!("fault matrix, slot and staging: {n} cells");
+}
+
+#[test]
+fn fault_matrix_proving_and_promoting() {
+    let n = matrix(&[Step::Token, Step::StagedPatch], &["--at-salesforce"], &|_| {});
+    eprintln!("fault matrix, proof and promotion: {n} cells");
+}
+
+#[test]
+fn fault_matrix_deleting_a_leftover() {
+    // A Rotated pair from an earlier rotation is in the slot: its deletion is a step too.
+    let n = matrix(&[Step::StagedDelete], &["--at-salesforce"], &|w| {
+        w.rotate_ok(&["--at-salesforce"]);
+    });
+    eprintln!("fault matrix, leftover deletion: {n} cells");
+}
+
+#[test]
+fn fault_matrix_retiring() {
+    let mut cells = 0;
+    for step in [Step::ConsumerPart, Step::StagedGet, Step::StagedDelete] {
+        for fault in FAULTS {
+            let w = world();
+            w.rotate_ok(&["--at-salesforce"]);
+            let old = w.sf.eca_staged(&w.ids.app_id).unwrap();
+            w.sf.fault(step, 1, fault);
+            let args = ["rotate", CI, "consumer", "--retire", "--admin", ADMIN];
+            let what = format!("retire: {step:?} × {fault:?}");
+            if matches!(fault, Fault::HoldBefore | Fault::HoldAfter) {
+                assert!(run_and_kill(&w, &args), "{what}");
+            } else {
+                let out = w.tv.run(&args, None);
+                assert!(!out.status.success(), "{what}");
+            }
+            w.assert_clean(&what);
+            let out = w.rotate_ok(&["--retire"]);
+            assert!(
+                out["action"] == "retired" || out["action"] == "nothing",
+                "{what}: {out}"
+            );
+            assert!(!w.sf.accepts(&old.key, &old.secret), "{what}: the old pair survived");
+            w.assert_clean(&format!("{what}: after retire"));
+            cells += 1;
+        }
+    }
+    eprintln!("fault matrix, retire: {cells} cells");
+}
+
+// ---- certificates ----
+
+/// A JWT entry `acme/jwt` on an ECA whose certificate is the entry's key's.
+fn jwt_world() -> (World, String) {
+    let w = world();
+    // A key made in the vault; its certificate deployed as the app's.
+    let cert = w.tv.ok(&["keygen", "acme/jwt-seed"]);
+    let mut e = eca(true);
+    e.developer_name = "jwt_app".into();
+    e.username = "jwt@acme.example".into();
+    e.certificate_pem = Some(cert.clone());
+    let ids = w.sf.add_eca(e);
+    let key = w.tv.get("acme/jwt-seed", "private_key");
+    w.tv.ok(&[
+        "add", "acme/jwt", "--consumer-key", &ids.key, "--username", "jwt@acme.example",
+        "--login-url", &w.sf.url, "--flow", "jwt", "--no-secret",
+    ]);
+    w.tv.ok_stdin(&["set", "acme/jwt", "private_key", "-"], key.as_bytes());
+    w.tv.ok(&["token", "acme/jwt"]);
+    (w, ids.app_id)
+}
+
+fn rotate_key(w: &World, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["--json", "rotate", "acme/jwt", "private_key", "--admin", ADMIN];
+    args.extend_from_slice(extra);
+    w.tv.run(&args, None)
+}
+
+#[test]
+fn certificate_rotation_deploys_proves_and_the_old_key_stops() {
+    let (w, app) = jwt_world();
+    let old_key = w.tv.get("acme/jwt", "private_key");
+    let out = rotate_key(&w, &["--at-salesforce"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no overlap window"));
+    let o: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(o["action"], "rotated");
+    assert_eq!(o["metadata_type"], "ExtlClntAppGlobalOauthSettings");
+    let deployed = w.sf.eca_certificate(&app).unwrap();
+    assert_eq!(deployed.trim(), w.tv.get("acme/jwt", "certificate").trim());
+    assert_ne!(w.tv.get("acme/jwt", "private_key"), old_key);
+    w.tv.ok(&["token", "acme/jwt", "--refresh"]);
+    // The old key (kept in history) no longer logs in.
+    w.tv.ok(&["set", "acme/jwt", "private_key", "--restore", "1"]);
+    assert_eq!(w.tv.run(&["token", "acme/jwt", "--refresh"], None).status.code(), Some(7));
+}
+
+#[test]
+fn certificate_rotation_with_a_refused_proof_rolls_back() {
+    let (w, app) = jwt_world();
+    let old_key = w.tv.get("acme/jwt", "private_key");
+    let old_cert = w.sf.eca_certificate(&app).unwrap();
+    w.sf.fail_next(400, "invalid_grant", "user hasn't approved this consumer");
+    let out = rotate_key(&w, &["--at-salesforce"]);
+    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Rolled back"));
+    assert_eq!(w.sf.eca_certificate(&app).unwrap().trim(), old_cert.trim());
+    assert_eq!(w.tv.get("acme/jwt", "private_key"), old_key);
+    // The old key logs in again.
+    w.tv.ok(&["token", "acme/jwt", "--refresh"]);
+    assert!(w.tv.get("acme/jwt", "rotation").contains("step=rolled-back"));
+}
+
+#[test]
+fn certificate_of_a_classic_connected_app() {
+    let w = world();
+    let cert = w.tv.ok(&["keygen", "acme/legacy"]);
+    w.sf.add_connected_app(ClassicApp {
+        developer_name: "Legacy_App".into(),
+        label: "Legacy".into(),
+        consumer_key: "3MVG9LEGACYJWT".into(),
+        consumer_secret: "S".into(),
+        username: "legacy@acme.example".into(),
+        certificate_pem: Some(cert),
+    });
+    for (f, v) in [
+        ("consumer_key", "3MVG9LEGACYJWT"),
+        ("username", "legacy@acme.example"),
+        ("login_url", w.sf.url.as_str()),
+        ("flow", "jwt"),
+    ] {
+        w.tv.ok(&["set", "acme/legacy", f, v]);
+    }
+    w.tv.ok(&["token", "acme/legacy"]);
+    let args = ["rotate", "acme/legacy", "private_key", "--at-salesforce", "--admin", ADMIN];
+    let out = w.tv.run(&args, None);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("app_name"));
+    w.tv.ok(&["set", "acme/legacy", "app_name", "Legacy_App"]);
+    let out = w.tv.run(&args, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        w.sf.connected_app_certificate("Legacy_App").unwrap().trim(),
+        w.tv.get("acme/legacy", "certificate").trim()
+    );
+    w.tv.ok(&["token", "acme/legacy", "--refresh"]);
+}
+
+#[test]
+fn fault_matrix_certificates() {
+    let mut cells = 0;
+    for step in [Step::MetadataRead, Step::MetadataUpdate, Step::Token] {
+        for fault in FAULTS {
+            for finish in ["--resume", "--abort"] {
+                let (w, _) = jwt_world();
+                w.sf.fault(step, 1, fault);
+                let args = ["rotate", "acme/jwt", "private_key", "--at-salesforce", "--admin", ADMIN];
+                let what = format!("certificate: {step:?} × {fault:?} then {finish}");
+                if matches!(fault, Fault::HoldBefore | Fault::HoldAfter) {
+                    assert!(run_and_kill(&w, &args), "{what}");
+                } else {
+                    let out = w.tv.run(&args, None);
+                    assert!(!out.status.success(), "{what}");
+                }
+                let out = rotate_key(&w, &[finish]);
+                assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+                // Converged: nothing in progress, and the vault's current key logs in.
+                let step_now = w.tv.get("acme/jwt", "rotation");
+                assert!(!step_now.contains("step=deploying"), "{what}: {step_now}");
+                let out = w.tv.run(&["token", "acme/jwt", "--refresh"], None);
+                assert!(out.status.success(), "{what}: the vault's key does not log in: {}", String::from_utf8_lossy(&out.stderr));
+                cells += 1;
+            }
+        }
+    }
+    eprintln!("fault matrix, certificates: {cells} cells");
+}
+
