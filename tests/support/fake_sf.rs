@@ -18,6 +18,11 @@
 //! ([`FakeSalesforce::requests`]) with its User-Agent, so a test can tell sfvault's calls from
 //! sf's. [`FakeSalesforce::start_tls`] puts the same fake behind https with its own CA, for
 //! clients that only speak https to it (sf reads an SFDX auth URL's host as `https://HOST`).
+//!
+//! fake_eca.rs (a child module) adds External Client Apps and extra connected apps, the admin
+//! REST resources that rotate an ECA's consumer key and secret, the Metadata SOAP API's
+//! read/update of JWT certificates, an injectable clock, and fault injection on every step
+//! ([`FakeSalesforce::fault`]: drop, 500, or hold a request before or after applying it).
 
 #![allow(dead_code)]
 
@@ -35,6 +40,12 @@ use serde_json::{Value, json};
 use tiny_http::{Header, Response, Server};
 
 use super::TestVault;
+
+#[path = "fake_eca.rs"]
+mod eca;
+// Not every test binary uses each of them.
+#[allow(unused_imports)]
+pub use eca::{ClassicApp, EcaConfig, EcaIds, Fault, Quirks, StagedView, Step, TokenApp};
 
 pub const ORG_ID: &str = "00D5g000000XXXXEAA";
 pub const USER_ID: &str = "0055g00000YYYYYAAA";
@@ -116,6 +127,9 @@ struct State {
     issued: Vec<String>,
     /// The URL clients reach this org at, when not the plain one (the https front).
     public_url: Option<String>,
+    /// External Client Apps, extra connected apps, the admin APIs' settings, the clock and
+    /// fault injection (fake_eca.rs).
+    eca: eca::Org,
 }
 
 /// The running fake.
@@ -145,7 +159,7 @@ impl FakeSalesforce {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     if let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(50)) {
-                        handle(&state, &url, request);
+                        handle(&state, &url, &stop, request);
                     }
                 }
             })
@@ -481,7 +495,8 @@ fn url_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn handle(state: &Mutex<State>, url: &str, mut request: tiny_http::Request) {
+/// One request: classified ([`Step`]), given the fault armed for it if any, answered.
+fn handle(state: &Mutex<State>, url: &str, stop: &AtomicBool, mut request: tiny_http::Request) {
     let full = request.url().to_owned();
     let (path, query) = full.split_once('?').unwrap_or((&full, ""));
     let path = path.to_owned();
@@ -497,8 +512,11 @@ fn handle(state: &Mutex<State>, url: &str, mut request: tiny_http::Request) {
     let content_type = header("Content-Type").unwrap_or_default();
     let authorization = header("Authorization");
     let user_agent = header("User-Agent").unwrap_or_default();
+    let accept = header("Accept");
+    let soap_action = header("SOAPAction");
     let mut body = String::new();
     let _ = request.as_reader().take(1 << 20).read_to_string(&mut body);
+    let step = eca::classify(&method, &path, &body);
     let mut st = state.lock().unwrap();
     // The URL clients reach this org at: the instance URL of its tokens, the JWT audience.
     let url = st.public_url.clone().unwrap_or_else(|| url.to_owned());
@@ -511,23 +529,83 @@ fn handle(state: &Mutex<State>, url: &str, mut request: tiny_http::Request) {
     let live = bearer
         .as_deref()
         .is_some_and(|t| st.access_tokens.iter().any(|x| x == t));
-    let response = match (method.as_str(), path.as_str()) {
+    let fault = step.and_then(|s| st.eca.arrive(s));
+    let req = eca::Req {
+        method: &method,
+        path: &path,
+        query: &query,
+        content_type: &content_type,
+        accept: accept.as_deref(),
+        soap_action: soap_action.as_deref(),
+        body: &body,
+        bearer: bearer.as_deref(),
+    };
+    let response = match (fault, step) {
+        (Some(Fault::DropBefore | Fault::HoldBefore), _) => None,
+        (Some(Fault::Status500), Some(step)) => Some(eca::server_error(step)),
+        _ => Some(route(&mut st, url, &req, authorization.as_deref(), live)),
+    };
+    let answered = !matches!(
+        fault,
+        Some(Fault::DropBefore | Fault::DropAfter | Fault::HoldBefore | Fault::HoldAfter)
+    );
+    let status = match &response {
+        Some(r) if answered => r.status_code().0,
+        _ => 0,
+    };
+    st.requests.push(SeenRequest {
+        method,
+        path,
+        query,
+        user_agent,
+        bearer,
+        status,
+    });
+    let hold = matches!(fault, Some(Fault::HoldBefore | Fault::HoldAfter));
+    if hold {
+        st.eca.held = step;
+    }
+    drop(st);
+    if hold {
+        eca::wait_for_release(state, stop);
+    }
+    match response {
+        Some(response) if answered => {
+            let _ = request.respond(response);
+        }
+        _ => eca::no_valid_answer(request),
+    }
+}
+
+/// The answer to one request (no fault, or a fault that lets it through).
+fn route(
+    st: &mut State,
+    url: &str,
+    req: &eca::Req<'_>,
+    authorization: Option<&str>,
+    live: bool,
+) -> Response<std::io::Cursor<Vec<u8>>> {
+    let (method, path, query, body) = (req.method, req.path, req.query, req.body);
+    match (method, path) {
         ("POST", "/services/oauth2/token") => {
-            if !content_type.starts_with("application/x-www-form-urlencoded") {
+            if !req
+                .content_type
+                .starts_with("application/x-www-form-urlencoded")
+            {
                 oauth_error(400, "invalid_request", "expected a form-encoded body")
             } else {
-                match parse_form(&body) {
+                match parse_form(body) {
                     None => oauth_error(400, "invalid_request", "malformed form"),
-                    Some(form) => token(&mut st, url, &form, authorization.as_deref()),
+                    Some(form) => token(st, url, &form, authorization),
                 }
             }
         }
-        ("GET", "/services/oauth2/authorize") => authorize(&mut st, &query),
-        ("POST", "/services/oauth2/revoke") => match parse_form(&body) {
-            Some(form) => revoke(&mut st, form.get("token").map(String::as_str).unwrap_or("")),
+        ("GET", "/services/oauth2/authorize") => authorize(st, query),
+        ("POST", "/services/oauth2/revoke") => match parse_form(body) {
+            Some(form) => revoke(st, form.get("token").map(String::as_str).unwrap_or("")),
             None => oauth_error(400, "invalid_request", "malformed form"),
         },
-        ("POST", "/services/oauth2/introspect") => match parse_form(&body) {
+        ("POST", "/services/oauth2/introspect") => match parse_form(body) {
             Some(form) => {
                 let app = &st.app;
                 if form.get("client_id") != Some(&app.consumer_key)
@@ -551,6 +629,8 @@ fn handle(state: &Mutex<State>, url: &str, mut request: tiny_http::Request) {
         // The versions list is public at Salesforce (its REST guide fetches it with no token), so
         // it answers whatever the token: it proves nothing about one.
         ("GET", "/services/data" | "/services/data/") => json_response(200, versions()),
+        // The Metadata API checks the session it finds in the SOAP header itself.
+        ("POST", p) if p.starts_with("/services/Soap/m/") => eca::soap(st, req),
         (_, p) if !live && is_api(p) => invalid_session(),
         ("GET", "/services/oauth2/userinfo") => json_response(
             200,
@@ -572,24 +652,15 @@ fn handle(state: &Mutex<State>, url: &str, mut request: tiny_http::Request) {
                             "query": format!("{url}/services/data/v{{version}}/query/"),
                             "limits": format!("{url}/services/data/v{{version}}/limits/")}}),
         ),
-        ("GET", p) if p.starts_with("/services/data/v") => rest(&st, url, p, &query),
+        (_, p) if eca::is_admin_path(p) => eca::rest(st, req),
+        ("GET", p) if p.starts_with("/services/data/v") => rest(st, url, p, query),
         (_, p) if p.starts_with("/services/data/v") => json_response(
             405,
             json!([{"errorCode": "METHOD_NOT_ALLOWED",
                     "message": format!("HTTP Method '{method}' not allowed. Allowed are GET,HEAD")}]),
         ),
         _ => not_found(),
-    };
-    st.requests.push(SeenRequest {
-        method,
-        path,
-        query,
-        user_agent,
-        bearer,
-        status: response.status_code().0,
-    });
-    drop(st);
-    let _ = request.respond(response);
+    }
 }
 
 /// Paths that need a live access token.
@@ -739,6 +810,11 @@ fn table(st: &State, object: &str, tooling: bool) -> Option<Table> {
             Vec::new(),
         )),
         (true, "package2") if st.dev_hub => Some(("Package2", Vec::new(), Vec::new())),
+        (false, "externalclientapplication") => Some((
+            "ExternalClientApplication",
+            vec!["Id", "DeveloperName"],
+            eca::soql_rows(st),
+        )),
         _ => None,
     }
 }
@@ -943,6 +1019,21 @@ fn issue(st: &mut State, url: &str, refresh: Option<String>, with_refresh: bool)
     body
 }
 
+/// [`issue`], recording which app the access token was issued to, as the answer.
+fn issue_for(
+    st: &mut State,
+    url: &str,
+    by: TokenApp,
+    refresh: Option<String>,
+    with_refresh: bool,
+) -> Response<std::io::Cursor<Vec<u8>>> {
+    let body = issue(st, url, refresh, with_refresh);
+    if let Some(access) = body["access_token"].as_str() {
+        st.eca.token_apps.insert(access.to_owned(), by);
+    }
+    json_response(200, body)
+}
+
 fn token(
     st: &mut State,
     url: &str,
@@ -964,7 +1055,7 @@ fn token(
                 );
             }
             match check_jwt(st, url, get("assertion").unwrap_or("")) {
-                Ok(()) => json_response(200, issue(st, url, None, false)),
+                Ok(by) => issue_for(st, url, by, None, false),
                 Err(description) => oauth_error(400, "invalid_grant", &description),
             }
         }
@@ -982,23 +1073,30 @@ fn token(
                 ),
             };
             if id != app.consumer_key {
-                oauth_error(400, "invalid_client_id", "client identifier invalid")
+                // Another app of the org: an ECA's primary or live staged pair, or an extra
+                // connected app's pair.
+                match eca::client_credentials(st, &id, &secret) {
+                    Ok(by) => issue_for(st, url, by, None, false),
+                    Err(response) => response,
+                }
             } else if secret != app.consumer_secret {
                 oauth_error(400, "invalid_client", "invalid client credentials")
             } else {
-                json_response(200, issue(st, url, None, false))
+                issue_for(st, url, TokenApp::Main, None, false)
             }
         }
         Some("refresh_token") => {
             let r = get("refresh_token").unwrap_or("");
-            if get("client_id") != Some(app.consumer_key.as_str()) {
+            if let Some(response) = eca::refresh(st, url, form) {
+                response
+            } else if get("client_id") != Some(app.consumer_key.as_str()) {
                 oauth_error(400, "invalid_client_id", "client identifier invalid")
             } else if get("client_secret").is_some_and(|s| s != app.consumer_secret) {
                 oauth_error(400, "invalid_client", "invalid client credentials")
             } else if !st.refresh_tokens.contains_key(r) {
                 oauth_error(400, "invalid_grant", "expired access/refresh token")
             } else {
-                json_response(200, issue(st, url, Some(r.to_owned()), false))
+                issue_for(st, url, TokenApp::Main, Some(r.to_owned()), false)
             }
         }
         Some("password") => {
@@ -1011,7 +1109,7 @@ fn token(
             {
                 oauth_error(400, "invalid_grant", "authentication failure")
             } else {
-                json_response(200, issue(st, url, None, false))
+                issue_for(st, url, TokenApp::Main, None, false)
             }
         }
         Some("authorization_code") => {
@@ -1036,14 +1134,16 @@ fn token(
                 oauth_error(400, "invalid_grant", "invalid code verifier")
             } else {
                 let with_refresh = scope.split(' ').any(|s| s == "refresh_token");
-                json_response(200, issue(st, url, None, with_refresh))
+                issue_for(st, url, TokenApp::Main, None, with_refresh)
             }
         }
         _ => oauth_error(400, "unsupported_grant_type", "grant type not supported"),
     }
 }
 
-fn check_jwt(st: &mut State, url: &str, assertion: &str) -> Result<(), String> {
+/// Checks an assertion; the app it logs in to (the main app, an ECA or an extra connected app,
+/// by `iss`), whose user must be `sub` and whose deployed certificate must verify it.
+fn check_jwt(st: &mut State, url: &str, assertion: &str) -> Result<TokenApp, String> {
     let parts: Vec<&str> = assertion.split('.').collect();
     if parts.len() != 3 {
         return Err("invalid assertion".into());
@@ -1065,10 +1165,18 @@ fn check_jwt(st: &mut State, url: &str, assertion: &str) -> Result<(), String> {
         return Err("invalid assertion algorithm".into());
     }
     let obj = claims.as_object().ok_or("invalid claims")?;
-    if obj.get("iss") != Some(&json!(st.app.consumer_key)) {
-        return Err("invalid client identifier".into()); // Salesforce: "client identifier invalid"
-    }
-    if obj.get("sub") != Some(&json!(st.app.username)) {
+    let iss = obj.get("iss").and_then(Value::as_str).unwrap_or("");
+    let (by, username, certificate) = if iss == st.app.consumer_key {
+        (
+            TokenApp::Main,
+            st.app.username.clone(),
+            st.app.certificate_pem.clone(),
+        )
+    } else {
+        // Salesforce: "client identifier invalid"
+        eca::jwt_app(st, iss).ok_or("invalid client identifier")?
+    };
+    if obj.get("sub") != Some(&json!(username)) {
         return Err("user hasn't approved this consumer".into());
     }
     if obj.get("aud") != Some(&json!(st.audience.as_deref().unwrap_or(url))) {
@@ -1082,11 +1190,7 @@ fn check_jwt(st: &mut State, url: &str, assertion: &str) -> Result<(), String> {
     if exp <= now || exp > now + 300 {
         return Err("expired authorization code".into());
     }
-    let pem = st
-        .app
-        .certificate_pem
-        .clone()
-        .ok_or("invalid assertion: no certificate uploaded")?;
+    let pem = certificate.ok_or("invalid assertion: no certificate uploaded")?;
     let (_, pem) =
         x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|_| "bad certificate")?;
     let cert = pem.parse_x509().map_err(|_| "bad certificate")?;
@@ -1094,7 +1198,8 @@ fn check_jwt(st: &mut State, url: &str, assertion: &str) -> Result<(), String> {
     let message = format!("{}.{}", parts[0], parts[1]);
     ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, key)
         .verify(message.as_bytes(), &signature)
-        .map_err(|_| "invalid signature".to_owned())
+        .map_err(|_| "invalid signature".to_owned())?;
+    Ok(by)
 }
 
 fn authorize(st: &mut State, query: &str) -> Response<std::io::Cursor<Vec<u8>>> {

@@ -1,0 +1,1953 @@
+//! The fake org's External Client Apps (ECAs) and extra classic connected apps, the admin APIs
+//! that rotate their credentials, and fault injection, as /work/shared/SALESFORCE-ROTATION.md
+//! describes them (a child module of fake_sf.rs: it shares its `State`).
+//!
+//! - Connect REST under `/services/data/vNN.N/apps/oauth/…`: `usage` (v59.0+), `credentials`
+//!   (v60.0+) and the staged-credentials resources (v65.0+): list apps, read the consumer key and
+//!   secret, stage a new pair (one slot per consumer), promote it (`{"command":"rotate"}`; the
+//!   old primary stays valid as `Rotated`), delete a staged pair. Staged pairs expire 30 days
+//!   after they entered the slot, on the fake's own clock ([`FakeSalesforce::advance_days`]).
+//! - SOQL `SELECT Id, DeveloperName FROM ExternalClientApplication` (through fake_sf's query).
+//! - Metadata SOAP API `POST /services/Soap/m/NN.N`: `readMetadata` and `updateMetadata` of
+//!   `ConnectedApp` (extra classic apps) and `ExtlClntAppGlobalOauthSettings` (ECAs, v60.0+),
+//!   strict as the real one: an update replaces the whole component, so a record missing a field
+//!   is refused and one without a certificate removes it. The deployed certificate is what JWT
+//!   logins are verified with, at once.
+//! - The token endpoint accepts every app's currently valid pairs (client credentials, JWT
+//!   bearer by `iss`, ECA refresh tokens), and records which app each access token came from.
+//! - Fault injection per [`Step`]: drop the connection before or after applying the request,
+//!   answer 500, or hold the request (before or after applying it) until [`FakeSalesforce::release`].
+//!
+//! Who may call the admin APIs: the main app's user (the admin), while
+//! [`FakeSalesforce::set_admin_permission`] is on; any other user (an ECA's or extra app's
+//! run-as user with another username) has not the permissions.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tiny_http::{Header, Response};
+
+use super::{
+    FakeSalesforce, NEWEST_API, OLDEST_API, State, USER_ID, issue, json_response, not_found,
+    now_secs, oauth_error, parse_form, salesforce_chars,
+};
+
+type Answer = Response<std::io::Cursor<Vec<u8>>>;
+
+/// How long a staged pair (Active or Rotated) lives.
+const STAGED_LIFETIME_SECS: i64 = 30 * 86_400;
+const SOAP_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+const MD_NS: &str = "http://soap.sforce.com/2006/04/metadata";
+const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+/// The message of Salesforce's UNKNOWN_EXCEPTION (a 500).
+const UNKNOWN_EXCEPTION: &str = "An unexpected error occurred. Please include this ErrorId if you contact support: 1234-5678 (-1)";
+
+/// An External Client App of the org.
+#[derive(Clone, Debug, Default)]
+pub struct EcaConfig {
+    pub developer_name: String,
+    pub label: String,
+    /// The JWT subject and the client-credentials run-as user.
+    pub username: String,
+    /// The certificate of `ExtlClntAppGlobalOauthSettings` (PEM), for JWT.
+    pub certificate_pem: Option<String>,
+    /// false: absent from `GET apps/oauth/usage` (the app never issued a token); SOQL lists it.
+    pub listed_in_usage: bool,
+}
+
+/// What [`FakeSalesforce::add_eca`] made: the app's ids and its first (primary) pair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EcaIds {
+    /// `0x` and 16 letters or digits: the usage API's `identifier`.
+    pub app_id: String,
+    pub consumer_id: String,
+    pub key: String,
+    pub secret: String,
+}
+
+/// The staged slot of an ECA's consumer, as Salesforce would show it now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StagedView {
+    pub id: String,
+    pub key: String,
+    pub secret: String,
+    /// `Active`, `Rotated` or `Expired`, computed on the fake's clock.
+    pub state: String,
+    /// `2026-11-30T14:00:00.000Z`.
+    pub expiration_date: String,
+}
+
+/// An extra classic connected app (no REST rotation; its certificate is Metadata).
+#[derive(Clone, Debug, Default)]
+pub struct ClassicApp {
+    pub developer_name: String,
+    pub label: String,
+    pub consumer_key: String,
+    pub consumer_secret: String,
+    pub username: String,
+    pub certificate_pem: Option<String>,
+}
+
+/// Behaviours the documents leave unconfirmed; each way can be tested. All default to false.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quirks {
+    /// `GET apps/oauth/usage` entries carry `label`.
+    pub usage_has_label: bool,
+    /// Staged-credential objects come wrapped as `{"stagedCredentials":[obj]}` (else bare).
+    pub staged_wrapped: bool,
+    /// `GET …/staged` with nothing staged is a 404 NOT_FOUND (else `{"stagedCredentials":[]}`).
+    pub empty_staged_is_404: bool,
+    /// After a rotate, the slot (now the old primary, `Rotated`) has a new id (else the same).
+    pub rotated_gets_new_id: bool,
+    /// A refresh token can be redeemed only with the key it was issued under and dies when that
+    /// pair is deleted (else any valid pair of the app redeems it and it outlives its pair).
+    pub refresh_bound_to_pair: bool,
+    /// The SOQL `ExternalClientApplication.Id` is not the usage API's app id, and the
+    /// credentials resources answer 404 to it (else they are the same id).
+    pub soql_id_differs: bool,
+}
+
+/// A request kind, for counting and fault injection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// `GET …/apps/oauth/usage[/…]`
+    Usage,
+    /// `GET …/query?q=…` (any SOQL)
+    Soql,
+    /// `GET …/apps/oauth/credentials/{appId}`
+    Credentials,
+    /// `GET …/apps/oauth/credentials/{appId}/{consumerId}[?part=…]`
+    ConsumerPart,
+    StagedGet,
+    StagedPost,
+    StagedPatch,
+    StagedDelete,
+    /// `POST /services/oauth2/token`
+    Token,
+    /// Metadata SOAP `readMetadata`
+    MetadataRead,
+    /// Metadata SOAP `updateMetadata`
+    MetadataUpdate,
+    /// `GET /services/oauth2/userinfo`
+    Userinfo,
+}
+
+/// What an armed fault does to its request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Not applied; the connection gets bytes that are not an HTTP response.
+    DropBefore,
+    /// Applied (state changes as on success); then no valid answer.
+    DropAfter,
+    /// Not applied; HTTP 500 with Salesforce's body for that kind of endpoint.
+    Status500,
+    /// As DropBefore, after waiting for [`FakeSalesforce::release`] (or the fake's end).
+    HoldBefore,
+    /// As DropAfter (applied at once), after waiting for [`FakeSalesforce::release`].
+    HoldAfter,
+}
+
+/// The app an access token was issued to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenApp {
+    /// The main (admin) app of [`super::AppConfig`].
+    Main,
+    /// An ECA, by app id.
+    Eca(String),
+    /// An extra classic connected app, by developer name.
+    Classic(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Pair {
+    key: String,
+    secret: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SlotKind {
+    Active,
+    Rotated,
+}
+
+/// The one staged slot of a consumer.
+#[derive(Clone, Debug)]
+struct Slot {
+    id: String,
+    pair: Pair,
+    kind: SlotKind,
+    /// Seconds on the fake's clock.
+    created: i64,
+    expires: i64,
+}
+
+impl Slot {
+    fn state(&self, now: i64) -> &'static str {
+        match self.kind {
+            _ if now >= self.expires => "Expired",
+            SlotKind::Active => "Active",
+            SlotKind::Rotated => "Rotated",
+        }
+    }
+
+    fn valid(&self, now: i64) -> bool {
+        now < self.expires
+    }
+}
+
+struct Eca {
+    cfg: EcaConfig,
+    app_id: String,
+    /// Its `ExternalClientApplication.Id` when quirk `soql_id_differs`.
+    other_id: String,
+    consumer_id: String,
+    primary: Pair,
+    slot: Option<Slot>,
+    /// ExtlClntAppGlobalOauthSettings fields other than the certificate (in `cfg`).
+    callback_url: String,
+    is_consumer_secret_optional: bool,
+}
+
+impl Eca {
+    /// The pairs that work now: the primary, and the staged one unless expired.
+    fn valid_pairs(&self, now: i64) -> Vec<&Pair> {
+        let mut out = vec![&self.primary];
+        if let Some(slot) = self.slot.as_ref().filter(|s| s.valid(now)) {
+            out.push(&slot.pair);
+        }
+        out
+    }
+
+    fn settings_name(&self) -> String {
+        format!("{}_glbloauth", self.cfg.developer_name)
+    }
+}
+
+struct Classic {
+    app: ClassicApp,
+    contact_email: String,
+    callback_url: String,
+    scopes: Vec<String>,
+}
+
+/// The part of the fake's state this module owns.
+pub(super) struct Org {
+    offset_days: i64,
+    ecas: Vec<Eca>,
+    classics: Vec<Classic>,
+    allows_secret_api: bool,
+    admin_permission: bool,
+    quirks: Quirks,
+    /// (step, which arrival of it, fault)
+    armed: Vec<(Step, usize, Fault)>,
+    steps: Vec<Step>,
+    pub(super) held: Option<Step>,
+    release: bool,
+    /// access token → the app it was issued to
+    pub(super) token_apps: HashMap<String, TokenApp>,
+    /// ECA refresh token → (app id, the key it was issued under, dead with its pair)
+    refresh: HashMap<String, (String, String, bool)>,
+}
+
+impl Default for Org {
+    fn default() -> Org {
+        Org {
+            offset_days: 0,
+            ecas: Vec::new(),
+            classics: Vec::new(),
+            allows_secret_api: true,
+            admin_permission: true,
+            quirks: Quirks::default(),
+            armed: Vec::new(),
+            steps: Vec::new(),
+            held: None,
+            release: false,
+            token_apps: HashMap::new(),
+            refresh: HashMap::new(),
+        }
+    }
+}
+
+impl Org {
+    /// Now, on the fake's clock (seconds).
+    fn now(&self) -> i64 {
+        now_secs() + self.offset_days * 86_400
+    }
+
+    fn eca(&self, app_id: &str) -> Option<&Eca> {
+        self.ecas.iter().find(|e| e.app_id == app_id)
+    }
+
+    fn eca_mut(&mut self, app_id: &str) -> Option<&mut Eca> {
+        self.ecas.iter_mut().find(|e| e.app_id == app_id)
+    }
+
+    /// A request of `step` arrives: recorded, and the fault armed for it taken, if any.
+    pub(super) fn arrive(&mut self, step: Step) -> Option<Fault> {
+        self.steps.push(step);
+        let n = self.steps.iter().filter(|s| **s == step).count();
+        let i = self
+            .armed
+            .iter()
+            .position(|(s, at, _)| *s == step && *at == n)?;
+        Some(self.armed.remove(i).2)
+    }
+}
+
+impl FakeSalesforce {
+    /// Add an External Client App with one consumer and its first (primary) key and secret.
+    pub fn add_eca(&self, cfg: EcaConfig) -> EcaIds {
+        let mut st = self.state.lock().unwrap();
+        let app_id = format!("0x{}", alnum(&mut st, b"app", 16));
+        let other_id = format!("0x{}", alnum(&mut st, b"soql", 16));
+        let consumer_id = format!("0Hc{}", alnum(&mut st, b"consumer", 15));
+        let primary = new_pair(&mut st);
+        let ids = EcaIds {
+            app_id: app_id.clone(),
+            consumer_id: consumer_id.clone(),
+            key: primary.key.clone(),
+            secret: primary.secret.clone(),
+        };
+        st.eca.ecas.push(Eca {
+            cfg,
+            app_id,
+            other_id,
+            consumer_id,
+            primary,
+            slot: None,
+            callback_url: "http://localhost:1717/OauthRedirect".into(),
+            is_consumer_secret_optional: false,
+        });
+        ids
+    }
+
+    /// The ECA's current primary (key, secret). Panics on an unknown app id.
+    pub fn eca_primary(&self, app_id: &str) -> (String, String) {
+        let st = self.state.lock().unwrap();
+        let p = &st.eca.eca(app_id).expect("no such ECA").primary;
+        (p.key.clone(), p.secret.clone())
+    }
+
+    /// The ECA's staged slot, if it holds a pair (in any state). Panics on an unknown app id.
+    pub fn eca_staged(&self, app_id: &str) -> Option<StagedView> {
+        let st = self.state.lock().unwrap();
+        let now = st.eca.now();
+        let slot = st.eca.eca(app_id).expect("no such ECA").slot.as_ref()?;
+        Some(StagedView {
+            id: slot.id.clone(),
+            key: slot.pair.key.clone(),
+            secret: slot.pair.secret.clone(),
+            state: slot.state(now).to_owned(),
+            expiration_date: iso(slot.expires),
+        })
+    }
+
+    /// Whether a client-credentials token request with this pair would succeed now (the main
+    /// app, an extra connected app, or an ECA's primary or unexpired staged pair).
+    pub fn accepts(&self, key: &str, secret: &str) -> bool {
+        let st = self.state.lock().unwrap();
+        (st.app.consumer_key == key && st.app.consumer_secret == secret)
+            || pair_app(&st, key).is_some_and(|(_, pair)| pair.secret == secret)
+    }
+
+    /// Move the fake's clock (staged pairs' expiry, the dates it answers) `days` ahead.
+    pub fn advance_days(&self, days: i64) {
+        self.state.lock().unwrap().eca.offset_days += days;
+    }
+
+    /// The certificate (PEM) the ECA's OAuth settings hold now. Panics on an unknown app id.
+    pub fn eca_certificate(&self, app_id: &str) -> Option<String> {
+        let st = self.state.lock().unwrap();
+        let eca = st.eca.eca(app_id).expect("no such ECA");
+        eca.cfg.certificate_pem.clone()
+    }
+
+    /// `ExternalClientAppSettings.enableClientSecretInRestApiAccess` (default on).
+    pub fn set_org_allows_secret_api(&self, on: bool) {
+        self.state.lock().unwrap().eca.allows_secret_api = on;
+    }
+
+    /// The admin user's "External Client App Developer", "View Client Secret" and "Modify
+    /// Metadata" permissions (default on).
+    pub fn set_admin_permission(&self, on: bool) {
+        self.state.lock().unwrap().eca.admin_permission = on;
+    }
+
+    pub fn set_quirks(&self, q: Quirks) {
+        self.state.lock().unwrap().eca.quirks = q;
+    }
+
+    /// Add a classic connected app besides the main one (its Metadata is readable by
+    /// developer name; its one pair logs in).
+    pub fn add_connected_app(&self, app: ClassicApp) {
+        self.state.lock().unwrap().eca.classics.push(Classic {
+            app,
+            contact_email: "admin@acme.example".into(),
+            callback_url: "http://localhost:1717/OauthRedirect".into(),
+            scopes: vec!["Api".into(), "RefreshToken".into()],
+        });
+    }
+
+    /// The certificate an extra connected app holds now. Panics on an unknown name.
+    pub fn connected_app_certificate(&self, developer_name: &str) -> Option<String> {
+        let st = self.state.lock().unwrap();
+        let c = st.eca.classics.iter();
+        let mut c = c.filter(|c| c.app.developer_name == developer_name);
+        c.next()
+            .expect("no such connected app")
+            .app
+            .certificate_pem
+            .clone()
+    }
+
+    /// A live refresh token of the ECA `app_id`, as if issued under `key` (which must be one of
+    /// its currently valid keys).
+    pub fn mint_eca_refresh_token(&self, app_id: &str, key: &str) -> String {
+        let mut st = self.state.lock().unwrap();
+        let now = st.eca.now();
+        let eca = st.eca.eca(app_id).expect("no such ECA");
+        assert!(
+            eca.valid_pairs(now).iter().any(|p| p.key == key),
+            "{key} is not a valid key of {app_id}"
+        );
+        st.serial += 1;
+        let r = format!(
+            "5Aep861{}{}",
+            st.serial,
+            salesforce_chars(&st, b"eca-refresh", 80)
+        );
+        st.refresh_tokens.insert(r.clone(), Vec::new());
+        st.issued.push(r.clone());
+        st.eca
+            .refresh
+            .insert(r.clone(), (app_id.to_owned(), key.to_owned(), false));
+        r
+    }
+
+    /// The app `access_token` was issued to, if this fake issued it.
+    pub fn token_app(&self, access_token: &str) -> Option<TokenApp> {
+        let st = self.state.lock().unwrap();
+        st.eca.token_apps.get(access_token).cloned()
+    }
+
+    /// Arm `fault` for the `nth` (1-based) request of `step` from now on.
+    pub fn fault(&self, step: Step, nth: usize, fault: Fault) {
+        assert!(nth >= 1, "nth counts from 1");
+        let mut st = self.state.lock().unwrap();
+        let seen = st.eca.steps.iter().filter(|s| **s == step).count();
+        st.eca.armed.push((step, seen + nth, fault));
+    }
+
+    /// The step of the request being held right now, if any.
+    pub fn held(&self) -> Option<Step> {
+        self.state.lock().unwrap().eca.held
+    }
+
+    /// Let the held request go (it then gets no valid answer). No effect when none is held.
+    pub fn release(&self) {
+        let mut st = self.state.lock().unwrap();
+        if st.eca.held.is_some() {
+            st.eca.release = true;
+        }
+    }
+
+    /// Every classified request so far, in order of arrival.
+    pub fn steps(&self) -> Vec<Step> {
+        self.state.lock().unwrap().eca.steps.clone()
+    }
+}
+
+// ----- ids, keys, dates -----
+
+/// `n` letters and digits, unique per call.
+fn alnum(st: &mut State, salt: &[u8], n: usize) -> String {
+    let mut out = String::new();
+    while out.len() < n {
+        st.serial += 1;
+        let chars = salesforce_chars(st, salt, 2 * n);
+        out.extend(chars.chars().filter(char::is_ascii_alphanumeric));
+    }
+    out.truncate(n);
+    out
+}
+
+/// A consumer key (85 characters, `3MVG9…`) and secret (64 uppercase hex digits).
+fn new_pair(st: &mut State) -> Pair {
+    st.serial += 1;
+    let key = format!("3MVG9{}", salesforce_chars(st, b"consumer-key", 80));
+    st.serial += 1;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        salesforce_chars(st, b"consumer-secret", 64).as_bytes(),
+    );
+    let secret = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    Pair { key, secret }
+}
+
+/// `2026-11-30T14:00:00.000Z`
+fn iso(ts: i64) -> String {
+    let s = sfvault::timefmt::rfc3339(ts);
+    format!("{}.000Z", s.trim_end_matches('Z'))
+}
+
+// ----- the token endpoint's other apps -----
+
+/// The app whose currently valid pair has `key` (not the main app).
+fn pair_app(st: &State, key: &str) -> Option<(TokenApp, Pair)> {
+    let now = st.eca.now();
+    for eca in &st.eca.ecas {
+        if let Some(p) = eca.valid_pairs(now).into_iter().find(|p| p.key == key) {
+            return Some((TokenApp::Eca(eca.app_id.clone()), p.clone()));
+        }
+    }
+    let c = st.eca.classics.iter().find(|c| c.app.consumer_key == key)?;
+    let pair = Pair {
+        key: c.app.consumer_key.clone(),
+        secret: c.app.consumer_secret.clone(),
+    };
+    Some((TokenApp::Classic(c.app.developer_name.clone()), pair))
+}
+
+/// The client-credentials flow for a key that is not the main app's.
+pub(super) fn client_credentials(st: &State, id: &str, secret: &str) -> Result<TokenApp, Answer> {
+    match pair_app(st, id) {
+        None => Err(oauth_error(
+            400,
+            "invalid_client_id",
+            "client identifier invalid",
+        )),
+        Some((_, pair)) if pair.secret != secret => Err(oauth_error(
+            400,
+            "invalid_client",
+            "invalid client credentials",
+        )),
+        Some((app, _)) => Ok(app),
+    }
+}
+
+/// The JWT bearer flow for an `iss` that is not the main app's key: the app, its user and its
+/// deployed certificate.
+pub(super) fn jwt_app(st: &State, iss: &str) -> Option<(TokenApp, String, Option<String>)> {
+    let (app, _) = pair_app(st, iss)?;
+    match &app {
+        TokenApp::Eca(id) => {
+            let eca = st.eca.eca(id)?;
+            let (user, cert) = (eca.cfg.username.clone(), eca.cfg.certificate_pem.clone());
+            Some((app, user, cert))
+        }
+        TokenApp::Classic(name) => {
+            let c = st
+                .eca
+                .classics
+                .iter()
+                .find(|c| &c.app.developer_name == name)?;
+            let (user, cert) = (c.app.username.clone(), c.app.certificate_pem.clone());
+            Some((app, user, cert))
+        }
+        TokenApp::Main => None,
+    }
+}
+
+/// The refresh-token flow when the token is an ECA's; None when it is not one.
+pub(super) fn refresh(st: &mut State, url: &str, form: &HashMap<String, String>) -> Option<Answer> {
+    let r = form.get("refresh_token")?;
+    let (app_id, issued_under, dead) = st.eca.refresh.get(r)?.clone();
+    let now = st.eca.now();
+    let bound = st.eca.quirks.refresh_bound_to_pair;
+    let eca = st.eca.eca(&app_id)?;
+    let client_id = form.get("client_id").map(String::as_str).unwrap_or("");
+    let Some(pair) = eca
+        .valid_pairs(now)
+        .into_iter()
+        .find(|p| p.key == client_id)
+        .cloned()
+    else {
+        return Some(oauth_error(
+            400,
+            "invalid_client_id",
+            "client identifier invalid",
+        ));
+    };
+    if form.get("client_secret").is_some_and(|s| *s != pair.secret) {
+        return Some(oauth_error(
+            400,
+            "invalid_client",
+            "invalid client credentials",
+        ));
+    }
+    if dead || (bound && pair.key != issued_under) {
+        return Some(oauth_error(
+            400,
+            "invalid_grant",
+            "expired access/refresh token",
+        ));
+    }
+    let body = issue(st, url, Some(r.clone()), false);
+    if let Some(access) = body["access_token"].as_str() {
+        st.eca
+            .token_apps
+            .insert(access.to_owned(), TokenApp::Eca(app_id));
+    }
+    Some(json_response(200, body))
+}
+
+/// Whether the caller (the user of `bearer`'s app) has the admin permissions.
+fn caller_is_admin(st: &State, bearer: Option<&str>) -> bool {
+    let user = match bearer.and_then(|b| st.eca.token_apps.get(b)) {
+        Some(TokenApp::Eca(id)) => st.eca.eca(id).map(|e| e.cfg.username.as_str()),
+        Some(TokenApp::Classic(name)) => st
+            .eca
+            .classics
+            .iter()
+            .find(|c| &c.app.developer_name == name)
+            .map(|c| c.app.username.as_str()),
+        _ => Some(st.app.username.as_str()),
+    };
+    st.eca.admin_permission && user == Some(st.app.username.as_str())
+}
+
+/// The SOQL rows of ExternalClientApplication: Id, DeveloperName.
+pub(super) fn soql_rows(st: &State) -> Vec<Vec<Value>> {
+    let differs = st.eca.quirks.soql_id_differs;
+    st.eca
+        .ecas
+        .iter()
+        .map(|e| {
+            let id = if differs { &e.other_id } else { &e.app_id };
+            vec![json!(id), json!(e.cfg.developer_name)]
+        })
+        .collect()
+}
+
+// ----- classification, faults, holding -----
+
+/// One request as the handler received it.
+pub(super) struct Req<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub content_type: &'a str,
+    pub accept: Option<&'a str>,
+    pub soap_action: Option<&'a str>,
+    pub body: &'a str,
+    pub bearer: Option<&'a str>,
+}
+
+/// The path below `/services/data/vNN.N/`, and the version, for a REST path.
+fn rest_sub(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix("/services/data/v")?;
+    let (version, sub) = rest.split_once('/')?;
+    Some((version, sub.strip_suffix('/').unwrap_or(sub)))
+}
+
+/// `/services/data/vNN.N/apps/oauth/…`
+pub(super) fn is_admin_path(path: &str) -> bool {
+    rest_sub(path).is_some_and(|(_, sub)| sub.starts_with("apps/oauth/") || sub == "apps/oauth")
+}
+
+/// The kind of a request, for counting and faults (None: not one of the [`Step`]s).
+pub(super) fn classify(method: &str, path: &str, body: &str) -> Option<Step> {
+    match (method, path) {
+        ("POST", "/services/oauth2/token") => return Some(Step::Token),
+        ("GET", "/services/oauth2/userinfo") => return Some(Step::Userinfo),
+        ("POST", p) if p.starts_with("/services/Soap/m/") => {
+            let doc = parse_xml(body).ok()?;
+            let op = soap_parts(&doc).ok()?.1.elements().next()?;
+            return match op.local.as_str() {
+                "readMetadata" => Some(Step::MetadataRead),
+                "updateMetadata" => Some(Step::MetadataUpdate),
+                _ => None,
+            };
+        }
+        _ => {}
+    }
+    let (_, sub) = rest_sub(path)?;
+    let segs: Vec<&str> = sub.split('/').collect();
+    match (method, segs.as_slice()) {
+        ("GET", ["query"]) => Some(Step::Soql),
+        ("GET", ["apps", "oauth", "usage", ..]) => Some(Step::Usage),
+        ("GET", ["apps", "oauth", "credentials", _]) => Some(Step::Credentials),
+        ("GET", ["apps", "oauth", "credentials", _, _]) => Some(Step::ConsumerPart),
+        ("GET", ["apps", "oauth", "credentials", _, _, "staged"]) => Some(Step::StagedGet),
+        ("POST", ["apps", "oauth", "credentials", _, _, "staged"]) => Some(Step::StagedPost),
+        ("PATCH", ["apps", "oauth", "credentials", _, _, "staged", _]) => Some(Step::StagedPatch),
+        ("DELETE", ["apps", "oauth", "credentials", _, _, "staged", _]) => Some(Step::StagedDelete),
+        _ => None,
+    }
+}
+
+/// Salesforce's 500 for `step`'s kind of endpoint.
+pub(super) fn server_error(step: Step) -> Answer {
+    match step {
+        Step::Token => oauth_error(500, "server_error", "internal server error"),
+        Step::MetadataRead | Step::MetadataUpdate => {
+            soap_fault("sf:UNKNOWN_EXCEPTION", UNKNOWN_EXCEPTION)
+        }
+        _ => rest_error(500, "UNKNOWN_EXCEPTION", UNKNOWN_EXCEPTION),
+    }
+}
+
+/// Wait, without the state lock, until the test releases the held request or the fake stops.
+pub(super) fn wait_for_release(state: &Mutex<State>, stop: &AtomicBool) {
+    loop {
+        {
+            let mut st = state.lock().unwrap();
+            if st.eca.release || stop.load(Ordering::Relaxed) {
+                st.eca.release = false;
+                st.eca.held = None;
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Bytes that are not an HTTP response, so that the client fails at once (tiny_http would send
+/// a 500 for a request dropped unanswered).
+pub(super) fn no_valid_answer(request: tiny_http::Request) {
+    let mut writer = request.into_writer();
+    let _ = writer.write_all(b"\x00garbage\r\n\r\n");
+    let _ = writer.flush();
+}
+
+// ----- the Connect REST resources -----
+
+fn rest_error(status: u16, code: &str, message: &str) -> Answer {
+    json_response(status, json!([{"errorCode": code, "message": message}]))
+}
+
+fn empty_answer(status: u16) -> Answer {
+    Response::from_data(Vec::new()).with_status_code(status)
+}
+
+/// `NN.0` within the versions the fake serves.
+fn api_version(version: &str) -> Option<u32> {
+    let m = version.strip_suffix(".0")?.parse::<u32>().ok()?;
+    ((OLDEST_API..=NEWEST_API).contains(&m) && version == format!("{m}.0")).then_some(m)
+}
+
+fn is_json(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A JSON body that must be an object with exactly these string-valued keys (`{}` for none).
+fn json_body(body: &str) -> Result<serde_json::Map<String, Value>, Answer> {
+    let parser_error = |m: String| Err(rest_error(400, "JSON_PARSER_ERROR", &m));
+    if body.trim().is_empty() {
+        return parser_error("No content to map due to end-of-input at [line:1, column:0]".into());
+    }
+    match serde_json::from_str::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => {
+            parser_error("Cannot deserialize instance of object from a non-object value".into())
+        }
+        Err(e) => parser_error(format!("Unexpected character: {e}")),
+    }
+}
+
+/// `…/apps/oauth/…` with a live token.
+pub(super) fn rest(st: &mut State, r: &Req<'_>) -> Answer {
+    let Some((version, sub)) = rest_sub(r.path) else {
+        return not_found();
+    };
+    let Some(v) = api_version(version) else {
+        return not_found();
+    };
+    let segs: Vec<&str> = sub.split('/').collect();
+    let staged = segs.get(5) == Some(&"staged");
+    let needs = match segs.get(2) {
+        Some(&"usage") => 59,
+        Some(&"credentials") if staged => 65,
+        Some(&"credentials") => 60,
+        _ => return not_found(),
+    };
+    if v < needs {
+        return not_found();
+    }
+    let allowed = match segs.as_slice() {
+        ["apps", "oauth", "usage"] => "GET",
+        ["apps", "oauth", "credentials", _] | ["apps", "oauth", "credentials", _, _] => "GET",
+        ["apps", "oauth", "credentials", _, _, "staged"] => "GET,POST",
+        ["apps", "oauth", "credentials", _, _, "staged", _] => "PATCH,DELETE",
+        _ => return not_found(),
+    };
+    if !allowed.split(',').any(|m| m == r.method) {
+        return rest_error(
+            405,
+            "METHOD_NOT_ALLOWED",
+            &format!(
+                "HTTP Method '{}' not allowed. Allowed are {allowed}",
+                r.method
+            ),
+        );
+    }
+    if !r
+        .accept
+        .is_some_and(|a| a.split(',').any(|t| is_json(t.trim())))
+    {
+        return rest_error(
+            406,
+            "NOT_ACCEPTABLE",
+            "This resource answers application/json only: send Accept: application/json",
+        );
+    }
+    if !r.body.is_empty() && !is_json(r.content_type) {
+        return rest_error(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            &format!(
+                "Content-Type '{}' is not supported: send application/json",
+                r.content_type
+            ),
+        );
+    }
+    if !caller_is_admin(st, r.bearer) {
+        return rest_error(
+            403,
+            "INSUFFICIENT_ACCESS",
+            "You don't have permission to manage External Client App credentials: you need External Client App Developer and View Client Secret.",
+        );
+    }
+    let base = format!("/services/data/v{version}/apps/oauth/credentials");
+    if segs[2] == "usage" {
+        let with_label = st.eca.quirks.usage_has_label;
+        let apps: Vec<Value> = st
+            .eca
+            .ecas
+            .iter()
+            .filter(|e| e.cfg.listed_in_usage)
+            .map(|e| {
+                let mut a = json!({"identifier": e.app_id, "developerName": e.cfg.developer_name});
+                if with_label {
+                    a["label"] = json!(e.cfg.label);
+                }
+                a
+            })
+            .collect();
+        return json_response(200, json!({"apps": apps}));
+    }
+    // The part a consumer call asks for, before the toggle (which depends on it).
+    let mut part = None;
+    if segs.len() == 5 {
+        let p = parse_form(r.query).and_then(|q| q.get("part").cloned());
+        match p.as_deref() {
+            Some(p @ ("key" | "secret" | "keyandsecret")) => part = Some(p.to_owned()),
+            _ => {
+                return rest_error(
+                    400,
+                    "INVALID_INPUT",
+                    "Specify the part of the credentials to return: part=key, part=secret or part=keyandsecret",
+                );
+            }
+        }
+    }
+    let secret_call = staged || part.as_deref().is_some_and(|p| p != "key");
+    if secret_call && !st.eca.allows_secret_api {
+        return rest_error(
+            403,
+            "FUNCTIONALITY_NOT_ENABLED",
+            "This org doesn't allow consumer secret access through the REST API. In External Client App Settings, turn on access to consumer secrets through the REST API.",
+        );
+    }
+    let quirks = st.eca.quirks;
+    let now = st.eca.now();
+    let app_id = segs[3];
+    let Some(eca) = st.eca.eca(app_id) else {
+        return not_found();
+    };
+    if segs.len() == 4 {
+        let url = format!("{base}/{app_id}/{}", eca.consumer_id);
+        return json_response(
+            200,
+            json!({"consumers": [{"id": eca.consumer_id, "key": eca.primary.key,
+                    "name": eca.cfg.label, "url": url,
+                    "stagedCredentialsUrl": format!("{url}/staged")}]}),
+        );
+    }
+    if segs[4] != eca.consumer_id {
+        return not_found();
+    }
+    let consumer_url = format!("{base}/{app_id}/{}", eca.consumer_id);
+    let wrap = |obj: Value| {
+        if quirks.staged_wrapped {
+            json!({"stagedCredentials": [obj]})
+        } else {
+            obj
+        }
+    };
+    match (r.method, segs.len()) {
+        ("GET", 5) => {
+            let (id, key, secret) = (&eca.consumer_id, &eca.primary.key, &eca.primary.secret);
+            json_response(
+                200,
+                match part.as_deref() {
+                    Some("key") => json!({"id": id, "key": key}),
+                    Some("secret") => json!({"id": id, "secret": secret}),
+                    _ => json!({"id": id, "key": key, "secret": secret}),
+                },
+            )
+        }
+        ("GET", 6) => match &eca.slot {
+            Some(slot) => json_response(200, wrap(staged_json(&consumer_url, slot, now))),
+            None if quirks.empty_staged_is_404 => not_found(),
+            None => json_response(200, json!({"stagedCredentials": []})),
+        },
+        ("POST", 6) => {
+            match json_body(r.body) {
+                Ok(map) if map.is_empty() => {}
+                Ok(map) => {
+                    let field = map.keys().next().cloned().unwrap_or_default();
+                    return rest_error(
+                        400,
+                        "JSON_PARSER_ERROR",
+                        &format!("Unrecognized field \"{field}\": this resource takes no input"),
+                    );
+                }
+                Err(answer) => return answer,
+            }
+            if eca.slot.is_some() {
+                return rest_error(
+                    400,
+                    "INVALID_OPERATION",
+                    "Can't create staged credentials: a staged credential already exists for this consumer. Delete it first.",
+                );
+            }
+            let pair = new_pair(st);
+            let id = format!("0Xs{}", alnum(st, b"staged", 15));
+            let slot = Slot {
+                id,
+                pair,
+                kind: SlotKind::Active,
+                created: now,
+                expires: now + STAGED_LIFETIME_SECS,
+            };
+            let body = wrap(staged_json(&consumer_url, &slot, now));
+            st.eca.eca_mut(app_id).unwrap().slot = Some(slot);
+            json_response(201, body)
+        }
+        ("PATCH", 7) => {
+            let Some(slot) = eca.slot.as_ref().filter(|s| s.id == segs[6]) else {
+                return not_found();
+            };
+            let map = match json_body(r.body) {
+                Ok(map) => map,
+                Err(answer) => return answer,
+            };
+            if let Some(field) = map.keys().find(|k| *k != "command") {
+                return rest_error(
+                    400,
+                    "JSON_PARSER_ERROR",
+                    &format!("Unrecognized field \"{field}\""),
+                );
+            }
+            if map.get("command") != Some(&json!("rotate")) {
+                return rest_error(
+                    400,
+                    "INVALID_INPUT",
+                    "Invalid command: the only command is \"rotate\"",
+                );
+            }
+            if slot.state(now) != "Active" {
+                return rest_error(
+                    400,
+                    "INVALID_OPERATION",
+                    &format!(
+                        "Can't rotate: the staged credential is {}; only an Active staged credential can be promoted.",
+                        slot.state(now)
+                    ),
+                );
+            }
+            let id = if quirks.rotated_gets_new_id {
+                format!("0Xs{}", alnum(st, b"staged", 15))
+            } else {
+                slot.id.clone()
+            };
+            let eca = st.eca.eca_mut(app_id).unwrap();
+            let staged = eca.slot.take().unwrap();
+            let old = std::mem::replace(&mut eca.primary, staged.pair);
+            let slot = Slot {
+                id,
+                pair: old,
+                kind: SlotKind::Rotated,
+                created: now,
+                expires: now + STAGED_LIFETIME_SECS,
+            };
+            let body = wrap(staged_json(&consumer_url, &slot, now));
+            eca.slot = Some(slot);
+            json_response(200, body)
+        }
+        ("DELETE", 7) => {
+            let Some(slot) = eca.slot.as_ref().filter(|s| s.id == segs[6]) else {
+                return not_found();
+            };
+            let key = slot.pair.key.clone();
+            st.eca.eca_mut(app_id).unwrap().slot = None;
+            // Refresh tokens bound to their pair die with it (for good: revoke no longer
+            // knows them; redeeming them is invalid_grant).
+            if quirks.refresh_bound_to_pair {
+                for (r, (_, k, dead)) in st.eca.refresh.iter_mut() {
+                    if *k == key {
+                        *dead = true;
+                        st.refresh_tokens.remove(r);
+                    }
+                }
+            }
+            empty_answer(204)
+        }
+        _ => not_found(),
+    }
+}
+
+fn staged_json(consumer_url: &str, slot: &Slot, now: i64) -> Value {
+    json!({
+        "id": slot.id,
+        "key": slot.pair.key,
+        "secret": slot.pair.secret,
+        "state": slot.state(now),
+        "createdBy": USER_ID,
+        "createdDate": iso(slot.created),
+        "expirationDate": iso(slot.expires),
+        "url": format!("{consumer_url}/staged/{}", slot.id),
+        "stagedCredentialsUrl": format!("{consumer_url}/staged"),
+    })
+}
+
+// ----- a small XML reader (untrusted input: no DTD, bounded depth, strict well-formedness) -----
+
+#[derive(Debug)]
+pub(super) struct Element {
+    ns: String,
+    local: String,
+    /// (namespace, local name, value)
+    attrs: Vec<(String, String, String)>,
+    children: Vec<Node>,
+}
+
+#[derive(Debug)]
+enum Node {
+    Elem(Element),
+    Text(String),
+}
+
+impl Element {
+    fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|n| match n {
+            Node::Elem(e) => Some(e),
+            Node::Text(_) => None,
+        })
+    }
+
+    fn is(&self, ns: &str, local: &str) -> bool {
+        self.ns == ns && self.local == local
+    }
+
+    fn attr(&self, ns: &str, local: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(n, l, _)| n == ns && l == local)
+            .map(|(_, _, v)| v.as_str())
+    }
+
+    /// The text of a simple-content element (one with child elements has none).
+    fn text(&self) -> Result<String, String> {
+        let mut out = String::new();
+        for n in &self.children {
+            match n {
+                Node::Text(t) => out.push_str(t),
+                Node::Elem(e) => {
+                    return Err(format!(
+                        "element {} has unexpected child {}",
+                        self.local, e.local
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether text content other than white space sits between its child elements.
+    fn has_mixed_text(&self) -> bool {
+        self.children
+            .iter()
+            .any(|n| matches!(n, Node::Text(t) if !t.trim().is_empty()))
+    }
+
+    fn nil(&self) -> bool {
+        matches!(self.attr(XSI, "nil"), Some("true" | "1"))
+    }
+}
+
+const MAX_DEPTH: usize = 32;
+
+struct XmlParser<'a> {
+    s: &'a str,
+    i: usize,
+    /// In-scope namespace declarations, innermost last: (prefix, uri), "" = default.
+    scopes: Vec<Vec<(String, String)>>,
+}
+
+/// Parse one XML document (XML 1.0, namespaces resolved).
+pub(super) fn parse_xml(text: &str) -> Result<Element, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(c) = text
+        .chars()
+        .find(|c| (*c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(format!("invalid character U+{:04X}", c as u32));
+    }
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut p = XmlParser {
+        s: &text,
+        i: 0,
+        scopes: Vec::new(),
+    };
+    if p.rest().starts_with("<?xml") {
+        let end = p.rest().find("?>").ok_or("unterminated XML declaration")?;
+        p.i += end + 2;
+    }
+    p.misc()?;
+    if !p.rest().starts_with('<') {
+        return Err("content is not allowed in prolog".into());
+    }
+    let root = p.element(0)?;
+    p.misc()?;
+    if p.i != p.s.len() {
+        return Err("content is not allowed after the document element".into());
+    }
+    Ok(root)
+}
+
+impl XmlParser<'_> {
+    fn rest(&self) -> &str {
+        &self.s[self.i..]
+    }
+
+    fn eat(&mut self, prefix: &str) -> bool {
+        if self.rest().starts_with(prefix) {
+            self.i += prefix.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, prefix: &str) -> Result<(), String> {
+        if self.eat(prefix) {
+            Ok(())
+        } else {
+            Err(format!("expected '{prefix}' at byte {}", self.i))
+        }
+    }
+
+    fn skip_ws(&mut self) -> bool {
+        let start = self.i;
+        let n = self.rest().len() - self.rest().trim_start_matches([' ', '\t', '\n']).len();
+        self.i += n;
+        self.i > start
+    }
+
+    /// White space and comments (outside the document element).
+    fn misc(&mut self) -> Result<(), String> {
+        loop {
+            self.skip_ws();
+            if self.rest().starts_with("<!--") {
+                self.comment()?;
+            } else if self.rest().starts_with("<!") {
+                return Err("DOCTYPE is disallowed".into());
+            } else if self.rest().starts_with("<?") {
+                return Err("processing instructions are not allowed".into());
+            } else {
+                return Ok(());
+            }
+        }
+    }
+
+    fn comment(&mut self) -> Result<(), String> {
+        self.expect("<!--")?;
+        let end = self.rest().find("-->").ok_or("unterminated comment")?;
+        if self.rest()[..end].contains("--") {
+            return Err("'--' inside a comment".into());
+        }
+        self.i += end + 3;
+        Ok(())
+    }
+
+    fn name(&mut self) -> Result<String, String> {
+        let rest = self.rest();
+        let len = rest
+            .find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
+            .unwrap_or(rest.len());
+        let name = rest[..len].to_owned();
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.')
+        {
+            return Err(format!("invalid name at byte {}", self.i));
+        }
+        self.i += len;
+        Ok(name)
+    }
+
+    fn resolve(&self, prefix: &str) -> Result<String, String> {
+        if prefix == "xml" {
+            return Ok("http://www.w3.org/XML/1998/namespace".into());
+        }
+        for scope in self.scopes.iter().rev() {
+            if let Some((_, uri)) = scope.iter().find(|(p, _)| p == prefix) {
+                return Ok(uri.clone());
+            }
+        }
+        if prefix.is_empty() {
+            Ok(String::new())
+        } else {
+            Err(format!("the prefix '{prefix}' is not bound to a namespace"))
+        }
+    }
+
+    fn element(&mut self, depth: usize) -> Result<Element, String> {
+        if depth > MAX_DEPTH {
+            return Err("elements nested too deeply".into());
+        }
+        self.expect("<")?;
+        let qname = self.name()?;
+        let mut raw: Vec<(String, String)> = Vec::new();
+        loop {
+            let spaced = self.skip_ws();
+            if self.rest().starts_with("/>") || self.rest().starts_with('>') {
+                break;
+            }
+            if !spaced {
+                return Err(format!("white space expected at byte {}", self.i));
+            }
+            let name = self.name()?;
+            self.skip_ws();
+            self.expect("=")?;
+            self.skip_ws();
+            let quote = if self.eat("\"") {
+                '"'
+            } else if self.eat("'") {
+                '\''
+            } else {
+                return Err(format!("quoted value expected at byte {}", self.i));
+            };
+            let end = self
+                .rest()
+                .find(quote)
+                .ok_or("unterminated attribute value")?;
+            let value = &self.rest()[..end];
+            if value.contains('<') {
+                return Err("'<' in an attribute value".into());
+            }
+            let value = unescape(value)?;
+            self.i += end + 1;
+            if raw.iter().any(|(n, _)| *n == name) {
+                return Err(format!("attribute {name} given twice"));
+            }
+            raw.push((name, value));
+        }
+        let mut scope = Vec::new();
+        for (name, value) in &raw {
+            if name == "xmlns" {
+                scope.push((String::new(), value.clone()));
+            } else if let Some(prefix) = name.strip_prefix("xmlns:") {
+                if value.is_empty() {
+                    return Err(format!("empty namespace for prefix {prefix}"));
+                }
+                scope.push((prefix.to_owned(), value.clone()));
+            }
+        }
+        self.scopes.push(scope);
+        let result = self.element_rest(depth, &qname, raw);
+        self.scopes.pop();
+        result
+    }
+
+    fn element_rest(
+        &mut self,
+        depth: usize,
+        qname: &str,
+        raw: Vec<(String, String)>,
+    ) -> Result<Element, String> {
+        let (prefix, local) = split_qname(qname)?;
+        let ns = self.resolve(prefix)?;
+        let mut attrs: Vec<(String, String, String)> = Vec::new();
+        for (name, value) in raw {
+            if name == "xmlns" || name.starts_with("xmlns:") {
+                continue;
+            }
+            let (p, l) = split_qname(&name)?;
+            let ans = if p.is_empty() {
+                String::new()
+            } else {
+                self.resolve(p)?
+            };
+            if attrs.iter().any(|(n, a, _)| *n == ans && a == l) {
+                return Err(format!("attribute {name} given twice"));
+            }
+            attrs.push((ans, l.to_owned(), value));
+        }
+        let mut element = Element {
+            ns,
+            local: local.to_owned(),
+            attrs,
+            children: Vec::new(),
+        };
+        if self.eat("/>") {
+            return Ok(element);
+        }
+        self.expect(">")?;
+        loop {
+            if self.eat("</") {
+                let end = self.name()?;
+                if end != qname {
+                    return Err(format!("end tag </{end}> does not match <{qname}>"));
+                }
+                self.skip_ws();
+                self.expect(">")?;
+                return Ok(element);
+            } else if self.rest().starts_with("<!--") {
+                self.comment()?;
+            } else if self.eat("<![CDATA[") {
+                let end = self
+                    .rest()
+                    .find("]]>")
+                    .ok_or("unterminated CDATA section")?;
+                let text = self.rest()[..end].to_owned();
+                self.i += end + 3;
+                push_text(&mut element, text);
+            } else if self.rest().starts_with("<!") || self.rest().starts_with("<?") {
+                return Err(format!("markup not allowed here at byte {}", self.i));
+            } else if self.rest().starts_with('<') {
+                let child = self.element(depth + 1)?;
+                element.children.push(Node::Elem(child));
+            } else if self.rest().is_empty() {
+                return Err(format!("unexpected end of document inside <{qname}>"));
+            } else {
+                let end = self.rest().find('<').unwrap_or(self.rest().len());
+                let raw_text = &self.rest()[..end];
+                if raw_text.contains("]]>") {
+                    return Err("']]>' in text".into());
+                }
+                let text = unescape(raw_text)?;
+                self.i += end;
+                push_text(&mut element, text);
+            }
+        }
+    }
+}
+
+fn push_text(element: &mut Element, text: String) {
+    if let Some(Node::Text(t)) = element.children.last_mut() {
+        t.push_str(&text);
+    } else {
+        element.children.push(Node::Text(text));
+    }
+}
+
+fn split_qname(name: &str) -> Result<(&str, &str), String> {
+    match name.split_once(':') {
+        None => Ok(("", name)),
+        Some((p, l)) if !p.is_empty() && !l.is_empty() && !l.contains(':') => Ok((p, l)),
+        _ => Err(format!("invalid qualified name {name}")),
+    }
+}
+
+fn unescape(s: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp + 1..];
+        let semi = rest
+            .find(';')
+            .filter(|n| *n <= 10)
+            .ok_or("unterminated entity reference")?;
+        let entity = &rest[..semi];
+        let c = match entity {
+            "lt" => '<',
+            "gt" => '>',
+            "amp" => '&',
+            "quot" => '"',
+            "apos" => '\'',
+            _ => {
+                let code = if let Some(hex) = entity.strip_prefix("#x") {
+                    u32::from_str_radix(hex, 16).ok()
+                } else if let Some(dec) = entity.strip_prefix('#') {
+                    dec.parse::<u32>().ok()
+                } else {
+                    return Err(format!("undeclared entity &{entity};"));
+                };
+                code.and_then(char::from_u32)
+                    .filter(|c| (*c as u32) >= 0x20 || matches!(c, '\t' | '\n' | '\r'))
+                    .ok_or_else(|| format!("invalid character reference &{entity};"))?
+            }
+        };
+        out.push(c);
+        rest = &rest[semi + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `&`, `<`, `>`, `"` and `'` as entities.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+// ----- the Metadata SOAP API -----
+
+fn soap_answer(status: u16, xml: String) -> Answer {
+    Response::from_string(xml)
+        .with_status_code(status)
+        .with_header(Header::from_bytes("Content-Type", "text/xml;charset=UTF-8").unwrap())
+}
+
+/// A SOAP fault (HTTP 500). `code` is `sf:CODE` (the message is then prefixed `CODE: ` as
+/// Salesforce does, with an UnexpectedErrorFault detail) or `soapenv:Client`/`VersionMismatch`.
+fn soap_fault(code: &str, message: &str) -> Answer {
+    let (faultstring, detail) = match code.strip_prefix("sf:") {
+        Some(c) => (
+            format!("{c}: {message}"),
+            format!(
+                "<detail><sf:UnexpectedErrorFault xsi:type=\"sf:UnexpectedErrorFault\"><sf:exceptionCode>{c}</sf:exceptionCode><sf:exceptionMessage>{}</sf:exceptionMessage></sf:UnexpectedErrorFault></detail>",
+                escape(message)
+            ),
+        ),
+        None => (message.to_owned(), String::new()),
+    };
+    soap_answer(
+        500,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"{SOAP_ENV}\" xmlns:sf=\"{MD_NS}\" xmlns:xsi=\"{XSI}\"><soapenv:Body><soapenv:Fault><faultcode>{code}</faultcode><faultstring>{}</faultstring>{detail}</soapenv:Fault></soapenv:Body></soapenv:Envelope>",
+            escape(&faultstring)
+        ),
+    )
+}
+
+fn soap_ok(inner: &str) -> Answer {
+    soap_answer(
+        200,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"{SOAP_ENV}\" xmlns=\"{MD_NS}\" xmlns:xsi=\"{XSI}\"><soapenv:Body>{inner}</soapenv:Body></soapenv:Envelope>"
+        ),
+    )
+}
+
+fn client_fault(message: &str) -> Answer {
+    soap_fault("soapenv:Client", message)
+}
+
+/// The envelope's Header (if any) and Body, checked: SOAP 1.1, Header then Body, nothing else.
+fn soap_parts(doc: &Element) -> Result<(Option<&Element>, &Element), Answer> {
+    if doc.local == "Envelope" && doc.ns != SOAP_ENV {
+        return Err(soap_fault(
+            "soapenv:VersionMismatch",
+            "Wrong SOAP envelope namespace: a SOAP 1.1 envelope is expected",
+        ));
+    }
+    if !doc.is(SOAP_ENV, "Envelope") || doc.has_mixed_text() {
+        return Err(client_fault("The request is not a SOAP envelope"));
+    }
+    let parts: Vec<&Element> = doc.elements().collect();
+    match parts.as_slice() {
+        [h, b] if h.is(SOAP_ENV, "Header") && b.is(SOAP_ENV, "Body") => Ok((Some(h), b)),
+        [b] if b.is(SOAP_ENV, "Body") => Ok((None, b)),
+        _ => Err(client_fault(
+            "The SOAP envelope must hold an optional Header and then a Body",
+        )),
+    }
+}
+
+/// `POST /services/Soap/m/NN.N`.
+pub(super) fn soap(st: &mut State, r: &Req<'_>) -> Answer {
+    let version = r.path.trim_start_matches("/services/Soap/m/");
+    let Some(version) = api_version(version) else {
+        return soap_fault(
+            "sf:UNSUPPORTED_API_VERSION",
+            "Invalid Api version specified on URL",
+        );
+    };
+    let media = r.content_type.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("text/xml") {
+        return client_fault(&format!(
+            "Content-Type '{}' is not text/xml: the Metadata API speaks SOAP 1.1",
+            r.content_type
+        ));
+    }
+    if r.soap_action.is_none() {
+        return client_fault("No SOAPAction header!");
+    }
+    let doc = match parse_xml(r.body) {
+        Ok(doc) => doc,
+        Err(e) => return client_fault(&format!("Could not parse the request: {e}")),
+    };
+    let (header, body) = match soap_parts(&doc) {
+        Ok(parts) => parts,
+        Err(fault) => return fault,
+    };
+    let session = header
+        .and_then(|h| h.elements().find(|e| e.is(MD_NS, "SessionHeader")))
+        .and_then(|s| s.elements().find(|e| e.is(MD_NS, "sessionId")))
+        .and_then(|e| e.text().ok());
+    let live = session
+        .as_deref()
+        .is_some_and(|t| st.access_tokens.iter().any(|x| x == t));
+    if !live {
+        return soap_fault(
+            "sf:INVALID_SESSION_ID",
+            "Invalid Session ID found in SessionHeader: Illegal Session",
+        );
+    }
+    if !caller_is_admin(st, session.as_deref()) {
+        return soap_fault(
+            "sf:INSUFFICIENT_ACCESS",
+            "insufficient access rights on object id: this user lacks Modify Metadata",
+        );
+    }
+    let ops: Vec<&Element> = body.elements().collect();
+    let [op] = ops.as_slice() else {
+        return client_fault("The SOAP Body must hold exactly one operation");
+    };
+    match (op.ns.as_str(), op.local.as_str()) {
+        (MD_NS, "readMetadata") => read_metadata(st, version, op),
+        (MD_NS, "updateMetadata") => update_metadata(st, version, op),
+        (ns, local) => client_fault(&format!(
+            "No operation available for request {{{ns}}}{local}"
+        )),
+    }
+}
+
+/// The metadata type named `name`, if this API version knows it.
+fn metadata_type(name: &str, version: u32) -> Result<&'static str, Answer> {
+    match name {
+        "ConnectedApp" => Ok("ConnectedApp"),
+        "ExtlClntAppGlobalOauthSettings" if version >= 60 => Ok("ExtlClntAppGlobalOauthSettings"),
+        _ => Err(soap_fault(
+            "sf:INVALID_TYPE",
+            &format!("Unknown type name '{name}' specified in this API version"),
+        )),
+    }
+}
+
+fn invalid_at(e: &Element) -> Answer {
+    client_fault(&format!(
+        "Element {{{}}}{} invalid at this location",
+        e.ns, e.local
+    ))
+}
+
+fn read_metadata(st: &State, version: u32, op: &Element) -> Answer {
+    let (mut types, mut names) = (Vec::new(), Vec::new());
+    for e in op.elements() {
+        let text = match e.text() {
+            Ok(t) => t,
+            Err(m) => return client_fault(&m),
+        };
+        match (e.ns.as_str(), e.local.as_str()) {
+            (MD_NS, "type") => types.push(text),
+            (MD_NS, "fullNames") => names.push(text),
+            _ => return invalid_at(e),
+        }
+    }
+    if types.len() != 1 || names.is_empty() || names.len() > 10 {
+        return client_fault("readMetadata takes one type and 1 to 10 fullNames");
+    }
+    let ty = match metadata_type(&types[0], version) {
+        Ok(t) => t,
+        Err(fault) => return fault,
+    };
+    let mut records = String::new();
+    for name in &names {
+        let record = match ty {
+            "ConnectedApp" => st
+                .eca
+                .classics
+                .iter()
+                .find(|c| &c.app.developer_name == name)
+                .map(connected_app_xml),
+            _ => st
+                .eca
+                .ecas
+                .iter()
+                .find(|e| &e.settings_name() == name)
+                .map(eca_settings_xml),
+        };
+        match record {
+            Some(fields) => {
+                records.push_str(&format!("<records xsi:type=\"{ty}\">{fields}</records>"));
+            }
+            None => records.push_str("<records xsi:nil=\"true\"/>"),
+        }
+    }
+    soap_ok(&format!(
+        "<readMetadataResponse><result>{records}</result></readMetadataResponse>"
+    ))
+}
+
+fn certificate_xml(pem: &Option<String>) -> String {
+    pem.as_deref()
+        .map(|p| format!("<certificate>{}</certificate>", escape(p)))
+        .unwrap_or_default()
+}
+
+fn connected_app_xml(c: &Classic) -> String {
+    let scopes: String = c
+        .scopes
+        .iter()
+        .map(|s| format!("<scopes>{}</scopes>", escape(s)))
+        .collect();
+    format!(
+        "<fullName>{}</fullName><contactEmail>{}</contactEmail><label>{}</label><oauthConfig><callbackUrl>{}</callbackUrl>{}<consumerKey>{}</consumerKey>{scopes}</oauthConfig>",
+        escape(&c.app.developer_name),
+        escape(&c.contact_email),
+        escape(&c.app.label),
+        escape(&c.callback_url),
+        certificate_xml(&c.app.certificate_pem),
+        escape(&c.app.consumer_key),
+    )
+}
+
+fn eca_settings_xml(e: &Eca) -> String {
+    format!(
+        "<fullName>{}</fullName><callbackUrl>{}</callbackUrl>{}<externalClientApplication>{}</externalClientApplication><isConsumerSecretOptional>{}</isConsumerSecretOptional><label>{}</label>",
+        escape(&e.settings_name()),
+        escape(&e.callback_url),
+        certificate_xml(&e.cfg.certificate_pem),
+        escape(&e.cfg.developer_name),
+        e.is_consumer_secret_optional,
+        escape(&e.cfg.label),
+    )
+}
+
+/// The fields of one metadata record, by local name (repeated fields in order). An element
+/// with xsi:nil, or empty, is absent, as Salesforce reads a blank field.
+type Fields = HashMap<String, Vec<FieldValue>>;
+
+enum FieldValue {
+    Text(String),
+    Group(Fields),
+}
+
+/// A metadata field the fake knows: its name, whether it repeats, and its own fields (none for
+/// a simple one).
+type FieldSpec = (&'static str, bool, &'static [(&'static str, bool)]);
+
+/// The record's fields, checked against `allowed` (name, repeatable, nested fields).
+fn record_fields(e: &Element, allowed: &[FieldSpec]) -> Result<Fields, Answer> {
+    if e.has_mixed_text() {
+        return Err(client_fault(&format!("unexpected text in {}", e.local)));
+    }
+    let mut out = Fields::new();
+    for child in e.elements() {
+        let Some((_, repeatable, nested)) = allowed
+            .iter()
+            .find(|(n, _, _)| child.ns == MD_NS && *n == child.local)
+        else {
+            return Err(invalid_at(child));
+        };
+        let entry = out.entry(child.local.clone()).or_default();
+        if !entry.is_empty() && !repeatable {
+            return Err(client_fault(&format!("{} given twice", child.local)));
+        }
+        if child.nil() {
+            continue;
+        }
+        if nested.is_empty() {
+            let text = child.text().map_err(|m| client_fault(&m))?;
+            if !text.is_empty() {
+                entry.push(FieldValue::Text(text));
+            }
+        } else {
+            let inner: Vec<FieldSpec> = nested.iter().map(|(n, r)| (*n, *r, &[][..])).collect();
+            entry.push(FieldValue::Group(record_fields(child, &inner)?));
+        }
+    }
+    out.retain(|_, v| !v.is_empty());
+    Ok(out)
+}
+
+fn text_of(fields: &Fields, name: &str) -> Option<String> {
+    match fields.get(name)?.first()? {
+        FieldValue::Text(t) => Some(t.clone()),
+        FieldValue::Group(_) => None,
+    }
+}
+
+fn texts_of(fields: &Fields, name: &str) -> Vec<String> {
+    fields
+        .get(name)
+        .map(|v| {
+            v.iter()
+                .filter_map(|f| match f {
+                    FieldValue::Text(t) => Some(t.clone()),
+                    FieldValue::Group(_) => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn group_of<'a>(fields: &'a Fields, name: &str) -> Option<&'a Fields> {
+    match fields.get(name)?.first()? {
+        FieldValue::Group(g) => Some(g),
+        FieldValue::Text(_) => None,
+    }
+}
+
+/// One SaveResult error: (statusCode, message, field).
+type SaveError = (&'static str, String, Option<String>);
+
+fn missing(field: &str) -> SaveError {
+    (
+        "REQUIRED_FIELD_MISSING",
+        format!("Required field is missing: {field}"),
+        Some(field.to_owned()),
+    )
+}
+
+fn bad_certificate(pem: &str) -> Option<SaveError> {
+    let ok = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .ok()
+        .filter(|(_, p)| p.label == "CERTIFICATE")
+        .is_some_and(|(_, p)| p.parse_x509().is_ok());
+    (!ok).then(|| {
+        (
+            "FIELD_INTEGRITY_EXCEPTION",
+            "The certificate isn't a valid X.509 certificate in PEM format".to_owned(),
+            Some("certificate".to_owned()),
+        )
+    })
+}
+
+const CONNECTED_APP_FIELDS: &[FieldSpec] = &[
+    ("fullName", false, &[]),
+    ("contactEmail", false, &[]),
+    ("description", false, &[]),
+    ("label", false, &[]),
+    (
+        "oauthConfig",
+        false,
+        &[
+            ("callbackUrl", false),
+            ("certificate", false),
+            ("consumerKey", false),
+            ("scopes", true),
+        ],
+    ),
+];
+
+const ECA_SETTINGS_FIELDS: &[FieldSpec] = &[
+    ("fullName", false, &[]),
+    ("callbackUrl", false, &[]),
+    ("certificate", false, &[]),
+    ("externalClientApplication", false, &[]),
+    ("isConsumerSecretOptional", false, &[]),
+    ("label", false, &[]),
+];
+
+/// One record of an update, parsed, to apply once the whole request has been read.
+enum Update {
+    ConnectedApp(Fields),
+    EcaSettings(Fields),
+}
+
+fn update_metadata(st: &mut State, version: u32, op: &Element) -> Answer {
+    let mut updates = Vec::new();
+    for m in op.elements() {
+        if !m.is(MD_NS, "metadata") {
+            return invalid_at(m);
+        }
+        let Some(ty) = m.attr(XSI, "type") else {
+            return client_fault("metadata needs an xsi:type naming its metadata type");
+        };
+        let ty = ty.rsplit(':').next().unwrap_or(ty);
+        let update = match metadata_type(ty, version) {
+            Ok("ConnectedApp") => record_fields(m, CONNECTED_APP_FIELDS).map(Update::ConnectedApp),
+            Ok(_) => record_fields(m, ECA_SETTINGS_FIELDS).map(Update::EcaSettings),
+            Err(fault) => return fault,
+        };
+        match update {
+            Ok(u) => updates.push(u),
+            Err(fault) => return fault,
+        }
+    }
+    if updates.is_empty() || updates.len() > 10 {
+        return client_fault("updateMetadata takes 1 to 10 metadata records");
+    }
+    let mut results = String::new();
+    for u in updates {
+        let (full_name, outcome) = match u {
+            Update::ConnectedApp(f) => (text_of(&f, "fullName"), update_connected_app(st, &f)),
+            Update::EcaSettings(f) => (text_of(&f, "fullName"), update_eca_settings(st, &f)),
+        };
+        let name = escape(full_name.as_deref().unwrap_or(""));
+        match outcome {
+            Ok(()) => results.push_str(&format!(
+                "<result><fullName>{name}</fullName><success>true</success></result>"
+            )),
+            Err(errors) => {
+                results.push_str("<result>");
+                for (code, message, field) in errors {
+                    let fields = field
+                        .map(|f| format!("<fields>{}</fields>", escape(&f)))
+                        .unwrap_or_default();
+                    results.push_str(&format!(
+                        "<errors>{fields}<message>{}</message><statusCode>{code}</statusCode></errors>",
+                        escape(&message)
+                    ));
+                }
+                results.push_str(&format!(
+                    "<fullName>{name}</fullName><success>false</success></result>"
+                ));
+            }
+        }
+    }
+    soap_ok(&format!(
+        "<updateMetadataResponse>{results}</updateMetadataResponse>"
+    ))
+}
+
+fn update_connected_app(st: &mut State, f: &Fields) -> Result<(), Vec<SaveError>> {
+    let Some(name) = text_of(f, "fullName") else {
+        return Err(vec![missing("fullName")]);
+    };
+    let Some(i) = st
+        .eca
+        .classics
+        .iter()
+        .position(|c| c.app.developer_name == name)
+    else {
+        return Err(vec![(
+            "INVALID_CROSS_REFERENCE_KEY",
+            format!("In field: fullName - no ConnectedApp named {name} found"),
+            Some("fullName".into()),
+        )]);
+    };
+    let mut errors = Vec::new();
+    for field in ["contactEmail", "label"] {
+        if text_of(f, field).is_none() {
+            errors.push(missing(field));
+        }
+    }
+    let empty = Fields::new();
+    let oauth = match group_of(f, "oauthConfig") {
+        Some(oauth) => {
+            for field in ["callbackUrl", "consumerKey", "scopes"] {
+                if texts_of(oauth, field).is_empty() {
+                    errors.push(missing(&format!("oauthConfig.{field}")));
+                }
+            }
+            oauth
+        }
+        None => {
+            errors.push(missing("oauthConfig"));
+            &empty
+        }
+    };
+    let scopes = texts_of(oauth, "scopes");
+    let key = text_of(oauth, "consumerKey");
+    if key
+        .as_ref()
+        .is_some_and(|k| *k != st.eca.classics[i].app.consumer_key)
+    {
+        errors.push((
+            "FIELD_INTEGRITY_EXCEPTION",
+            "The consumer key of a connected app can't be changed".into(),
+            Some("oauthConfig.consumerKey".into()),
+        ));
+    }
+    let certificate = text_of(oauth, "certificate");
+    if let Some(e) = certificate.as_deref().and_then(bad_certificate) {
+        errors.push(e);
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let c = &mut st.eca.classics[i];
+    c.app.label = text_of(f, "label").unwrap_or_default();
+    c.contact_email = text_of(f, "contactEmail").unwrap_or_default();
+    c.callback_url = text_of(oauth, "callbackUrl").unwrap_or_default();
+    c.scopes = scopes;
+    c.app.certificate_pem = certificate;
+    Ok(())
+}
+
+fn update_eca_settings(st: &mut State, f: &Fields) -> Result<(), Vec<SaveError>> {
+    let Some(name) = text_of(f, "fullName") else {
+        return Err(vec![missing("fullName")]);
+    };
+    let Some(i) = st.eca.ecas.iter().position(|e| e.settings_name() == name) else {
+        return Err(vec![(
+            "INVALID_CROSS_REFERENCE_KEY",
+            format!("In field: fullName - no ExtlClntAppGlobalOauthSettings named {name} found"),
+            Some("fullName".into()),
+        )]);
+    };
+    let mut errors = Vec::new();
+    for field in [
+        "callbackUrl",
+        "externalClientApplication",
+        "isConsumerSecretOptional",
+        "label",
+    ] {
+        if text_of(f, field).is_none() {
+            errors.push(missing(field));
+        }
+    }
+    let optional = text_of(f, "isConsumerSecretOptional");
+    let optional = match optional.as_deref() {
+        None => false,
+        Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        Some(other) => {
+            return Err(vec![(
+                "FIELD_INTEGRITY_EXCEPTION",
+                format!("isConsumerSecretOptional: '{other}' is not a boolean"),
+                Some("isConsumerSecretOptional".into()),
+            )]);
+        }
+    };
+    let app = text_of(f, "externalClientApplication");
+    if app
+        .as_ref()
+        .is_some_and(|a| *a != st.eca.ecas[i].cfg.developer_name)
+    {
+        errors.push((
+            "FIELD_INTEGRITY_EXCEPTION",
+            format!(
+                "externalClientApplication must be {}",
+                st.eca.ecas[i].cfg.developer_name
+            ),
+            Some("externalClientApplication".into()),
+        ));
+    }
+    let certificate = text_of(f, "certificate");
+    if let Some(e) = certificate.as_deref().and_then(bad_certificate) {
+        errors.push(e);
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let e = &mut st.eca.ecas[i];
+    e.callback_url = text_of(f, "callbackUrl").unwrap_or_default();
+    e.cfg.label = text_of(f, "label").unwrap_or_default();
+    e.is_consumer_secret_optional = optional;
+    e.cfg.certificate_pem = certificate;
+    Ok(())
+}
