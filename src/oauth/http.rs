@@ -128,7 +128,8 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<(&str, &[u8])>,
     ) -> Result<HttpResponse> {
-        let parsed = check_endpoint(url)?;
+        // The query (built by the caller from constants and checked ids) is not the endpoint.
+        let parsed = check_endpoint(url.split('?').next().unwrap_or(url))?;
         let mut builder = ureq::http::Request::builder()
             .method(method.as_str())
             .uri(url);

@@ -243,7 +243,10 @@ impl Stopped {
 impl From<Error> for Stopped {
     /// An error before anything changed anywhere.
     fn from(error: Error) -> Stopped {
-        Stopped::new(error, "Nothing was changed, in the vault or at Salesforce.")
+        Stopped::new(
+            error,
+            "Nothing was rotated: the current pair is the same in the vault and at Salesforce.",
+        )
     }
 }
 

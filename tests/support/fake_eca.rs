@@ -325,6 +325,25 @@ impl FakeSalesforce {
         ids
     }
 
+    /// Stage a pair as someone else would (in Setup, or another tool): an Active pair in the
+    /// slot that no vault knows. Returns its key. Panics if the slot is occupied.
+    pub fn stage_for_test(&self, app_id: &str) -> String {
+        let mut st = self.state.lock().unwrap();
+        let now = st.eca.now();
+        assert!(st.eca.eca(app_id).unwrap().slot.is_none(), "the slot is occupied");
+        let pair = new_pair(&mut st);
+        let id = format!("0Xs{}", alnum(&mut st, b"staged", 15));
+        let key = pair.key.clone();
+        st.eca.eca_mut(app_id).unwrap().slot = Some(Slot {
+            id,
+            pair,
+            kind: SlotKind::Active,
+            created: now,
+            expires: now + STAGED_LIFETIME_SECS,
+        });
+        key
+    }
+
     /// The ECA's current primary (key, secret). Panics on an unknown app id.
     pub fn eca_primary(&self, app_id: &str) -> (String, String) {
         let st = self.state.lock().unwrap();
