@@ -11,10 +11,10 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::fake_sf::{
-    AppConfig, ClassicApp, EcaConfig, EcaIds, Fault, FakeSalesforce, Quirks, Step, add_app,
-};
 use support::TestVault;
+use support::fake_sf::{
+    AppConfig, ClassicApp, EcaConfig, EcaIds, FakeSalesforce, Fault, Quirks, Step, add_app,
+};
 
 const ADMIN: &str = "acme/admin";
 const CI: &str = "acme/ci";
@@ -44,7 +44,13 @@ fn world_with(flow: &str, eca: EcaConfig, quirks: Option<Quirks>) -> World {
     }
     let ids = sf.add_eca(eca);
     let tv = TestVault::new();
-    add_app(&tv, ADMIN, &admin_app(), Some(&sf.url), "client-credentials");
+    add_app(
+        &tv,
+        ADMIN,
+        &admin_app(),
+        Some(&sf.url),
+        "client-credentials",
+    );
     let ci = AppConfig {
         consumer_key: ids.key.clone(),
         consumer_secret: ids.secret.clone(),
@@ -116,7 +122,8 @@ impl World {
         assert!(
             !["staging", "staged", "aborting"]
                 .iter()
-                .any(|s| step.contains(&format!("step={s} ")) || step.ends_with(&format!("step={s}"))),
+                .any(|s| step.contains(&format!("step={s} "))
+                    || step.ends_with(&format!("step={s}"))),
             "{when}: still in progress: {step}"
         );
         assert_eq!(
@@ -140,7 +147,9 @@ fn stage_prove_promote_retire_end_to_end() {
     let out = w.rotate_ok(&["--at-salesforce"]);
     let elapsed = started.elapsed();
     let requests = w.sf.steps().len() - before;
-    eprintln!("full rotation against the fake: {elapsed:?}, {requests} requests (incl. the unlock)");
+    eprintln!(
+        "full rotation against the fake: {elapsed:?}, {requests} requests (incl. the unlock)"
+    );
     assert_eq!(out["action"], "rotated");
     assert_eq!(out["step"], "promoted");
     assert_eq!(out["app_id"], w.ids.app_id.as_str());
@@ -151,18 +160,29 @@ fn stage_prove_promote_retire_end_to_end() {
     assert_ne!(new.1, original.1);
     assert_eq!(out["current_key"], new.0.as_str());
     assert_eq!(w.sf.eca_primary(&w.ids.app_id), new);
-    let slot = w.sf.eca_staged(&w.ids.app_id).expect("the old pair in the slot");
+    let slot =
+        w.sf.eca_staged(&w.ids.app_id)
+            .expect("the old pair in the slot");
     assert_eq!(slot.state, "Rotated");
     assert_eq!((slot.key.clone(), slot.secret.clone()), original);
-    assert!(w.sf.accepts(&original.0, &original.1), "the old pair keeps working");
+    assert!(
+        w.sf.accepts(&original.0, &original.1),
+        "the old pair keeps working"
+    );
     w.assert_pair_works("after promotion");
     assert_eq!(w.tv.get(CI, "app_id"), w.ids.app_id);
     // The token request that proved the pair used the new one.
     w.tv.ok(&["token", CI, "--refresh"]);
 
     // history: the old pair, with its state at Salesforce.
-    let h: Value = serde_json::from_str(&w.tv.ok(&["--json", "history", CI, "consumer_key"])).unwrap();
-    let past = h.as_array().unwrap().iter().find(|i| i["index"] == 1).unwrap();
+    let h: Value =
+        serde_json::from_str(&w.tv.ok(&["--json", "history", CI, "consumer_key"])).unwrap();
+    let past = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["index"] == 1)
+        .unwrap();
     assert_eq!(past["value"], original.0.as_str());
     assert_eq!(past["at_salesforce"], "Rotated (still valid until retired)");
     let text = w.tv.ok(&["history", CI, "consumer_key"]);
@@ -172,11 +192,20 @@ fn stage_prove_promote_retire_end_to_end() {
     // pair; retire first.
     let out = w.rotate_ok(&["--retire"]);
     assert_eq!(out["action"], "retired");
-    assert!(!w.sf.accepts(&original.0, &original.1), "the old pair is deleted");
+    assert!(
+        !w.sf.accepts(&original.0, &original.1),
+        "the old pair is deleted"
+    );
     assert!(w.sf.eca_staged(&w.ids.app_id).is_none());
     w.assert_clean("after retire");
-    let h: Value = serde_json::from_str(&w.tv.ok(&["--json", "history", CI, "consumer_key"])).unwrap();
-    let past = h.as_array().unwrap().iter().find(|i| i["index"] == 1).unwrap();
+    let h: Value =
+        serde_json::from_str(&w.tv.ok(&["--json", "history", CI, "consumer_key"])).unwrap();
+    let past = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["index"] == 1)
+        .unwrap();
     assert_eq!(past["at_salesforce"], "deleted");
     // Idempotent.
     assert_eq!(w.rotate_ok(&["--retire"])["action"], "nothing");
@@ -191,14 +220,36 @@ fn stage_prove_promote_retire_end_to_end() {
 #[test]
 fn progress_goes_to_stderr_and_text_says_where_each_pair_is() {
     let w = world();
-    let out = w.tv.run(&["rotate", CI, "consumer", "--at-salesforce", "--admin", ADMIN], None);
+    let out = w.tv.run(
+        &[
+            "rotate",
+            CI,
+            "consumer",
+            "--at-salesforce",
+            "--admin",
+            ADMIN,
+        ],
+        None,
+    );
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for step in ["looking for the External Client App", "staging", "storing the new pair", "proving", "promoting"] {
-        assert!(stderr.contains(step), "no progress line for {step}: {stderr}");
+    for step in [
+        "looking for the External Client App",
+        "staging",
+        "storing the new pair",
+        "proving",
+        "promoting",
+    ] {
+        assert!(
+            stderr.contains(step),
+            "no progress line for {step}: {stderr}"
+        );
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("primary at Salesforce and current in the vault"), "{stdout}");
+    assert!(
+        stdout.contains("primary at Salesforce and current in the vault"),
+        "{stdout}"
+    );
     assert!(stdout.contains("--retire"), "{stdout}");
     // No secret on either stream.
     let (_, secret) = w.pair();
@@ -208,10 +259,7 @@ fn progress_goes_to_stderr_and_text_says_where_each_pair_is() {
 #[test]
 fn refusals_say_why_and_change_nothing() {
     // The admin's rights, the org toggle: exit 7 with Salesforce's words; the vault unchanged.
-    for (setup, code_word) in [
-        (0, "INSUFFICIENT_ACCESS"),
-        (1, "FUNCTIONALITY_NOT_ENABLED"),
-    ] {
+    for (setup, code_word) in [(0, "INSUFFICIENT_ACCESS"), (1, "FUNCTIONALITY_NOT_ENABLED")] {
         let w = world();
         let before = w.pair();
         if setup == 0 {
@@ -220,31 +268,62 @@ fn refusals_say_why_and_change_nothing() {
             w.sf.set_org_allows_secret_api(false);
         }
         let out = w.rotate(&["--at-salesforce"]);
-        assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(7),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(code_word), "{stderr}");
-        assert!(stderr.contains("current"), "no sentence on where the pairs are: {stderr}");
+        assert!(
+            stderr.contains("current"),
+            "no sentence on where the pairs are: {stderr}"
+        );
         assert_eq!(w.pair(), before);
         assert_eq!(w.sf.eca_primary(&w.ids.app_id), before);
         w.assert_clean("after a refusal");
     }
     // The admin entry may not be the app being rotated (same entry, or same key).
     let w = world();
-    let out = w.tv.run(&["rotate", CI, "consumer", "--at-salesforce", "--admin", CI], None);
+    let out = w.tv.run(
+        &["rotate", CI, "consumer", "--at-salesforce", "--admin", CI],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is the app being rotated"));
     let (k, s) = w.pair();
     add_app(
         &w.tv,
         "acme/ci2",
-        &AppConfig { consumer_key: k, consumer_secret: s, ..AppConfig::default() },
+        &AppConfig {
+            consumer_key: k,
+            consumer_secret: s,
+            ..AppConfig::default()
+        },
         Some(&w.sf.url),
         "client-credentials",
     );
-    let out = w.tv.run(&["rotate", CI, "consumer", "--at-salesforce", "--admin", "acme/ci2"], None);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = w.tv.run(
+        &[
+            "rotate",
+            CI,
+            "consumer",
+            "--at-salesforce",
+            "--admin",
+            "acme/ci2",
+        ],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // No --admin; `consumer` without --at-salesforce; --retire of a private key.
-    let out = w.tv.run(&["rotate", CI, "consumer", "--at-salesforce"], None);
+    let out =
+        w.tv.run(&["rotate", CI, "consumer", "--at-salesforce"], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--admin"));
     let out = w.tv.run(&["rotate", CI, "consumer"], None);
@@ -268,15 +347,31 @@ fn a_classic_connected_app_is_told_the_manual_path() {
         consumer_secret: "LEGACYSECRET".into(),
         ..AppConfig::default()
     };
-    add_app(&w.tv, "acme/legacy", &legacy, Some(&w.sf.url), "client-credentials");
+    add_app(
+        &w.tv,
+        "acme/legacy",
+        &legacy,
+        Some(&w.sf.url),
+        "client-credentials",
+    );
     let out = w.tv.run(
-        &["rotate", "acme/legacy", "consumer", "--at-salesforce", "--admin", ADMIN],
+        &[
+            "rotate",
+            "acme/legacy",
+            "consumer",
+            "--at-salesforce",
+            "--admin",
+            ADMIN,
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("classic"), "{stderr}");
-    assert!(stderr.contains("sfvault rotate acme/legacy consumer_secret"), "{stderr}");
+    assert!(
+        stderr.contains("sfvault rotate acme/legacy consumer_secret"),
+        "{stderr}"
+    );
     assert_eq!(w.tv.get("acme/legacy", "consumer_key"), "3MVG9LEGACYKEY");
 }
 
@@ -286,8 +381,22 @@ fn leftover_pairs_in_the_slot() {
     let w = world();
     w.rotate_ok(&["--at-salesforce"]);
     let second = w.pair();
-    let out = w.tv.run(&["rotate", CI, "consumer", "--at-salesforce", "--admin", ADMIN], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = w.tv.run(
+        &[
+            "rotate",
+            CI,
+            "consumer",
+            "--at-salesforce",
+            "--admin",
+            ADMIN,
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("leftover Rotated pair"));
     assert_ne!(w.pair(), second);
     w.assert_pair_works("after a rotation over a leftover");
@@ -331,7 +440,10 @@ fn refresh_tokens_across_a_rotation_both_ways() {
         let w = world_with(
             "refresh-token",
             eca(true),
-            Some(Quirks { refresh_bound_to_pair: bound, ..Quirks::default() }),
+            Some(Quirks {
+                refresh_bound_to_pair: bound,
+                ..Quirks::default()
+            }),
         );
         let refresh = w.sf.mint_eca_refresh_token(&w.ids.app_id, &w.ids.key);
         w.tv.ok_stdin(&["set", CI, "refresh_token", "-"], refresh.as_bytes());
@@ -339,12 +451,21 @@ fn refresh_tokens_across_a_rotation_both_ways() {
         let out = w.rotate(&["--at-salesforce"]);
         if bound {
             // The proof (a refresh with the new pair) is refused: rolled back, old pair current.
-            assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(
+                out.status.code(),
+                Some(7),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             assert!(String::from_utf8_lossy(&out.stderr).contains("Rolled back"));
             assert_eq!(w.pair(), original);
             w.assert_clean("bound refresh token");
         } else {
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             w.rotate_ok(&["--retire"]);
         }
         // Either way the entry still gets tokens.
@@ -362,7 +483,12 @@ fn a_staged_pair_that_expired_before_resume() {
     w.assert_pair_works("staged");
     w.sf.advance_days(31);
     let out = w.rotate(&["--resume"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("gone at Salesforce"));
     assert_eq!(w.pair(), original);
     w.assert_clean("after an expired staged pair");
@@ -408,7 +534,10 @@ fn cell(step: Step, fault: Fault, finish: &str, run: &[&str], prepare: &dyn Fn(&
     let mut args = vec!["rotate", CI, "consumer", "--admin", ADMIN];
     args.extend_from_slice(run);
     if matches!(fault, Fault::HoldBefore | Fault::HoldAfter) {
-        assert!(run_and_kill(&w, &args), "{what}: the run ended before its held request");
+        assert!(
+            run_and_kill(&w, &args),
+            "{what}: the run ended before its held request"
+        );
     } else {
         let out = w.tv.run(&args, None);
         let code = out.status.code();
@@ -433,12 +562,23 @@ fn cell(step: Step, fault: Fault, finish: &str, run: &[&str], prepare: &dyn Fn(&
     w.assert_clean(&format!("{what}: after {finish}"));
     let step_now = w.step();
     if finish == "--abort" && !step_now.contains("step=promoted") {
-        assert_eq!(w.pair(), before, "{what}: abort did not bring the old pair back");
+        assert_eq!(
+            w.pair(),
+            before,
+            "{what}: abort did not bring the old pair back"
+        );
     }
     // Idempotent: a second run changes nothing.
     let again = w.pair();
-    assert!(w.rotate(&[finish]).status.success(), "{what}: second {finish}");
-    assert_eq!(w.pair(), again, "{what}: the second {finish} changed the vault");
+    assert!(
+        w.rotate(&[finish]).status.success(),
+        "{what}: second {finish}"
+    );
+    assert_eq!(
+        w.pair(),
+        again,
+        "{what}: the second {finish} changed the vault"
+    );
     w.assert_clean(&format!("{what}: after a second {finish}"));
     if finish == "--resume" && !step_now.contains("step=promoted") {
         // Nothing was recorded: a new start finishes the job.
@@ -462,7 +602,11 @@ fn matrix(steps: &[Step], run: &[&str], prepare: &dyn Fn(&World)) -> usize {
 
 #[test]
 fn fault_matrix_finding_the_app() {
-    let n = matrix(&[Step::Usage, Step::Credentials], &["--at-salesforce"], &|_| {});
+    let n = matrix(
+        &[Step::Usage, Step::Credentials],
+        &["--at-salesforce"],
+        &|_| {},
+    );
     eprintln!("fault matrix, finding the app: {n} cells");
 }
 
@@ -478,7 +622,11 @@ fn fault_matrix_checking_the_slot_and_staging() {
 
 #[test]
 fn fault_matrix_proving_and_promoting() {
-    let n = matrix(&[Step::Token, Step::StagedPatch], &["--at-salesforce"], &|_| {});
+    let n = matrix(
+        &[Step::Token, Step::StagedPatch],
+        &["--at-salesforce"],
+        &|_| {},
+    );
     eprintln!("fault matrix, proof and promotion: {n} cells");
 }
 
@@ -489,6 +637,93 @@ fn fault_matrix_deleting_a_leftover() {
         w.rotate_ok(&["--at-salesforce"]);
     });
     eprintln!("fault matrix, leftover deletion: {n} cells");
+}
+
+/// The finishing runs have steps too: a rotation left at "staged" (its promotion failed), then
+/// `--resume` or `--abort` faulted at each of their requests; the vault's pair must still work,
+/// and the same command run again must converge.
+#[test]
+fn fault_matrix_resuming_and_aborting() {
+    let mut cells = 0;
+    let plans: [(&str, &[Step]); 2] = [
+        (
+            "--resume",
+            &[
+                Step::ConsumerPart,
+                Step::StagedGet,
+                Step::Token,
+                Step::StagedPatch,
+            ],
+        ),
+        ("--abort", &[Step::ConsumerPart, Step::StagedDelete]),
+    ];
+    for (finish, steps) in plans {
+        for &step in steps {
+            for fault in FAULTS {
+                let w = world();
+                let original = w.pair();
+                w.sf.fault(Step::StagedPatch, 1, Fault::Status500);
+                assert_eq!(w.rotate(&["--at-salesforce"]).status.code(), Some(8));
+                assert!(w.step().contains("step=staged"));
+                w.sf.fault(step, 1, fault);
+                let what = format!("{finish} faulted: {step:?} × {fault:?}");
+                let args = ["rotate", CI, "consumer", "--admin", ADMIN, finish];
+                if matches!(fault, Fault::HoldBefore | Fault::HoldAfter) {
+                    assert!(run_and_kill(&w, &args), "{what}");
+                } else {
+                    let out = w.tv.run(&args, None);
+                    assert!(!out.status.success(), "{what}: succeeded despite the fault");
+                }
+                w.assert_pair_works(&format!("{what}: after the fault"));
+                let out = w.rotate(&[finish]);
+                assert!(
+                    out.status.success(),
+                    "{what}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                w.assert_clean(&what);
+                let step_now = w.step();
+                if finish == "--abort" {
+                    assert!(step_now.contains("step=aborted"), "{what}: {step_now}");
+                    assert_eq!(w.pair(), original, "{what}");
+                } else {
+                    assert!(step_now.contains("step=promoted"), "{what}: {step_now}");
+                }
+                cells += 1;
+            }
+        }
+    }
+    // A refused proof rolls back; its deletion of the staged pair faulted.
+    for fault in FAULTS {
+        let w = world();
+        let original = w.pair();
+        w.sf.fail_next(400, "invalid_client", "invalid client credentials");
+        w.sf.fault(Step::StagedDelete, 1, fault);
+        let what = format!("rollback faulted: StagedDelete × {fault:?}");
+        let args = [
+            "rotate",
+            CI,
+            "consumer",
+            "--admin",
+            ADMIN,
+            "--at-salesforce",
+        ];
+        if matches!(fault, Fault::HoldBefore | Fault::HoldAfter) {
+            assert!(run_and_kill(&w, &args), "{what}");
+        } else {
+            assert!(!w.tv.run(&args, None).status.success(), "{what}");
+        }
+        assert_eq!(
+            w.pair(),
+            original,
+            "{what}: the old pair must be back before the delete"
+        );
+        w.assert_pair_works(&what);
+        assert!(w.rotate(&["--abort"]).status.success(), "{what}");
+        w.assert_clean(&what);
+        cells += 1;
+    }
+    eprintln!("fault matrix, resume, abort and rollback: {cells} cells");
 }
 
 #[test]
@@ -514,7 +749,10 @@ fn fault_matrix_retiring() {
                 out["action"] == "retired" || out["action"] == "nothing",
                 "{what}: {out}"
             );
-            assert!(!w.sf.accepts(&old.key, &old.secret), "{what}: the old pair survived");
+            assert!(
+                !w.sf.accepts(&old.key, &old.secret),
+                "{what}: the old pair survived"
+            );
             w.assert_clean(&format!("{what}: after retire"));
             cells += 1;
         }
@@ -528,7 +766,13 @@ fn fault_matrix_retiring() {
 fn jwt_world() -> (World, String) {
     let w = world();
     // A key made in the vault; its certificate deployed as the app's.
-    w.tv.ok(&["add", "acme/jwt-seed", "--consumer-key", "SEED", "--no-secret"]);
+    w.tv.ok(&[
+        "add",
+        "acme/jwt-seed",
+        "--consumer-key",
+        "SEED",
+        "--no-secret",
+    ]);
     let cert = w.tv.ok(&["keygen", "acme/jwt-seed"]);
     let mut e = eca(true);
     e.developer_name = "jwt_app".into();
@@ -537,8 +781,17 @@ fn jwt_world() -> (World, String) {
     let ids = w.sf.add_eca(e);
     let key = w.tv.get("acme/jwt-seed", "private_key");
     w.tv.ok(&[
-        "add", "acme/jwt", "--consumer-key", &ids.key, "--username", "jwt@acme.example",
-        "--login-url", &w.sf.url, "--flow", "jwt", "--no-secret",
+        "add",
+        "acme/jwt",
+        "--consumer-key",
+        &ids.key,
+        "--username",
+        "jwt@acme.example",
+        "--login-url",
+        &w.sf.url,
+        "--flow",
+        "jwt",
+        "--no-secret",
     ]);
     w.tv.ok_stdin(&["set", "acme/jwt", "private_key", "-"], key.as_bytes());
     w.tv.ok(&["token", "acme/jwt"]);
@@ -546,7 +799,14 @@ fn jwt_world() -> (World, String) {
 }
 
 fn rotate_key(w: &World, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["--json", "rotate", "acme/jwt", "private_key", "--admin", ADMIN];
+    let mut args = vec![
+        "--json",
+        "rotate",
+        "acme/jwt",
+        "private_key",
+        "--admin",
+        ADMIN,
+    ];
     args.extend_from_slice(extra);
     w.tv.run(&args, None)
 }
@@ -556,7 +816,11 @@ fn certificate_rotation_deploys_proves_and_the_old_key_stops() {
     let (w, app) = jwt_world();
     let old_key = w.tv.get("acme/jwt", "private_key");
     let out = rotate_key(&w, &["--at-salesforce"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("no overlap window"));
     let o: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(o["action"], "rotated");
@@ -567,7 +831,12 @@ fn certificate_rotation_deploys_proves_and_the_old_key_stops() {
     w.tv.ok(&["token", "acme/jwt", "--refresh"]);
     // The old key (kept in history) no longer logs in.
     w.tv.ok(&["set", "acme/jwt", "private_key", "--restore", "1"]);
-    assert_eq!(w.tv.run(&["token", "acme/jwt", "--refresh"], None).status.code(), Some(7));
+    assert_eq!(
+        w.tv.run(&["token", "acme/jwt", "--refresh"], None)
+            .status
+            .code(),
+        Some(7)
+    );
 }
 
 #[test]
@@ -577,19 +846,33 @@ fn certificate_rotation_with_a_refused_proof_rolls_back() {
     let old_cert = w.sf.eca_certificate(&app).unwrap();
     w.sf.fail_next(400, "invalid_grant", "user hasn't approved this consumer");
     let out = rotate_key(&w, &["--at-salesforce"]);
-    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("Rolled back"));
     assert_eq!(w.sf.eca_certificate(&app).unwrap().trim(), old_cert.trim());
     assert_eq!(w.tv.get("acme/jwt", "private_key"), old_key);
     // The old key logs in again.
     w.tv.ok(&["token", "acme/jwt", "--refresh"]);
-    assert!(w.tv.get("acme/jwt", "rotation").contains("step=rolled-back"));
+    assert!(
+        w.tv.get("acme/jwt", "rotation")
+            .contains("step=rolled-back")
+    );
 }
 
 #[test]
 fn certificate_of_a_classic_connected_app() {
     let w = world();
-    w.tv.ok(&["add", "acme/legacy", "--consumer-key", "3MVG9LEGACYJWT", "--no-secret"]);
+    w.tv.ok(&[
+        "add",
+        "acme/legacy",
+        "--consumer-key",
+        "3MVG9LEGACYJWT",
+        "--no-secret",
+    ]);
     let cert = w.tv.ok(&["keygen", "acme/legacy"]);
     w.sf.add_connected_app(ClassicApp {
         developer_name: "Legacy_App".into(),
@@ -607,13 +890,29 @@ fn certificate_of_a_classic_connected_app() {
         w.tv.ok(&["set", "acme/legacy", f, v]);
     }
     w.tv.ok(&["token", "acme/legacy"]);
-    let args = ["rotate", "acme/legacy", "private_key", "--at-salesforce", "--admin", ADMIN];
+    let args = [
+        "rotate",
+        "acme/legacy",
+        "private_key",
+        "--at-salesforce",
+        "--admin",
+        ADMIN,
+    ];
     let out = w.tv.run(&args, None);
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("app_name"));
     w.tv.ok(&["set", "acme/legacy", "app_name", "Legacy_App"]);
     let out = w.tv.run(&args, None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         w.sf.connected_app_certificate("Legacy_App").unwrap().trim(),
         w.tv.get("acme/legacy", "certificate").trim()
@@ -629,7 +928,14 @@ fn fault_matrix_certificates() {
             for finish in ["--resume", "--abort"] {
                 let (w, _) = jwt_world();
                 w.sf.fault(step, 1, fault);
-                let args = ["rotate", "acme/jwt", "private_key", "--at-salesforce", "--admin", ADMIN];
+                let args = [
+                    "rotate",
+                    "acme/jwt",
+                    "private_key",
+                    "--at-salesforce",
+                    "--admin",
+                    ADMIN,
+                ];
                 let what = format!("certificate: {step:?} × {fault:?} then {finish}");
                 if matches!(fault, Fault::HoldBefore | Fault::HoldAfter) {
                     assert!(run_and_kill(&w, &args), "{what}");
@@ -638,16 +944,24 @@ fn fault_matrix_certificates() {
                     assert!(!out.status.success(), "{what}");
                 }
                 let out = rotate_key(&w, &[finish]);
-                assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "{what}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 // Converged: nothing in progress, and the vault's current key logs in.
-                let step_now = w.tv.get("acme/jwt", "rotation");
+                let out = w.tv.run(&["get", "-n", "acme/jwt", "rotation"], None);
+                let step_now = String::from_utf8_lossy(&out.stdout).into_owned();
                 assert!(!step_now.contains("step=deploying"), "{what}: {step_now}");
                 let out = w.tv.run(&["token", "acme/jwt", "--refresh"], None);
-                assert!(out.status.success(), "{what}: the vault's key does not log in: {}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "{what}: the vault's key does not log in: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 cells += 1;
             }
         }
     }
     eprintln!("fault matrix, certificates: {cells} cells");
 }
-

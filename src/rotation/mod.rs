@@ -206,7 +206,11 @@ pub fn past_state(entry: &Entry, field: &str, replaced_at: i64) -> Option<&'stat
     };
     let old_key = state.old_key?;
     let key = entry.fields.get("consumer_key")?;
-    let old = key.history.iter().rev().find(|p| p.value.expose() == old_key)?;
+    let old = key
+        .history
+        .iter()
+        .rev()
+        .find(|p| p.value.expose() == old_key)?;
     (old.replaced_at == replaced_at).then_some(words)
 }
 

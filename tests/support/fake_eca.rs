@@ -330,7 +330,10 @@ impl FakeSalesforce {
     pub fn stage_for_test(&self, app_id: &str) -> String {
         let mut st = self.state.lock().unwrap();
         let now = st.eca.now();
-        assert!(st.eca.eca(app_id).unwrap().slot.is_none(), "the slot is occupied");
+        assert!(
+            st.eca.eca(app_id).unwrap().slot.is_none(),
+            "the slot is occupied"
+        );
         let pair = new_pair(&mut st);
         let id = format!("0Xs{}", alnum(&mut st, b"staged", 15));
         let key = pair.key.clone();
