@@ -184,7 +184,7 @@ fn stage_prove_promote_retire_end_to_end() {
         .find(|i| i["index"] == 1)
         .unwrap();
     assert_eq!(past["value"], original.0.as_str());
-    assert_eq!(past["at_salesforce"], "Rotated (still valid until retired)");
+    assert_eq!(past["at_salesforce"], "Rotated, still valid until retired");
     let text = w.tv.ok(&["history", CI, "consumer_key"]);
     assert!(text.contains("Rotated"), "{text}");
 
@@ -964,4 +964,143 @@ fn fault_matrix_certificates() {
         }
     }
     eprintln!("fault matrix, certificates: {cells} cells");
+}
+
+/// Not a check: numbers for docs/PERFORMANCE.md. `cargo test --release --test rotation --
+/// --ignored --nocapture measure_rotation`: a full rotation (rotate, then retire) through the
+/// agent, so no KDF runs, with the requests each makes; against a warm `get` for scale.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn measure_rotation() {
+    let w = world();
+    w.tv.ok(&["unlock", "--timeout", "15m"]);
+    w.rotate_ok(&["--at-salesforce"]); // finds the app once; later runs read app_id
+    w.rotate_ok(&["--retire"]);
+    let timed = |args: &[&str]| {
+        let mut cmd = w.tv.bare_cmd();
+        cmd.args(args);
+        let before = w.sf.steps().len();
+        let started = Instant::now();
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            started.elapsed().as_secs_f64() * 1000.0,
+            w.sf.steps().len() - before,
+        )
+    };
+    let mut rotate = Vec::new();
+    let mut retire = Vec::new();
+    let mut get = Vec::new();
+    let mut requests = (0, 0);
+    for _ in 0..21 {
+        let r = timed(&[
+            "rotate",
+            CI,
+            "consumer",
+            "--at-salesforce",
+            "--admin",
+            ADMIN,
+        ]);
+        let t = timed(&["rotate", CI, "consumer", "--retire", "--admin", ADMIN]);
+        let g = timed(&["get", CI, "consumer_key"]);
+        requests = (r.1, t.1);
+        rotate.push(r.0);
+        retire.push(t.0);
+        get.push(g.0);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (r, t, g) = (median(&mut rotate), median(&mut retire), median(&mut get));
+    eprintln!(
+        "rotation at Salesforce through the agent (no KDF), median of 21: rotate {r:.1} ms \
+         ({} requests), retire {t:.1} ms ({} requests); warm get {g:.1} ms; first run (finding \
+         the app) not counted",
+        requests.0, requests.1
+    );
+    w.tv.ok(&["lock"]);
+}
+
+/// Not a check: the transcript docs/ROTATION.md shows. `cargo test --test rotation --
+/// --ignored --nocapture transcript_for_docs`.
+#[test]
+#[ignore = "prints a transcript for the docs"]
+fn transcript_for_docs() {
+    let w = world();
+    let show = |args: &[&str]| {
+        let out = w.tv.run(args, None);
+        println!("$ sfvault {}", args.join(" "));
+        print!("{}", String::from_utf8_lossy(&out.stderr));
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        println!("(exit {})\n", out.status.code().unwrap_or(-1));
+    };
+    show(&[
+        "rotate",
+        CI,
+        "consumer",
+        "--at-salesforce",
+        "--admin",
+        ADMIN,
+    ]);
+    show(&["history", CI, "consumer_key"]);
+    show(&[
+        "--json", "rotate", CI, "consumer", "--retire", "--admin", ADMIN,
+    ]);
+    w.sf.fault(Step::StagedPatch, 1, Fault::DropBefore);
+    show(&[
+        "rotate",
+        CI,
+        "consumer",
+        "--at-salesforce",
+        "--admin",
+        ADMIN,
+    ]);
+    show(&["audit"]);
+    show(&["rotate", CI, "consumer", "--resume", "--admin", ADMIN]);
+    w.sf.set_admin_permission(false);
+    show(&["rotate", CI, "consumer", "--retire", "--admin", ADMIN]);
+    w.sf.set_admin_permission(true);
+    let (jw, _) = jwt_world();
+    let out = jw.tv.run(
+        &[
+            "rotate",
+            "acme/jwt",
+            "private_key",
+            "--at-salesforce",
+            "--admin",
+            ADMIN,
+        ],
+        None,
+    );
+    println!("$ sfvault rotate acme/jwt private_key --at-salesforce --admin acme/admin");
+    print!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    jw.sf
+        .fail_next(400, "invalid_grant", "user hasn't approved this consumer");
+    let out = jw.tv.run(
+        &[
+            "rotate",
+            "acme/jwt",
+            "private_key",
+            "--at-salesforce",
+            "--admin",
+            ADMIN,
+        ],
+        None,
+    );
+    println!("$ sfvault rotate acme/jwt private_key --at-salesforce --admin acme/admin");
+    print!(
+        "{}{}(exit {})",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout),
+        out.status.code().unwrap_or(-1)
+    );
 }

@@ -39,12 +39,17 @@ fn where_to_rotate(field: &str) -> Option<&'static str> {
     }
 }
 
-pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
+pub fn rotate(ctx: &Context, args: RotateArgs) -> Outcome {
     let name = EntryName::parse(&args.entry)?;
     check_field_name(&args.field)?;
     if super::rotate_cmds::wanted(&args) {
         return super::rotate_cmds::rotate(ctx, args, &name);
     }
+    rotate_in_vault(ctx, args, name).map_err(Failure::from)
+}
+
+/// `rotate ORG/APP FIELD` without Salesforce: a new value from the prompt or stdin (or a new key).
+fn rotate_in_vault(ctx: &Context, args: RotateArgs, name: EntryName) -> Result<()> {
     if args.admin.is_some() {
         return Err(Error::Usage(
             "--admin goes with --at-salesforce, --resume, --abort or --retire".into(),

@@ -155,6 +155,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Exec(a) => handoff_cmds::exec(&ctx, a),
         Command::Run(a) => handoff_cmds::run(&ctx, a),
         Command::Audit(a) => lifecycle_cmds::audit(&ctx, a),
+        Command::Rotate(a) => lifecycle_cmds::rotate(&ctx, a),
         Command::Status => agent_cmds::status(&ctx),
         other => dispatch(&ctx, other).map_err(Failure::from),
     };
@@ -177,7 +178,6 @@ fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Inject(a) => handoff_cmds::inject(ctx, a),
         Command::Export(a) => handoff_cmds::export(ctx, a),
         Command::Import(a) => handoff_cmds::import(ctx, a),
-        Command::Rotate(a) => lifecycle_cmds::rotate(ctx, a),
         Command::History(a) => lifecycle_cmds::history(ctx, a),
         Command::Backup(a) => lifecycle_cmds::backup(ctx, a),
         Command::Restore(a) => lifecycle_cmds::restore(ctx, a),
@@ -193,7 +193,11 @@ fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::List(a) => entries::list(ctx, a),
         Command::Rm(a) => entries::rm(ctx, a),
         Command::Mv(a) => entries::mv(ctx, a),
-        Command::Exec(_) | Command::Run(_) | Command::Audit(_) | Command::Status => {
+        Command::Exec(_)
+        | Command::Run(_)
+        | Command::Audit(_)
+        | Command::Rotate(_)
+        | Command::Status => {
             unreachable!("handled by run")
         }
     }

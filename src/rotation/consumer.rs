@@ -205,12 +205,13 @@ impl Rotation<'_> {
     /// error that says what to do instead.
     pub fn locate(&mut self, entry: &Entry) -> Result<Located> {
         let name = self.name;
+        let org = self.admin.instance_url().to_owned();
         find_app(self.admin, self.vault, name, entry, self.progress)?.ok_or_else(|| {
             Error::failed(format!(
-                "no External Client App in this org has {name}'s consumer key. If it is a classic \
-                 connected app, Salesforce has no API to rotate its key and secret: regenerate them in \
-                 Setup and store the new secret with `sfvault rotate {name} consumer_secret` (it shows \
-                 the Setup path)"
+                "no External Client App in the admin's org ({org}) has {name}'s consumer key (is \
+                 --admin an entry of the same org?). If it is a classic connected app, Salesforce \
+                 has no API to rotate its key and secret: regenerate them in Setup and store the new \
+                 secret with `sfvault rotate {name} consumer_secret` (it shows the Setup path)"
             ))
         })
     }
@@ -231,7 +232,7 @@ impl Rotation<'_> {
         let entry = self.entry()?;
         let state = State::of(self.name, &entry)?;
         let old_state = match state.as_ref().map(|s| s.step) {
-            Some(Step::Promoted) => Some("Rotated (still valid until retired)".to_owned()),
+            Some(Step::Promoted) => Some("Rotated, still valid until retired".to_owned()),
             Some(Step::Retired) => Some("deleted".to_owned()),
             _ => None,
         };
@@ -350,10 +351,21 @@ impl Rotation<'_> {
                 ));
             }
             Err(e) => {
-                self.record(&state.at(Step::Aborted), Vec::new())
-                    .map_err(|w| {
-                        Stopped::new(w, "The old pair is current in the vault and at Salesforce.")
-                    })?;
+                // Record the end only if the vault still holds this run's record (another run
+                // may have started meanwhile; its record is not ours to overwrite).
+                let ours = self
+                    .entry()
+                    .and_then(|entry| State::of(self.name, &entry))
+                    .is_ok_and(|now| now.as_ref() == Some(&state));
+                if ours {
+                    self.record(&state.at(Step::Aborted), Vec::new())
+                        .map_err(|w| {
+                            Stopped::new(
+                                w,
+                                "The old pair is current in the vault and at Salesforce.",
+                            )
+                        })?;
+                }
                 return Err(Stopped::new(
                     e,
                     "Nothing was staged: the old pair is current in the vault and at Salesforce.",

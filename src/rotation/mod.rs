@@ -187,7 +187,7 @@ impl State {
 }
 
 /// What Salesforce holds of a past consumer key or secret after a rotation at Salesforce, for
-/// `history`: "Rotated (still valid until retired)" or "deleted" for the replaced pair, else
+/// `history`: "Rotated, still valid until retired" or "deleted" for the replaced pair, else
 /// nothing. The pair is recognised by the old key's value and by the time it was replaced (the
 /// key and the secret were replaced in one change).
 pub fn past_state(entry: &Entry, field: &str, replaced_at: i64) -> Option<&'static str> {
@@ -200,7 +200,7 @@ pub fn past_state(entry: &Entry, field: &str, replaced_at: i64) -> Option<&'stat
         .and_then(|f| State::parse(f.value.expose()))
         .filter(|s| s.kind == Kind::Consumer)?;
     let words = match state.step {
-        Step::Promoted => "Rotated (still valid until retired)",
+        Step::Promoted => "Rotated, still valid until retired",
         Step::Retired => "deleted",
         _ => return None,
     };
@@ -249,7 +249,7 @@ impl From<Error> for Stopped {
     fn from(error: Error) -> Stopped {
         Stopped::new(
             error,
-            "Nothing was rotated: the current pair is the same in the vault and at Salesforce.",
+            "Nothing changed at Salesforce, and the vault's current pair is the one it had.",
         )
     }
 }
