@@ -26,8 +26,9 @@ fn where_to_rotate(field: &str) -> Option<&'static str> {
     match field {
         "consumer_secret" => Some(
             "Now make Salesforce match: Setup → App Manager → (the app) ▸ View → Manage Consumer Details → \
-             Generate (External Client Apps: Settings → OAuth Settings → Consumer Key and Secret → Rotate). \
-             Until then the old secret (kept in history) is the one that works.",
+             Generate. Until then the old secret (kept in history) is the one that works. For an External \
+             Client App sfvault can regenerate key and secret at Salesforce itself, with an overlap window: \
+             sfvault rotate ORG/APP consumer --at-salesforce --admin ADMIN.",
         ),
         "password" => Some(
             "Change the password in Salesforce too (Setup → Users, or the user's own settings).",
