@@ -125,32 +125,41 @@ fn audit_entry(name: &str, entry: &Entry, max_age: i64, now: Timestamp, out: &mu
             );
         }
     }
-    if let Ok(Some(state)) = EntryName::parse(name).and_then(|n| rotation::State::of(&n, entry)) {
-        let what = match state.kind {
+    for kind in [rotation::Kind::Consumer, rotation::Kind::Certificate] {
+        let Ok(Some(state)) =
+            EntryName::parse(name).and_then(|n| rotation::State::of(&n, entry, kind))
+        else {
+            continue;
+        };
+        let what = match kind {
             rotation::Kind::Consumer => "consumer",
             rotation::Kind::Certificate => "private_key",
         };
+        let changed_at = entry.fields.get(kind.field()).map_or(now, |f| f.changed_at);
         if state.step.in_progress() {
+            let expiry = if kind == rotation::Kind::Consumer {
+                "; a staged pair stops working 30 days after it was staged"
+            } else {
+                ""
+            };
             push(
-                Some(fields::ROTATION),
+                Some(kind.field()),
                 "rotation-interrupted",
                 format!(
-                    "a rotation at Salesforce stopped at step {}: finish it with `sfvault rotate {name} {what} --resume --admin ADMIN` or undo it with `--abort`",
+                    "a rotation at Salesforce stopped at step {}: finish it with `sfvault rotate {name} {what} --resume --admin ADMIN` or undo it with `--abort`{expiry}",
                     state.step.name()
                 ),
             );
         } else if state.step == rotation::Step::Promoted
-            && entry
-                .fields
-                .get(fields::ROTATION)
-                .is_some_and(|f| now - f.changed_at > OLD_PAIR_GRACE_SECS)
+            && now - changed_at > OLD_PAIR_GRACE_SECS
+            && now - changed_at < rotation::STAGED_LIFETIME_SECS
         {
             push(
-                Some(fields::ROTATION),
+                Some(kind.field()),
                 "old-pair-valid",
                 format!(
-                    "the pair replaced at Salesforce more than {} days ago still works there; once every user has the new one: sfvault rotate {name} consumer --retire --admin ADMIN",
-                    OLD_PAIR_GRACE_SECS / 86_400
+                    "the pair replaced at Salesforce {} days ago still works there (until retired, or 30 days after the rotation); once every user has the new one: sfvault rotate {name} consumer --retire --admin ADMIN",
+                    (now - changed_at) / 86_400
                 ),
             );
         }

@@ -184,12 +184,13 @@ fn stage_prove_promote_retire_end_to_end() {
         .find(|i| i["index"] == 1)
         .unwrap();
     assert_eq!(past["value"], original.0.as_str());
-    assert_eq!(past["at_salesforce"], "Rotated, still valid until retired");
+    assert_eq!(
+        past["at_salesforce"],
+        "Rotated, still valid until retired (or 30 days)"
+    );
     let text = w.tv.ok(&["history", CI, "consumer_key"]);
     assert!(text.contains("Rotated"), "{text}");
 
-    // A second start while promoted and not retired is a new rotation: it would delete the old
-    // pair; retire first.
     let out = w.rotate_ok(&["--retire"]);
     assert_eq!(out["action"], "retired");
     assert!(
@@ -377,10 +378,22 @@ fn a_classic_connected_app_is_told_the_manual_path() {
 
 #[test]
 fn leftover_pairs_in_the_slot() {
-    // A Rotated pair left from a rotation never retired: deleted (and said), then a new one.
+    // The pair the last rotation replaced is promised valid until --retire: a new rotation
+    // refuses to delete it.
     let w = world();
     w.rotate_ok(&["--at-salesforce"]);
     let second = w.pair();
+    let out = w.rotate(&["--at-salesforce"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--retire"));
+    assert_eq!(w.pair(), second);
+    // A Rotated pair the vault does not know of (its record says retired): deleted, and said.
+    forget_the_old_pair(&w);
     let out = w.tv.run(
         &[
             "rotate",
@@ -400,7 +413,7 @@ fn leftover_pairs_in_the_slot() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("leftover Rotated pair"));
     assert_ne!(w.pair(), second);
     w.assert_pair_works("after a rotation over a leftover");
-    // An Expired one too (30 days on the fake's clock).
+    // An Expired one too (30 days on the fake's clock), even the last rotation's.
     w.sf.advance_days(31);
     w.rotate_ok(&["--at-salesforce"]);
     w.assert_clean("after a rotation over an expired leftover");
@@ -411,6 +424,12 @@ fn leftover_pairs_in_the_slot() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did not stage"));
     assert_eq!(w.sf.eca_staged(&w.ids.app_id).unwrap().key, foreign);
+}
+
+/// Make the vault's record say the last rotation's old pair was retired, while Salesforce
+/// still holds it Rotated: a leftover the vault no longer claims.
+fn forget_the_old_pair(w: &World) {
+    w.tv.ok(&["set", CI, "rotation", "kind=consumer step=retired"]);
 }
 
 #[test]
@@ -492,6 +511,228 @@ fn a_staged_pair_that_expired_before_resume() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("gone at Salesforce"));
     assert_eq!(w.pair(), original);
     w.assert_clean("after an expired staged pair");
+}
+
+// ---- found in review: nothing is deleted or adopted that is not this rotation's ----
+
+/// A run whose stage request was dropped before Salesforce acted: recorded "staging", nothing staged.
+fn staging_after_dropped_post(w: &World) {
+    w.sf.fault(Step::StagedPost, 1, Fault::DropBefore);
+    let out = w.rotate(&["--at-salesforce"]);
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(w.step().contains("step=staging"), "{}", w.step());
+    assert!(w.sf.eca_staged(&w.ids.app_id).is_none());
+}
+
+#[test]
+fn a_pair_someone_else_staged_is_neither_deleted_nor_promoted() {
+    let w = world();
+    staging_after_dropped_post(&w);
+    let foreign = w.sf.stage_for_test(&w.ids.app_id);
+    let out = w.rotate(&["--resume"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did not stage"));
+    assert_ne!(
+        w.sf.eca_primary(&w.ids.app_id).0,
+        foreign,
+        "resume promoted a pair it never staged"
+    );
+    let out = w.rotate(&["--abort"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("leaving alone"));
+    assert_eq!(
+        w.sf.eca_staged(&w.ids.app_id).map(|s| s.key),
+        Some(foreign),
+        "abort deleted a pair it never staged"
+    );
+    assert!(w.step().contains("step=aborted"));
+    w.assert_pair_works("after the abort");
+}
+
+#[test]
+fn resume_never_deletes_the_vaults_own_pair() {
+    // While the run was interrupted at "staging", someone staged and applied a pair in Setup:
+    // the vault's pair is now the Rotated one in the slot, not a leftover.
+    let w = world();
+    staging_after_dropped_post(&w);
+    w.sf.stage_for_test(&w.ids.app_id);
+    w.sf.promote_for_test(&w.ids.app_id);
+    w.assert_pair_works("before resume (old pair Rotated, still valid)");
+    let out = w.rotate(&["--resume"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("someone rotated"));
+    w.assert_pair_works("after resume");
+    let out = w.rotate(&["--abort"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    w.assert_pair_works("after abort");
+}
+
+#[test]
+fn abort_reads_the_slot_again_before_deleting() {
+    // A rollback's delete was dropped ("aborting" recorded with the staged id); meanwhile the
+    // staged pair was promoted, so that id now names the vault's old, Rotated pair.
+    let w = world();
+    w.sf.fail_next(400, "invalid_client", "invalid client credentials");
+    w.sf.fault(Step::StagedDelete, 1, Fault::DropBefore);
+    assert!(!w.rotate(&["--at-salesforce"]).status.success());
+    assert!(w.step().contains("step=aborting"), "{}", w.step());
+    w.sf.promote_for_test(&w.ids.app_id);
+    let out = w.rotate(&["--abort"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already promoted"));
+    w.assert_clean("after abort");
+    assert!(w.step().contains("step=promoted"));
+}
+
+#[test]
+fn a_key_is_never_put_back_without_its_own_secret() {
+    let w = world();
+    w.tv.ok(&["config", "history-limit", "1", "--yes"]);
+    w.sf.fault(Step::StagedPatch, 1, Fault::Status500);
+    assert_eq!(w.rotate(&["--at-salesforce"]).status.code(), Some(8));
+    w.tv.ok_stdin(&["set", CI, "consumer_secret", "-"], b"SOMETHINGELSE");
+    let before = w.pair();
+    let out = w.rotate(&["--abort"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no longer whole"));
+    assert_eq!(w.pair(), before, "abort changed the vault");
+    assert!(w.step().contains("step=staged"));
+}
+
+#[test]
+fn odd_keys_and_a_second_run_at_once() {
+    let w = world();
+    w.tv.ok(&["set", CI, "consumer_key", "3MVG9é12345"]);
+    let out = w.rotate(&["--at-salesforce"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A second rotation of the vault waits for the first, then gives up with exit 9.
+    let w = world();
+    w.sf.fault(Step::StagedPatch, 1, Fault::HoldBefore);
+    let mut cmd = w.tv.cmd();
+    cmd.args([
+        "rotate",
+        CI,
+        "consumer",
+        "--at-salesforce",
+        "--admin",
+        ADMIN,
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let mut first = cmd.spawn().unwrap();
+    while w.sf.held().is_none() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut second = w.tv.cmd();
+    second.env("SFVAULT_LOCK_TIMEOUT", "1");
+    second.args(["rotate", CI, "consumer", "--abort", "--admin", ADMIN]);
+    let out = second.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    w.sf.release();
+    assert!(w.rotate(&["--resume"]).status.success());
+    w.assert_clean("after the first run's resume");
+}
+
+#[test]
+fn a_key_rotation_keeps_the_consumer_record_and_proves_by_jwt() {
+    let (w, _) = jwt_world();
+    // The consumer pair of the JWT app, rotated first: its old pair valid until retired.
+    let out = w.tv.run(
+        &[
+            "rotate",
+            "acme/jwt",
+            "consumer",
+            "--at-salesforce",
+            "--admin",
+            ADMIN,
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The entry hands its key to sf (client credentials for its own tokens): the proof of a
+    // new certificate is still a JWT login.
+    w.tv.ok(&["set", "acme/jwt", "flow", "client-credentials"]);
+    w.sf.fail_next(400, "invalid_grant", "invalid assertion");
+    let out = rotate_key(&w, &["--at-salesforce"]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        w.sf.jwts().len() >= 2,
+        "no JWT login was made to prove the key"
+    );
+    let out = rotate_key(&w, &["--at-salesforce"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The consumer record survived: --retire still works.
+    let out = w.tv.run(
+        &[
+            "--json", "rotate", "acme/jwt", "consumer", "--retire", "--admin", ADMIN,
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let o: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(o["action"], "retired");
 }
 
 // ---- the step × fault matrix ----
@@ -635,6 +876,7 @@ fn fault_matrix_deleting_a_leftover() {
     // A Rotated pair from an earlier rotation is in the slot: its deletion is a step too.
     let n = matrix(&[Step::StagedDelete], &["--at-salesforce"], &|w| {
         w.rotate_ok(&["--at-salesforce"]);
+        forget_the_old_pair(w);
     });
     eprintln!("fault matrix, leftover deletion: {n} cells");
 }
@@ -858,7 +1100,7 @@ fn certificate_rotation_with_a_refused_proof_rolls_back() {
     // The old key logs in again.
     w.tv.ok(&["token", "acme/jwt", "--refresh"]);
     assert!(
-        w.tv.get("acme/jwt", "rotation")
+        w.tv.get("acme/jwt", "key_rotation")
             .contains("step=rolled-back")
     );
 }
@@ -950,7 +1192,7 @@ fn fault_matrix_certificates() {
                     String::from_utf8_lossy(&out.stderr)
                 );
                 // Converged: nothing in progress, and the vault's current key logs in.
-                let out = w.tv.run(&["get", "-n", "acme/jwt", "rotation"], None);
+                let out = w.tv.run(&["get", "-n", "acme/jwt", "key_rotation"], None);
                 let step_now = String::from_utf8_lossy(&out.stdout).into_owned();
                 assert!(!step_now.contains("step=deploying"), "{what}: {step_now}");
                 let out = w.tv.run(&["token", "acme/jwt", "--refresh"], None);

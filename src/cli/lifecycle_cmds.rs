@@ -137,7 +137,7 @@ pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
                     None => item["used_at"] = json!(f.used_at.map(rfc3339)),
                     Some(t) => {
                         item["replaced_at"] = json!(rfc3339(t));
-                        if let Some(state) = past_state(&entry, field, t) {
+                        if let Some(state) = past_state(&entry, field, t, now) {
                             item["at_salesforce"] = json!(state);
                         }
                     }
@@ -151,7 +151,7 @@ pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
                 continue;
             }
             let replaced = replaced_at.map_or("-".to_owned(), |t| {
-                let at_salesforce = past_state(&entry, field, t)
+                let at_salesforce = past_state(&entry, field, t, now)
                     .map(|s| format!("; at Salesforce: {s}"))
                     .unwrap_or_default();
                 format!("{} ({} ago{at_salesforce})", rfc3339(t), age(now, t))

@@ -4,6 +4,7 @@
 //! the outcome (text or `--json`), with a sentence saying which pair is current where.
 
 use serde_json::json;
+use sfvault::fs_safety;
 use sfvault::oauth::http::Http;
 use sfvault::rotation::certificate::{self, CertRotation};
 use sfvault::rotation::consumer::{self, Action, Rotation};
@@ -88,6 +89,9 @@ pub fn rotate(ctx: &Context, args: RotateArgs, name: &EntryName) -> Outcome {
             name.org()
         ))
     })?)?;
+    // One rotation at a time per vault on this machine: an --abort racing a --resume could
+    // otherwise each act on what the other is changing.
+    let _guard = rotation_lock(ctx)?;
     let mut session = ctx.session()?;
     session.entry(name, false)?; // exists, before any network call
     let admin_key = session
@@ -107,6 +111,13 @@ pub fn rotate(ctx: &Context, args: RotateArgs, name: &EntryName) -> Outcome {
         ));
     }
     let token = super::oauth_cmds::valid_token(ctx, &mut session, &admin_name, false)?;
+    // Who the admin is, as Salesforce's `createdBy` may name them (a user id, or a name).
+    let admin_fields = session.entry(&admin_name, false)?.fields;
+    let admin_identity: Vec<String> = ["user_id", "username"]
+        .iter()
+        .filter_map(|f| admin_fields.get(f).map(|v| v.value.expose().to_owned()))
+        .filter(|v| !v.is_empty())
+        .collect();
     let http = Http::new();
     let admin = Admin::new(&http, &token.instance_url, token.access_token)?;
     let mut vault = SessionVault(&mut session);
@@ -118,6 +129,7 @@ pub fn rotate(ctx: &Context, args: RotateArgs, name: &EntryName) -> Outcome {
             http: &http,
             name,
             admin_entry: (&admin_name, admin_key.as_deref()),
+            admin_identity: &admin_identity,
             progress: &mut progress,
             now: model::now,
         };
@@ -156,6 +168,28 @@ pub fn rotate(ctx: &Context, args: RotateArgs, name: &EntryName) -> Outcome {
             Err(Failure::Reported(exit::for_kind(error.kind())))
         }
     }
+}
+
+/// The exclusive lock of rotations on this vault (`VAULT.rotation.lock` beside it), held for
+/// the whole run; a second rotation waits for it as for the vault's lock (`SFVAULT_LOCK_TIMEOUT`),
+/// then gets exit 9.
+fn rotation_lock(ctx: &Context) -> Result<std::fs::File> {
+    let vault = ctx.store.path();
+    let file_name = vault
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "vault".into());
+    let path = fs_safety::dir_of(vault).join(format!("{file_name}.rotation.lock"));
+    let file = fs_safety::open_lock_file(&path).map_err(|e| Error::io("cannot open", &path, e))?;
+    let within = ctx.store.lock_timeout();
+    if !fs_safety::lock_within(&file, within).map_err(|e| Error::io("cannot lock", &path, e))? {
+        return Err(Error::Busy {
+            path: path.clone(),
+            holder: "another `sfvault rotate`".into(),
+            waited_secs: within.as_secs(),
+        });
+    }
+    Ok(file)
 }
 
 fn report_consumer(ctx: &Context, name: &EntryName, o: &consumer::Outcome) -> Result<()> {

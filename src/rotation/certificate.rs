@@ -11,11 +11,11 @@ use super::consumer::find_app;
 use super::{Kind, RotationVault, State, Step, Stopped, public, record};
 use crate::error::{Error, ErrorKind, Result};
 use crate::oauth::http::Http;
-use crate::oauth::keygen;
+use crate::oauth::{Flow, keygen};
 use crate::salesforce::Admin;
 use crate::salesforce::metadata::{AppKind, Record};
 use crate::vault::NewField;
-use crate::vault::fields::APP_NAME;
+use crate::vault::fields::{APP_ID, APP_NAME};
 use crate::vault::model::Entry;
 use crate::vault::name::EntryName;
 
@@ -85,6 +85,11 @@ impl CertRotation<'_> {
     /// else a connected app named by the entry's `app_name`.
     fn app(&mut self, entry: &Entry) -> Result<(AppKind, String)> {
         let name = self.name;
+        // A connected app named by hand: no need for the External Client App credentials API
+        // (which needs more rights, and an org setting).
+        if let (Some(app_name), None) = (value(entry, APP_NAME), value(entry, APP_ID)) {
+            return Ok((AppKind::Connected, app_name));
+        }
         if let Some(found) = find_app(self.admin, self.vault, name, entry, self.progress)? {
             if found.app_name.is_empty() {
                 return Err(Error::failed(format!(
@@ -142,7 +147,7 @@ impl CertRotation<'_> {
         let entry = self.vault.entry(self.name)?;
         Ok(Outcome {
             action,
-            step: State::of(self.name, &entry)?.map(|s| s.step),
+            step: State::of(self.name, &entry, Kind::Certificate)?.map(|s| s.step),
             app_name: app.1,
             metadata_type: app.0.type_name(),
             certificate: value(&entry, "certificate").unwrap_or_default(),
@@ -151,19 +156,22 @@ impl CertRotation<'_> {
     }
 
     fn check_start(&mut self, entry: &Entry) -> Result<()> {
-        if let Some(state) = State::of(self.name, entry)?
-            && state.step.in_progress()
-        {
-            return Err(Error::Usage(format!(
-                "a rotation of {0} is in progress (step {1}): finish it with `sfvault rotate {0} {2} --resume --admin …` or undo it with `--abort`",
-                self.name,
-                state.step.name(),
-                if state.kind == Kind::Consumer {
-                    "consumer"
-                } else {
-                    "private_key"
-                }
-            )));
+        for kind in [Kind::Consumer, Kind::Certificate] {
+            if let Some(state) = State::of(self.name, entry, kind)?
+                && state.step.in_progress()
+            {
+                return Err(Error::Usage(format!(
+                    "a rotation of {0} is in progress (step {1}): finish it with `sfvault rotate {0} {2} \
+                     --resume --admin …` or undo it with `--abort`",
+                    self.name,
+                    state.step.name(),
+                    if kind == Kind::Consumer {
+                        "consumer"
+                    } else {
+                        "private_key"
+                    }
+                )));
+            }
         }
         if self.vault.history_limit()? == 0 {
             return Err(Error::Usage(
@@ -262,7 +270,8 @@ impl CertRotation<'_> {
             }
         }
         self.say("proving the new key: a JWT login with it");
-        match super::prove(self.http, self.name, &entry, (self.now)()) {
+        // Always a JWT login, whatever flow the entry names: that is what the certificate is for.
+        match super::prove(self.http, self.name, &entry, Some(Flow::Jwt), (self.now)()) {
             Ok(()) => {
                 self.record(&state.at(Step::Deployed), Vec::new())?;
                 let standing = "The new certificate is deployed and the new key logs in; the old key is in \
@@ -275,11 +284,19 @@ impl CertRotation<'_> {
             }
             Err(e) => {
                 self.say("the new key was refused: deploying the old certificate back");
-                self.roll_back(&app, record, state)?;
-                Err(Stopped::new(
-                    e,
-                    "Rolled back: the old certificate is deployed again and the old key is current in the vault.",
-                ))
+                match self.roll_back(&app, record, state) {
+                    Ok(()) => Err(Stopped::new(
+                        e,
+                        "Rolled back: the old certificate is deployed again and the old key is current in the vault.",
+                    )),
+                    Err(failed) => Err(Stopped::new(
+                        e,
+                        format!(
+                            "Putting the old certificate back failed too ({}). {}",
+                            failed.error, failed.standing
+                        ),
+                    )),
+                }
             }
         }
     }
@@ -317,18 +334,26 @@ impl CertRotation<'_> {
     }
 
     /// The old key and certificate current again in the vault (one change), step "rolled-back".
+    /// Both come from the save that replaced them together; anything else is refused.
     fn restore_old_key(&mut self, state: &State) -> Result<(), Stopped> {
         let entry = self.vault.entry(self.name)?;
-        let past = |field: &str| {
-            entry
-                .fields
-                .get(field)
-                .and_then(|f| f.history.last())
-                .map(|p| p.value.expose().to_owned())
-        };
-        let (Some(key), Some(cert)) = (past("private_key"), past("certificate")) else {
+        let last = |field: &str| entry.fields.get(field).and_then(|f| f.history.last());
+        let (Some(key), Some(cert)) = (last("private_key"), last("certificate")) else {
             return Err(Error::failed("the old key is no longer in the vault's history").into());
         };
+        if key.replaced_at != cert.replaced_at {
+            return Err(Error::failed(format!(
+                "{}'s last past key and certificate were not replaced together (one was changed since \
+                 the rotation began), so sfvault will not guess which is the old pair: `sfvault history {}` \
+                 shows them; restore them with `sfvault set … --restore N`",
+                self.name, self.name
+            ))
+            .into());
+        }
+        let (key, cert) = (
+            key.value.expose().to_owned(),
+            cert.value.expose().to_owned(),
+        );
         self.record(
             &state.at(Step::RolledBack),
             vec![
@@ -345,13 +370,8 @@ impl CertRotation<'_> {
 
     fn in_progress(&mut self) -> Result<Option<(Entry, State)>, Stopped> {
         let entry = self.vault.entry(self.name)?;
-        match State::of(self.name, &entry)? {
-            Some(s) if s.kind == Kind::Certificate && s.step == Step::Deploying => Ok(Some((entry, s))),
-            Some(s) if s.kind == Kind::Consumer && s.step.in_progress() => Err(Error::Usage(format!(
-                "{}'s recorded rotation is of its consumer pair: use `sfvault rotate {} consumer …`",
-                self.name, self.name
-            ))
-            .into()),
+        match State::of(self.name, &entry, Kind::Certificate)? {
+            Some(s) if s.step == Step::Deploying => Ok(Some((entry, s))),
             _ => Ok(None),
         }
     }

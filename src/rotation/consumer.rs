@@ -1,10 +1,14 @@
 //! An External Client App's consumer key and secret, rotated through its staged slot:
-//! find the app → clear a leftover pair → record "staging" → stage → store the new pair (old
-//! pair to history) → prove it with a token request → promote → record "promoted"; later,
-//! retire (delete the old, `Rotated` pair). The vault's current pair works at Salesforce at
-//! every step; [`Rotation::resume`] and [`Rotation::abort`] converge from any recorded step.
+//! find the app → check the vault's key is the primary → clear a leftover pair → record
+//! "staging" → stage → store the new pair (old pair to history, one save) → prove it with a
+//! token request → promote → record "promoted"; later, retire (delete the old, `Rotated` pair).
+//!
+//! The vault's current pair works at Salesforce at every step. Nothing is deleted at Salesforce
+//! that is not this rotation's by Salesforce's own answer read just before (never by a recorded
+//! id alone): a pair staged by someone else, or the pair the vault holds, is left alone.
+//! [`Rotation::resume`] and [`Rotation::abort`] converge from any recorded step.
 
-use super::{Kind, RotationVault, State, Step, Stopped, public, record};
+use super::{Kind, RotationVault, State, Step, Stopped, fingerprint, public, record};
 use crate::error::{Error, ErrorKind, Result};
 use crate::oauth::http::Http;
 use crate::salesforce::Admin;
@@ -54,7 +58,7 @@ pub struct Outcome {
     pub current_key: String,
     /// The replaced key, if any.
     pub old_key: Option<String>,
-    /// The replaced pair's state at Salesforce ("Rotated", "deleted"), if known.
+    /// The replaced pair's state at Salesforce ("Rotated, …", "deleted"), if known.
     pub old_state: Option<String>,
 }
 
@@ -70,9 +74,12 @@ pub struct Rotation<'a> {
     pub name: &'a EntryName,
     /// The admin entry's name and consumer key (it must be another app).
     pub admin_entry: (&'a EntryName, Option<&'a str>),
+    /// Who the admin is at Salesforce (user id, username), as `createdBy` may name them: a
+    /// staged pair created by someone else is never this run's.
+    pub admin_identity: &'a [String],
     /// Progress, one line per step, for stderr.
     pub progress: &'a mut dyn FnMut(&str),
-    /// The clock for JWT proofs (Unix seconds).
+    /// The clock (Unix seconds).
     pub now: fn() -> i64,
 }
 
@@ -91,8 +98,9 @@ pub fn find_app(
     if let (Some(app_id), Some(consumer_id)) = (field(APP_ID), field(CONSUMER_ID)) {
         let consumers = admin.consumers(&app_id)?.ok_or_else(|| {
             Error::failed(format!(
-                "Salesforce knows no External Client App {app_id} ({name}'s app_id): was it deleted? \
-                 Remove the field (or set the right one) to look the app up again"
+                "the admin's org ({}) knows no External Client App {app_id} ({name}'s app_id): is --admin \
+                 an entry of the same org, or was the app deleted? If the field is wrong, set the right one",
+                admin.instance_url()
             ))
         })?;
         if !consumers.iter().any(|c| c.id == consumer_id) {
@@ -164,13 +172,79 @@ fn search(admin: &Admin<'_>, apps: &[AppRef], key: &str) -> Result<Option<Locate
 
 /// The last characters of a key, enough to tell keys apart in messages.
 pub fn tail(key: &str) -> String {
-    let n = key.len();
-    format!("…{}", &key[n.saturating_sub(6)..])
+    let last: String = key
+        .chars()
+        .rev()
+        .take(6)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{last}")
 }
 
-/// Whether `e` means Salesforce may or may not have done what was asked.
-fn unsure(e: &Error) -> bool {
-    e.kind() == ErrorKind::Network
+/// Whether `e` leaves it open whether Salesforce did what was asked, or is passing (a 5xx, the
+/// network, an expired admin session, a rate limit): never a reason to undo a proven pair.
+pub fn unsure(e: &Error) -> bool {
+    match e {
+        Error::Api { code, .. } => {
+            matches!(
+                code.as_str(),
+                "INVALID_SESSION_ID" | "REQUEST_LIMIT_EXCEEDED"
+            )
+        }
+        Error::OAuth { error, .. } => matches!(
+            error.as_str(),
+            "rate_limit_exceeded" | "server_error" | "temporarily_unavailable"
+        ),
+        other => other.kind() == ErrorKind::Network,
+    }
+}
+
+/// `2026-11-30T14:00:00.000Z` (or `+0000`, `+00:00`) as Unix seconds.
+pub fn parse_date(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let rest = text[19..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    if !matches!(rest, "Z" | "+0000" | "+00:00" | "") {
+        return None;
+    }
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// Clock difference tolerated between this machine and Salesforce when telling whether a
+/// staged pair was created by this run.
+const CLOCK_SKEW_SECS: i64 = 300;
+
+/// How the undo of a rotation ended.
+enum Undone {
+    /// The old pair is current in the vault and primary at Salesforce; nothing of ours staged.
+    RolledBack,
+    /// Salesforce had promoted the new pair meanwhile: it is current in the vault again.
+    PromotedMeanwhile,
+}
+
+/// The values to write to put a past pair back, and whether the secret field must go (it did
+/// not exist before that pair was replaced).
+struct PastPair {
+    fields: Vec<NewField>,
+    drop_secret: bool,
 }
 
 impl Rotation<'_> {
@@ -201,6 +275,11 @@ impl Rotation<'_> {
         record(self.vault, self.name, state, fields)
     }
 
+    fn recorded_state(&mut self) -> Result<Option<State>> {
+        let entry = self.entry()?;
+        State::of(self.name, &entry, Kind::Consumer)
+    }
+
     /// Find the app and consumer (see [`find_app`]); a key no External Client App has is an
     /// error that says what to do instead.
     pub fn locate(&mut self, entry: &Entry) -> Result<Located> {
@@ -228,11 +307,41 @@ impl Rotation<'_> {
         Ok(())
     }
 
+    /// Whether the Active pair `pair` in the slot is the one this run staged: created by the
+    /// admin (when Salesforce names who) and not before the run started (when it says when).
+    fn is_ours(&self, pair: &StagedPair, state: &State) -> bool {
+        if pair.state != StagedState::Active || state.old_key.as_deref() == Some(&pair.key) {
+            return false;
+        }
+        if let Some(new_key) = &state.new_key {
+            return *new_key == pair.key;
+        }
+        let by_admin = !pair.created_by.is_empty()
+            && self
+                .admin_identity
+                .iter()
+                .any(|who| who.eq_ignore_ascii_case(&pair.created_by));
+        let by_someone_else =
+            !pair.created_by.is_empty() && !self.admin_identity.is_empty() && !by_admin;
+        let after_start = match (parse_date(&pair.created_date), state.since) {
+            (Some(created), Some(since)) => Some(created >= since - CLOCK_SKEW_SECS),
+            _ => None,
+        };
+        !by_someone_else && after_start.unwrap_or(by_admin) && after_start != Some(false)
+    }
+
     fn outcome(&mut self, action: Action, app: &Located, standing: String) -> Result<Outcome> {
         let entry = self.entry()?;
-        let state = State::of(self.name, &entry)?;
+        let state = State::of(self.name, &entry, Kind::Consumer)?;
+        let now = (self.now)();
         let old_state = match state.as_ref().map(|s| s.step) {
-            Some(Step::Promoted) => Some("Rotated, still valid until retired".to_owned()),
+            Some(Step::Promoted) => entry.fields.get(crate::vault::fields::ROTATION).map(|f| {
+                if now - f.changed_at >= super::STAGED_LIFETIME_SECS {
+                    "Rotated, expired".to_owned()
+                } else {
+                    "Rotated, still valid until retired (or 30 days)".to_owned()
+                }
+            }),
             Some(Step::Retired) => Some("deleted".to_owned()),
             _ => None,
         };
@@ -249,27 +358,31 @@ impl Rotation<'_> {
 
     /// A new rotation.
     pub fn start(&mut self) -> Result<Outcome, Stopped> {
+        let (app, state) = self.prepare().map_err(Stopped::untouched)?;
+        self.stage_and_finish(&app, state)
+    }
+
+    /// Everything before the first change of the current pair: checks, the app, a leftover
+    /// pair cleared, and the "staging" record.
+    fn prepare(&mut self) -> Result<(Located, State)> {
         let entry = self.entry()?;
-        if let Some(state) = State::of(self.name, &entry)?
+        let recorded = State::of(self.name, &entry, Kind::Consumer)?;
+        if let Some(state) = &recorded
             && state.step.in_progress()
         {
             return Err(Error::Usage(format!(
-                "a rotation of {} is in progress (step {}): finish it with `sfvault rotate {} {} --resume --admin …` \
-                 or undo it with `--abort`",
+                "a rotation of {0} is in progress (step {1}): finish it with `sfvault rotate {0} consumer \
+                 --resume --admin …` or undo it with `--abort`",
                 self.name,
-                state.step.name(),
-                self.name,
-                if state.kind == Kind::Consumer { "consumer" } else { "private_key" }
-            ))
-            .into());
+                state.step.name()
+            )));
         }
         if self.vault.history_limit()? == 0 {
             return Err(Error::Usage(
                 "this vault keeps no past values (history limit 0), so the old pair would be lost: \
                  raise it with `sfvault config history-limit 5` first"
                     .into(),
-            )
-            .into());
+            ));
         }
         let key = self.key_of(&entry)?;
         self.check_admin(&[&key])?;
@@ -277,60 +390,92 @@ impl Rotation<'_> {
         let primary = self.admin.current_key(&app.app_id, &app.consumer_id)?;
         if primary != key {
             return Err(Error::failed(format!(
-                "{}'s consumer key ({}) is not the app's current key at Salesforce ({}): someone rotated \
-                 in Setup, or the vault is stale. Bring the vault up to date first (`sfvault set {} consumer_key`)",
+                "{}'s consumer key ({}) is not the current key of app {} at Salesforce ({}): someone \
+                 rotated in Setup, or the vault is stale, or the entry's app_id names another app. \
+                 Bring the vault up to date first",
                 self.name,
                 tail(&key),
-                tail(&primary),
-                self.name
-            ))
-            .into());
+                app.app_id,
+                tail(&primary)
+            )));
         }
         let slot = self.admin.staged(&app.app_id, &app.consumer_id)?;
         if let Some(pair) = &slot {
             self.check_admin(&[&key, &pair.key])?;
         }
-        self.clear_leftover(&app, slot)?;
+        self.clear_leftover(&app, slot, &key, recorded.as_ref())?;
         let mut state = State::new(Kind::Consumer, Step::Staging);
         state.old_key = Some(key);
+        state.since = Some((self.now)());
         self.record(&state, Vec::new())?;
-        self.stage_and_finish(&app, state)
+        Ok((app, state))
     }
 
-    /// Delete a leftover `Rotated` or `Expired` pair; refuse an `Active` one sfvault did not stage.
-    fn clear_leftover(&mut self, app: &Located, slot: Option<StagedPair>) -> Result<()> {
+    /// Delete a leftover `Rotated` or `Expired` pair from the slot; refuse an `Active` one, the
+    /// vault's own pair, and the pair the last rotation left valid until `--retire`.
+    fn clear_leftover(
+        &mut self,
+        app: &Located,
+        slot: Option<StagedPair>,
+        vault_key: &str,
+        recorded: Option<&State>,
+    ) -> Result<()> {
         let Some(pair) = slot else {
             return Ok(());
         };
+        let described = format!(
+            "key {}, created {} by {}",
+            tail(&pair.key),
+            pair.created_date,
+            pair.created_by
+        );
+        if pair.key == vault_key {
+            return Err(Error::failed(format!(
+                "the staged slot holds the vault's own pair ({described}), so it is not the app's primary: \
+                 bring the vault up to date first"
+            )));
+        }
+        let kept_for_retire = recorded.is_some_and(|s| {
+            s.step == Step::Promoted && s.old_key.as_deref() == Some(pair.key.as_str())
+        });
         match pair.state {
+            StagedState::Rotated if kept_for_retire => Err(Error::Usage(format!(
+                "the pair the last rotation replaced ({described}) is still valid at Salesforce, as \
+                 promised until it is retired: once everyone has the current pair, run `sfvault rotate {} \
+                 consumer --retire --admin {}`, then rotate again",
+                self.name, self.admin_entry.0
+            ))),
             StagedState::Rotated | StagedState::Expired => {
                 self.say(&format!(
-                    "deleting the leftover {} pair in the staged slot (key {}, created {} by {})",
-                    pair.state.name(),
-                    tail(&pair.key),
-                    pair.created_date,
-                    pair.created_by
+                    "deleting the leftover {} pair in the staged slot ({described})",
+                    pair.state.name()
                 ));
                 self.admin
                     .delete_staged(&app.app_id, &app.consumer_id, &pair.id)?;
                 Ok(())
             }
             _ => Err(Error::failed(format!(
-                "the app's staged slot holds a pair in state {} (key {}, created {} by {}) that this \
-                 rotation did not stage. Promote or delete it in Setup, then run this again",
-                pair.state.name(),
-                tail(&pair.key),
-                pair.created_date,
-                pair.created_by
+                "the app's staged slot holds a pair in state {} ({described}) that this rotation did not \
+                 stage. Promote or delete it in Setup, then run this again",
+                pair.state.name()
             ))),
         }
     }
 
+    fn standing_staging(&self) -> String {
+        format!(
+            "The vault still holds the old pair, which works. Salesforce may or may not have staged a new \
+             one: `sfvault rotate {0} consumer --resume --admin {1}` picks it up (or stages one), \
+             `--abort --admin {1}` deletes it.",
+            self.name, self.admin_entry.0
+        )
+    }
+
     fn standing_staged(&self) -> String {
         format!(
-            "The new pair is current in the vault and staged at Salesforce; the old pair (in history) \
-             is still primary there. Both work. Finish with `sfvault rotate {0} consumer --resume --admin {1}` \
-             or undo with `--abort --admin {1}`.",
+            "The new pair is current in the vault and staged at Salesforce; the old pair (in history) is \
+             still primary there. Both work, the staged one for 30 days: finish with `sfvault rotate {0} \
+             consumer --resume --admin {1}` or undo with `--abort --admin {1}` before then.",
             self.name, self.admin_entry.0
         )
     }
@@ -339,36 +484,20 @@ impl Rotation<'_> {
         self.say("staging a new consumer key and secret at Salesforce");
         let pair = match self.admin.stage(&app.app_id, &app.consumer_id) {
             Ok(pair) => pair,
-            Err(e) if unsure(&e) => {
-                return Err(Stopped::new(
-                    e,
-                    format!(
-                        "The vault still holds the old pair, which works. Salesforce may or may not have \
-                         staged a new one: `sfvault rotate {0} consumer --resume --admin {1}` picks it up \
-                         (or stages one), `--abort --admin {1}` deletes it.",
-                        self.name, self.admin_entry.0
-                    ),
-                ));
-            }
+            Err(e) if unsure(&e) => return Err(Stopped::new(e, self.standing_staging())),
             Err(e) => {
-                // Record the end only if the vault still holds this run's record (another run
-                // may have started meanwhile; its record is not ours to overwrite).
-                let ours = self
-                    .entry()
-                    .and_then(|entry| State::of(self.name, &entry))
-                    .is_ok_and(|now| now.as_ref() == Some(&state));
-                if ours {
+                // Record the end only over this run's own record (another run may have
+                // started meanwhile; its record is not ours to overwrite).
+                if self
+                    .recorded_state()
+                    .is_ok_and(|now| now.as_ref() == Some(&state))
+                {
                     self.record(&state.at(Step::Aborted), Vec::new())
-                        .map_err(|w| {
-                            Stopped::new(
-                                w,
-                                "The old pair is current in the vault and at Salesforce.",
-                            )
-                        })?;
+                        .map_err(|w| Stopped::new(w, self.standing_staging()))?;
                 }
                 return Err(Stopped::new(
                     e,
-                    "Nothing was staged: the old pair is current in the vault and at Salesforce.",
+                    "Nothing was staged: the old pair is current in the vault and primary at Salesforce.",
                 ));
             }
         };
@@ -377,8 +506,16 @@ impl Rotation<'_> {
 
     /// Store a staged pair as current (old pair to history, in one change) and carry on.
     fn adopt(&mut self, app: &Located, state: State, pair: StagedPair) -> Result<Outcome, Stopped> {
+        let Some(secret) = pair.secret else {
+            return Err(Stopped::new(
+                Error::network("Salesforce's staged pair came without its secret"),
+                self.standing_staging(),
+            ));
+        };
         let mut staged = state.at(Step::Staged);
         staged.staged_id = Some(pair.id.clone());
+        staged.new_key = Some(pair.key.clone());
+        staged.new_secret_fp = Some(super::fingerprint(&secret));
         self.say(&format!(
             "storing the new pair (key {}) in the vault; the old pair goes to history",
             tail(&pair.key)
@@ -387,7 +524,7 @@ impl Rotation<'_> {
             public("consumer_key", &pair.key),
             NewField {
                 name: "consumer_secret".into(),
-                value: pair.secret,
+                value: secret,
                 secret: true,
             },
         ];
@@ -410,7 +547,7 @@ impl Rotation<'_> {
         let entry = self
             .entry()
             .map_err(|e| Stopped::new(e, self.standing_staged()))?;
-        if let Err(e) = super::prove(self.http, self.name, &entry, (self.now)()) {
+        if let Err(e) = super::prove(self.http, self.name, &entry, None, (self.now)()) {
             if unsure(&e) {
                 return Err(Stopped::new(e, self.standing_staged()));
             }
@@ -428,22 +565,25 @@ impl Rotation<'_> {
         self.finish_promoted(app, &state)
     }
 
-    fn finish_promoted(&mut self, app: &Located, state: &State) -> Result<Outcome, Stopped> {
-        self.record(&state.at(Step::Promoted), Vec::new())
-            .map_err(|e| Stopped::new(e, self.standing_staged()))?;
-        let standing = format!(
+    fn standing_promoted(&self, state: &State) -> String {
+        format!(
             "The new pair is primary at Salesforce and current in the vault. The old pair ({}, in \
-             history) is Rotated: still valid until you retire it with `sfvault rotate {} consumer --retire --admin {}` \
-             once every user and CI machine has the new one.",
+             history) is Rotated: still valid (for 30 days at most) until you retire it with `sfvault \
+             rotate {} consumer --retire --admin {}` once every user and CI machine has the new one.",
             state.old_key.as_deref().map(tail).unwrap_or_default(),
             self.name,
             self.admin_entry.0
-        );
+        )
+    }
+
+    fn finish_promoted(&mut self, app: &Located, state: &State) -> Result<Outcome, Stopped> {
+        self.record(&state.at(Step::Promoted), Vec::new())
+            .map_err(|e| Stopped::new(e, self.standing_staged()))?;
+        let standing = self.standing_promoted(state);
         Ok(self.outcome(Action::Rotated, app, standing)?)
     }
 
-    /// Salesforce refused the new pair (proof or promotion): the old pair back in the vault
-    /// first (it is still primary), then the staged pair deleted.
+    /// Salesforce refused the new pair (proof or promotion): undo, and say so with its words.
     fn roll_back(
         &mut self,
         app: &Located,
@@ -452,94 +592,220 @@ impl Rotation<'_> {
     ) -> Result<Outcome, Stopped> {
         self.say("Salesforce refused: putting the old pair back and deleting the staged one");
         match self.undo(app, state) {
-            Ok(_) => Err(Stopped::new(
+            Ok(Undone::RolledBack) => Err(Stopped::new(
                 cause,
                 "Rolled back: the old pair is current in the vault and primary at Salesforce; the \
                  staged pair was deleted.",
             )),
-            Err(stopped) => Err(Stopped::new(cause, stopped.standing)),
+            Ok(Undone::PromotedMeanwhile) => {
+                Err(Stopped::new(cause, self.standing_promoted(state)))
+            }
+            Err(failed) => Err(Stopped::new(
+                cause,
+                format!(
+                    "Putting things back failed too ({}). {}",
+                    failed.error, failed.standing
+                ),
+            )),
         }
     }
 
-    /// Put the old pair back as current in the vault (recording "aborting"), then delete the
-    /// staged pair, then record "aborted".
-    fn undo(&mut self, app: &Located, state: &State) -> Result<(), Stopped> {
+    /// Undo from what Salesforce says now: if it promoted the new pair meanwhile, make that pair
+    /// current again; otherwise put the old pair back in the vault first (it is the primary),
+    /// then delete the staged pair if, and only if, the slot holds this rotation's new pair.
+    fn undo(&mut self, app: &Located, state: &State) -> Result<Undone, Stopped> {
+        let name = self.name;
+        let again = || {
+            format!(
+                "The rotation record is unchanged: `sfvault rotate {name} consumer --abort --admin …` \
+                 takes it up again."
+            )
+        };
         let old_key = state.old_key.clone().unwrap_or_default();
-        let entry = self.entry()?;
-        if self.key_of(&entry)? != old_key {
-            let restored = self.restore_old(&entry, &old_key)?;
-            self.record(&state.at(Step::Aborting), restored)?;
+        let primary = self
+            .admin
+            .current_key(&app.app_id, &app.consumer_id)
+            .map_err(|e| Stopped::new(e, again()))?;
+        let entry = self.entry().map_err(|e| Stopped::new(e, again()))?;
+        let vault_key = self.key_of(&entry).map_err(|e| Stopped::new(e, again()))?;
+        if state.new_key.as_deref() == Some(primary.as_str()) {
+            self.say("Salesforce had already promoted the new pair");
+            let restored = if vault_key == primary {
+                None
+            } else {
+                Some(
+                    self.past_pair(&entry, &primary, state)
+                        .map_err(|e| Stopped::new(e, again()))?,
+                )
+            };
+            self.put(state.at(Step::Promoted), restored)
+                .map_err(|e| Stopped::new(e, again()))?;
+            return Ok(Undone::PromotedMeanwhile);
+        }
+        if primary != old_key {
+            return Err(Stopped::new(
+                Error::failed(format!(
+                    "the app's primary key at Salesforce ({}) is neither the pair this rotation replaced \
+                     ({}) nor the one it staged: someone rotated in Setup meanwhile",
+                    tail(&primary),
+                    tail(&old_key)
+                )),
+                format!(
+                    "Nothing was deleted. The vault holds {}; get the app's current pair from Setup, \
+                     store it with `sfvault set`, then `--abort` again.",
+                    tail(&vault_key)
+                ),
+            ));
+        }
+        if vault_key != old_key {
+            let restored = self
+                .past_pair(&entry, &old_key, state)
+                .map_err(|e| Stopped::new(e, again()))?;
+            self.put(state.at(Step::Aborting), Some(restored))
+                .map_err(|e| Stopped::new(e, again()))?;
         } else if state.step != Step::Aborting {
-            self.record(&state.at(Step::Aborting), Vec::new())?;
+            self.record(&state.at(Step::Aborting), Vec::new())
+                .map_err(|e| Stopped::new(e, again()))?;
         }
-        if let Some(id) = &state.staged_id {
-            self.say("deleting the staged pair at Salesforce");
-            if let Err(e) = self.admin.delete_staged(&app.app_id, &app.consumer_id, id) {
-                return Err(Stopped::new(
-                    e,
-                    format!(
-                        "The old pair is current in the vault and primary at Salesforce; the staged pair \
-                         may still exist there: `sfvault rotate {} consumer --abort --admin {}` deletes it.",
-                        self.name, self.admin_entry.0
-                    ),
-                ));
+        let standing_aborting = format!(
+            "The old pair is current in the vault and primary at Salesforce; the staged pair may still \
+             exist there: `sfvault rotate {name} consumer --abort --admin {}` deletes it.",
+            self.admin_entry.0
+        );
+        let slot = self
+            .admin
+            .staged(&app.app_id, &app.consumer_id)
+            .map_err(|e| Stopped::new(e, standing_aborting.clone()))?;
+        match slot {
+            Some(pair)
+                if state.new_key.as_deref() == Some(pair.key.as_str())
+                    && pair.key != old_key
+                    && pair.state != StagedState::Rotated =>
+            {
+                self.say("deleting the staged pair at Salesforce");
+                self.admin
+                    .delete_staged(&app.app_id, &app.consumer_id, &pair.id)
+                    .map_err(|e| Stopped::new(e, standing_aborting.clone()))?;
             }
+            Some(pair) if pair.state == StagedState::Active => self.say(&format!(
+                "leaving alone the Active pair in the slot (key {}, created {} by {}): this rotation did \
+                 not stage it",
+                tail(&pair.key),
+                pair.created_date,
+                pair.created_by
+            )),
+            _ => {}
         }
-        self.record(&state.at(Step::Aborted), Vec::new())?;
+        self.record(&state.at(Step::Aborted), Vec::new())
+            .map_err(|e| Stopped::new(e, standing_aborting))?;
+        Ok(Undone::RolledBack)
+    }
+
+    /// Record `state`, putting a past pair back as current in the same save.
+    fn put(&mut self, state: State, pair: Option<PastPair>) -> Result<()> {
+        let (fields, drop_secret) = pair.map_or((Vec::new(), false), |p| (p.fields, p.drop_secret));
+        self.record(&state, fields)?;
+        if drop_secret {
+            self.vault.apply(Change::RemoveFields {
+                entry: self.name.to_string(),
+                fields: vec!["consumer_secret".into()],
+            })?;
+        }
         Ok(())
     }
 
-    /// The old pair's values from history: the key whose value is `old_key`, and the secret
-    /// replaced in the same change.
-    fn restore_old(&self, entry: &Entry, old_key: &str) -> Result<Vec<NewField>> {
-        let lost = || {
+    /// The pair whose key is `key`, from history: the key's past value and the secret replaced
+    /// in the same save (or none, if the entry had no secret then). The staged secret is
+    /// recognised by its fingerprint (`state.new_secret_fp`): putting the old pair back needs the
+    /// staged secret still current (else the secret was changed since, and the old one cannot be
+    /// told apart for sure); putting the new pair back takes the past value with that
+    /// fingerprint. Anything else is an error: a key is never put back without its own secret.
+    fn past_pair(&self, entry: &Entry, key: &str, state: &State) -> Result<PastPair> {
+        let lost = |why: &str| {
             Error::failed(format!(
-                "the old pair ({}) is no longer in {}'s history, so it cannot be put back",
-                tail(old_key),
+                "the pair {} is no longer whole in {}'s history ({why}), so it cannot be put back; \
+                 `sfvault history {}` shows what is there",
+                tail(key),
+                self.name,
                 self.name
             ))
         };
-        let key_field = entry.fields.get("consumer_key").ok_or_else(lost)?;
+        let key_field = entry
+            .fields
+            .get("consumer_key")
+            .ok_or_else(|| lost("no key"))?;
         let past = key_field
             .history
             .iter()
             .rev()
-            .find(|p| p.value.expose() == old_key)
-            .ok_or_else(lost)?;
-        let mut fields = vec![public("consumer_key", old_key)];
-        if let Some(secret) = entry.fields.get("consumer_secret")
-            && let Some(old) = secret
+            .find(|p| p.value.expose() == key)
+            .ok_or_else(|| lost("its key is not among the past values"))?;
+        let mut fields = vec![public("consumer_key", key)];
+        let secret = entry.fields.get("consumer_secret");
+        let staged_fp = state.new_secret_fp.as_deref();
+        let restoring_new = state.new_key.as_deref() == Some(key);
+        let old_secret = match secret {
+            None => None,
+            Some(s) if restoring_new => s
                 .history
                 .iter()
                 .rev()
-                .find(|p| p.replaced_at == past.replaced_at)
-        {
-            fields.push(NewField {
-                name: "consumer_secret".into(),
-                value: SecretString::new(old.value.expose().to_owned()),
-                secret: true,
-            });
+                .find(|p| Some(fingerprint(&p.value).as_str()) == staged_fp),
+            Some(s) => {
+                if staged_fp.is_some_and(|fp| fingerprint(&s.value) != fp) {
+                    return Err(lost("its secret was changed since the new pair was stored"));
+                }
+                s.history
+                    .last()
+                    .filter(|p| p.replaced_at == past.replaced_at)
+            }
+        };
+        match (secret, old_secret) {
+            (_, Some(old)) => {
+                fields.push(NewField {
+                    name: "consumer_secret".into(),
+                    value: SecretString::new(old.value.expose().to_owned()),
+                    secret: true,
+                });
+                Ok(PastPair {
+                    fields,
+                    drop_secret: false,
+                })
+            }
+            // The secret field was created when the pair was replaced: the pair had none.
+            (Some(s), None)
+                if !restoring_new && s.changed_at == past.replaced_at && s.history.is_empty() =>
+            {
+                Ok(PastPair {
+                    fields,
+                    drop_secret: true,
+                })
+            }
+            (None, None) if !restoring_new => Ok(PastPair {
+                fields,
+                drop_secret: false,
+            }),
+            _ => Err(lost("its secret was changed or trimmed from history since")),
         }
-        Ok(fields)
     }
 
     fn recorded(&mut self) -> Result<(Entry, Option<State>), Stopped> {
         let entry = self.entry()?;
-        let state = State::of(self.name, &entry)?;
-        if let Some(s) = &state
-            && s.kind != Kind::Consumer
-        {
-            return Err(Error::Usage(format!(
-                "{}'s recorded rotation is of its private key: use `sfvault rotate {} private_key …`",
-                self.name, self.name
-            ))
-            .into());
-        }
+        let state = State::of(self.name, &entry, Kind::Consumer)?;
         Ok((entry, state))
     }
 
-    fn app_of(&mut self, entry: &Entry) -> Result<Located, Stopped> {
-        Ok(self.locate(entry)?)
+    fn someone_rotated(&self, primary: &str, old_key: &str) -> Stopped {
+        Stopped::new(
+            Error::failed(format!(
+                "the app's primary key at Salesforce ({}) is no longer the pair this rotation started \
+                 from ({}): someone rotated in Setup meanwhile",
+                tail(primary),
+                tail(old_key)
+            )),
+            "Nothing was deleted or staged. Get the app's current pair from Setup, store it with \
+             `sfvault set`, then `--abort` to close this rotation.",
+        )
     }
 
     /// Finish a rotation from what the vault recorded and what Salesforce says.
@@ -548,41 +814,69 @@ impl Rotation<'_> {
         let Some(state) = state.filter(|s| s.step.in_progress()) else {
             return self.nothing(&entry, "no rotation in progress");
         };
-        let app = self.app_of(&entry)?;
+        let app = self.locate(&entry)?;
         let vault_key = self.key_of(&entry)?;
         self.check_admin(&[&vault_key])?;
+        let old_key = state.old_key.clone().unwrap_or_default();
+        let primary = self.admin.current_key(&app.app_id, &app.consumer_id)?;
         match state.step {
             Step::Staging => {
-                let slot = self.admin.staged(&app.app_id, &app.consumer_id)?;
-                match slot {
-                    Some(pair)
-                        if pair.state == StagedState::Active
-                            && Some(&pair.key) != state.old_key.as_ref() =>
-                    {
-                        self.say("Salesforce holds the pair staged before the interruption");
+                if primary != old_key {
+                    return Err(self.someone_rotated(&primary, &old_key));
+                }
+                match self.admin.staged(&app.app_id, &app.consumer_id)? {
+                    Some(pair) if self.is_ours(&pair, &state) => {
+                        self.say("Salesforce holds the pair this rotation staged before it was interrupted");
                         self.adopt(&app, state, pair)
                     }
+                    Some(pair) if pair.state == StagedState::Active => Err(Stopped::new(
+                        Error::failed(format!(
+                            "the staged slot holds an Active pair (key {}, created {} by {}) that this \
+                             rotation did not stage",
+                            tail(&pair.key),
+                            pair.created_date,
+                            pair.created_by
+                        )),
+                        format!(
+                            "Nothing was deleted; the vault holds the old pair, which works. Promote or delete \
+                             that pair in Setup, or end this rotation with `sfvault rotate {} consumer --abort \
+                             --admin {}` (it leaves that pair alone).",
+                            self.name, self.admin_entry.0
+                        ),
+                    )),
                     other => {
-                        self.clear_leftover(&app, other)?;
+                        self.clear_leftover(&app, other, &vault_key, None)
+                            .map_err(|e| Stopped::new(e, self.standing_staging()))?;
                         self.stage_and_finish(&app, state)
                     }
                 }
             }
             Step::Staged => {
-                let primary = self.admin.current_key(&app.app_id, &app.consumer_id)?;
-                if primary == vault_key {
+                if state.new_key.as_deref() == Some(primary.as_str()) {
                     self.say("Salesforce had already promoted the new pair");
+                    let restored = if vault_key == primary {
+                        None
+                    } else {
+                        Some(self.past_pair(&entry, &primary, &state)?)
+                    };
+                    self.put(state.at(Step::Staged), restored)?;
                     return self.finish_promoted(&app, &state);
                 }
-                let slot = self.admin.staged(&app.app_id, &app.consumer_id)?;
-                match slot {
-                    Some(pair) if pair.state == StagedState::Active && pair.key == vault_key => {
+                if primary != old_key {
+                    return Err(self.someone_rotated(&primary, &old_key));
+                }
+                match self.admin.staged(&app.app_id, &app.consumer_id)? {
+                    Some(pair)
+                        if pair.state == StagedState::Active
+                            && state.new_key.as_deref() == Some(pair.key.as_str())
+                            && pair.key == vault_key =>
+                    {
                         self.prove_and_promote(&app, state)
                     }
                     _ => {
                         let gone = Error::failed(format!(
                             "the staged pair ({}) is gone at Salesforce (expired or deleted)",
-                            tail(&vault_key)
+                            tail(state.new_key.as_deref().unwrap_or(&vault_key))
                         ));
                         self.undo(&app, &state)?;
                         Err(Stopped::new(
@@ -596,53 +890,55 @@ impl Rotation<'_> {
                     }
                 }
             }
-            _ => {
-                self.undo(&app, &state)?;
-                self.outcome(
+            _ => match self.undo(&app, &state)? {
+                Undone::RolledBack => Ok(self.outcome(
                     Action::Aborted,
                     &app,
-                    "The rotation was being undone and now is: the old pair is current in the vault and primary at Salesforce.".into(),
-                )
-                .map_err(Stopped::from)
-            }
+                    "The rotation was being undone and now is: the old pair is current in the vault and \
+                     primary at Salesforce."
+                        .into(),
+                )?),
+                Undone::PromotedMeanwhile => {
+                    let standing = self.standing_promoted(&state);
+                    Ok(self.outcome(Action::Rotated, &app, standing)?)
+                }
+            },
         }
     }
 
     /// Undo a rotation that has not been promoted.
     pub fn abort(&mut self) -> Result<Outcome, Stopped> {
         let (entry, state) = self.recorded()?;
-        let Some(state) = state.filter(|s| s.step.in_progress()) else {
+        let Some(mut state) = state.filter(|s| s.step.in_progress()) else {
             return self.nothing(&entry, "no rotation in progress, nothing to undo");
         };
-        let app = self.app_of(&entry)?;
-        let vault_key = self.key_of(&entry)?;
-        match state.step {
-            Step::Staging => {
-                let slot = self.admin.staged(&app.app_id, &app.consumer_id)?;
-                let mut undone = state.clone();
-                if let Some(pair) = slot
-                    && pair.state == StagedState::Active
-                    && Some(&pair.key) != state.old_key.as_ref()
-                {
-                    undone.staged_id = Some(pair.id);
-                }
-                self.undo(&app, &undone)?;
+        let app = self.locate(&entry)?;
+        if state.step == Step::Staging {
+            // Whether a pair was staged before the interruption: only one this run created is
+            // deleted; the slot is read again, and the primary checked, by the undo.
+            if let Some(pair) = self.admin.staged(&app.app_id, &app.consumer_id)?
+                && self.is_ours(&pair, &state)
+            {
+                state.new_key = Some(pair.key.clone());
+                state.staged_id = Some(pair.id);
             }
-            Step::Staged => {
-                let primary = self.admin.current_key(&app.app_id, &app.consumer_id)?;
-                if primary == vault_key {
-                    self.say("Salesforce had already promoted the new pair: there is nothing left to undo");
-                    return self.finish_promoted(&app, &state);
-                }
-                self.undo(&app, &state)?;
-            }
-            _ => self.undo(&app, &state)?,
         }
-        Ok(self.outcome(
-            Action::Aborted,
-            &app,
-            "Undone: the old pair is current in the vault and primary at Salesforce; no pair is staged.".into(),
-        )?)
+        match self.undo(&app, &state)? {
+            Undone::RolledBack => Ok(self.outcome(
+                Action::Aborted,
+                &app,
+                "Undone: the old pair is current in the vault and primary at Salesforce; nothing this \
+                 rotation staged is left."
+                    .into(),
+            )?),
+            Undone::PromotedMeanwhile => {
+                let standing = format!(
+                    "Salesforce had already promoted the new pair, so there was nothing left to undo. {}",
+                    self.standing_promoted(&state)
+                );
+                Ok(self.outcome(Action::Rotated, &app, standing)?)
+            }
+        }
     }
 
     /// Delete the old (`Rotated`) pair at Salesforce after a promotion.
@@ -666,7 +962,7 @@ impl Rotation<'_> {
                 },
             );
         };
-        let app = self.app_of(&entry)?;
+        let app = self.locate(&entry)?;
         let vault_key = self.key_of(&entry)?;
         self.check_admin(&[&vault_key])?;
         let primary = self.admin.current_key(&app.app_id, &app.consumer_id)?;
@@ -678,15 +974,9 @@ impl Rotation<'_> {
             ))
             .into());
         }
+        let old_key = state.old_key.clone().unwrap_or_default();
         match self.admin.staged(&app.app_id, &app.consumer_id)? {
-            Some(pair) if pair.state == StagedState::Active => {
-                return Err(Error::failed(format!(
-                    "the staged slot holds an Active pair ({}) that is not the old one: not deleting it",
-                    tail(&pair.key)
-                ))
-                .into());
-            }
-            Some(pair) => {
+            Some(pair) if pair.key == old_key && pair.key != vault_key => {
                 self.say(&format!(
                     "deleting the old pair ({}, {}) at Salesforce",
                     tail(&pair.key),
@@ -695,6 +985,11 @@ impl Rotation<'_> {
                 self.admin
                     .delete_staged(&app.app_id, &app.consumer_id, &pair.id)?;
             }
+            Some(pair) => self.say(&format!(
+                "the old pair is already gone at Salesforce; the slot holds another pair ({}, {}), left alone",
+                tail(&pair.key),
+                pair.state.name()
+            )),
             None => self.say("the old pair is already gone at Salesforce"),
         }
         self.record(&state.at(Step::Retired), Vec::new())?;
@@ -719,5 +1014,28 @@ impl Rotation<'_> {
             consumer_id: field(CONSUMER_ID),
         };
         Ok(self.outcome(Action::Nothing, &app, format!("Nothing to do: {why}."))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_tails() {
+        assert_eq!(parse_date("1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(parse_date("2026-11-30T14:00:00.000Z"), Some(1_796_047_200));
+        assert_eq!(parse_date("2026-11-30T14:00:00+0000"), Some(1_796_047_200));
+        for bad in [
+            "",
+            "2026-11-30",
+            "2026-13-01T00:00:00Z",
+            "2026-11-30T14:00:00+0100",
+            "x026-11-30T14:00:00Z",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+        assert_eq!(tail("3MVG9é12345"), "…é12345");
+        assert_eq!(tail("ab"), "…ab");
     }
 }

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::oauth::http::Http;
 use crate::oauth::{self, Credentials, Flow};
 use crate::secret::SecretString;
-use crate::vault::fields::{self, ROTATION};
+use crate::vault::fields::{self, KEY_ROTATION, ROTATION};
 use crate::vault::model::Entry;
 use crate::vault::name::EntryName;
 use crate::vault::{Change, NewField};
@@ -32,6 +32,24 @@ pub struct State {
     pub staged_id: Option<String>,
     /// The consumer key the rotation replaces (public).
     pub old_key: Option<String>,
+    /// The staged consumer key, once known (public).
+    pub new_key: Option<String>,
+    /// When the run started (Unix seconds): a pair staged before it is not this run's.
+    pub since: Option<i64>,
+    /// A short fingerprint of the staged secret ([`fingerprint`]), so the staged secret is
+    /// recognised in the vault (current or past) whatever happened to the field since.
+    pub new_secret_fp: Option<String>,
+}
+
+/// The first 8 hex digits of a secret's SHA-256: enough to recognise a value sfvault stored,
+/// far too little to learn anything of a secret Salesforce generated (it lives in the vault's
+/// encrypted payload all the same).
+pub fn fingerprint(secret: &SecretString) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, secret.expose().as_bytes());
+    digest.as_ref()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What a rotation replaces.
@@ -41,6 +59,17 @@ pub enum Kind {
     Consumer,
     /// A JWT private key and its certificate.
     Certificate,
+}
+
+impl Kind {
+    /// The entry field that records rotations of this kind (one each, so a key rotation does
+    /// not erase the record of a consumer pair still valid at Salesforce).
+    pub fn field(self) -> &'static str {
+        match self {
+            Kind::Consumer => ROTATION,
+            Kind::Certificate => KEY_ROTATION,
+        }
+    }
 }
 
 /// The steps a rotation records.
@@ -104,6 +133,9 @@ impl State {
             step,
             staged_id: None,
             old_key: None,
+            new_key: None,
+            since: None,
+            new_secret_fp: None,
         }
     }
 
@@ -115,19 +147,24 @@ impl State {
         }
     }
 
-    /// The entry's recorded rotation, if any (an unreadable record is an error: sfvault never
-    /// guesses where a rotation stands).
-    pub fn of(name: &EntryName, entry: &Entry) -> Result<Option<State>> {
-        let Some(field) = entry.fields.get(ROTATION) else {
+    /// The entry's recorded rotation of `kind`, if any (an unreadable record is an error:
+    /// sfvault never guesses where a rotation stands).
+    pub fn of(name: &EntryName, entry: &Entry, kind: Kind) -> Result<Option<State>> {
+        let Some(field) = entry.fields.get(kind.field()) else {
             return Ok(None);
         };
-        State::parse(field.value.expose()).map(Some).ok_or_else(|| {
-            Error::failed(format!(
-                "{name}'s rotation field is not a rotation record sfvault wrote ({}); \
-                 `sfvault history {name} rotation` shows its past values",
-                crate::quote::quoted(field.value.expose())
-            ))
-        })
+        State::parse(field.value.expose())
+            .filter(|s| s.kind == kind)
+            .map(Some)
+            .ok_or_else(|| {
+                Error::failed(format!(
+                    "{name}'s {} field is not a rotation record sfvault wrote ({}); \
+                 `sfvault history {name} {}` shows its past values",
+                    kind.field(),
+                    crate::quote::quoted(field.value.expose()),
+                    kind.field()
+                ))
+            })
     }
 
     /// Parse `kind=… step=… [staged_id=…] [old_key=…]`.
@@ -136,6 +173,9 @@ impl State {
         let mut step = None;
         let mut staged_id = None;
         let mut old_key = None;
+        let mut new_key = None;
+        let mut since = None;
+        let mut new_secret_fp = None;
         for part in text.split(' ') {
             let (k, v) = part.split_once('=')?;
             match k {
@@ -149,6 +189,9 @@ impl State {
                 "step" => step = Some(Step::NAMES.iter().find(|(_, n)| *n == v)?.0),
                 "staged_id" => staged_id = Some(v.to_owned()),
                 "old_key" => old_key = Some(v.to_owned()),
+                "new_key" => new_key = Some(v.to_owned()),
+                "since" => since = Some(v.parse().ok()?),
+                "fp" => new_secret_fp = Some(v.to_owned()),
                 _ => return None,
             }
         }
@@ -157,6 +200,9 @@ impl State {
             step: step?,
             staged_id,
             old_key,
+            new_key,
+            since,
+            new_secret_fp,
         })
     }
 
@@ -173,34 +219,44 @@ impl State {
         if let Some(k) = &self.old_key {
             out.push_str(&format!(" old_key={k}"));
         }
+        if let Some(k) = &self.new_key {
+            out.push_str(&format!(" new_key={k}"));
+        }
+        if let Some(t) = self.since {
+            out.push_str(&format!(" since={t}"));
+        }
+        if let Some(fp) = &self.new_secret_fp {
+            out.push_str(&format!(" fp={fp}"));
+        }
         out
     }
 
     /// The field that records this state.
     pub fn field(&self) -> NewField {
         NewField {
-            name: ROTATION.into(),
+            name: self.kind.field().into(),
             value: SecretString::new(self.to_text()),
             secret: false,
         }
     }
 }
 
+/// How long Salesforce keeps a staged or rotated pair: 30 days.
+pub const STAGED_LIFETIME_SECS: i64 = 30 * 86_400;
+
 /// What Salesforce holds of a past consumer key or secret after a rotation at Salesforce, for
 /// `history`: "Rotated, still valid until retired" or "deleted" for the replaced pair, else
 /// nothing. The pair is recognised by the old key's value and by the time it was replaced (the
 /// key and the secret were replaced in one change).
-pub fn past_state(entry: &Entry, field: &str, replaced_at: i64) -> Option<&'static str> {
+pub fn past_state(entry: &Entry, field: &str, replaced_at: i64, now: i64) -> Option<&'static str> {
     if field != "consumer_key" && field != "consumer_secret" {
         return None;
     }
-    let state = entry
-        .fields
-        .get(ROTATION)
-        .and_then(|f| State::parse(f.value.expose()))
-        .filter(|s| s.kind == Kind::Consumer)?;
+    let record = entry.fields.get(ROTATION)?;
+    let state = State::parse(record.value.expose()).filter(|s| s.kind == Kind::Consumer)?;
     let words = match state.step {
-        Step::Promoted => "Rotated, still valid until retired",
+        Step::Promoted if now - record.changed_at >= STAGED_LIFETIME_SECS => "Rotated, expired",
+        Step::Promoted => "Rotated, still valid until retired (or 30 days)",
         Step::Retired => "deleted",
         _ => return None,
     };
@@ -244,12 +300,23 @@ impl Stopped {
     }
 }
 
+impl Stopped {
+    /// An error before the current pair changed anywhere.
+    pub fn untouched(error: Error) -> Stopped {
+        Stopped::new(
+            error,
+            "Nothing was rotated: the current pair (or key) is unchanged, in the vault and at Salesforce.",
+        )
+    }
+}
+
 impl From<Error> for Stopped {
-    /// An error before anything changed anywhere.
+    /// An error in the middle of a run: the vault's record says where it stands.
     fn from(error: Error) -> Stopped {
         Stopped::new(
             error,
-            "Nothing changed at Salesforce, and the vault's current pair is the one it had.",
+            "The entry's rotation record (`sfvault get ORG/APP rotation`, or key_rotation) says where \
+             the rotation stands; `--resume` finishes it and `--abort` undoes it from there.",
         )
     }
 }
@@ -278,14 +345,23 @@ fn public(name: &str, value: &str) -> NewField {
     }
 }
 
-/// Prove that `entry`'s credentials work: one token request with its own flow (a web entry
-/// proves with its refresh token if it has one, else with client credentials).
-pub fn prove(http: &Http, name: &EntryName, entry: &Entry, now: i64) -> Result<()> {
+/// Prove that `entry`'s credentials work: one token request with `flow`, or with its own flow
+/// (a web entry proves with its refresh token if it has one, else with client credentials).
+pub fn prove(
+    http: &Http,
+    name: &EntryName,
+    entry: &Entry,
+    flow: Option<Flow>,
+    now: i64,
+) -> Result<()> {
     let creds = Credentials::new(&name.to_string(), entry);
-    let flow = match creds.flow()? {
-        Flow::Web if entry.fields.contains_key(fields::REFRESH_TOKEN) => Flow::RefreshToken,
-        Flow::Web => Flow::ClientCredentials,
-        f => f,
+    let flow = match flow {
+        Some(f) => f,
+        None => match creds.flow()? {
+            Flow::Web if entry.fields.contains_key(fields::REFRESH_TOKEN) => Flow::RefreshToken,
+            Flow::Web => Flow::ClientCredentials,
+            f => f,
+        },
     };
     oauth::request_token(http, &creds, flow, now).map(drop)
 }

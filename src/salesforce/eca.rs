@@ -74,8 +74,8 @@ pub struct StagedPair {
     pub id: String,
     /// Its consumer key.
     pub key: String,
-    /// Its consumer secret.
-    pub secret: SecretString,
+    /// Its consumer secret (needed only when a pair is adopted; not required otherwise).
+    pub secret: Option<SecretString>,
     /// Its state.
     pub state: StagedState,
     /// Who created it, as Salesforce says.
@@ -90,7 +90,8 @@ pub struct StagedPair {
 struct RawStaged {
     id: String,
     key: String,
-    secret: SecretString,
+    #[serde(default)]
+    secret: Option<SecretString>,
     state: String,
     #[serde(default, rename = "createdBy")]
     created_by: Option<String>,
@@ -104,26 +105,38 @@ fn unusable(call: &str, why: &str) -> Error {
     Error::network(format!("Salesforce's answer to {call} is unusable: {why}"))
 }
 
-/// A staged answer: the object, or `{"stagedCredentials":[…]}` with zero or one object.
+/// A staged answer: the object, or `{"stagedCredentials":[…]}` (or a bare list) with zero or
+/// one object. Taken apart by moving, never cloning: the tree holds a secret.
 fn parse_staged(call: &str, body: &str) -> Result<Option<StagedPair>> {
-    let value: Value = serde_json::from_str(body).map_err(|_| unusable(call, "not JSON"))?;
-    let object = match value.get("stagedCredentials") {
-        Some(Value::Array(items)) if items.is_empty() => return Ok(None),
-        Some(Value::Array(items)) if items.len() == 1 => items[0].clone(),
-        Some(_) => return Err(unusable(call, "stagedCredentials is not a list of one")),
-        None if value.is_array() => match value.as_array().map(Vec::as_slice) {
-            Some([]) => return Ok(None),
-            Some([one]) => one.clone(),
-            _ => return Err(unusable(call, "more than one staged pair")),
+    let mut value: Value = serde_json::from_str(body).map_err(|_| unusable(call, "not JSON"))?;
+    let list = if value.is_array() {
+        Some(value.take())
+    } else {
+        value.get_mut("stagedCredentials").map(Value::take)
+    };
+    let object = match list {
+        Some(Value::Array(mut items)) if items.len() <= 1 => match items.pop() {
+            Some(one) => one,
+            None => return Ok(None),
         },
+        Some(_) => {
+            return Err(unusable(
+                call,
+                "stagedCredentials is not a list of at most one",
+            ));
+        }
         None => value,
     };
-    let raw: RawStaged = serde_json::from_value(object)
-        .map_err(|_| unusable(call, "no id, key, secret and state"))?;
+    let raw: RawStaged =
+        serde_json::from_value(object).map_err(|_| unusable(call, "no id, key and state"))?;
     check_id("staged credential id", &raw.id)?;
     check_key(call, &raw.key)?;
-    if raw.secret.is_empty() || raw.secret.len() > 512 {
-        return Err(unusable(call, "no usable secret"));
+    if raw
+        .secret
+        .as_ref()
+        .is_some_and(|s| s.is_empty() || s.len() > 512)
+    {
+        return Err(unusable(call, "an unusable secret"));
     }
     let text = |o: Option<String>| o.map(|s| clean(&s, 80)).unwrap_or_default();
     Ok(Some(StagedPair {
@@ -270,7 +283,9 @@ impl Admin<'_> {
         let path = format!("{}/staged", Self::consumer_path(app_id, consumer_id)?);
         // Documented as taking no body; an empty POST has been seen to hang.
         let r = self.rest(call, Method::Post, &path, Some("{}"), false)?;
-        parse_staged(call, &r.body)?.ok_or_else(|| unusable(call, "no staged pair"))
+        parse_staged(call, &r.body)?
+            .filter(|p| p.secret.is_some())
+            .ok_or_else(|| unusable(call, "no staged pair with its secret"))
     }
 
     /// Promote the staged pair `staged_id` to primary; the old primary moves into the slot as
@@ -327,12 +342,17 @@ mod tests {
                 .is_none()
         );
         assert!(parse_staged("t", "[]").unwrap().is_none());
+        let no_secret = parse_staged("t", r#"{"id":"a","key":"k","state":"Rotated"}"#)
+            .unwrap()
+            .unwrap();
+        assert!(no_secret.secret.is_none());
         for bad in [
             "nope",
             r#"{"stagedCredentials":{}}"#,
             r#"{"id":"../x","key":"k","secret":"s","state":"Active"}"#,
             r#"{"id":"a","key":"k k","secret":"s","state":"Active"}"#,
             r#"{"id":"a","key":"k","secret":"","state":"Active"}"#,
+            r#"[{"id":"a","key":"k","state":"Active"},{"id":"b","key":"k","state":"Active"}]"#,
         ] {
             assert!(parse_staged("t", bad).is_err(), "{bad}");
         }

@@ -104,26 +104,36 @@ fn parse(call: &str, xml: &str, replace: Option<&str>) -> Result<Parsed> {
     // Depth of `records` while inside it, and the re-serialised children.
     let mut record_depth: Option<usize> = None;
     let mut record = String::new();
+    // Depth of the OAuth certificate element while inside it: `oauthConfig/certificate` of a
+    // ConnectedApp, or the record's own `certificate` child (ExtlClntAppGlobalOauthSettings);
+    // never another `certificate` (a SAML one names a certificate of the org, and stays as read).
+    let mut cert_depth: Option<usize> = None;
     let bad = |e: &dyn std::fmt::Display| unusable(call, &format!("not XML ({e})"));
     loop {
         let event = reader.read_event().map_err(|e| bad(&e))?;
         // Inside `records` (its children and text); an End closes a child only below it.
         let in_record = record_depth.is_some_and(|d| path.len() >= d);
         let closing_child = record_depth.is_some_and(|d| path.len() > d);
-        let in_cert = in_record && path.last().is_some_and(|n| n == "certificate");
+        let in_cert = cert_depth.is_some_and(|d| path.len() >= d);
         match event {
             Event::Start(e) => {
                 let name = local(&e);
+                let oauth_cert = in_record
+                    && !in_cert
+                    && name == "certificate"
+                    && (path.last().is_some_and(|p| p == "oauthConfig")
+                        || record_depth == Some(path.len()));
                 if in_record && !(in_cert && replace.is_some()) {
                     record.push('<');
                     record.push_str(&name);
                     record.push_str(e.attributes_raw());
                     record.push('>');
-                    if name == "certificate"
-                        && let Some(pem) = replace
-                    {
+                    if oauth_cert && let Some(pem) = replace {
                         record.push_str(&escape(pem));
                     }
+                }
+                if oauth_cert {
+                    cert_depth = Some(path.len() + 1);
                 }
                 if name == "records" && record_depth.is_none() {
                     record_depth = Some(path.len() + 1);
@@ -162,16 +172,17 @@ fn parse(call: &str, xml: &str, replace: Option<&str>) -> Result<Parsed> {
                     "success" => out.success = Some(value()),
                     "statusCode" => out.error_code = Some(value()),
                     "message" => out.error_message = Some(value()),
-                    "certificate" if closing_child => {
-                        out.certificate = Some(text.trim().to_owned())
-                    }
                     _ => {}
+                }
+                let closing_cert = cert_depth == Some(path.len() + 1);
+                if closing_cert {
+                    out.certificate = Some(text.trim().to_owned());
+                    cert_depth = None;
                 }
                 if record_depth == Some(path.len() + 1) && name == "records" {
                     record_depth = None;
                     out.record = Some(std::mem::take(&mut record));
-                } else if closing_child && !(in_cert && replace.is_some() && name != "certificate")
-                {
+                } else if closing_child && !(in_cert && replace.is_some() && !closing_cert) {
                     record.push_str("</");
                     record.push_str(&name);
                     record.push('>');
@@ -342,6 +353,42 @@ OLD
         assert_eq!(
             out,
             "<metadata xsi:type=\"ConnectedApp\"><fullName>CI</fullName><contactEmail>a@b.example</contactEmail><label>CI &amp; co</label><oauthConfig><callbackUrl>http://localhost:1717/OauthRedirect</callbackUrl><certificate>NEW &lt;pem&gt;</certificate><consumerKey>3MVG9</consumerKey><scopes>Api</scopes></oauthConfig></metadata>"
+        );
+    }
+
+    #[test]
+    fn only_the_oauth_certificate_is_read_and_replaced() {
+        let read = r#"<Envelope xmlns="http://soap.sforce.com/2006/04/metadata"><Body><readMetadataResponse><result><records><fullName>CI</fullName><oauthConfig><certificate>OLDPEM</certificate><consumerKey>3MVG9</consumerKey></oauthConfig><samlConfig><acsUrl>https://sp.example/acs</acsUrl><certificate>MySamlSigningCert</certificate><encryptionType>AES_256</encryptionType></samlConfig></records></result></readMetadataResponse></Body></Envelope>"#;
+        let p = parse("t", read, None).unwrap();
+        assert_eq!(p.certificate.as_deref(), Some("OLDPEM"));
+        let record = Record {
+            kind: AppKind::Connected,
+            full_name: "CI".into(),
+            children: p.record.unwrap(),
+            certificate: p.certificate,
+        };
+        let out = record.with_certificate("NEWPEM").unwrap();
+        assert!(
+            out.contains("<oauthConfig><certificate>NEWPEM</certificate>"),
+            "{out}"
+        );
+        assert!(
+            out.contains("<certificate>MySamlSigningCert</certificate>"),
+            "{out}"
+        );
+        // An External Client App's settings: the record's own certificate child.
+        let eca = r#"<E><B><r><result><records><fullName>ci_glbloauth</fullName><certificate>OLD</certificate><label>x</label></records></result></r></B></E>"#;
+        let p = parse("t", eca, None).unwrap();
+        assert_eq!(p.certificate.as_deref(), Some("OLD"));
+        let record = Record {
+            kind: AppKind::External,
+            full_name: "ci_glbloauth".into(),
+            children: p.record.unwrap(),
+            certificate: p.certificate,
+        };
+        assert_eq!(
+            record.with_certificate("NEW").unwrap(),
+            "<metadata xsi:type=\"ExtlClntAppGlobalOauthSettings\"><fullName>ci_glbloauth</fullName><certificate>NEW</certificate><label>x</label></metadata>"
         );
     }
 

@@ -169,8 +169,11 @@ pub const APP_ID: &str = "app_id";
 pub const APP_NAME: &str = "app_name";
 /// The app's consumer id (its credentials resources are under it).
 pub const CONSUMER_ID: &str = "consumer_id";
-/// Where a rotation at Salesforce stands (`rotation::State`); its history is the steps taken.
+/// Where a rotation at Salesforce of the consumer pair stands (`rotation::State`); its history
+/// is the steps taken.
 pub const ROTATION: &str = "rotation";
+/// The same for the JWT key and its certificate.
+pub const KEY_ROTATION: &str = "key_rotation";
 
 /// Every field sfvault knows. Fields not listed here are the user's own: secret unless
 /// marked public, any non-empty value.
@@ -215,6 +218,7 @@ pub const FIELDS: &[FieldSpec] = &[
     user(APP_NAME, false, Check::NoSpace),
     user(CONSUMER_ID, false, Check::NoSpace),
     user(ROTATION, false, Check::Any),
+    user(KEY_ROTATION, false, Check::Any),
     FieldSpec {
         from_valid_token: true,
         ..computed(ACCESS_TOKEN, true, Check::Any)

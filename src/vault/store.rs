@@ -100,6 +100,11 @@ impl FileStamp {
 }
 
 impl Store {
+    /// How long a lock of this vault is waited for.
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock_timeout
+    }
+
     /// The vault at `path`, waiting at most `lock_timeout` for the write lock.
     pub fn new(path: impl Into<PathBuf>, lock_timeout: Duration) -> Store {
         Store {

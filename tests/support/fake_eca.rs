@@ -182,6 +182,8 @@ struct Slot {
     kind: SlotKind,
     /// Seconds on the fake's clock.
     created: i64,
+    /// Who staged it (a user id), as `createdBy` says.
+    created_by: String,
     expires: i64,
 }
 
@@ -298,6 +300,9 @@ impl Org {
     }
 }
 
+/// Another user of the org (who stages or applies pairs in Setup in the tests).
+pub const OTHER_USER_ID: &str = "0055g00000ZZZZZAAA";
+
 impl FakeSalesforce {
     /// Add an External Client App with one consumer and its first (primary) key and secret.
     pub fn add_eca(&self, cfg: EcaConfig) -> EcaIds {
@@ -325,8 +330,9 @@ impl FakeSalesforce {
         ids
     }
 
-    /// Stage a pair as someone else would (in Setup, or another tool): an Active pair in the
-    /// slot that no vault knows. Returns its key. Panics if the slot is occupied.
+    /// Stage a pair as someone else would (another user, in Setup): an Active pair in the slot
+    /// that no vault knows, created by [`OTHER_USER_ID`]. Returns its key. Panics if the slot is
+    /// occupied.
     pub fn stage_for_test(&self, app_id: &str) -> String {
         let mut st = self.state.lock().unwrap();
         let now = st.eca.now();
@@ -342,9 +348,28 @@ impl FakeSalesforce {
             pair,
             kind: SlotKind::Active,
             created: now,
+            created_by: OTHER_USER_ID.to_owned(),
             expires: now + STAGED_LIFETIME_SECS,
         });
         key
+    }
+
+    /// Promote the staged pair as Setup's "apply" would (the old primary into the slot as
+    /// Rotated, under the same id). Panics if nothing is staged.
+    pub fn promote_for_test(&self, app_id: &str) {
+        let mut st = self.state.lock().unwrap();
+        let now = st.eca.now();
+        let eca = st.eca.eca_mut(app_id).unwrap();
+        let staged = eca.slot.take().expect("nothing staged");
+        let old = std::mem::replace(&mut eca.primary, staged.pair);
+        eca.slot = Some(Slot {
+            id: staged.id,
+            pair: old,
+            kind: SlotKind::Rotated,
+            created: now,
+            created_by: OTHER_USER_ID.to_owned(),
+            expires: now + STAGED_LIFETIME_SECS,
+        });
     }
 
     /// The ECA's current primary (key, secret). Panics on an unknown app id.
@@ -948,6 +973,7 @@ pub(super) fn rest(st: &mut State, r: &Req<'_>) -> Answer {
                 pair,
                 kind: SlotKind::Active,
                 created: now,
+                created_by: USER_ID.to_owned(),
                 expires: now + STAGED_LIFETIME_SECS,
             };
             let body = wrap(staged_json(&consumer_url, &slot, now));
@@ -999,6 +1025,7 @@ pub(super) fn rest(st: &mut State, r: &Req<'_>) -> Answer {
                 pair: old,
                 kind: SlotKind::Rotated,
                 created: now,
+                created_by: USER_ID.to_owned(),
                 expires: now + STAGED_LIFETIME_SECS,
             };
             let body = wrap(staged_json(&consumer_url, &slot, now));
@@ -1033,7 +1060,7 @@ fn staged_json(consumer_url: &str, slot: &Slot, now: i64) -> Value {
         "key": slot.pair.key,
         "secret": slot.pair.secret,
         "state": slot.state(now),
-        "createdBy": USER_ID,
+        "createdBy": slot.created_by,
         "createdDate": iso(slot.created),
         "expirationDate": iso(slot.expires),
         "url": format!("{consumer_url}/staged/{}", slot.id),
