@@ -186,7 +186,7 @@ fn stage_prove_promote_retire_end_to_end() {
     assert_eq!(past["value"], original.0.as_str());
     assert_eq!(
         past["at_salesforce"],
-        "Rotated, still valid until retired (or 30 days)"
+        "Rotated, valid until retired or 30 days old"
     );
     let text = w.tv.ok(&["history", CI, "consumer_key"]);
     assert!(text.contains("Rotated"), "{text}");

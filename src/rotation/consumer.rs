@@ -339,7 +339,7 @@ impl Rotation<'_> {
                 if now - f.changed_at >= super::STAGED_LIFETIME_SECS {
                     "Rotated, expired".to_owned()
                 } else {
-                    "Rotated, still valid until retired (or 30 days)".to_owned()
+                    "Rotated, valid until retired or 30 days old".to_owned()
                 }
             }),
             Some(Step::Retired) => Some("deleted".to_owned()),
@@ -943,17 +943,27 @@ impl Rotation<'_> {
 
     /// Delete the old (`Rotated`) pair at Salesforce after a promotion.
     pub fn retire(&mut self) -> Result<Outcome, Stopped> {
-        let (entry, state) = self.recorded()?;
+        self.retire_steps().map_err(|e| {
+            Stopped::new(
+                e,
+                "Nothing was retired: the pair the last rotation replaced is as it was at Salesforce \
+                 (valid until retired, or 30 days after the rotation).",
+            )
+        })
+    }
+
+    fn retire_steps(&mut self) -> Result<Outcome> {
+        let entry = self.entry()?;
+        let state = State::of(self.name, &entry, Kind::Consumer)?;
         let step = state.as_ref().map(|s| s.step);
         if step.is_some_and(Step::in_progress) {
             return Err(Error::Usage(format!(
                 "the rotation of {} is not finished: run `sfvault rotate {} consumer --resume --admin …` first",
                 self.name, self.name
-            ))
-            .into());
+            )));
         }
         let Some(state) = state.filter(|s| s.step == Step::Promoted) else {
-            return self.nothing(
+            return self.nothing_plain(
                 &entry,
                 if step == Some(Step::Retired) {
                     "the old pair was already retired"
@@ -971,8 +981,7 @@ impl Rotation<'_> {
                 "the vault's consumer key ({}) is not the app's primary at Salesforce ({}): not retiring anything",
                 tail(&vault_key),
                 tail(&primary)
-            ))
-            .into());
+            )));
         }
         let old_key = state.old_key.clone().unwrap_or_default();
         match self.admin.staged(&app.app_id, &app.consumer_id)? {
@@ -993,14 +1002,18 @@ impl Rotation<'_> {
             None => self.say("the old pair is already gone at Salesforce"),
         }
         self.record(&state.at(Step::Retired), Vec::new())?;
-        Ok(self.outcome(
+        self.outcome(
             Action::Retired,
             &app,
             "The old pair is deleted at Salesforce; the new pair is primary there and current in the vault.".into(),
-        )?)
+        )
     }
 
     fn nothing(&mut self, entry: &Entry, why: &str) -> Result<Outcome, Stopped> {
+        Ok(self.nothing_plain(entry, why)?)
+    }
+
+    fn nothing_plain(&mut self, entry: &Entry, why: &str) -> Result<Outcome> {
         let field = |f: &str| {
             entry
                 .fields
@@ -1013,7 +1026,7 @@ impl Rotation<'_> {
             app_name: field(APP_NAME),
             consumer_id: field(CONSUMER_ID),
         };
-        Ok(self.outcome(Action::Nothing, &app, format!("Nothing to do: {why}."))?)
+        self.outcome(Action::Nothing, &app, format!("Nothing to do: {why}."))
     }
 }
 

@@ -256,7 +256,7 @@ pub fn past_state(entry: &Entry, field: &str, replaced_at: i64, now: i64) -> Opt
     let state = State::parse(record.value.expose()).filter(|s| s.kind == Kind::Consumer)?;
     let words = match state.step {
         Step::Promoted if now - record.changed_at >= STAGED_LIFETIME_SECS => "Rotated, expired",
-        Step::Promoted => "Rotated, still valid until retired (or 30 days)",
+        Step::Promoted => "Rotated, valid until retired or 30 days old",
         Step::Retired => "deleted",
         _ => return None,
     };
