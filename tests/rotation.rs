@@ -1,142 +1,17 @@
 //! Rotation at Salesforce, through the real binary against the strict fake (tests/support):
 //! an External Client App's consumer pair (stage → prove → promote → retire), a JWT key and its
 //! certificate (deploy → prove, rolled back on refusal), the refusals, the unconfirmed points of
-//! the API both ways, and the step × fault matrix: every request of a run dropped before or
-//! after Salesforce acted, answered 500, or the process SIGKILLed while it waits; after each,
-//! the vault holds a pair Salesforce accepts and `--resume` or `--abort` converges.
+//! the API both ways, and what review found: nothing deleted or adopted that is not this
+//! rotation's. The step × fault matrix is in tests/rotation_faults.rs.
 
 mod support;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::TestVault;
-use support::fake_sf::{
-    AppConfig, ClassicApp, EcaConfig, EcaIds, FakeSalesforce, Fault, Quirks, Step, add_app,
-};
-
-const ADMIN: &str = "acme/admin";
-const CI: &str = "acme/ci";
-
-fn admin_app() -> AppConfig {
-    AppConfig {
-        consumer_key: "3MVG9ADMINKEYadmin".into(),
-        consumer_secret: "ADMINSECRET".into(),
-        username: "admin@acme.example".into(),
-        ..AppConfig::default()
-    }
-}
-
-/// A fake org with the admin's connected app and one External Client App, and a vault with
-/// `acme/admin` (client credentials) and `acme/ci` (the ECA, with `flow`). The admin's token is
-/// fetched once, so the runs below make only their own requests.
-struct World {
-    tv: TestVault,
-    sf: FakeSalesforce,
-    ids: EcaIds,
-}
-
-fn world_with(flow: &str, eca: EcaConfig, quirks: Option<Quirks>) -> World {
-    let sf = FakeSalesforce::start(admin_app());
-    if let Some(q) = quirks {
-        sf.set_quirks(q);
-    }
-    let ids = sf.add_eca(eca);
-    let tv = TestVault::new();
-    add_app(
-        &tv,
-        ADMIN,
-        &admin_app(),
-        Some(&sf.url),
-        "client-credentials",
-    );
-    let ci = AppConfig {
-        consumer_key: ids.key.clone(),
-        consumer_secret: ids.secret.clone(),
-        username: "ci@acme.example".into(),
-        ..AppConfig::default()
-    };
-    add_app(&tv, CI, &ci, Some(&sf.url), flow);
-    tv.ok(&["token", ADMIN]);
-    World { tv, sf, ids }
-}
-
-fn eca(listed: bool) -> EcaConfig {
-    EcaConfig {
-        developer_name: "ci_app".into(),
-        label: "CI".into(),
-        username: "ci@acme.example".into(),
-        certificate_pem: None,
-        listed_in_usage: listed,
-    }
-}
-
-fn world() -> World {
-    world_with("client-credentials", eca(true), None)
-}
-
-impl World {
-    fn pair(&self) -> (String, String) {
-        (
-            self.tv.get(CI, "consumer_key"),
-            self.tv.get(CI, "consumer_secret"),
-        )
-    }
-
-    /// The vault's current pair is one Salesforce accepts now.
-    fn assert_pair_works(&self, when: &str) {
-        let (k, s) = self.pair();
-        assert!(
-            self.sf.accepts(&k, &s),
-            "{when}: the vault's pair ({k}) is not accepted by Salesforce"
-        );
-    }
-
-    fn step(&self) -> String {
-        let out = self.tv.run(&["get", "-n", CI, "rotation"], None);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn rotate(&self, extra: &[&str]) -> std::process::Output {
-        let mut args = vec!["--json", "rotate", CI, "consumer", "--admin", ADMIN];
-        args.extend_from_slice(extra);
-        self.tv.run(&args, None)
-    }
-
-    fn rotate_ok(&self, extra: &[&str]) -> Value {
-        let out = self.rotate(extra);
-        assert!(
-            out.status.success(),
-            "rotate {extra:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("JSON outcome")
-    }
-
-    /// Clean: nothing in progress, the vault's pair is Salesforce's primary, nothing Active staged.
-    fn assert_clean(&self, when: &str) {
-        let (k, _) = self.pair();
-        let step = self.step();
-        assert!(
-            !["staging", "staged", "aborting"]
-                .iter()
-                .any(|s| step.contains(&format!("step={s} "))
-                    || step.ends_with(&format!("step={s}"))),
-            "{when}: still in progress: {step}"
-        );
-        assert_eq!(
-            self.sf.eca_primary(&self.ids.app_id).0,
-            k,
-            "{when}: the vault's key is not the primary ({step})"
-        );
-        if let Some(st) = self.sf.eca_staged(&self.ids.app_id) {
-            assert_ne!(st.state, "Active", "{when}: an Active pair is left staged");
-        }
-        self.assert_pair_works(when);
-    }
-}
+use support::fake_sf::{AppConfig, ClassicApp, Fault, Quirks, Step, add_app};
+use support::rotation_world::*;
 
 #[test]
 fn stage_prove_promote_retire_end_to_end() {
@@ -221,17 +96,7 @@ fn stage_prove_promote_retire_end_to_end() {
 #[test]
 fn progress_goes_to_stderr_and_text_says_where_each_pair_is() {
     let w = world();
-    let out = w.tv.run(
-        &[
-            "rotate",
-            CI,
-            "consumer",
-            "--at-salesforce",
-            "--admin",
-            ADMIN,
-        ],
-        None,
-    );
+    let out = w.rotate_text(&["--at-salesforce"]);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     for step in [
@@ -394,17 +259,7 @@ fn leftover_pairs_in_the_slot() {
     assert_eq!(w.pair(), second);
     // A Rotated pair the vault does not know of (its record says retired): deleted, and said.
     forget_the_old_pair(&w);
-    let out = w.tv.run(
-        &[
-            "rotate",
-            CI,
-            "consumer",
-            "--at-salesforce",
-            "--admin",
-            ADMIN,
-        ],
-        None,
-    );
+    let out = w.rotate_text(&["--at-salesforce"]);
     assert!(
         out.status.success(),
         "{}",
@@ -424,12 +279,6 @@ fn leftover_pairs_in_the_slot() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did not stage"));
     assert_eq!(w.sf.eca_staged(&w.ids.app_id).unwrap().key, foreign);
-}
-
-/// Make the vault's record say the last rotation's old pair was retired, while Salesforce
-/// still holds it Rotated: a leftover the vault no longer claims.
-fn forget_the_old_pair(w: &World) {
-    w.tv.ok(&["set", CI, "rotation", "kind=consumer step=retired"]);
 }
 
 #[test]
@@ -514,20 +363,6 @@ fn a_staged_pair_that_expired_before_resume() {
 }
 
 // ---- found in review: nothing is deleted or adopted that is not this rotation's ----
-
-/// A run whose stage request was dropped before Salesforce acted: recorded "staging", nothing staged.
-fn staging_after_dropped_post(w: &World) {
-    w.sf.fault(Step::StagedPost, 1, Fault::DropBefore);
-    let out = w.rotate(&["--at-salesforce"]);
-    assert_eq!(
-        out.status.code(),
-        Some(8),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(w.step().contains("step=staging"), "{}", w.step());
-    assert!(w.sf.eca_staged(&w.ids.app_id).is_none());
-}
 
 #[test]
 fn a_pair_someone_else_staged_is_neither_deleted_nor_promoted() {
@@ -735,323 +570,7 @@ fn a_key_rotation_keeps_the_consumer_record_and_proves_by_jwt() {
     assert_eq!(o["action"], "retired");
 }
 
-// ---- the step × fault matrix ----
-
-const FAULTS: [Fault; 5] = [
-    Fault::DropBefore,
-    Fault::DropAfter,
-    Fault::Status500,
-    Fault::HoldBefore,
-    Fault::HoldAfter,
-];
-
-/// Run `args` in the background; when the fake holds a request, SIGKILL the process.
-fn run_and_kill(w: &World, args: &[&str]) -> bool {
-    let mut cmd = w.tv.cmd();
-    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
-    let mut child: Child = cmd.spawn().expect("spawn sfvault");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while w.sf.held().is_none() {
-        if let Ok(Some(_)) = child.try_wait() {
-            return false;
-        }
-        assert!(Instant::now() < deadline, "the held request never came");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    w.sf.release();
-    true
-}
-
-/// One cell: `step`'s nth request gets `fault` during a run of `run`; then the vault's pair
-/// must work, and `finish` (resume or abort, possibly twice) must converge.
-fn cell(step: Step, fault: Fault, finish: &str, run: &[&str], prepare: &dyn Fn(&World)) {
-    let w = world();
-    prepare(&w);
-    let before = w.pair();
-    w.sf.fault(step, 1, fault);
-    let what = format!("{step:?} × {fault:?} then {finish}");
-    let mut args = vec!["rotate", CI, "consumer", "--admin", ADMIN];
-    args.extend_from_slice(run);
-    if matches!(fault, Fault::HoldBefore | Fault::HoldAfter) {
-        assert!(
-            run_and_kill(&w, &args),
-            "{what}: the run ended before its held request"
-        );
-    } else {
-        let out = w.tv.run(&args, None);
-        let code = out.status.code();
-        assert!(
-            matches!(code, Some(1) | Some(7) | Some(8)),
-            "{what}: exit {code:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.contains("vault"),
-            "{what}: no sentence on where the pairs are: {stderr}"
-        );
-    }
-    w.assert_pair_works(&format!("{what}: after the fault"));
-    let out = w.rotate(&[finish]);
-    assert!(
-        out.status.success(),
-        "{what}: {finish} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    w.assert_clean(&format!("{what}: after {finish}"));
-    let step_now = w.step();
-    if finish == "--abort" && !step_now.contains("step=promoted") {
-        assert_eq!(
-            w.pair(),
-            before,
-            "{what}: abort did not bring the old pair back"
-        );
-    }
-    // Idempotent: a second run changes nothing.
-    let again = w.pair();
-    assert!(
-        w.rotate(&[finish]).status.success(),
-        "{what}: second {finish}"
-    );
-    assert_eq!(
-        w.pair(),
-        again,
-        "{what}: the second {finish} changed the vault"
-    );
-    w.assert_clean(&format!("{what}: after a second {finish}"));
-    if finish == "--resume" && !step_now.contains("step=promoted") {
-        // Nothing was recorded: a new start finishes the job.
-        w.rotate_ok(&["--at-salesforce"]);
-        w.assert_clean(&format!("{what}: after a new start"));
-    }
-}
-
-fn matrix(steps: &[Step], run: &[&str], prepare: &dyn Fn(&World)) -> usize {
-    let mut cells = 0;
-    for &step in steps {
-        for fault in FAULTS {
-            for finish in ["--resume", "--abort"] {
-                cell(step, fault, finish, run, prepare);
-                cells += 1;
-            }
-        }
-    }
-    cells
-}
-
-#[test]
-fn fault_matrix_finding_the_app() {
-    let n = matrix(
-        &[Step::Usage, Step::Credentials],
-        &["--at-salesforce"],
-        &|_| {},
-    );
-    eprintln!("fault matrix, finding the app: {n} cells");
-}
-
-#[test]
-fn fault_matrix_checking_the_slot_and_staging() {
-    let n = matrix(
-        &[Step::ConsumerPart, Step::StagedGet, Step::StagedPost],
-        &["--at-salesforce"],
-        &|_| {},
-    );
-    eprintln!("fault matrix, slot and staging: {n} cells");
-}
-
-#[test]
-fn fault_matrix_proving_and_promoting() {
-    let n = matrix(
-        &[Step::Token, Step::StagedPatch],
-        &["--at-salesforce"],
-        &|_| {},
-    );
-    eprintln!("fault matrix, proof and promotion: {n} cells");
-}
-
-#[test]
-fn fault_matrix_deleting_a_leftover() {
-    // A Rotated pair from an earlier rotation is in the slot: its deletion is a step too.
-    let n = matrix(&[Step::StagedDelete], &["--at-salesforce"], &|w| {
-        w.rotate_ok(&["--at-salesforce"]);
-        forget_the_old_pair(w);
-    });
-    eprintln!("fault matrix, leftover deletion: {n} cells");
-}
-
-/// The finishing runs have steps too: a rotation left at "staged" (its promotion failed), then
-/// `--resume` or `--abort` faulted at each of their requests; the vault's pair must still work,
-/// and the same command run again must converge.
-#[test]
-fn fault_matrix_resuming_and_aborting() {
-    let mut cells = 0;
-    let plans: [(&str, &[Step]); 2] = [
-        (
-            "--resume",
-            &[
-                Step::ConsumerPart,
-                Step::StagedGet,
-                Step::Token,
-                Step::StagedPatch,
-            ],
-        ),
-        ("--abort", &[Step::ConsumerPart, Step::StagedDelete]),
-    ];
-    for (finish, steps) in plans {
-        for &step in steps {
-            for fault in FAULTS {
-                let w = world();
-                let original = w.pair();
-                w.sf.fault(Step::StagedPatch, 1, Fault::Status500);
-                assert_eq!(w.rotate(&["--at-salesforce"]).status.code(), Some(8));
-                assert!(w.step().contains("step=staged"));
-                w.sf.fault(step, 1, fault);
-                let what = format!("{finish} faulted: {step:?} × {fault:?}");
-                let args = ["rotate", CI, "consumer", "--admin", ADMIN, finish];
-                if matches!(fault, Fault::HoldBefore | Fault::HoldAfter) {
-                    assert!(run_and_kill(&w, &args), "{what}");
-                } else {
-                    let out = w.tv.run(&args, None);
-                    assert!(!out.status.success(), "{what}: succeeded despite the fault");
-                }
-                w.assert_pair_works(&format!("{what}: after the fault"));
-                let out = w.rotate(&[finish]);
-                assert!(
-                    out.status.success(),
-                    "{what}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                w.assert_clean(&what);
-                let step_now = w.step();
-                if finish == "--abort" {
-                    assert!(step_now.contains("step=aborted"), "{what}: {step_now}");
-                    assert_eq!(w.pair(), original, "{what}");
-                } else {
-                    assert!(step_now.contains("step=promoted"), "{what}: {step_now}");
-                }
-                cells += 1;
-            }
-        }
-    }
-    // A refused proof rolls back; its deletion of the staged pair faulted.
-    for fault in FAULTS {
-        let w = world();
-        let original = w.pair();
-        w.sf.fail_next(400, "invalid_client", "invalid client credentials");
-        w.sf.fault(Step::StagedDelete, 1, fault);
-        let what = format!("rollback faulted: StagedDelete × {fault:?}");
-        let args = [
-            "rotate",
-            CI,
-            "consumer",
-            "--admin",
-            ADMIN,
-            "--at-salesforce",
-        ];
-        if matches!(fault, Fault::HoldBefore | Fault::HoldAfter) {
-            assert!(run_and_kill(&w, &args), "{what}");
-        } else {
-            assert!(!w.tv.run(&args, None).status.success(), "{what}");
-        }
-        assert_eq!(
-            w.pair(),
-            original,
-            "{what}: the old pair must be back before the delete"
-        );
-        w.assert_pair_works(&what);
-        assert!(w.rotate(&["--abort"]).status.success(), "{what}");
-        w.assert_clean(&what);
-        cells += 1;
-    }
-    eprintln!("fault matrix, resume, abort and rollback: {cells} cells");
-}
-
-#[test]
-fn fault_matrix_retiring() {
-    let mut cells = 0;
-    for step in [Step::ConsumerPart, Step::StagedGet, Step::StagedDelete] {
-        for fault in FAULTS {
-            let w = world();
-            w.rotate_ok(&["--at-salesforce"]);
-            let old = w.sf.eca_staged(&w.ids.app_id).unwrap();
-            w.sf.fault(step, 1, fault);
-            let args = ["rotate", CI, "consumer", "--retire", "--admin", ADMIN];
-            let what = format!("retire: {step:?} × {fault:?}");
-            if matches!(fault, Fault::HoldBefore | Fault::HoldAfter) {
-                assert!(run_and_kill(&w, &args), "{what}");
-            } else {
-                let out = w.tv.run(&args, None);
-                assert!(!out.status.success(), "{what}");
-            }
-            w.assert_clean(&what);
-            let out = w.rotate_ok(&["--retire"]);
-            assert!(
-                out["action"] == "retired" || out["action"] == "nothing",
-                "{what}: {out}"
-            );
-            assert!(
-                !w.sf.accepts(&old.key, &old.secret),
-                "{what}: the old pair survived"
-            );
-            w.assert_clean(&format!("{what}: after retire"));
-            cells += 1;
-        }
-    }
-    eprintln!("fault matrix, retire: {cells} cells");
-}
-
 // ---- certificates ----
-
-/// A JWT entry `acme/jwt` on an ECA whose certificate is the entry's key's.
-fn jwt_world() -> (World, String) {
-    let w = world();
-    // A key made in the vault; its certificate deployed as the app's.
-    w.tv.ok(&[
-        "add",
-        "acme/jwt-seed",
-        "--consumer-key",
-        "SEED",
-        "--no-secret",
-    ]);
-    let cert = w.tv.ok(&["keygen", "acme/jwt-seed"]);
-    let mut e = eca(true);
-    e.developer_name = "jwt_app".into();
-    e.username = "jwt@acme.example".into();
-    e.certificate_pem = Some(cert.clone());
-    let ids = w.sf.add_eca(e);
-    let key = w.tv.get("acme/jwt-seed", "private_key");
-    w.tv.ok(&[
-        "add",
-        "acme/jwt",
-        "--consumer-key",
-        &ids.key,
-        "--username",
-        "jwt@acme.example",
-        "--login-url",
-        &w.sf.url,
-        "--flow",
-        "jwt",
-        "--no-secret",
-    ]);
-    w.tv.ok_stdin(&["set", "acme/jwt", "private_key", "-"], key.as_bytes());
-    w.tv.ok(&["token", "acme/jwt"]);
-    (w, ids.app_id)
-}
-
-fn rotate_key(w: &World, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "--json",
-        "rotate",
-        "acme/jwt",
-        "private_key",
-        "--admin",
-        ADMIN,
-    ];
-    args.extend_from_slice(extra);
-    w.tv.run(&args, None)
-}
 
 #[test]
 fn certificate_rotation_deploys_proves_and_the_old_key_stops() {
@@ -1162,52 +681,6 @@ fn certificate_of_a_classic_connected_app() {
     w.tv.ok(&["token", "acme/legacy", "--refresh"]);
 }
 
-#[test]
-fn fault_matrix_certificates() {
-    let mut cells = 0;
-    for step in [Step::MetadataRead, Step::MetadataUpdate, Step::Token] {
-        for fault in FAULTS {
-            for finish in ["--resume", "--abort"] {
-                let (w, _) = jwt_world();
-                w.sf.fault(step, 1, fault);
-                let args = [
-                    "rotate",
-                    "acme/jwt",
-                    "private_key",
-                    "--at-salesforce",
-                    "--admin",
-                    ADMIN,
-                ];
-                let what = format!("certificate: {step:?} × {fault:?} then {finish}");
-                if matches!(fault, Fault::HoldBefore | Fault::HoldAfter) {
-                    assert!(run_and_kill(&w, &args), "{what}");
-                } else {
-                    let out = w.tv.run(&args, None);
-                    assert!(!out.status.success(), "{what}");
-                }
-                let out = rotate_key(&w, &[finish]);
-                assert!(
-                    out.status.success(),
-                    "{what}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                // Converged: nothing in progress, and the vault's current key logs in.
-                let out = w.tv.run(&["get", "-n", "acme/jwt", "key_rotation"], None);
-                let step_now = String::from_utf8_lossy(&out.stdout).into_owned();
-                assert!(!step_now.contains("step=deploying"), "{what}: {step_now}");
-                let out = w.tv.run(&["token", "acme/jwt", "--refresh"], None);
-                assert!(
-                    out.status.success(),
-                    "{what}: the vault's key does not log in: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                cells += 1;
-            }
-        }
-    }
-    eprintln!("fault matrix, certificates: {cells} cells");
-}
-
 /// Not a check: numbers for docs/PERFORMANCE.md. `cargo test --release --test rotation --
 /// --ignored --nocapture measure_rotation`: a full rotation (rotate, then retire) through the
 /// agent, so no KDF runs, with the requests each makes; against a warm `get` for scale.
@@ -1273,76 +746,39 @@ fn measure_rotation() {
 #[test]
 #[ignore = "prints a transcript for the docs"]
 fn transcript_for_docs() {
-    let w = world();
-    let show = |args: &[&str]| {
-        let out = w.tv.run(args, None);
+    fn show(tv: &support::TestVault, args: &[&str]) {
+        let out = tv.run(args, None);
         println!("$ sfvault {}", args.join(" "));
         print!("{}", String::from_utf8_lossy(&out.stderr));
         print!("{}", String::from_utf8_lossy(&out.stdout));
         println!("(exit {})\n", out.status.code().unwrap_or(-1));
-    };
-    show(&[
-        "rotate",
-        CI,
-        "consumer",
-        "--at-salesforce",
-        "--admin",
-        ADMIN,
-    ]);
-    show(&["history", CI, "consumer_key"]);
-    show(&[
-        "--json", "rotate", CI, "consumer", "--retire", "--admin", ADMIN,
-    ]);
+    }
+    let w = world();
+    fn consumer(what: &str) -> [&str; 6] {
+        ["rotate", CI, "consumer", what, "--admin", ADMIN]
+    }
+    show(&w.tv, &consumer("--at-salesforce"));
+    show(&w.tv, &["history", CI, "consumer_key"]);
+    let mut retire = vec!["--json"];
+    retire.extend(consumer("--retire"));
+    show(&w.tv, &retire);
     w.sf.fault(Step::StagedPatch, 1, Fault::DropBefore);
-    show(&[
+    show(&w.tv, &consumer("--at-salesforce"));
+    show(&w.tv, &["audit"]);
+    show(&w.tv, &consumer("--resume"));
+    w.sf.set_admin_permission(false);
+    show(&w.tv, &consumer("--retire"));
+    let (jw, _) = jwt_world();
+    let key = [
         "rotate",
-        CI,
-        "consumer",
+        "acme/jwt",
+        "private_key",
         "--at-salesforce",
         "--admin",
         ADMIN,
-    ]);
-    show(&["audit"]);
-    show(&["rotate", CI, "consumer", "--resume", "--admin", ADMIN]);
-    w.sf.set_admin_permission(false);
-    show(&["rotate", CI, "consumer", "--retire", "--admin", ADMIN]);
-    w.sf.set_admin_permission(true);
-    let (jw, _) = jwt_world();
-    let out = jw.tv.run(
-        &[
-            "rotate",
-            "acme/jwt",
-            "private_key",
-            "--at-salesforce",
-            "--admin",
-            ADMIN,
-        ],
-        None,
-    );
-    println!("$ sfvault rotate acme/jwt private_key --at-salesforce --admin acme/admin");
-    print!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
+    ];
+    show(&jw.tv, &key);
     jw.sf
         .fail_next(400, "invalid_grant", "user hasn't approved this consumer");
-    let out = jw.tv.run(
-        &[
-            "rotate",
-            "acme/jwt",
-            "private_key",
-            "--at-salesforce",
-            "--admin",
-            ADMIN,
-        ],
-        None,
-    );
-    println!("$ sfvault rotate acme/jwt private_key --at-salesforce --admin acme/admin");
-    print!(
-        "{}{}(exit {})",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout),
-        out.status.code().unwrap_or(-1)
-    );
+    show(&jw.tv, &key);
 }
