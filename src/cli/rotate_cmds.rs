@@ -8,7 +8,7 @@ use sfvault::fs_safety;
 use sfvault::oauth::http::Http;
 use sfvault::rotation::certificate::{self, CertRotation};
 use sfvault::rotation::consumer::{self, Action, Rotation};
-use sfvault::rotation::{RotationVault, Stopped};
+use sfvault::rotation::{RotationVault, Run, Stopped};
 use sfvault::salesforce::Admin;
 use sfvault::vault::Change;
 use sfvault::vault::model::{self, Entry};
@@ -122,17 +122,18 @@ pub fn rotate(ctx: &Context, args: RotateArgs, name: &EntryName) -> Outcome {
     let admin = Admin::new(&http, &token.instance_url, token.access_token)?;
     let mut vault = SessionVault(&mut session);
     let mut progress = |line: &str| ctx.note(&format!("sfvault: {line}"));
+    let run = Run {
+        vault: &mut vault,
+        admin: &admin,
+        http: &http,
+        name,
+        admin_entry: (&admin_name, admin_key.as_deref()),
+        admin_identity: &admin_identity,
+        progress: &mut progress,
+        now: model::now,
+    };
     let result = if kind == "consumer" {
-        let mut rotation = Rotation {
-            vault: &mut vault,
-            admin: &admin,
-            http: &http,
-            name,
-            admin_entry: (&admin_name, admin_key.as_deref()),
-            admin_identity: &admin_identity,
-            progress: &mut progress,
-            now: model::now,
-        };
+        let mut rotation = Rotation { run };
         match mode {
             Mode::Start => rotation.start(),
             Mode::Resume => rotation.resume(),
@@ -142,13 +143,7 @@ pub fn rotate(ctx: &Context, args: RotateArgs, name: &EntryName) -> Outcome {
         .map(|o| report_consumer(ctx, name, &o))
     } else {
         let mut rotation = CertRotation {
-            vault: &mut vault,
-            admin: &admin,
-            http: &http,
-            name,
-            admin_entry: (&admin_name, admin_key.as_deref()),
-            progress: &mut progress,
-            now: model::now,
+            run,
             bits: args.bits,
             days: args.days,
         };

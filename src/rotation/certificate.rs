@@ -8,16 +8,13 @@
 //! "deployed". A crash anywhere leaves both keys in the vault and the step recorded.
 
 use super::consumer::find_app;
-use super::{Kind, RotationVault, State, Step, Stopped, public, record};
+use super::{Kind, Run, State, Step, Stopped, public, record};
 use crate::error::{Error, ErrorKind, Result};
-use crate::oauth::http::Http;
 use crate::oauth::{Flow, keygen};
-use crate::salesforce::Admin;
 use crate::salesforce::metadata::{AppKind, Record};
 use crate::vault::NewField;
 use crate::vault::fields::{APP_ID, APP_NAME};
 use crate::vault::model::Entry;
-use crate::vault::name::EntryName;
 
 /// The result of a run.
 #[derive(Debug, Clone)]
@@ -36,22 +33,10 @@ pub struct Outcome {
     pub standing: String,
 }
 
-/// One certificate rotation run over one entry.
+/// A rotation of an entry's JWT key and certificate.
 pub struct CertRotation<'a> {
-    /// The vault.
-    pub vault: &'a mut dyn RotationVault,
-    /// The admin session.
-    pub admin: &'a Admin<'a>,
-    /// The client for the proof (a JWT login).
-    pub http: &'a Http,
-    /// The entry rotated.
-    pub name: &'a EntryName,
-    /// The admin entry's name and consumer key (it must be another app).
-    pub admin_entry: (&'a EntryName, Option<&'a str>),
-    /// Progress lines.
-    pub progress: &'a mut dyn FnMut(&str),
-    /// The clock for JWT proofs.
-    pub now: fn() -> i64,
+    /// The vault, the admin session, the entry and the clock.
+    pub run: Run<'a>,
     /// New key size.
     pub bits: usize,
     /// New certificate validity in days.
@@ -74,23 +59,29 @@ fn same_pem(a: &str, b: &str) -> bool {
 
 impl CertRotation<'_> {
     fn say(&mut self, line: &str) {
-        (self.progress)(line);
+        (self.run.progress)(line);
     }
 
     fn record(&mut self, state: &State, fields: Vec<NewField>) -> Result<()> {
-        record(self.vault, self.name, state, fields)
+        record(self.run.vault, self.run.name, state, fields)
     }
 
     /// The app's kind and developer name: an External Client App found by the consumer key,
     /// else a connected app named by the entry's `app_name`.
     fn app(&mut self, entry: &Entry) -> Result<(AppKind, String)> {
-        let name = self.name;
+        let name = self.run.name;
         // A connected app named by hand: no need for the External Client App credentials API
         // (which needs more rights, and an org setting).
         if let (Some(app_name), None) = (value(entry, APP_NAME), value(entry, APP_ID)) {
             return Ok((AppKind::Connected, app_name));
         }
-        if let Some(found) = find_app(self.admin, self.vault, name, entry, self.progress)? {
+        if let Some(found) = find_app(
+            self.run.admin,
+            self.run.vault,
+            name,
+            entry,
+            self.run.progress,
+        )? {
             if found.app_name.is_empty() {
                 return Err(Error::failed(format!(
                     "Salesforce did not name app {}: set its developer name with `sfvault set {name} app_name NAME`",
@@ -119,6 +110,7 @@ impl CertRotation<'_> {
             kind.full_name(app_name)
         ));
         let record = self
+            .run
             .admin
             .read_oauth_settings(kind, app_name)?
             .ok_or_else(|| {
@@ -126,7 +118,7 @@ impl CertRotation<'_> {
                     "Salesforce has no {} named {}: check {}'s app_name",
                     kind.type_name(),
                     kind.full_name(app_name),
-                    self.name
+                    self.run.name
                 ))
             })?;
         if record.certificate.is_none() {
@@ -144,10 +136,10 @@ impl CertRotation<'_> {
         app: (AppKind, String),
         standing: String,
     ) -> Result<Outcome> {
-        let entry = self.vault.entry(self.name)?;
+        let entry = self.run.vault.entry(self.run.name)?;
         Ok(Outcome {
             action,
-            step: State::of(self.name, &entry, Kind::Certificate)?.map(|s| s.step),
+            step: State::of(self.run.name, &entry, Kind::Certificate)?.map(|s| s.step),
             app_name: app.1,
             metadata_type: app.0.type_name(),
             certificate: value(&entry, "certificate").unwrap_or_default(),
@@ -157,13 +149,13 @@ impl CertRotation<'_> {
 
     fn check_start(&mut self, entry: &Entry) -> Result<()> {
         for kind in [Kind::Consumer, Kind::Certificate] {
-            if let Some(state) = State::of(self.name, entry, kind)?
+            if let Some(state) = State::of(self.run.name, entry, kind)?
                 && state.step.in_progress()
             {
                 return Err(Error::Usage(format!(
                     "a rotation of {0} is in progress (step {1}): finish it with `sfvault rotate {0} {2} \
                      --resume --admin …` or undo it with `--abort`",
-                    self.name,
+                    self.run.name,
                     state.step.name(),
                     if kind == Kind::Consumer {
                         "consumer"
@@ -173,7 +165,7 @@ impl CertRotation<'_> {
                 )));
             }
         }
-        if self.vault.history_limit()? == 0 {
+        if self.run.vault.history_limit()? == 0 {
             return Err(Error::Usage(
                 "this vault keeps no past values (history limit 0), so the old key would be lost: raise it \
                  with `sfvault config history-limit 5` first"
@@ -183,14 +175,14 @@ impl CertRotation<'_> {
         for field in ["private_key", "username", "consumer_key"] {
             if value(entry, field).is_none() {
                 return Err(Error::no_field(
-                    self.name,
+                    self.run.name,
                     field,
-                    format!("{} has no {field}: it is not a JWT entry", self.name),
+                    format!("{} has no {field}: it is not a JWT entry", self.run.name),
                 ));
             }
         }
-        let (admin_name, admin_key) = self.admin_entry;
-        if admin_name == self.name || admin_key == value(entry, "consumer_key").as_deref() {
+        let (admin_name, admin_key) = self.run.admin_entry;
+        if admin_name == self.run.name || admin_key == value(entry, "consumer_key").as_deref() {
             return Err(Error::Usage(format!(
                 "the admin entry {admin_name} is the app being rotated: use an entry of another connected app"
             )));
@@ -200,7 +192,7 @@ impl CertRotation<'_> {
 
     /// A new rotation.
     pub fn start(&mut self) -> Result<Outcome, Stopped> {
-        let entry = self.vault.entry(self.name)?;
+        let entry = self.run.vault.entry(self.run.name)?;
         self.check_start(&entry)?;
         let app = self.app(&entry)?;
         let record = self.read(app.0, &app.1)?;
@@ -208,8 +200,8 @@ impl CertRotation<'_> {
         // The deployed certificate is what a rollback puts back: it must be in the vault.
         if value(&entry, "certificate").is_none_or(|c| !same_pem(&c, &deployed)) {
             self.say("keeping the certificate Salesforce has now in the vault, for a rollback");
-            self.vault.apply(crate::vault::Change::SetComputed {
-                entry: self.name.to_string(),
+            self.run.vault.apply(crate::vault::Change::SetComputed {
+                entry: self.run.name.to_string(),
                 computed: Vec::new(),
                 fields: vec![public("certificate", deployed.trim())],
             })?;
@@ -218,7 +210,7 @@ impl CertRotation<'_> {
             "making a new {}-bit RSA key in the vault",
             self.bits
         ));
-        let made = keygen::generate(self.bits, self.days, &format!("sfvault {}", self.name))?;
+        let made = keygen::generate(self.bits, self.days, &format!("sfvault {}", self.run.name))?;
         let state = State::new(Kind::Certificate, Step::Deploying);
         self.record(
             &state,
@@ -239,7 +231,7 @@ impl CertRotation<'_> {
             "The new key is current in the vault (the old one in history). Salesforce may hold either \
              certificate: `sfvault rotate {0} private_key --resume --admin {1}` finishes, `--abort --admin {1}` \
              puts the old certificate and key back.",
-            self.name, self.admin_entry.0
+            self.run.name, self.run.admin_entry.0
         )
     }
 
@@ -249,7 +241,7 @@ impl CertRotation<'_> {
         record: &Record,
         state: &State,
     ) -> Result<Outcome, Stopped> {
-        let entry = self.vault.entry(self.name)?;
+        let entry = self.run.vault.entry(self.run.name)?;
         let new_cert = value(&entry, "certificate").unwrap_or_default();
         if !record
             .certificate
@@ -257,7 +249,7 @@ impl CertRotation<'_> {
             .is_some_and(|c| same_pem(c, &new_cert))
         {
             self.say("deploying the new certificate to the app (Metadata API)");
-            if let Err(e) = self.admin.deploy_certificate(record, &new_cert) {
+            if let Err(e) = self.run.admin.deploy_certificate(record, &new_cert) {
                 if e.kind() == ErrorKind::Network {
                     return Err(Stopped::new(e, self.standing_deploying()));
                 }
@@ -271,7 +263,13 @@ impl CertRotation<'_> {
         }
         self.say("proving the new key: a JWT login with it");
         // Always a JWT login, whatever flow the entry names: that is what the certificate is for.
-        match super::prove(self.http, self.name, &entry, Some(Flow::Jwt), (self.now)()) {
+        match super::prove(
+            self.run.http,
+            self.run.name,
+            &entry,
+            Some(Flow::Jwt),
+            (self.run.now)(),
+        ) {
             Ok(()) => {
                 self.record(&state.at(Step::Deployed), Vec::new())?;
                 let standing = "The new certificate is deployed and the new key logs in; the old key is in \
@@ -308,7 +306,7 @@ impl CertRotation<'_> {
         record: &Record,
         state: &State,
     ) -> Result<(), Stopped> {
-        let entry = self.vault.entry(self.name)?;
+        let entry = self.run.vault.entry(self.run.name)?;
         let old_cert = entry
             .fields
             .get("certificate")
@@ -319,13 +317,13 @@ impl CertRotation<'_> {
                     "the old certificate is not in the vault's history",
                 ))
             })?;
-        if let Err(e) = self.admin.deploy_certificate(record, &old_cert) {
+        if let Err(e) = self.run.admin.deploy_certificate(record, &old_cert) {
             return Err(Stopped::new(
                 e,
                 format!(
                     "The new certificate may still be deployed and the new key is current in the vault: \
                      `sfvault rotate {0} private_key --abort --admin {1}` puts the old ones back ({2}).",
-                    self.name, self.admin_entry.0, app.1
+                    self.run.name, self.run.admin_entry.0, app.1
                 ),
             ));
         }
@@ -336,7 +334,7 @@ impl CertRotation<'_> {
     /// The old key and certificate current again in the vault (one change), step "rolled-back".
     /// Both come from the save that replaced them together; anything else is refused.
     fn restore_old_key(&mut self, state: &State) -> Result<(), Stopped> {
-        let entry = self.vault.entry(self.name)?;
+        let entry = self.run.vault.entry(self.run.name)?;
         let last = |field: &str| entry.fields.get(field).and_then(|f| f.history.last());
         let (Some(key), Some(cert)) = (last("private_key"), last("certificate")) else {
             return Err(Error::failed("the old key is no longer in the vault's history").into());
@@ -346,7 +344,7 @@ impl CertRotation<'_> {
                 "{}'s last past key and certificate were not replaced together (one was changed since \
                  the rotation began), so sfvault will not guess which is the old pair: `sfvault history {}` \
                  shows them; restore them with `sfvault set … --restore N`",
-                self.name, self.name
+                self.run.name, self.run.name
             ))
             .into());
         }
@@ -369,8 +367,8 @@ impl CertRotation<'_> {
     }
 
     fn in_progress(&mut self) -> Result<Option<(Entry, State)>, Stopped> {
-        let entry = self.vault.entry(self.name)?;
-        match State::of(self.name, &entry, Kind::Certificate)? {
+        let entry = self.run.vault.entry(self.run.name)?;
+        match State::of(self.run.name, &entry, Kind::Certificate)? {
             Some(s) if s.step == Step::Deploying => Ok(Some((entry, s))),
             _ => Ok(None),
         }

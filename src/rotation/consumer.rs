@@ -8,9 +8,8 @@
 //! id alone): a pair staged by someone else, or the pair the vault holds, is left alone.
 //! [`Rotation::resume`] and [`Rotation::abort`] converge from any recorded step.
 
-use super::{Kind, RotationVault, State, Step, Stopped, fingerprint, public, record};
+use super::{Kind, RotationVault, Run, State, Step, Stopped, fingerprint, public, record};
 use crate::error::{Error, ErrorKind, Result};
-use crate::oauth::http::Http;
 use crate::salesforce::Admin;
 use crate::salesforce::eca::{AppRef, StagedPair, StagedState};
 use crate::secret::SecretString;
@@ -62,25 +61,10 @@ pub struct Outcome {
     pub old_state: Option<String>,
 }
 
-/// One rotation run over one entry.
+/// A rotation of an entry's consumer pair (the run's parts in [`Run`]).
 pub struct Rotation<'a> {
-    /// The vault.
-    pub vault: &'a mut dyn RotationVault,
-    /// The admin session.
-    pub admin: &'a Admin<'a>,
-    /// The client for proofs (token requests with the new pair).
-    pub http: &'a Http,
-    /// The entry rotated.
-    pub name: &'a EntryName,
-    /// The admin entry's name and consumer key (it must be another app).
-    pub admin_entry: (&'a EntryName, Option<&'a str>),
-    /// Who the admin is at Salesforce (user id, username), as `createdBy` may name them: a
-    /// staged pair created by someone else is never this run's.
-    pub admin_identity: &'a [String],
-    /// Progress, one line per step, for stderr.
-    pub progress: &'a mut dyn FnMut(&str),
-    /// The clock (Unix seconds).
-    pub now: fn() -> i64,
+    /// The vault, the admin session, the entry and the clock.
+    pub run: Run<'a>,
 }
 
 /// Find an entry's External Client App and consumer: from its `app_id`/`consumer_id`
@@ -249,11 +233,11 @@ struct PastPair {
 
 impl Rotation<'_> {
     fn say(&mut self, line: &str) {
-        (self.progress)(line);
+        (self.run.progress)(line);
     }
 
     fn entry(&mut self) -> Result<Entry> {
-        self.vault.entry(self.name)
+        self.run.vault.entry(self.run.name)
     }
 
     fn key_of(&self, entry: &Entry) -> Result<String> {
@@ -264,28 +248,28 @@ impl Rotation<'_> {
             .filter(|k| !k.is_empty())
             .ok_or_else(|| {
                 Error::no_field(
-                    self.name,
+                    self.run.name,
                     "consumer_key",
-                    format!("{} has no consumer_key to rotate", self.name),
+                    format!("{} has no consumer_key to rotate", self.run.name),
                 )
             })
     }
 
     fn record(&mut self, state: &State, fields: Vec<NewField>) -> Result<()> {
-        record(self.vault, self.name, state, fields)
+        record(self.run.vault, self.run.name, state, fields)
     }
 
     fn recorded_state(&mut self) -> Result<Option<State>> {
         let entry = self.entry()?;
-        State::of(self.name, &entry, Kind::Consumer)
+        State::of(self.run.name, &entry, Kind::Consumer)
     }
 
     /// Find the app and consumer (see [`find_app`]); a key no External Client App has is an
     /// error that says what to do instead.
     pub fn locate(&mut self, entry: &Entry) -> Result<Located> {
-        let name = self.name;
-        let org = self.admin.instance_url().to_owned();
-        find_app(self.admin, self.vault, name, entry, self.progress)?.ok_or_else(|| {
+        let name = self.run.name;
+        let org = self.run.admin.instance_url().to_owned();
+        find_app(self.run.admin, self.run.vault, name, entry, self.run.progress)?.ok_or_else(|| {
             Error::failed(format!(
                 "no External Client App in the admin's org ({org}) has {name}'s consumer key (is \
                  --admin an entry of the same org?). If it is a classic connected app, Salesforce \
@@ -297,8 +281,8 @@ impl Rotation<'_> {
 
     /// Refuse an admin entry that is the rotated entry or holds one of the app's keys.
     fn check_admin(&self, keys: &[&str]) -> Result<()> {
-        let (admin_name, admin_key) = self.admin_entry;
-        if admin_name == self.name || admin_key.is_some_and(|k| keys.contains(&k)) {
+        let (admin_name, admin_key) = self.run.admin_entry;
+        if admin_name == self.run.name || admin_key.is_some_and(|k| keys.contains(&k)) {
             return Err(Error::Usage(format!(
                 "the admin entry {admin_name} is the app being rotated: its token would be cut off \
                  by the rotation. Use an entry of another connected app with the admin's rights"
@@ -318,11 +302,12 @@ impl Rotation<'_> {
         }
         let by_admin = !pair.created_by.is_empty()
             && self
+                .run
                 .admin_identity
                 .iter()
                 .any(|who| who.eq_ignore_ascii_case(&pair.created_by));
         let by_someone_else =
-            !pair.created_by.is_empty() && !self.admin_identity.is_empty() && !by_admin;
+            !pair.created_by.is_empty() && !self.run.admin_identity.is_empty() && !by_admin;
         let after_start = match (parse_date(&pair.created_date), state.since) {
             (Some(created), Some(since)) => Some(created >= since - CLOCK_SKEW_SECS),
             _ => None,
@@ -332,8 +317,8 @@ impl Rotation<'_> {
 
     fn outcome(&mut self, action: Action, app: &Located, standing: String) -> Result<Outcome> {
         let entry = self.entry()?;
-        let state = State::of(self.name, &entry, Kind::Consumer)?;
-        let now = (self.now)();
+        let state = State::of(self.run.name, &entry, Kind::Consumer)?;
+        let now = (self.run.now)();
         let old_state = match state.as_ref().map(|s| s.step) {
             Some(Step::Promoted) => entry.fields.get(crate::vault::fields::ROTATION).map(|f| {
                 if now - f.changed_at >= super::STAGED_LIFETIME_SECS {
@@ -366,18 +351,18 @@ impl Rotation<'_> {
     /// pair cleared, and the "staging" record.
     fn prepare(&mut self) -> Result<(Located, State)> {
         let entry = self.entry()?;
-        let recorded = State::of(self.name, &entry, Kind::Consumer)?;
+        let recorded = State::of(self.run.name, &entry, Kind::Consumer)?;
         if let Some(state) = &recorded
             && state.step.in_progress()
         {
             return Err(Error::Usage(format!(
                 "a rotation of {0} is in progress (step {1}): finish it with `sfvault rotate {0} consumer \
                  --resume --admin …` or undo it with `--abort`",
-                self.name,
+                self.run.name,
                 state.step.name()
             )));
         }
-        if self.vault.history_limit()? == 0 {
+        if self.run.vault.history_limit()? == 0 {
             return Err(Error::Usage(
                 "this vault keeps no past values (history limit 0), so the old pair would be lost: \
                  raise it with `sfvault config history-limit 5` first"
@@ -387,26 +372,26 @@ impl Rotation<'_> {
         let key = self.key_of(&entry)?;
         self.check_admin(&[&key])?;
         let app = self.locate(&entry)?;
-        let primary = self.admin.current_key(&app.app_id, &app.consumer_id)?;
+        let primary = self.run.admin.current_key(&app.app_id, &app.consumer_id)?;
         if primary != key {
             return Err(Error::failed(format!(
                 "{}'s consumer key ({}) is not the current key of app {} at Salesforce ({}): someone \
                  rotated in Setup, or the vault is stale, or the entry's app_id names another app. \
                  Bring the vault up to date first",
-                self.name,
+                self.run.name,
                 tail(&key),
                 app.app_id,
                 tail(&primary)
             )));
         }
-        let slot = self.admin.staged(&app.app_id, &app.consumer_id)?;
+        let slot = self.run.admin.staged(&app.app_id, &app.consumer_id)?;
         if let Some(pair) = &slot {
             self.check_admin(&[&key, &pair.key])?;
         }
         self.clear_leftover(&app, slot, &key, recorded.as_ref())?;
         let mut state = State::new(Kind::Consumer, Step::Staging);
         state.old_key = Some(key);
-        state.since = Some((self.now)());
+        state.since = Some((self.run.now)());
         self.record(&state, Vec::new())?;
         Ok((app, state))
     }
@@ -443,14 +428,15 @@ impl Rotation<'_> {
                 "the pair the last rotation replaced ({described}) is still valid at Salesforce, as \
                  promised until it is retired: once everyone has the current pair, run `sfvault rotate {} \
                  consumer --retire --admin {}`, then rotate again",
-                self.name, self.admin_entry.0
+                self.run.name, self.run.admin_entry.0
             ))),
             StagedState::Rotated | StagedState::Expired => {
                 self.say(&format!(
                     "deleting the leftover {} pair in the staged slot ({described})",
                     pair.state.name()
                 ));
-                self.admin
+                self.run
+                    .admin
                     .delete_staged(&app.app_id, &app.consumer_id, &pair.id)?;
                 Ok(())
             }
@@ -467,7 +453,7 @@ impl Rotation<'_> {
             "The vault still holds the old pair, which works. Salesforce may or may not have staged a new \
              one: `sfvault rotate {0} consumer --resume --admin {1}` picks it up (or stages one), \
              `--abort --admin {1}` deletes it.",
-            self.name, self.admin_entry.0
+            self.run.name, self.run.admin_entry.0
         )
     }
 
@@ -476,13 +462,13 @@ impl Rotation<'_> {
             "The new pair is current in the vault and staged at Salesforce; the old pair (in history) is \
              still primary there. Both work, the staged one for 30 days: finish with `sfvault rotate {0} \
              consumer --resume --admin {1}` or undo with `--abort --admin {1}` before then.",
-            self.name, self.admin_entry.0
+            self.run.name, self.run.admin_entry.0
         )
     }
 
     fn stage_and_finish(&mut self, app: &Located, state: State) -> Result<Outcome, Stopped> {
         self.say("staging a new consumer key and secret at Salesforce");
-        let pair = match self.admin.stage(&app.app_id, &app.consumer_id) {
+        let pair = match self.run.admin.stage(&app.app_id, &app.consumer_id) {
             Ok(pair) => pair,
             Err(e) if unsure(&e) => return Err(Stopped::new(e, self.standing_staging())),
             Err(e) => {
@@ -534,7 +520,7 @@ impl Rotation<'_> {
                 format!(
                     "The vault could not store the staged pair; it still holds the old pair, which works. \
                      `sfvault rotate {0} consumer --resume --admin {1}` stores it, `--abort` deletes it.",
-                    self.name, self.admin_entry.0
+                    self.run.name, self.run.admin_entry.0
                 ),
             ));
         }
@@ -547,7 +533,7 @@ impl Rotation<'_> {
         let entry = self
             .entry()
             .map_err(|e| Stopped::new(e, self.standing_staged()))?;
-        if let Err(e) = super::prove(self.http, self.name, &entry, None, (self.now)()) {
+        if let Err(e) = super::prove(self.run.http, self.run.name, &entry, None, (self.run.now)()) {
             if unsure(&e) {
                 return Err(Stopped::new(e, self.standing_staged()));
             }
@@ -555,6 +541,7 @@ impl Rotation<'_> {
         }
         self.say("promoting the new pair to primary at Salesforce");
         match self
+            .run
             .admin
             .promote(&app.app_id, &app.consumer_id, &staged_id)
         {
@@ -571,8 +558,8 @@ impl Rotation<'_> {
              history) is Rotated: still valid (for 30 days at most) until you retire it with `sfvault \
              rotate {} consumer --retire --admin {}` once every user and CI machine has the new one.",
             state.old_key.as_deref().map(tail).unwrap_or_default(),
-            self.name,
-            self.admin_entry.0
+            self.run.name,
+            self.run.admin_entry.0
         )
     }
 
@@ -614,7 +601,7 @@ impl Rotation<'_> {
     /// current again; otherwise put the old pair back in the vault first (it is the primary),
     /// then delete the staged pair if, and only if, the slot holds this rotation's new pair.
     fn undo(&mut self, app: &Located, state: &State) -> Result<Undone, Stopped> {
-        let name = self.name;
+        let name = self.run.name;
         let again = || {
             format!(
                 "The rotation record is unchanged: `sfvault rotate {name} consumer --abort --admin …` \
@@ -623,6 +610,7 @@ impl Rotation<'_> {
         };
         let old_key = state.old_key.clone().unwrap_or_default();
         let primary = self
+            .run
             .admin
             .current_key(&app.app_id, &app.consumer_id)
             .map_err(|e| Stopped::new(e, again()))?;
@@ -670,9 +658,10 @@ impl Rotation<'_> {
         let standing_aborting = format!(
             "The old pair is current in the vault and primary at Salesforce; the staged pair may still \
              exist there: `sfvault rotate {name} consumer --abort --admin {}` deletes it.",
-            self.admin_entry.0
+            self.run.admin_entry.0
         );
         let slot = self
+            .run
             .admin
             .staged(&app.app_id, &app.consumer_id)
             .map_err(|e| Stopped::new(e, standing_aborting.clone()))?;
@@ -683,7 +672,7 @@ impl Rotation<'_> {
                     && pair.state != StagedState::Rotated =>
             {
                 self.say("deleting the staged pair at Salesforce");
-                self.admin
+                self.run.admin
                     .delete_staged(&app.app_id, &app.consumer_id, &pair.id)
                     .map_err(|e| Stopped::new(e, standing_aborting.clone()))?;
             }
@@ -706,8 +695,8 @@ impl Rotation<'_> {
         let (fields, drop_secret) = pair.map_or((Vec::new(), false), |p| (p.fields, p.drop_secret));
         self.record(&state, fields)?;
         if drop_secret {
-            self.vault.apply(Change::RemoveFields {
-                entry: self.name.to_string(),
+            self.run.vault.apply(Change::RemoveFields {
+                entry: self.run.name.to_string(),
                 fields: vec!["consumer_secret".into()],
             })?;
         }
@@ -726,8 +715,8 @@ impl Rotation<'_> {
                 "the pair {} is no longer whole in {}'s history ({why}), so it cannot be put back; \
                  `sfvault history {}` shows what is there",
                 tail(key),
-                self.name,
-                self.name
+                self.run.name,
+                self.run.name
             ))
         };
         let key_field = entry
@@ -791,7 +780,7 @@ impl Rotation<'_> {
 
     fn recorded(&mut self) -> Result<(Entry, Option<State>), Stopped> {
         let entry = self.entry()?;
-        let state = State::of(self.name, &entry, Kind::Consumer)?;
+        let state = State::of(self.run.name, &entry, Kind::Consumer)?;
         Ok((entry, state))
     }
 
@@ -818,13 +807,13 @@ impl Rotation<'_> {
         let vault_key = self.key_of(&entry)?;
         self.check_admin(&[&vault_key])?;
         let old_key = state.old_key.clone().unwrap_or_default();
-        let primary = self.admin.current_key(&app.app_id, &app.consumer_id)?;
+        let primary = self.run.admin.current_key(&app.app_id, &app.consumer_id)?;
         match state.step {
             Step::Staging => {
                 if primary != old_key {
                     return Err(self.someone_rotated(&primary, &old_key));
                 }
-                match self.admin.staged(&app.app_id, &app.consumer_id)? {
+                match self.run.admin.staged(&app.app_id, &app.consumer_id)? {
                     Some(pair) if self.is_ours(&pair, &state) => {
                         self.say("Salesforce holds the pair this rotation staged before it was interrupted");
                         self.adopt(&app, state, pair)
@@ -841,7 +830,7 @@ impl Rotation<'_> {
                             "Nothing was deleted; the vault holds the old pair, which works. Promote or delete \
                              that pair in Setup, or end this rotation with `sfvault rotate {} consumer --abort \
                              --admin {}` (it leaves that pair alone).",
-                            self.name, self.admin_entry.0
+                            self.run.name, self.run.admin_entry.0
                         ),
                     )),
                     other => {
@@ -865,7 +854,7 @@ impl Rotation<'_> {
                 if primary != old_key {
                     return Err(self.someone_rotated(&primary, &old_key));
                 }
-                match self.admin.staged(&app.app_id, &app.consumer_id)? {
+                match self.run.admin.staged(&app.app_id, &app.consumer_id)? {
                     Some(pair)
                         if pair.state == StagedState::Active
                             && state.new_key.as_deref() == Some(pair.key.as_str())
@@ -884,7 +873,7 @@ impl Rotation<'_> {
                             format!(
                                 "The old pair is current again in the vault and primary at Salesforce. \
                                  Start a new rotation with `sfvault rotate {} consumer --at-salesforce --admin {}`.",
-                                self.name, self.admin_entry.0
+                                self.run.name, self.run.admin_entry.0
                             ),
                         ))
                     }
@@ -916,7 +905,7 @@ impl Rotation<'_> {
         if state.step == Step::Staging {
             // Whether a pair was staged before the interruption: only one this run created is
             // deleted; the slot is read again, and the primary checked, by the undo.
-            if let Some(pair) = self.admin.staged(&app.app_id, &app.consumer_id)?
+            if let Some(pair) = self.run.admin.staged(&app.app_id, &app.consumer_id)?
                 && self.is_ours(&pair, &state)
             {
                 state.new_key = Some(pair.key.clone());
@@ -954,12 +943,12 @@ impl Rotation<'_> {
 
     fn retire_steps(&mut self) -> Result<Outcome> {
         let entry = self.entry()?;
-        let state = State::of(self.name, &entry, Kind::Consumer)?;
+        let state = State::of(self.run.name, &entry, Kind::Consumer)?;
         let step = state.as_ref().map(|s| s.step);
         if step.is_some_and(Step::in_progress) {
             return Err(Error::Usage(format!(
                 "the rotation of {} is not finished: run `sfvault rotate {} consumer --resume --admin …` first",
-                self.name, self.name
+                self.run.name, self.run.name
             )));
         }
         let Some(state) = state.filter(|s| s.step == Step::Promoted) else {
@@ -975,7 +964,7 @@ impl Rotation<'_> {
         let app = self.locate(&entry)?;
         let vault_key = self.key_of(&entry)?;
         self.check_admin(&[&vault_key])?;
-        let primary = self.admin.current_key(&app.app_id, &app.consumer_id)?;
+        let primary = self.run.admin.current_key(&app.app_id, &app.consumer_id)?;
         if primary != vault_key {
             return Err(Error::failed(format!(
                 "the vault's consumer key ({}) is not the app's primary at Salesforce ({}): not retiring anything",
@@ -984,14 +973,14 @@ impl Rotation<'_> {
             )));
         }
         let old_key = state.old_key.clone().unwrap_or_default();
-        match self.admin.staged(&app.app_id, &app.consumer_id)? {
+        match self.run.admin.staged(&app.app_id, &app.consumer_id)? {
             Some(pair) if pair.key == old_key && pair.key != vault_key => {
                 self.say(&format!(
                     "deleting the old pair ({}, {}) at Salesforce",
                     tail(&pair.key),
                     pair.state.name()
                 ));
-                self.admin
+                self.run.admin
                     .delete_staged(&app.app_id, &app.consumer_id, &pair.id)?;
             }
             Some(pair) => self.say(&format!(

@@ -14,6 +14,7 @@ pub mod consumer;
 use crate::error::{Error, Result};
 use crate::oauth::http::Http;
 use crate::oauth::{self, Credentials, Flow};
+use crate::salesforce::Admin;
 use crate::secret::SecretString;
 use crate::vault::fields::{self, KEY_ROTATION, ROTATION};
 use crate::vault::model::Entry;
@@ -278,6 +279,27 @@ pub trait RotationVault {
     fn history_limit(&mut self) -> Result<u32>;
     /// Apply and save one change (atomically).
     fn apply(&mut self, change: Change) -> Result<()>;
+}
+
+/// What every rotation run works with.
+pub struct Run<'a> {
+    /// The vault.
+    pub vault: &'a mut dyn RotationVault,
+    /// The admin session.
+    pub admin: &'a Admin<'a>,
+    /// The client for proofs (token requests with the new credentials).
+    pub http: &'a Http,
+    /// The entry rotated.
+    pub name: &'a EntryName,
+    /// The admin entry's name and consumer key (it must be another app).
+    pub admin_entry: (&'a EntryName, Option<&'a str>),
+    /// Who the admin is at Salesforce (user id, username), as `createdBy` may name them: a
+    /// staged pair created by someone else is never this run's.
+    pub admin_identity: &'a [String],
+    /// Progress, one line per step, for stderr.
+    pub progress: &'a mut dyn FnMut(&str),
+    /// The clock (Unix seconds).
+    pub now: fn() -> i64,
 }
 
 /// A rotation that stopped before its end: the error, and a sentence saying which pair (or
