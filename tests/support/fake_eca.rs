@@ -149,6 +149,9 @@ pub enum Fault {
     HoldBefore,
     /// As DropAfter (applied at once), after waiting for [`FakeSalesforce::release`].
     HoldAfter,
+    /// Applied at once; answered normally after [`FakeSalesforce::release`]: a moment to look
+    /// at the client's state between two of its steps.
+    Pause,
 }
 
 /// The app an access token was issued to.

@@ -561,7 +561,10 @@ fn handle(state: &Mutex<State>, url: &str, stop: &AtomicBool, mut request: tiny_
         bearer,
         status,
     });
-    let hold = matches!(fault, Some(Fault::HoldBefore | Fault::HoldAfter));
+    let hold = matches!(
+        fault,
+        Some(Fault::HoldBefore | Fault::HoldAfter | Fault::Pause)
+    );
     if hold {
         st.eca.held = step;
     }
