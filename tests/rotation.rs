@@ -93,6 +93,30 @@ fn stage_prove_promote_retire_end_to_end() {
     w.assert_pair_works("second rotation");
 }
 
+/// Run `args`; each time the fake pauses it (after a request took effect), check that the
+/// vault's pair works, then let it go on. The steps paused at, in order.
+fn run_checking_each_step(w: &World, args: &[&str]) -> Vec<Step> {
+    let mut cmd = w.tv.cmd();
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the run did not end");
+        if let Some(step) = w.sf.held() {
+            w.assert_pair_works(&format!("{args:?} paused after {step:?}"));
+            seen.push(step);
+            w.sf.release();
+            while w.sf.held() == Some(step) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(child.wait().unwrap().success(), "{args:?} failed");
+    seen
+}
+
 /// The vault's current pair works at every moment of a rotation: the fake pauses after each
 /// request of the run has taken effect, and the pair is checked there.
 #[test]
@@ -110,68 +134,34 @@ fn the_vaults_pair_works_between_every_two_steps() {
     for step in steps {
         w.sf.fault(step, 1, Fault::Pause);
     }
-    let mut cmd = w.tv.cmd();
-    cmd.args([
-        "rotate",
-        CI,
-        "consumer",
-        "--at-salesforce",
-        "--admin",
-        ADMIN,
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(step) = w.sf.held() {
-            w.assert_pair_works(&format!("paused after {step:?}"));
-            seen.push(step);
-            w.sf.release();
-            while w.sf.held() == Some(step) {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        } else if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success());
-            break;
-        }
-        assert!(Instant::now() < deadline, "the run did not end");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let seen = run_checking_each_step(
+        &w,
+        &[
+            "rotate",
+            CI,
+            "consumer",
+            "--at-salesforce",
+            "--admin",
+            ADMIN,
+        ],
+    );
     assert_eq!(seen, steps, "a step was not paused at");
     w.assert_clean("after the run");
     assert!(w.step().contains("step=promoted"));
-    // And retiring.
-    for step in [
+    let steps = [
         Step::Credentials,
         Step::ConsumerPart,
         Step::StagedGet,
         Step::StagedDelete,
-    ] {
+    ];
+    for step in steps {
         w.sf.fault(step, 1, Fault::Pause);
     }
-    let mut cmd = w.tv.cmd();
-    cmd.args(["rotate", CI, "consumer", "--retire", "--admin", ADMIN])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let mut paused = 0;
-    loop {
-        if let Some(step) = w.sf.held() {
-            w.assert_pair_works(&format!("retire paused after {step:?}"));
-            paused += 1;
-            w.sf.release();
-            while w.sf.held() == Some(step) {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        } else if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    assert_eq!(paused, 4);
+    let seen = run_checking_each_step(
+        &w,
+        &["rotate", CI, "consumer", "--retire", "--admin", ADMIN],
+    );
+    assert_eq!(seen, steps);
     w.assert_clean("after retire");
 }
 
