@@ -20,24 +20,6 @@ pub const CERT_WARNING_SECS: i64 = 30 * 86_400;
 /// A pair replaced at Salesforce and still valid there for longer than this is reported.
 pub const OLD_PAIR_GRACE_SECS: i64 = 7 * 86_400;
 
-/// The command that rotates `field` of entry `name`: at Salesforce where it can be (an External
-/// Client App's pair, a JWT key), else by hand.
-fn how_to_rotate(name: &str, field: &str, entry: &Entry) -> String {
-    let eca = entry.fields.contains_key(fields::APP_ID);
-    match field {
-        "consumer_secret" if eca => format!(
-            "sfvault rotate {name} consumer --at-salesforce --admin ADMIN (External Client App: key and secret, regenerated at Salesforce)"
-        ),
-        "consumer_secret" => format!(
-            "sfvault rotate {name} consumer --at-salesforce --admin ADMIN if it is an External Client App; for a classic connected app regenerate it in Setup, then sfvault rotate {name} consumer_secret"
-        ),
-        "private_key" => format!(
-            "sfvault rotate {name} private_key --at-salesforce --admin ADMIN (new key, certificate deployed)"
-        ),
-        _ => format!("sfvault rotate {name} {field}"),
-    }
-}
-
 /// One problem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -110,7 +92,7 @@ fn audit_entry(name: &str, entry: &Entry, max_age: i64, now: Timestamp, out: &mu
                 format!(
                     "unchanged for {} days; rotate it: {}",
                     age / 86_400,
-                    how_to_rotate(name, field, entry)
+                    rotation::how_to_rotate(name, field, entry.fields.contains_key(fields::APP_ID))
                 ),
             );
         }

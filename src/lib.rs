@@ -16,6 +16,7 @@
 //!   and the export/import mapping, read through [`handoff::EntrySource`].
 //! - [`salesforce`]: Salesforce's admin APIs (External Client App credentials, Metadata API).
 //! - [`rotation`]: rotating credentials at Salesforce, step by step, recorded in the vault.
+//! - [`access`]: who holds OAuth access to an org, held against the vault (`audit --at-salesforce`).
 //! - [`audit`]: stale, unused, missing or weak credentials.
 //! - [`quote`]: outside text quoted for error messages (escaped, cut short).
 //! - [`url`]: the one URL check (https, or http to this machine; no user info).
@@ -25,6 +26,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod agent;
 pub mod audit;
 pub mod error;

@@ -17,6 +17,34 @@ pub fn rfc3339(ts: Timestamp) -> String {
     )
 }
 
+/// `2026-11-30T14:00:00.000Z` (also `+0000`, `+00:00`, or no zone: UTC), as Salesforce writes
+/// dates, as Unix seconds; anything else is `None`.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let rest = text[19..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    if !matches!(rest, "Z" | "+0000" | "+00:00" | "") {
+        return None;
+    }
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
 /// A compact age: `45s`, `12m`, `5h`, `3d`, `2y`.
 pub fn age(now: Timestamp, then: Timestamp) -> String {
     let secs = (now - then).max(0);
@@ -100,6 +128,29 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn salesforce_dates() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2026-11-30T14:00:00.000Z"),
+            Some(1_796_047_200)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-30T14:00:00+0000"),
+            Some(1_796_047_200)
+        );
+        assert_eq!(parse_rfc3339(&rfc3339(1_796_047_200)), Some(1_796_047_200));
+        for bad in [
+            "",
+            "2026-11-30",
+            "2026-13-01T00:00:00Z",
+            "2026-11-30T14:00:00+0100",
+            "x026-11-30T14:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn known_dates() {

@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["agent", "oauth"],
     &["salesforce"],
     &["handoff", "rotation"],
+    &["access"],
     &["audit"],
 ];
 

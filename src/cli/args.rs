@@ -289,12 +289,16 @@ Examples:
   sfvault token acme-prod/ci --json   (access_token, instance_url, issued_at, expires_at, username, org_id)")]
     Token(TokenArgs),
 
-    /// Revoke the stored tokens at Salesforce and forget them
+    /// Revoke the stored tokens at Salesforce and forget them; or revoke others' tokens found by audit
     #[command(after_help = "\
-Example:
+Examples:
   sfvault revoke acme-prod/ci
-On a network failure nothing is forgotten, so it can be run again.")]
-    Revoke(EntryArg),
+  sfvault revoke --at-salesforce acme-prod/admin --token 0xABC/005XYZ/tok1   (a token audit found)
+  sfvault revoke --at-salesforce acme-prod/admin --app 0xABC --user 005XYZ   (a user's tokens of an app)
+  sfvault revoke --at-salesforce acme-prod/admin --app 'Old Tool'            (every token of an app)
+On a network failure nothing is forgotten, so it can be run again. At Salesforce it asks first on
+a terminal (--yes otherwise), and never revokes the admin session's own token.")]
+    Revoke(RevokeArgs),
 
     /// Make an RSA key inside the vault; print only the certificate to upload to the connected app
     #[command(after_help = "\
@@ -665,6 +669,38 @@ pub struct AuditArgs {
     /// Secrets unchanged for longer than this are stale
     #[arg(long, default_value = "90d", value_name = "DUR", value_parser = parse_duration)]
     pub max_age: std::time::Duration,
+    /// Audit who holds OAuth tokens in the org, through this admin entry's token
+    #[arg(long, value_name = "ADMIN")]
+    pub at_salesforce: Option<String>,
+    /// With --at-salesforce: tokens unused for longer than this are idle
+    #[arg(long, default_value = "90d", value_name = "DUR", value_parser = parse_duration)]
+    pub max_idle: std::time::Duration,
+}
+
+/// `revoke`
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Entry address, ORG/APP: revoke its own stored tokens
+    #[arg(
+        required_unless_present = "at_salesforce",
+        conflicts_with = "at_salesforce"
+    )]
+    pub entry: Option<String>,
+    /// Revoke tokens in the org through this admin entry's token
+    #[arg(long, value_name = "ADMIN", requires = "what")]
+    pub at_salesforce: Option<String>,
+    /// One External Client App token, as audit names it (APP_ID/USER_ID/TOKEN_ID)
+    #[arg(long, value_name = "ID", group = "what", conflicts_with_all = ["app", "user"])]
+    pub token: Option<String>,
+    /// Every token of an app: an External Client App id (0x…) or a connected app's name
+    #[arg(long, value_name = "APP", group = "what")]
+    pub app: Option<String>,
+    /// With --app: only this user's tokens (005…)
+    #[arg(long, value_name = "USER_ID", requires = "app")]
+    pub user: Option<String>,
+    /// Do not ask
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// `backup`

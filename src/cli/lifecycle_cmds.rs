@@ -186,6 +186,9 @@ pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
 }
 
 pub fn audit(ctx: &Context, args: AuditArgs) -> Outcome {
+    if let Some(admin) = &args.at_salesforce {
+        return super::access_cmds::audit(ctx, &args, admin);
+    }
     let bytes = ctx.store.read_bytes()?;
     let header = format::parse_header(&bytes).map_err(|e| e.for_file(ctx.store.path(), None))?;
     let mut session = ctx.session()?;

@@ -1,6 +1,8 @@
 //! The command-line front: turns parsed arguments into library calls and prints results.
 //! The only place that knows about terminals, prompts and output formats.
 
+mod access_cmds;
+mod admin;
 mod agent_cmds;
 pub mod args;
 mod entries;

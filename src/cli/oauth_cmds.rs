@@ -14,7 +14,7 @@ use sfvault::vault::{Change, NewField};
 use sfvault::{Error, Result};
 
 use super::Context;
-use super::args::{EntryArg, KeygenArgs, LoginArgs, TokenArgs};
+use super::args::{KeygenArgs, LoginArgs, RevokeArgs, TokenArgs};
 use super::output::{print, print_json};
 use super::session::Session;
 
@@ -278,8 +278,11 @@ fn has_display() -> bool {
     std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
 }
 
-pub fn revoke(ctx: &Context, args: EntryArg) -> Result<()> {
-    let name = EntryName::parse(&args.entry)?;
+pub fn revoke(ctx: &Context, args: RevokeArgs) -> Result<()> {
+    if let Some(admin) = args.at_salesforce.clone() {
+        return super::access_cmds::revoke(ctx, args, &admin);
+    }
+    let name = EntryName::parse(args.entry.as_deref().unwrap_or_default())?;
     let mut session = ctx.session()?;
     let entry = session.entry(&name, true)?;
     let creds = Credentials::new(&name.to_string(), &entry);

@@ -82,26 +82,22 @@ pub fn rotate(ctx: &Context, args: RotateArgs, name: &EntryName) -> Outcome {
             ))));
         }
     };
-    let admin_name = EntryName::parse(args.admin.as_deref().ok_or_else(|| {
+    let admin_arg = args.admin.as_deref().ok_or_else(|| {
         Error::Usage(format!(
             "rotating at Salesforce needs --admin ADMIN: another entry (another connected app) whose \
              user may manage {name}'s app, e.g. --admin {}/admin",
             name.org()
         ))
-    })?)?;
+    })?;
+    EntryName::parse(admin_arg)?;
     // One rotation at a time per vault on this machine: an --abort racing a --resume could
     // otherwise each act on what the other is changing.
     let _guard = rotation_lock(ctx)?;
     let mut session = ctx.session()?;
     session.entry(name, false)?; // exists, before any network call
-    let admin_key = session
-        .entry(&admin_name, false)?
-        .fields
-        .get("consumer_key")
-        .map(|f| f.value.expose().to_owned());
     if kind == "consumer" && mode == Mode::Start {
         ctx.note(&format!(
-            "sfvault: rotating {name}'s consumer key and secret at Salesforce (admin: {admin_name})"
+            "sfvault: rotating {name}'s consumer key and secret at Salesforce (admin: {admin_arg})"
         ));
     } else if kind == "private_key" && mode == Mode::Start {
         ctx.note(&format!(
@@ -110,16 +106,9 @@ pub fn rotate(ctx: &Context, args: RotateArgs, name: &EntryName) -> Outcome {
              the old key fail"
         ));
     }
-    let token = super::oauth_cmds::valid_token(ctx, &mut session, &admin_name, false)?;
-    // Who the admin is, as Salesforce's `createdBy` may name them (a user id, or a name).
-    let admin_fields = session.entry(&admin_name, false)?.fields;
-    let admin_identity: Vec<String> = ["user_id", "username"]
-        .iter()
-        .filter_map(|f| admin_fields.get(f).map(|v| v.value.expose().to_owned()))
-        .filter(|v| !v.is_empty())
-        .collect();
+    let login = super::admin::login(ctx, &mut session, admin_arg)?;
     let http = Http::new();
-    let admin = Admin::new(&http, &token.instance_url, token.access_token)?;
+    let admin = Admin::new(&http, &login.instance_url, login.token)?;
     let mut vault = SessionVault(&mut session);
     let mut progress = |line: &str| ctx.note(&format!("sfvault: {line}"));
     let run = Run {
@@ -127,8 +116,8 @@ pub fn rotate(ctx: &Context, args: RotateArgs, name: &EntryName) -> Outcome {
         admin: &admin,
         http: &http,
         name,
-        admin_entry: (&admin_name, admin_key.as_deref()),
-        admin_identity: &admin_identity,
+        admin_entry: (&login.name, login.key.as_deref()),
+        admin_identity: &login.identity,
         progress: &mut progress,
         now: model::now,
     };

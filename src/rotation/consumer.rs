@@ -185,33 +185,6 @@ pub fn unsure(e: &Error) -> bool {
     }
 }
 
-/// `2026-11-30T14:00:00.000Z` (or `+0000`, `+00:00`) as Unix seconds.
-pub fn parse_date(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let rest = text[19..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
-    if !matches!(rest, "Z" | "+0000" | "+00:00" | "") {
-        return None;
-    }
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
 /// Clock difference tolerated between this machine and Salesforce when telling whether a
 /// staged pair was created by this run.
 const CLOCK_SKEW_SECS: i64 = 300;
@@ -308,7 +281,10 @@ impl Rotation<'_> {
                 .any(|who| who.eq_ignore_ascii_case(&pair.created_by));
         let by_someone_else =
             !pair.created_by.is_empty() && !self.run.admin_identity.is_empty() && !by_admin;
-        let after_start = match (parse_date(&pair.created_date), state.since) {
+        let after_start = match (
+            crate::timefmt::parse_rfc3339(&pair.created_date),
+            state.since,
+        ) {
             (Some(created), Some(since)) => Some(created >= since - CLOCK_SKEW_SECS),
             _ => None,
         };
@@ -1024,19 +1000,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates_and_tails() {
-        assert_eq!(parse_date("1970-01-01T00:00:00.000Z"), Some(0));
-        assert_eq!(parse_date("2026-11-30T14:00:00.000Z"), Some(1_796_047_200));
-        assert_eq!(parse_date("2026-11-30T14:00:00+0000"), Some(1_796_047_200));
-        for bad in [
-            "",
-            "2026-11-30",
-            "2026-13-01T00:00:00Z",
-            "2026-11-30T14:00:00+0100",
-            "x026-11-30T14:00:00Z",
-        ] {
-            assert_eq!(parse_date(bad), None, "{bad}");
-        }
+    fn tails() {
         assert_eq!(tail("3MVG9é12345"), "…é12345");
         assert_eq!(tail("ab"), "…ab");
     }

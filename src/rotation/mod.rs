@@ -271,6 +271,24 @@ pub fn past_state(entry: &Entry, field: &str, replaced_at: i64, now: i64) -> Opt
     (old.replaced_at == replaced_at).then_some(words)
 }
 
+/// The command that rotates `field` of entry `name`: at Salesforce where it can be (an External
+/// Client App's pair, a JWT key), else by hand. `eca`: the entry is known to be an External
+/// Client App's.
+pub fn how_to_rotate(name: &str, field: &str, eca: bool) -> String {
+    match field {
+        "consumer_secret" if eca => format!(
+            "sfvault rotate {name} consumer --at-salesforce --admin ADMIN (External Client App: key and secret, regenerated at Salesforce)"
+        ),
+        "consumer_secret" => format!(
+            "sfvault rotate {name} consumer --at-salesforce --admin ADMIN if it is an External Client App; for a classic connected app regenerate it in Setup, then sfvault rotate {name} consumer_secret"
+        ),
+        "private_key" => format!(
+            "sfvault rotate {name} private_key --at-salesforce --admin ADMIN (new key, certificate deployed)"
+        ),
+        _ => format!("sfvault rotate {name} {field}"),
+    }
+}
+
 /// What a rotation reads and writes in the vault (the CLI's session: the agent or the file).
 pub trait RotationVault {
     /// The entry with its secrets and past values.

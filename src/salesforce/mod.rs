@@ -9,6 +9,7 @@
 
 pub mod eca;
 pub mod metadata;
+pub mod usage;
 
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -25,6 +26,8 @@ pub struct Admin<'h> {
     http: &'h Http,
     instance_url: String,
     token: SecretString,
+    /// Requests made so far (for reports and measurements).
+    requests: std::cell::Cell<usize>,
 }
 
 impl<'h> Admin<'h> {
@@ -35,7 +38,13 @@ impl<'h> Admin<'h> {
             http,
             instance_url: instance_url.trim_end_matches('/').to_owned(),
             token,
+            requests: std::cell::Cell::new(0),
         })
+    }
+
+    /// How many requests this session has made.
+    pub fn requests(&self) -> usize {
+        self.requests.get()
     }
 
     /// The org's URL, for messages.
@@ -55,6 +64,7 @@ impl<'h> Admin<'h> {
         allow_404: bool,
     ) -> Result<HttpResponse> {
         let url = format!("{}/services/data/v{API_VERSION}/{path}", self.instance_url);
+        self.requests.set(self.requests.get() + 1);
         let auth = Zeroizing::new(format!("Bearer {}", self.token.expose()));
         let response = self.http.send(
             method,
@@ -72,6 +82,7 @@ impl<'h> Admin<'h> {
     /// A Metadata API (SOAP) call: `body_xml` goes inside the envelope's Body.
     fn soap(&self, body_xml: &str) -> Result<HttpResponse> {
         let url = format!("{}/services/Soap/m/{API_VERSION}", self.instance_url);
+        self.requests.set(self.requests.get() + 1);
         let envelope = Zeroizing::new(metadata::envelope(self.token.expose(), body_xml));
         self.http.send(
             Method::Post,

@@ -167,6 +167,9 @@ pub const REFRESH_TOKEN: &str = "refresh_token";
 pub const APP_ID: &str = "app_id";
 /// The app's developer (API) name: the Metadata API names its components after it.
 pub const APP_NAME: &str = "app_name";
+/// A classic connected app's name as Salesforce shows it (`OauthToken.AppName`), for
+/// `audit --at-salesforce` to know its tokens.
+pub const APP_LABEL: &str = "app_label";
 /// The app's consumer id (its credentials resources are under it).
 pub const CONSUMER_ID: &str = "consumer_id";
 /// Where a rotation at Salesforce of the consumer pair stands (`rotation::State`); its history
@@ -217,6 +220,7 @@ pub const FIELDS: &[FieldSpec] = &[
     user(APP_ID, false, Check::NoSpace),
     user(APP_NAME, false, Check::NoSpace),
     user(CONSUMER_ID, false, Check::NoSpace),
+    user(APP_LABEL, false, Check::Any),
     user(ROTATION, false, Check::Any),
     user(KEY_ROTATION, false, Check::Any),
     FieldSpec {

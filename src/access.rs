@@ -1,0 +1,403 @@
+//! Who really holds access to an org (`audit --at-salesforce`): what Salesforce says of OAuth
+//! tokens ([`collect`], through the admin APIs) held against what the vault knows ([`findings`],
+//! pure). Finding kinds are stable names for `--json`:
+//!
+//! | kind | what |
+//! |---|---|
+//! | `unknown-app` | an app with live tokens that no entry of this org knows |
+//! | `idle-token` | a token unused for longer than `--max-idle` (or never used and that old) |
+//! | `app-missing` | an entry whose External Client App (by `app_id`) no longer exists |
+//! | `app-unused` | an entry whose app holds no token at all |
+//! | `app-not-found` | an entry no External Client App has the key of, and no `app_label` names |
+//! | `key-drift` | an entry whose consumer key is not the app's current key at Salesforce |
+//! | `rotation-due` | an entry's consumer secret older than `--max-age`, with the command |
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::rotation::{self, Kind, State};
+use crate::salesforce::Admin;
+use crate::salesforce::eca::AppRef;
+use crate::salesforce::usage::{OauthTokenRow, UsageToken};
+use crate::timefmt::{Timestamp, parse_rfc3339};
+use crate::vault::fields::{APP_ID, APP_LABEL, APP_NAME};
+use crate::vault::model::Entry;
+use crate::vault::name::EntryName;
+
+/// An External Client App with its keys and the tokens its users hold.
+#[derive(Debug)]
+pub struct EcaUsage {
+    /// The app.
+    pub app: AppRef,
+    /// Its consumers' current keys.
+    pub keys: Vec<String>,
+    /// Every token of every user.
+    pub tokens: Vec<UsageToken>,
+}
+
+/// What Salesforce says of the org's OAuth access.
+#[derive(Debug, Default)]
+pub struct OrgAccess {
+    /// External Client Apps (with usage, and the others from SOQL).
+    pub ecas: Vec<EcaUsage>,
+    /// Classic connected apps' tokens.
+    pub oauth_tokens: Vec<OauthTokenRow>,
+    /// How many `OauthToken` rows were counted before reading them.
+    pub counted_oauth_tokens: u64,
+}
+
+/// Read the org's OAuth access through `admin`: every External Client App (with usage or not),
+/// its consumers' keys, its users page by page and their tokens; every `OauthToken` row.
+pub fn collect(admin: &Admin<'_>, progress: &mut dyn FnMut(&str)) -> Result<OrgAccess> {
+    progress("listing External Client Apps");
+    let mut apps = admin.usage_apps()?;
+    let with_usage: Vec<String> = apps.iter().map(|a| a.id.clone()).collect();
+    for app in admin.all_apps()? {
+        if !apps.iter().any(|a| a.id == app.id) {
+            apps.push(app);
+        }
+    }
+    let mut out = OrgAccess::default();
+    for app in apps {
+        let Some(consumers) = admin.consumers(&app.id)? else {
+            continue;
+        };
+        let mut tokens = Vec::new();
+        if with_usage.contains(&app.id) {
+            progress(&format!("reading the tokens of {}", app.developer_name));
+            for user in admin.usage_users(&app.id)?.unwrap_or_default() {
+                tokens.extend(admin.usage_tokens(&app.id, &user.id)?);
+            }
+        }
+        out.ecas.push(EcaUsage {
+            app,
+            keys: consumers.into_iter().map(|c| c.key).collect(),
+            tokens,
+        });
+    }
+    progress("reading connected apps' tokens (OauthToken)");
+    let (rows, counted) = admin.all_oauth_tokens()?;
+    out.oauth_tokens = rows;
+    out.counted_oauth_tokens = counted;
+    Ok(out)
+}
+
+/// One thing found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// A stable kind (module docs).
+    pub kind: &'static str,
+    /// The app's name (developer name or label).
+    pub app: String,
+    /// The External Client App's id, if it is one.
+    pub app_id: Option<String>,
+    /// The vault entry concerned, if one.
+    pub entry: Option<String>,
+    /// The user, for token findings.
+    pub user_id: Option<String>,
+    /// The username, when Salesforce gave it.
+    pub username: Option<String>,
+    /// When the token was last used (none: never, or not a token finding).
+    pub last_used_at: Option<String>,
+    /// How many times the token was used.
+    pub use_count: Option<u64>,
+    /// What `revoke --at-salesforce --token` takes, for External Client App tokens.
+    pub token_id: Option<String>,
+    /// What is wrong and what to do, for people.
+    pub detail: String,
+}
+
+impl Finding {
+    fn new(kind: &'static str, app: &str, detail: String) -> Finding {
+        Finding {
+            kind,
+            app: app.to_owned(),
+            app_id: None,
+            entry: None,
+            user_id: None,
+            username: None,
+            last_used_at: None,
+            use_count: None,
+            token_id: None,
+            detail,
+        }
+    }
+}
+
+/// What the findings are checked against.
+pub struct Limits {
+    /// A token unused for longer than this is idle (seconds).
+    pub max_idle_secs: i64,
+    /// A consumer secret older than this is due for rotation (seconds).
+    pub max_age_secs: i64,
+    /// The admin entry's name, for the commands findings suggest.
+    pub admin: String,
+}
+
+fn field<'e>(entry: &'e Entry, name: &str) -> Option<&'e str> {
+    entry
+        .fields
+        .get(name)
+        .map(|f| f.value.expose())
+        .filter(|v| !v.is_empty())
+}
+
+/// Whether a token last used at `last_used` (or, never used, created at `created`) is idle.
+fn idle(last_used: Option<&str>, created: Option<&str>, now: Timestamp, max_idle: i64) -> bool {
+    let at = last_used.or(created).and_then(parse_rfc3339);
+    at.is_some_and(|t| now - t > max_idle)
+}
+
+/// Hold the org's access against the vault's `entries` of this org (masked entries are enough:
+/// only public fields and dates are read).
+pub fn findings(
+    org: &OrgAccess,
+    entries: &BTreeMap<String, Entry>,
+    limits: &Limits,
+    now: Timestamp,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let days = |secs: i64| secs / 86_400;
+    // Which entry knows which app.
+    let eca_of = |entry: &Entry| -> Option<&EcaUsage> {
+        let by_id = field(entry, APP_ID).and_then(|id| org.ecas.iter().find(|e| e.app.id == id));
+        by_id.or_else(|| {
+            let key = field(entry, "consumer_key")?;
+            org.ecas.iter().find(|e| e.keys.iter().any(|k| k == key))
+        })
+    };
+    let label_of = |entry: &Entry| {
+        field(entry, APP_LABEL)
+            .or_else(|| field(entry, APP_NAME))
+            .map(str::to_lowercase)
+    };
+    for eca in &org.ecas {
+        let known = entries
+            .values()
+            .any(|e| eca_of(e).is_some_and(|x| x.app.id == eca.app.id));
+        if !known && !eca.tokens.is_empty() {
+            let users: std::collections::BTreeSet<&str> =
+                eca.tokens.iter().map(|t| t.user_id.as_str()).collect();
+            let mut f = Finding::new(
+                "unknown-app",
+                &eca.app.developer_name,
+                format!(
+                    "{} live token(s) of {} user(s), and no vault entry knows this External Client App: \
+                     add it (`sfvault add ORG/APP --consumer-key …`) if it is yours, else revoke its \
+                     tokens: sfvault revoke --at-salesforce {} --app {}",
+                    eca.tokens.len(),
+                    users.len(),
+                    limits.admin,
+                    eca.app.id
+                ),
+            );
+            f.app_id = Some(eca.app.id.clone());
+            out.push(f);
+        }
+        for t in &eca.tokens {
+            if idle(
+                t.last_used_at.as_deref(),
+                t.initial_connection_at.as_deref(),
+                now,
+                limits.max_idle_secs,
+            ) {
+                let mut f = Finding::new(
+                    "idle-token",
+                    &eca.app.developer_name,
+                    format!(
+                        "{} has not used this token {}(used {} times): revoke it with sfvault revoke \
+                         --at-salesforce {} --token {}/{}/{}",
+                        if t.username.is_empty() {
+                            &t.user_id
+                        } else {
+                            &t.username
+                        },
+                        t.last_used_at.as_deref().and_then(parse_rfc3339).map_or(
+                            "since it was issued ".to_owned(),
+                            |at| format!("for {} days ", days(now - at))
+                        ),
+                        t.use_count,
+                        limits.admin,
+                        t.app_id,
+                        t.user_id,
+                        t.token_id
+                    ),
+                );
+                f.app_id = Some(t.app_id.clone());
+                f.user_id = Some(t.user_id.clone());
+                f.username = Some(t.username.clone()).filter(|u| !u.is_empty());
+                f.last_used_at = t.last_used_at.clone();
+                f.use_count = Some(t.use_count);
+                f.token_id = Some(format!("{}/{}/{}", t.app_id, t.user_id, t.token_id));
+                out.push(f);
+            }
+        }
+    }
+    // Classic connected apps, by label.
+    let mut by_label: BTreeMap<String, (String, Vec<&OauthTokenRow>)> = BTreeMap::new();
+    for row in &org.oauth_tokens {
+        by_label
+            .entry(row.app_name.to_lowercase())
+            .or_insert_with(|| (row.app_name.clone(), Vec::new()))
+            .1
+            .push(row);
+    }
+    for (lower, (label, rows)) in &by_label {
+        let known = entries
+            .values()
+            .any(|e| label_of(e).as_deref() == Some(lower.as_str()));
+        if !known {
+            let users: std::collections::BTreeSet<&str> =
+                rows.iter().map(|r| r.user_id.as_str()).collect();
+            out.push(Finding::new(
+                "unknown-app",
+                label,
+                format!(
+                    "{} live token(s) of {} user(s) of this connected app, and no vault entry names it: \
+                     if it is yours, `sfvault set ORG/APP app_label '{label}'` on its entry; else revoke its \
+                     tokens: sfvault revoke --at-salesforce {} --app '{label}'",
+                    rows.len(),
+                    users.len(),
+                    limits.admin
+                ),
+            ));
+        }
+        for r in rows {
+            if idle(
+                r.last_used_at.as_deref(),
+                r.created_at.as_deref(),
+                now,
+                limits.max_idle_secs,
+            ) {
+                let mut f = Finding::new(
+                    "idle-token",
+                    label,
+                    format!(
+                        "user {} has not used this token {}(used {} times): revoke the user's tokens of \
+                         the app with sfvault revoke --at-salesforce {} --app '{label}' --user {}",
+                        r.user_id,
+                        r.last_used_at.as_deref().and_then(parse_rfc3339).map_or(
+                            "since it was issued ".to_owned(),
+                            |at| format!("for {} days ", days(now - at))
+                        ),
+                        r.use_count,
+                        limits.admin,
+                        r.user_id
+                    ),
+                );
+                f.user_id = Some(r.user_id.clone());
+                f.last_used_at = r.last_used_at.clone();
+                f.use_count = Some(r.use_count);
+                out.push(f);
+            }
+        }
+    }
+    // The vault's side.
+    for (name, entry) in entries {
+        let Ok(parsed) = EntryName::parse(name) else {
+            continue;
+        };
+        let rotating = State::of(&parsed, entry, Kind::Consumer)
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.step.in_progress());
+        let eca = eca_of(entry);
+        let label = label_of(entry);
+        let app_name = field(entry, APP_NAME).unwrap_or("").to_owned();
+        match (eca, field(entry, APP_ID), label) {
+            (Some(eca), _, _) => {
+                let key = field(entry, "consumer_key").unwrap_or("");
+                if !rotating && !eca.keys.iter().any(|k| k == key) {
+                    let mut f = Finding::new(
+                        "key-drift",
+                        &eca.app.developer_name,
+                        format!(
+                            "{name}'s consumer key ({}) is not the app's current key at Salesforce: someone \
+                             rotated in Setup; get the new key and secret into the vault (`sfvault set {name} \
+                             consumer_key …`, then consumer_secret)",
+                            rotation::consumer::tail(key)
+                        ),
+                    );
+                    f.app_id = Some(eca.app.id.clone());
+                    f.entry = Some(name.clone());
+                    out.push(f);
+                }
+                if eca.tokens.is_empty() {
+                    let mut f = Finding::new(
+                        "app-unused",
+                        &eca.app.developer_name,
+                        format!(
+                            "no user holds a token of {name}'s app: if nothing uses it any more, remove the entry and the app"
+                        ),
+                    );
+                    f.app_id = Some(eca.app.id.clone());
+                    f.entry = Some(name.clone());
+                    out.push(f);
+                }
+            }
+            (None, Some(app_id), _) => {
+                let mut f = Finding::new(
+                    "app-missing",
+                    &app_name,
+                    format!(
+                        "{name}'s External Client App {app_id} does not exist in this org any more: remove \
+                         the entry (`sfvault rm {name}`) if the app is gone for good"
+                    ),
+                );
+                f.app_id = Some(app_id.to_owned());
+                f.entry = Some(name.clone());
+                out.push(f);
+            }
+            (None, None, Some(label)) => {
+                if !by_label.contains_key(&label) {
+                    let mut f = Finding::new(
+                        "app-unused",
+                        field(entry, APP_LABEL).unwrap_or(&app_name),
+                        format!(
+                            "no user holds a token of the connected app {name} names: if nothing uses it any \
+                             more, remove the entry and the app (or fix its app_label)"
+                        ),
+                    );
+                    f.entry = Some(name.clone());
+                    out.push(f);
+                }
+            }
+            (None, None, None) => {
+                let mut f = Finding::new(
+                    "app-not-found",
+                    "",
+                    format!(
+                        "no External Client App of this org has {name}'s consumer key: if it is a classic \
+                         connected app, name it with `sfvault set {name} app_label 'Its Name'` so its tokens \
+                         are audited; if it belongs to another org, audit that org with its own admin entry"
+                    ),
+                );
+                f.entry = Some(name.clone());
+                out.push(f);
+            }
+        }
+        if let Some(secret) = entry.fields.get("consumer_secret")
+            && now - secret.changed_at > limits.max_age_secs
+        {
+            let mut f = Finding::new(
+                "rotation-due",
+                eca.map_or(app_name.as_str(), |e| e.app.developer_name.as_str()),
+                format!(
+                    "{name}'s consumer secret is {} days old: {}",
+                    days(now - secret.changed_at),
+                    rotation::how_to_rotate(name, "consumer_secret", eca.is_some())
+                        .replace("--admin ADMIN", &format!("--admin {}", limits.admin))
+                ),
+            );
+            f.app_id = eca.map(|e| e.app.id.clone());
+            f.entry = Some(name.clone());
+            out.push(f);
+        }
+    }
+    out.sort_by(|a, b| {
+        (&a.app, a.kind, &a.entry, &a.user_id).cmp(&(&b.app, b.kind, &b.entry, &b.user_id))
+    });
+    out
+}
