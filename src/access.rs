@@ -401,3 +401,198 @@ pub fn findings(
     });
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::SecretString;
+    use crate::vault::model::VaultData;
+
+    const NOW: Timestamp = 1_796_047_200; // 2026-11-30T14:00:00Z
+    const DAY: i64 = 86_400;
+
+    fn token(app: &str, user: &str, last_used_days: Option<i64>) -> UsageToken {
+        UsageToken {
+            app_id: app.into(),
+            app_name: "ci_app".into(),
+            user_id: user.into(),
+            username: format!("{user}@acme"),
+            initial_connection_at: Some(crate::timefmt::rfc3339(NOW - 400 * DAY)),
+            last_used_at: last_used_days.map(|d| crate::timefmt::rfc3339(NOW - d * DAY)),
+            use_count: 3,
+            format: "Opaque".into(),
+            token_id: format!("t{user}"),
+        }
+    }
+
+    fn row(label: &str, user: &str, last_used_days: Option<i64>) -> OauthTokenRow {
+        OauthTokenRow {
+            app_name: label.into(),
+            user_id: user.into(),
+            created_at: Some(crate::timefmt::rfc3339(NOW - 10 * DAY)),
+            last_used_at: last_used_days.map(|d| crate::timefmt::rfc3339(NOW - d * DAY)),
+            use_count: 1,
+            delete_token: SecretString::new("dt".into()),
+        }
+    }
+
+    fn entries(list: &[(&str, &[(&str, &str)])]) -> BTreeMap<String, Entry> {
+        let mut data = VaultData::default();
+        for (name, fields) in list {
+            let n = EntryName::parse(name).unwrap();
+            data.add_entry(&n, NOW).unwrap();
+            for (f, v) in *fields {
+                let secret = *f == "consumer_secret";
+                data.set_field(&n, f, SecretString::new((*v).into()), secret, NOW - DAY)
+                    .unwrap();
+            }
+        }
+        data.entries
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_idle_secs: 90 * DAY,
+            max_age_secs: 90 * DAY,
+            admin: "acme/admin".into(),
+        }
+    }
+
+    fn kinds(found: &[Finding]) -> Vec<(&'static str, String)> {
+        found
+            .iter()
+            .map(|f| (f.kind, f.entry.clone().unwrap_or_else(|| f.app.clone())))
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_org_has_no_findings() {
+        let org = OrgAccess {
+            ecas: vec![EcaUsage {
+                app: AppRef {
+                    id: "0xA".into(),
+                    developer_name: "ci_app".into(),
+                },
+                keys: vec!["K1".into()],
+                tokens: vec![token("0xA", "005U1", Some(1))],
+            }],
+            oauth_tokens: vec![row("Admin Tools", "005AD", Some(0))],
+            counted_oauth_tokens: 1,
+        };
+        let e = entries(&[
+            (
+                "acme/ci",
+                &[("consumer_key", "K1"), ("consumer_secret", "S")],
+            ),
+            (
+                "acme/admin",
+                &[("consumer_key", "KA"), ("app_label", "Admin Tools")],
+            ),
+        ]);
+        assert_eq!(findings(&org, &e, &limits(), NOW), Vec::new());
+    }
+
+    #[test]
+    fn each_kind_is_found() {
+        let org = OrgAccess {
+            ecas: vec![
+                EcaUsage {
+                    app: AppRef {
+                        id: "0xA".into(),
+                        developer_name: "ci_app".into(),
+                    },
+                    keys: vec!["K1-NEW".into()],
+                    tokens: vec![
+                        token("0xA", "005U1", Some(1)),
+                        token("0xA", "005U2", Some(200)),
+                        token("0xA", "005U3", None),
+                    ],
+                },
+                EcaUsage {
+                    app: AppRef {
+                        id: "0xB".into(),
+                        developer_name: "quiet".into(),
+                    },
+                    keys: vec!["K2".into()],
+                    tokens: vec![],
+                },
+                EcaUsage {
+                    app: AppRef {
+                        id: "0xC".into(),
+                        developer_name: "stranger".into(),
+                    },
+                    keys: vec!["K3".into()],
+                    tokens: vec![token("0xC", "005U9", Some(2))],
+                },
+            ],
+            oauth_tokens: vec![
+                row("Legacy", "005U4", Some(100)),
+                row("Known", "005U5", Some(1)),
+            ],
+            counted_oauth_tokens: 2,
+        };
+        let e = entries(&[
+            (
+                "acme/ci",
+                &[
+                    ("consumer_key", "K1-OLD"),
+                    ("app_id", "0xA"),
+                    ("consumer_secret", "S"),
+                ],
+            ),
+            ("acme/quiet", &[("consumer_key", "K2")]),
+            ("acme/gone", &[("consumer_key", "KG"), ("app_id", "0xDEAD")]),
+            ("acme/mystery", &[("consumer_key", "KM")]),
+            (
+                "acme/known",
+                &[("consumer_key", "KK"), ("app_label", "known")],
+            ),
+            (
+                "acme/unused",
+                &[("consumer_key", "KU"), ("app_label", "Nobody")],
+            ),
+        ]);
+        let mut limits = limits();
+        limits.max_age_secs = 0; // every secret is due
+        let found = findings(&org, &e, &limits, NOW);
+        let k = kinds(&found);
+        for expected in [
+            ("key-drift", "acme/ci"),
+            ("idle-token", "ci_app"),
+            ("app-unused", "acme/quiet"),
+            ("app-missing", "acme/gone"),
+            ("app-not-found", "acme/mystery"),
+            ("app-unused", "acme/unused"),
+            ("unknown-app", "stranger"),
+            ("unknown-app", "Legacy"),
+            ("idle-token", "Legacy"),
+            ("rotation-due", "acme/ci"),
+        ] {
+            assert!(
+                k.contains(&(expected.0, expected.1.to_owned())),
+                "{expected:?} missing from {k:?}"
+            );
+        }
+        // Two idle ECA tokens (200 days; never used, connected 400 days ago), one idle row.
+        assert_eq!(
+            found.iter().filter(|f| f.kind == "idle-token").count(),
+            3,
+            "{k:?}"
+        );
+        let idle = found
+            .iter()
+            .find(|f| f.kind == "idle-token" && f.user_id.as_deref() == Some("005U2"))
+            .unwrap();
+        assert_eq!(idle.token_id.as_deref(), Some("0xA/005U2/t005U2"));
+        assert!(idle.detail.contains("for 200 days"), "{}", idle.detail);
+        // Known apps are not unknown; the rotation command names the admin.
+        assert!(!k.contains(&("unknown-app", "ci_app".to_owned())));
+        assert!(!k.contains(&("unknown-app", "Known".to_owned())));
+        let due = found.iter().find(|f| f.kind == "rotation-due").unwrap();
+        assert!(
+            due.detail.contains("--at-salesforce --admin acme/admin"),
+            "{}",
+            due.detail
+        );
+    }
+}
