@@ -17,6 +17,26 @@
 //!   bearer by `iss`, ECA refresh tokens), and records which app each access token came from.
 //! - Fault injection per [`Step`]: drop the connection before or after applying the request,
 //!   answer 500, or hold the request (before or after applying it) until [`FakeSalesforce::release`].
+//! - Who holds OAuth tokens (the document's "Who really has access"):
+//!   - the ECAs' usage resources (v59.0+, admin only, as the other `apps/oauth` resources):
+//!     `GET usage/{appId}/users?page=&pageSize=` (0-based page, size 1 to 1,000, default 100;
+//!     elements `{userIdentifier, username}`; `nextPageUrl` on every page, the last and the
+//!     empty ones past it included), `GET usage/{appId}/{userId}/tokens` (`{"tokens":[…]}`), and
+//!     `DELETE` of one token (its `revocationUrl`), of one user's tokens or of all the app's:
+//!     204 with no body, or 404 NOT_FOUND when there is nothing (left) to revoke. `GET usage`
+//!     lists an ECA once it holds a token, or when `listed_in_usage`.
+//!   - SOQL on OauthToken (classic connected apps): `SELECT COUNT() FROM OauthToken` and
+//!     `SELECT f, … FROM OauthToken` (any of its fields), either with `WHERE UserId = '…'` and
+//!     nothing else; at most 2,500 records with `done: true` (the rest silently dropped);
+//!     `Id` always null; a caller without the admin permission sees its own rows only. Revoke
+//!     with `POST /services/oauth2/revoke` and `token=<DeleteToken>`.
+//!   - `SELECT Id, Username FROM User`: every user, 2,000 a batch, `nextRecordsUrl` for more.
+//!   - Every access token the fake issues is one of these, for its app's user: an OauthToken
+//!     row (the main app as [`ADMIN_APP_LABEL`], extra connected apps by label) or a usage
+//!     token of the ECA (client credentials and JWT bearer; not the ECA refresh flow). Revoking
+//!     the row or usage token kills the access token.
+//!   - [`FakeSalesforce::load_audit_data_set`]: an org as an audit meets it (30 apps, 200 users,
+//!     5,000 OauthToken rows, pages of ECA users).
 //!
 //! Who may call the admin APIs: the main app's user (the admin), while
 //! [`FakeSalesforce::set_admin_permission`] is on; any other user (an ECA's or extra app's
@@ -114,10 +134,20 @@ pub struct Quirks {
 /// A request kind, for counting and fault injection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// `GET …/apps/oauth/usage[/…]`
+    /// `GET …/apps/oauth/usage` (the apps list; and any other GET below it not named here)
     Usage,
-    /// `GET …/query?q=…` (any SOQL)
+    /// `GET …/apps/oauth/usage/{appId}/users[?page=&pageSize=]`
+    UsageUsers,
+    /// `GET …/apps/oauth/usage/{appId}/{userId}/tokens`
+    UsageTokens,
+    /// `DELETE …/apps/oauth/usage/{appId}/{userId}/tokens/{tokenId}`, `…/{userId}/tokens` or
+    /// `…/{appId}/tokens`
+    UsageRevoke,
+    /// `GET …/query?q=…` (any SOQL but OauthToken's), and `GET …/query/{locator}` (the next
+    /// batch of a paged answer)
     Soql,
+    /// `GET …/query?q=…` whose object is OauthToken
+    SoqlOauthToken,
     /// `GET …/apps/oauth/credentials/{appId}`
     Credentials,
     /// `GET …/apps/oauth/credentials/{appId}/{consumerId}[?part=…]`
@@ -134,6 +164,9 @@ pub enum Step {
     MetadataUpdate,
     /// `GET /services/oauth2/userinfo`
     Userinfo,
+    /// `POST /services/oauth2/revoke` (an access or refresh token, or an OauthToken's
+    /// DeleteToken)
+    Revoke,
 }
 
 /// What an armed fault does to its request.
@@ -256,6 +289,20 @@ pub(super) struct Org {
     pub(super) token_apps: HashMap<String, TokenApp>,
     /// ECA refresh token → (app id, the key it was issued under, dead with its pair)
     refresh: HashMap<String, (String, String, bool)>,
+    /// The org's users besides the admin ([`USER_ID`]): (id, username), in creation order.
+    users: Vec<(String, String)>,
+    /// The ECAs' OAuth tokens (the usage resources), in issue order.
+    usage: Vec<UsageTok>,
+    /// The connected apps' OauthToken rows, in issue order.
+    oauth: Vec<OauthTok>,
+    /// AppName → AppMenuItemId.
+    menu_items: HashMap<String, String>,
+    /// A paged SOQL answer's query id (its locator before `-offset`) → all its records.
+    cursors: HashMap<String, Vec<(String, String)>>,
+    /// Feeds the opaque ids: token ids, DeleteTokens, query locators.
+    audit_serial: u64,
+    /// Feeds the ids of the users the fake makes.
+    user_serial: u64,
 }
 
 impl Default for Org {
@@ -273,6 +320,13 @@ impl Default for Org {
             release: false,
             token_apps: HashMap::new(),
             refresh: HashMap::new(),
+            users: vec![(OTHER_USER_ID.to_owned(), OTHER_USERNAME.to_owned())],
+            usage: Vec::new(),
+            oauth: Vec::new(),
+            menu_items: HashMap::new(),
+            cursors: HashMap::new(),
+            audit_serial: 0,
+            user_serial: 0,
         }
     }
 }
@@ -700,9 +754,10 @@ pub(super) fn is_admin_path(path: &str) -> bool {
 }
 
 /// The kind of a request, for counting and faults (None: not one of the [`Step`]s).
-pub(super) fn classify(method: &str, path: &str, body: &str) -> Option<Step> {
+pub(super) fn classify(method: &str, path: &str, query: &str, body: &str) -> Option<Step> {
     match (method, path) {
         ("POST", "/services/oauth2/token") => return Some(Step::Token),
+        ("POST", "/services/oauth2/revoke") => return Some(Step::Revoke),
         ("GET", "/services/oauth2/userinfo") => return Some(Step::Userinfo),
         ("POST", p) if p.starts_with("/services/Soap/m/") => {
             let doc = parse_xml(body).ok()?;
@@ -718,7 +773,21 @@ pub(super) fn classify(method: &str, path: &str, body: &str) -> Option<Step> {
     let (_, sub) = rest_sub(path)?;
     let segs: Vec<&str> = sub.split('/').collect();
     match (method, segs.as_slice()) {
-        ("GET", ["query"]) => Some(Step::Soql),
+        ("GET", ["query"]) => {
+            let q = parse_form(query).and_then(|p| p.get("q").cloned());
+            let object = q.as_deref().and_then(soql_object);
+            if object.is_some_and(|o| o.eq_ignore_ascii_case("OauthToken")) {
+                Some(Step::SoqlOauthToken)
+            } else {
+                Some(Step::Soql)
+            }
+        }
+        ("GET", ["query", _]) => Some(Step::Soql),
+        ("GET", ["apps", "oauth", "usage", _, "users"]) => Some(Step::UsageUsers),
+        ("GET", ["apps", "oauth", "usage", _, _, "tokens"]) => Some(Step::UsageTokens),
+        ("DELETE", ["apps", "oauth", "usage", _, "tokens"])
+        | ("DELETE", ["apps", "oauth", "usage", _, _, "tokens"])
+        | ("DELETE", ["apps", "oauth", "usage", _, _, "tokens", _]) => Some(Step::UsageRevoke),
         ("GET", ["apps", "oauth", "usage", ..]) => Some(Step::Usage),
         ("GET", ["apps", "oauth", "credentials", _]) => Some(Step::Credentials),
         ("GET", ["apps", "oauth", "credentials", _, _]) => Some(Step::ConsumerPart),
@@ -733,7 +802,7 @@ pub(super) fn classify(method: &str, path: &str, body: &str) -> Option<Step> {
 /// Salesforce's 500 for `step`'s kind of endpoint.
 pub(super) fn server_error(step: Step) -> Answer {
     match step {
-        Step::Token => oauth_error(500, "server_error", "internal server error"),
+        Step::Token | Step::Revoke => oauth_error(500, "server_error", "internal server error"),
         Step::MetadataRead | Step::MetadataUpdate => {
             soap_fault("sf:UNKNOWN_EXCEPTION", UNKNOWN_EXCEPTION)
         }
@@ -822,7 +891,10 @@ pub(super) fn rest(st: &mut State, r: &Req<'_>) -> Answer {
         return not_found();
     }
     let allowed = match segs.as_slice() {
-        ["apps", "oauth", "usage"] => "GET",
+        ["apps", "oauth", "usage"] | ["apps", "oauth", "usage", _, "users"] => "GET",
+        ["apps", "oauth", "usage", _, "tokens"] => "DELETE",
+        ["apps", "oauth", "usage", _, _, "tokens"] => "GET,DELETE",
+        ["apps", "oauth", "usage", _, _, "tokens", _] => "DELETE",
         ["apps", "oauth", "credentials", _] | ["apps", "oauth", "credentials", _, _] => "GET",
         ["apps", "oauth", "credentials", _, _, "staged"] => "GET,POST",
         ["apps", "oauth", "credentials", _, _, "staged", _] => "PATCH,DELETE",
@@ -867,21 +939,7 @@ pub(super) fn rest(st: &mut State, r: &Req<'_>) -> Answer {
     }
     let base = format!("/services/data/v{version}/apps/oauth/credentials");
     if segs[2] == "usage" {
-        let with_label = st.eca.quirks.usage_has_label;
-        let apps: Vec<Value> = st
-            .eca
-            .ecas
-            .iter()
-            .filter(|e| e.cfg.listed_in_usage)
-            .map(|e| {
-                let mut a = json!({"identifier": e.app_id, "developerName": e.cfg.developer_name});
-                if with_label {
-                    a["label"] = json!(e.cfg.label);
-                }
-                a
-            })
-            .collect();
-        return json_response(200, json!({"apps": apps}));
+        return usage(st, r, version, &segs);
     }
     // The part a consumer call asks for, before the toggle (which depends on it).
     let mut part = None;
@@ -1069,6 +1127,941 @@ fn staged_json(consumer_url: &str, slot: &Slot, now: i64) -> Value {
         "url": format!("{consumer_url}/staged/{}", slot.id),
         "stagedCredentialsUrl": format!("{consumer_url}/staged"),
     })
+}
+
+// ----- who holds OAuth tokens: the ECAs' usage resources and the OauthToken object -----
+
+/// The AppName of the main (admin) app's OauthToken rows: every access token issued to it has
+/// one, for [`USER_ID`], whose DeleteToken revokes that access token.
+pub const ADMIN_APP_LABEL: &str = "Admin Tools";
+/// The username of [`OTHER_USER_ID`].
+pub const OTHER_USERNAME: &str = "setup.user@acme.example";
+/// A SOQL answer holds at most this many OauthToken records, with `done: true`: the rows
+/// beyond it are dropped without a word (count first, and split by UserId).
+pub const OAUTH_TOKEN_CAP: usize = 2_500;
+/// Records per batch of a paged SOQL answer (`done: false` and `nextRecordsUrl` when more).
+pub const QUERY_BATCH: usize = 2_000;
+/// `pageSize` of the usage users list: its default and its maximum.
+pub const USAGE_PAGE_SIZE: usize = 100;
+pub const USAGE_PAGE_SIZE_MAX: usize = 1_000;
+/// OauthToken's fields, as SOQL names them.
+const OAUTH_TOKEN_FIELDS: [&str; 8] = [
+    "Id",
+    "AppName",
+    "UserId",
+    "CreatedDate",
+    "LastUsedDate",
+    "UseCount",
+    "DeleteToken",
+    "AppMenuItemId",
+];
+
+/// One OAuth token of an External Client App, live now (the usage resources).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageToken {
+    /// The last segment of its `revocationUrl`.
+    pub token_id: String,
+    pub app_id: String,
+    pub user_id: String,
+    pub username: String,
+    /// Whole days before now on the fake's clock; None: never used.
+    pub last_used_days_ago: Option<i64>,
+    pub use_count: u64,
+    /// `JWT` or `Opaque`.
+    pub format: &'static str,
+}
+
+/// One row of OauthToken (a classic connected app's token), live now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OauthTokenRow {
+    /// The connected app's label.
+    pub app_name: String,
+    pub user_id: String,
+    /// Whole days before now on the fake's clock; None: never used.
+    pub last_used_days_ago: Option<i64>,
+    pub use_count: u64,
+    pub delete_token: String,
+}
+
+/// What [`FakeSalesforce::load_audit_data_set`] added to the org.
+#[derive(Clone, Debug)]
+pub struct AuditDataSet {
+    /// The ECAs, in this order: [0] used by all 200 users and by [`USER_ID`] and
+    /// [`OTHER_USER_ID`] (202 users: pages 0, 1 and 2 of 100, then an empty page 3), [1] by
+    /// exactly 100 users (one full page, then an empty one), [2..8] by a few users each, [8]
+    /// by none but listed in `GET apps/oauth/usage`, [9] by none and not listed.
+    pub eca_ids: Vec<EcaIds>,
+    /// Their developer names, in the same order.
+    pub eca_names: Vec<String>,
+    /// The 20 classic connected apps' labels (OauthToken's AppName).
+    pub classic_labels: Vec<String>,
+    /// The 200 users it made: (id, username).
+    pub users: Vec<(String, String)>,
+    /// How many usage tokens it added.
+    pub usage_tokens: usize,
+    /// How many OauthToken rows it added (5,000).
+    pub oauth_tokens: usize,
+}
+
+/// One ECA token (the usage resources).
+struct UsageTok {
+    token_id: String,
+    app_id: String,
+    user_id: String,
+    username: String,
+    /// Seconds on the fake's clock.
+    initial: i64,
+    last_used: Option<i64>,
+    use_count: u64,
+    format: &'static str,
+    /// The access token it stands for, when the fake issued one (revoking kills it).
+    access: Option<String>,
+}
+
+/// One OauthToken row.
+struct OauthTok {
+    app_name: String,
+    user_id: String,
+    created: i64,
+    last_used: Option<i64>,
+    use_count: u64,
+    delete_token: String,
+    menu_item: String,
+    /// The access token it stands for, when the fake issued one (revoking kills it).
+    access: Option<String>,
+}
+
+/// SplitMix64's finaliser: a bijection of u64, so distinct inputs give distinct outputs.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `v` as 11 base-62 digits (fixed width, so distinct values give distinct strings).
+fn base62(mut v: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = [b'0'; 11];
+    for c in out.iter_mut().rev() {
+        *c = DIGITS[(v % 62) as usize];
+        v /= 62;
+    }
+    String::from_utf8(out.to_vec()).unwrap()
+}
+
+/// A step of the data set's linear congruential generator (Knuth's MMIX constants).
+fn lcg(x: &mut u64) -> u64 {
+    *x = x
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    *x >> 33
+}
+
+/// `2026-11-30T14:00:00.000+0000`: a SOQL datetime as the REST API writes it.
+fn soql_time(ts: i64) -> String {
+    format!("{}+0000", iso(ts).trim_end_matches('Z'))
+}
+
+/// (created, last used) for a token last used `days_ago` days before `now` (None: never);
+/// created 30 days before its last use.
+fn token_times(now: i64, days_ago: Option<i64>) -> (i64, Option<i64>) {
+    let last = days_ago.map(|d| now - d * 86_400);
+    (last.unwrap_or(now) - 30 * 86_400, last)
+}
+
+fn days_before(now: i64, t: Option<i64>) -> Option<i64> {
+    t.map(|t| (now - t).div_euclid(86_400))
+}
+
+/// A Salesforce id of 15 or 18 letters and digits.
+fn is_sf_id(s: &str) -> bool {
+    matches!(s.len(), 15 | 18) && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Whether the id literal `given` (15 or 18 characters) names the 18-character `id`.
+fn same_id(given: &str, id: &str) -> bool {
+    if given.len() == 15 {
+        id.get(..15) == Some(given)
+    } else {
+        given.eq_ignore_ascii_case(id)
+    }
+}
+
+impl Org {
+    /// `len` (≥ 11) letters and digits, never the same twice in this org.
+    fn opaque(&mut self, len: usize) -> String {
+        self.audit_serial += 1;
+        let mut k = splitmix(self.audit_serial);
+        let mut out = base62(k);
+        while out.len() < len {
+            k = splitmix(k);
+            out.push_str(&base62(k));
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn new_user_id(&mut self) -> String {
+        self.user_serial += 1;
+        format!("0055g0000{:06}AAA", self.user_serial)
+    }
+
+    fn menu_item(&mut self, app_name: &str) -> String {
+        let n = self.menu_items.len() + 1;
+        self.menu_items
+            .entry(app_name.to_owned())
+            .or_insert_with(|| format!("0Pp5g0000{n:06}AAA"))
+            .clone()
+    }
+
+    /// Adds an OauthToken row; its DeleteToken.
+    fn push_oauth(
+        &mut self,
+        app_name: &str,
+        user_id: &str,
+        times: (i64, Option<i64>),
+        use_count: u64,
+        access: Option<String>,
+    ) -> String {
+        let delete_token = self.opaque(32);
+        let menu_item = self.menu_item(app_name);
+        self.oauth.push(OauthTok {
+            app_name: app_name.to_owned(),
+            user_id: user_id.to_owned(),
+            created: times.0,
+            last_used: times.1,
+            use_count,
+            delete_token: delete_token.clone(),
+            menu_item,
+            access,
+        });
+        delete_token
+    }
+
+    /// Adds a usage token; its id.
+    #[allow(clippy::too_many_arguments)]
+    fn push_usage(
+        &mut self,
+        app_id: &str,
+        user_id: &str,
+        username: &str,
+        times: (i64, Option<i64>),
+        use_count: u64,
+        format: &'static str,
+        access: Option<String>,
+    ) -> String {
+        let token_id = self.opaque(20);
+        self.usage.push(UsageTok {
+            token_id: token_id.clone(),
+            app_id: app_id.to_owned(),
+            user_id: user_id.to_owned(),
+            username: username.to_owned(),
+            initial: times.0,
+            last_used: times.1,
+            use_count,
+            format,
+            access,
+        });
+        token_id
+    }
+}
+
+/// The id of the user `username` (the admin is [`USER_ID`]), if the org has one.
+fn user_id_of(st: &State, username: &str) -> Option<String> {
+    if username == st.app.username {
+        return Some(USER_ID.to_owned());
+    }
+    let mut users = st.eca.users.iter();
+    users.find(|(_, u)| u == username).map(|(id, _)| id.clone())
+}
+
+/// The id of the user `username`, made if the org has none yet.
+fn ensure_user(st: &mut State, username: &str) -> String {
+    if let Some(id) = user_id_of(st, username) {
+        return id;
+    }
+    let id = st.eca.new_user_id();
+    st.eca.users.push((id.clone(), username.to_owned()));
+    id
+}
+
+fn is_user(st: &State, id: &str) -> bool {
+    id == USER_ID || st.eca.users.iter().any(|(i, _)| i == id)
+}
+
+/// Every user of the org, the admin first: (id, username).
+fn all_users(st: &State) -> Vec<(String, String)> {
+    let mut out = vec![(USER_ID.to_owned(), st.app.username.clone())];
+    out.extend(st.eca.users.iter().cloned());
+    out
+}
+
+/// The user whose session `bearer` is (its app's user).
+fn caller_user(st: &State, bearer: Option<&str>) -> Option<String> {
+    let username = match bearer.and_then(|b| st.eca.token_apps.get(b)) {
+        Some(TokenApp::Eca(id)) => st.eca.eca(id)?.cfg.username.clone(),
+        Some(TokenApp::Classic(name)) => {
+            let mut c = st.eca.classics.iter();
+            c.find(|c| &c.app.developer_name == name)?
+                .app
+                .username
+                .clone()
+        }
+        _ => st.app.username.clone(),
+    };
+    user_id_of(st, &username)
+}
+
+/// An access token was just issued to `by`: it shows at Salesforce as an OauthToken row (the
+/// main app, as [`ADMIN_APP_LABEL`], and the extra connected apps, by label) or as a usage
+/// token of the ECA, for the app's user, last used now; revoking that kills the access token.
+pub(super) fn record_session(st: &mut State, access: &str, by: &TokenApp) {
+    let now = st.eca.now();
+    let times = (now, Some(now));
+    let access = Some(access.to_owned());
+    let (label, username) = match by {
+        TokenApp::Main => (ADMIN_APP_LABEL.to_owned(), st.app.username.clone()),
+        TokenApp::Classic(name) => {
+            let mut c = st.eca.classics.iter();
+            let Some(c) = c.find(|c| &c.app.developer_name == name) else {
+                return;
+            };
+            (c.app.label.clone(), c.app.username.clone())
+        }
+        TokenApp::Eca(id) => {
+            let Some(username) = st.eca.eca(id).map(|e| e.cfg.username.clone()) else {
+                return;
+            };
+            let user_id = ensure_user(st, &username);
+            let format = if st.jwt_access_tokens {
+                "JWT"
+            } else {
+                "Opaque"
+            };
+            st.eca
+                .push_usage(id, &user_id, &username, times, 1, format, access);
+            return;
+        }
+    };
+    let user_id = ensure_user(st, &username);
+    st.eca.push_oauth(&label, &user_id, times, 1, access);
+}
+
+fn kill_access(st: &mut State, access: Option<String>) {
+    if let Some(a) = access {
+        st.access_tokens.retain(|t| *t != a);
+    }
+}
+
+/// `POST /services/oauth2/revoke` with an OauthToken's DeleteToken: the row goes, and the
+/// access token it stands for dies. False when no row has it.
+pub(super) fn revoke_delete_token(st: &mut State, token: &str) -> bool {
+    let Some(i) = st.eca.oauth.iter().position(|r| r.delete_token == token) else {
+        return false;
+    };
+    let row = st.eca.oauth.remove(i);
+    kill_access(st, row.access);
+    true
+}
+
+impl FakeSalesforce {
+    /// Give the ECA `app_id` an OAuth token of the user `user_id` (`005…`, 18 characters; a
+    /// user the org lacks is added with `username`), last used `last_used_days_ago` days ago
+    /// on the fake's clock (None: never). Returns its token id (the last segment of its
+    /// `revocationUrl`). Panics on an unknown app id.
+    pub fn add_usage_token(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        username: &str,
+        last_used_days_ago: Option<i64>,
+        use_count: u64,
+    ) -> String {
+        let mut st = self.state.lock().unwrap();
+        assert!(st.eca.eca(app_id).is_some(), "no such ECA: {app_id}");
+        assert!(is_sf_id(user_id), "not a user id: {user_id}");
+        if !is_user(&st, user_id) {
+            st.eca.users.push((user_id.to_owned(), username.to_owned()));
+        }
+        let times = token_times(st.eca.now(), last_used_days_ago);
+        st.eca
+            .push_usage(app_id, user_id, username, times, use_count, "Opaque", None)
+    }
+
+    /// Add an OauthToken row: a token of the connected app labelled `app_name` held by the user
+    /// `user_id` (a user the org lacks is added, as `user.<id>@acme.example`). Returns its
+    /// DeleteToken.
+    pub fn add_oauth_token(
+        &self,
+        app_name: &str,
+        user_id: &str,
+        last_used_days_ago: Option<i64>,
+        use_count: u64,
+    ) -> String {
+        let mut st = self.state.lock().unwrap();
+        assert!(is_sf_id(user_id), "not a user id: {user_id}");
+        if !is_user(&st, user_id) {
+            let username = format!("user.{}@acme.example", user_id.to_ascii_lowercase());
+            st.eca.users.push((user_id.to_owned(), username));
+        }
+        let times = token_times(st.eca.now(), last_used_days_ago);
+        st.eca.push_oauth(app_name, user_id, times, use_count, None)
+    }
+
+    /// Add `n` users to the org (`user.NNNN@acme.example`); their (id, username).
+    pub fn add_users(&self, n: usize) -> Vec<(String, String)> {
+        let mut st = self.state.lock().unwrap();
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let id = st.eca.new_user_id();
+            let username = format!("user.{}@acme.example", &id[9..15]);
+            st.eca.users.push((id.clone(), username.clone()));
+            out.push((id, username));
+        }
+        out
+    }
+
+    /// Every user of the org, the admin ([`USER_ID`]) first: (id, username).
+    pub fn users(&self) -> Vec<(String, String)> {
+        all_users(&self.state.lock().unwrap())
+    }
+
+    /// The ECAs' OAuth tokens live now, in issue order.
+    pub fn usage_tokens(&self) -> Vec<UsageToken> {
+        let st = self.state.lock().unwrap();
+        let now = st.eca.now();
+        let tokens = st.eca.usage.iter();
+        tokens
+            .map(|t| UsageToken {
+                token_id: t.token_id.clone(),
+                app_id: t.app_id.clone(),
+                user_id: t.user_id.clone(),
+                username: t.username.clone(),
+                last_used_days_ago: days_before(now, t.last_used),
+                use_count: t.use_count,
+                format: t.format,
+            })
+            .collect()
+    }
+
+    /// The OauthToken rows live now, in issue order.
+    pub fn oauth_tokens(&self) -> Vec<OauthTokenRow> {
+        let st = self.state.lock().unwrap();
+        let now = st.eca.now();
+        let rows = st.eca.oauth.iter();
+        rows.map(|r| OauthTokenRow {
+            app_name: r.app_name.clone(),
+            user_id: r.user_id.clone(),
+            last_used_days_ago: days_before(now, r.last_used),
+            use_count: r.use_count,
+            delete_token: r.delete_token.clone(),
+        })
+        .collect()
+    }
+
+    /// An org as an audit meets it: 30 apps (10 ECAs, 20 classic connected apps), 200 users,
+    /// 5,000 OauthToken rows over those users and the classic apps (10 heavy users hold about
+    /// 140 each, the others about 19; none more than 2,500), ECA tokens with several pages of
+    /// users, last uses from today to over a year ago, some never used. Deterministic (an LCG
+    /// with a fixed seed) but for the ids [`FakeSalesforce::add_eca`] draws.
+    pub fn load_audit_data_set(&self) -> AuditDataSet {
+        const ECAS: [&str; 10] = [
+            "Partner_Portal",
+            "Mobile_Field_Service",
+            "Billing_Sync",
+            "Data_Warehouse_ETL",
+            "Support_Chatbot",
+            "Marketing_Automation",
+            "HR_Onboarding",
+            "Inventory_Feed",
+            "Quote_Generator",
+            "Legacy_Bridge",
+        ];
+        const CLASSICS: [&str; 20] = [
+            "Salesforce CLI",
+            "Data Loader",
+            "Workbench",
+            "Tableau CRM",
+            "Slack for Salesforce",
+            "Outlook Integration",
+            "MuleSoft Connector",
+            "Jira Cloud",
+            "DocuSign",
+            "Zapier",
+            "HubSpot Sync",
+            "Marketing Cloud Connect",
+            "Power BI",
+            "Gong",
+            "Okta Provisioning",
+            "Segment",
+            "Heroku Connect",
+            "Postman",
+            "Dataloader.io",
+            "Legacy ETL",
+        ];
+        let mut eca_ids = Vec::new();
+        for (i, name) in ECAS.iter().enumerate() {
+            eca_ids.push(self.add_eca(EcaConfig {
+                developer_name: (*name).to_owned(),
+                label: name.replace('_', " "),
+                username: format!("{}.integration@acme.example", name.to_ascii_lowercase()),
+                certificate_pem: None,
+                listed_in_usage: i == 8,
+            }));
+        }
+        for (i, label) in CLASSICS.iter().enumerate() {
+            let name: String = label
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            self.add_connected_app(ClassicApp {
+                developer_name: name,
+                label: (*label).to_owned(),
+                consumer_key: format!("3MVG9AUDIT{i:02}.consumer.key.of.a.classic.app"),
+                consumer_secret: format!("AUDIT{i:02}SECRET"),
+                username: format!("classic{i:02}.integration@acme.example"),
+                certificate_pem: None,
+            });
+        }
+        let mut st = self.state.lock().unwrap();
+        let now = st.eca.now();
+        let admin_username = st.app.username.clone();
+        let org = &mut st.eca;
+        let users: Vec<(String, String)> = (0..200)
+            .map(|i| {
+                let id = org.new_user_id();
+                (id, format!("user{i:03}@acme.example"))
+            })
+            .collect();
+        org.users.extend(users.iter().cloned());
+        let mut seed = 0x5EED_A0D1_7000_0001u64;
+        let days_ago = |x: &mut u64| match lcg(x) % 20 {
+            0 | 1 => None,
+            2..=5 => Some(91 + (lcg(x) % 400) as i64),
+            6 => Some(31 + (lcg(x) % 60) as i64),
+            _ => Some((lcg(x) % 30) as i64),
+        };
+        // OauthToken: a quarter of the rows go to 10 heavy users, the rest anywhere.
+        let total_rows = 5_000;
+        org.oauth.reserve(total_rows);
+        for _ in 0..total_rows {
+            let r = lcg(&mut seed);
+            let user = if r.is_multiple_of(4) {
+                (lcg(&mut seed) % 10) as usize
+            } else {
+                (lcg(&mut seed) % 200) as usize
+            };
+            let app = CLASSICS[(lcg(&mut seed) % 20) as usize];
+            let last = days_ago(&mut seed);
+            let uses = last.map_or(0, |_| 1 + lcg(&mut seed) % 5_000);
+            org.push_oauth(app, &users[user].0, token_times(now, last), uses, None);
+        }
+        // ECA tokens: [0] every user, the admin and the other user (some twice); [1] exactly
+        // 100 users; [2..8] a few users each; [8] and [9] none.
+        let mut holders: Vec<Vec<(String, String)>> = vec![Vec::new(); 10];
+        holders[0] = users.clone();
+        holders[0].push((USER_ID.to_owned(), admin_username));
+        holders[0].push((OTHER_USER_ID.to_owned(), OTHER_USERNAME.to_owned()));
+        holders[1] = users[50..150].to_vec();
+        for h in holders.iter_mut().take(8).skip(2) {
+            let n = 1 + (lcg(&mut seed) % 20) as usize;
+            let start = (lcg(&mut seed) % 180) as usize;
+            *h = users[start..start + n].to_vec();
+        }
+        let mut usage_tokens = 0;
+        for (i, h) in holders.iter().enumerate() {
+            for (k, (user_id, username)) in h.iter().enumerate() {
+                let copies = if i == 0 && k.is_multiple_of(7) { 2 } else { 1 };
+                for _ in 0..copies {
+                    let last = days_ago(&mut seed);
+                    let uses = last.map_or(0, |_| 1 + lcg(&mut seed) % 800);
+                    let format = if lcg(&mut seed).is_multiple_of(3) {
+                        "JWT"
+                    } else {
+                        "Opaque"
+                    };
+                    let times = token_times(now, last);
+                    let app_id = &eca_ids[i].app_id;
+                    org.push_usage(app_id, user_id, username, times, uses, format, None);
+                    usage_tokens += 1;
+                }
+            }
+        }
+        AuditDataSet {
+            eca_ids,
+            eca_names: ECAS.iter().map(|s| (*s).to_owned()).collect(),
+            classic_labels: CLASSICS.iter().map(|s| (*s).to_owned()).collect(),
+            users,
+            usage_tokens,
+            oauth_tokens: total_rows,
+        }
+    }
+}
+
+/// `…/apps/oauth/usage[/…]`, the caller checked (admin, `Accept`, method).
+fn usage(st: &mut State, r: &Req<'_>, version: &str, segs: &[&str]) -> Answer {
+    let base = format!("/services/data/v{version}/apps/oauth/usage");
+    if segs.len() == 3 {
+        // An app is listed once it has issued a token (or when told to be).
+        let with_label = st.eca.quirks.usage_has_label;
+        let has_tokens = |id: &str| st.eca.usage.iter().any(|t| t.app_id == id);
+        let apps: Vec<Value> = st
+            .eca
+            .ecas
+            .iter()
+            .filter(|e| e.cfg.listed_in_usage || has_tokens(&e.app_id))
+            .map(|e| {
+                let mut a = json!({"identifier": e.app_id, "developerName": e.cfg.developer_name});
+                if with_label {
+                    a["label"] = json!(e.cfg.label);
+                }
+                a
+            })
+            .collect();
+        return json_response(200, json!({"apps": apps}));
+    }
+    let app_id = segs[3];
+    let Some(eca) = st.eca.eca(app_id) else {
+        return not_found();
+    };
+    let developer_name = eca.cfg.developer_name.clone();
+    match (r.method, &segs[4..]) {
+        ("GET", ["users"]) => {
+            let (page, size) = match page_params(r.query) {
+                Ok(p) => p,
+                Err(answer) => return answer,
+            };
+            // The users holding a token of the app, in the order they got their first.
+            let mut seen = std::collections::HashSet::new();
+            let users: Vec<Value> = st
+                .eca
+                .usage
+                .iter()
+                .filter(|t| t.app_id == app_id && seen.insert(t.user_id.as_str()))
+                .skip(page.saturating_mul(size))
+                .take(size)
+                .map(|t| json!({"userIdentifier": t.user_id, "username": t.username}))
+                .collect();
+            // Present even on the last page, and past it (the documented quirk).
+            let next = format!(
+                "{base}/{app_id}/users?page={}&pageSize={size}",
+                page.saturating_add(1)
+            );
+            json_response(200, json!({"users": users, "nextPageUrl": next}))
+        }
+        ("GET", [user, "tokens"]) => {
+            if !is_user(st, user) {
+                return not_found();
+            }
+            let tokens: Vec<Value> = st
+                .eca
+                .usage
+                .iter()
+                .filter(|t| t.app_id == app_id && t.user_id == *user)
+                .map(|t| {
+                    json!({
+                        "appDeveloperName": developer_name,
+                        "appIdentifier": t.app_id,
+                        "userIdentifier": t.user_id,
+                        "username": t.username,
+                        "initialConnectionAt": iso(t.initial),
+                        "lastUsedAt": t.last_used.map(iso),
+                        "useCount": t.use_count,
+                        "accessTokenFormat": t.format,
+                        "revocationUrl": format!("{base}/{app_id}/{}/tokens/{}", t.user_id, t.token_id),
+                    })
+                })
+                .collect();
+            json_response(200, json!({"tokens": tokens}))
+        }
+        ("DELETE", ["tokens"]) => revoke_usage(st, |t| t.app_id == app_id),
+        ("DELETE", [user, "tokens"]) => {
+            revoke_usage(st, |t| t.app_id == app_id && t.user_id == *user)
+        }
+        ("DELETE", [user, "tokens", id]) => revoke_usage(st, |t| {
+            t.app_id == app_id && t.user_id == *user && t.token_id == *id
+        }),
+        _ => not_found(),
+    }
+}
+
+/// `page` (0-based, default 0) and `pageSize` (1 to 1,000, default 100) of the users list.
+fn page_params(query: &str) -> Result<(usize, usize), Answer> {
+    let invalid = |m: String| rest_error(400, "INVALID_INPUT", &m);
+    let Some(q) = parse_form(query) else {
+        return Err(invalid("Malformed query string".into()));
+    };
+    let number = |name: &str, default: usize| match q.get(name) {
+        None => Ok(default),
+        Some(v) => v.parse::<usize>().map_err(|_| {
+            invalid(format!(
+                "Invalid value for {name}: '{v}' is not a non-negative integer"
+            ))
+        }),
+    };
+    let page = number("page", 0)?;
+    let size = number("pageSize", USAGE_PAGE_SIZE)?;
+    if !(1..=USAGE_PAGE_SIZE_MAX).contains(&size) {
+        return Err(invalid(format!(
+            "Invalid value for pageSize: {size}. Specify a value from 1 to {USAGE_PAGE_SIZE_MAX}."
+        )));
+    }
+    Ok((page, size))
+}
+
+/// Revoke the usage tokens `pick` chooses (their access tokens die): 204, or 404 NOT_FOUND when
+/// it chooses none (nothing left to revoke).
+fn revoke_usage(st: &mut State, pick: impl Fn(&UsageTok) -> bool) -> Answer {
+    let (gone, kept): (Vec<UsageTok>, Vec<UsageTok>) = std::mem::take(&mut st.eca.usage)
+        .into_iter()
+        .partition(|t| pick(t));
+    st.eca.usage = kept;
+    if gone.is_empty() {
+        return not_found();
+    }
+    for t in gone {
+        kill_access(st, t.access);
+    }
+    empty_answer(204)
+}
+
+// ----- SOQL: OauthToken, and the User list -----
+
+/// A query of the audit tables.
+enum AuditQuery {
+    /// `SELECT COUNT() FROM OauthToken [WHERE UserId = '…']`
+    Count(Option<String>),
+    /// `SELECT field, … FROM OauthToken [WHERE UserId = '…']` (canonical field names)
+    Rows(Vec<&'static str>, Option<String>),
+    /// `SELECT Id, Username FROM User`
+    Users,
+}
+
+/// SOQL `q` in words: white space normalised, `,` and `=` words of their own.
+fn soql_words(q: &str) -> Vec<String> {
+    let spaced = q.replace(',', " , ").replace('=', " = ");
+    spaced.split_whitespace().map(str::to_owned).collect()
+}
+
+/// The object a `SELECT … FROM Object …` query names.
+fn soql_object(q: &str) -> Option<String> {
+    let words = soql_words(q);
+    if !words.first()?.eq_ignore_ascii_case("select") {
+        return None;
+    }
+    let from = words.iter().position(|w| w.eq_ignore_ascii_case("from"))?;
+    words.get(from + 1).cloned()
+}
+
+/// What `q` asks of OauthToken or the User list (None: a query for fake_sf's generic handler);
+/// Err((errorCode, message)) for an OauthToken query the fake refuses.
+fn audit_soql(q: &str) -> Option<Result<AuditQuery, (&'static str, String)>> {
+    let object = soql_object(q)?;
+    let words = soql_words(q);
+    let from = words.iter().position(|w| w.eq_ignore_ascii_case("from"))?;
+    let (select, rest) = (&words[1..from], &words[from + 2..]);
+    let is = |w: &[String], expected: &[&str]| {
+        w.len() == expected.len()
+            && w.iter()
+                .zip(expected)
+                .all(|(a, b)| a.eq_ignore_ascii_case(b))
+    };
+    if object.eq_ignore_ascii_case("User") {
+        return (is(select, &["Id", ",", "Username"]) && rest.is_empty())
+            .then_some(Ok(AuditQuery::Users));
+    }
+    if !object.eq_ignore_ascii_case("OauthToken") {
+        return None;
+    }
+    let malformed = |m: String| Some(Err(("MALFORMED_QUERY", m)));
+    let user = match rest {
+        [] => None,
+        [w, f, eq, literal]
+            if is(
+                &[w.clone(), f.clone(), eq.clone()],
+                &["WHERE", "UserId", "="],
+            ) =>
+        {
+            let Some(id) = literal
+                .strip_prefix('\'')
+                .and_then(|l| l.strip_suffix('\''))
+            else {
+                return malformed(format!("unexpected token: '{literal}'"));
+            };
+            if !is_sf_id(id) {
+                return Some(Err((
+                    "INVALID_QUERY_FILTER_OPERATOR",
+                    format!("invalid ID field: {id}"),
+                )));
+            }
+            Some(id.to_owned())
+        }
+        _ => {
+            return malformed(format!(
+                "fake Salesforce: OauthToken queries may end with WHERE UserId = '<id>' only, not '{}'",
+                rest.join(" ")
+            ));
+        }
+    };
+    if is(select, &["COUNT()"]) {
+        return Some(Ok(AuditQuery::Count(user)));
+    }
+    let mut fields = Vec::new();
+    for (i, w) in select.iter().enumerate() {
+        if i % 2 == 1 {
+            if w != "," {
+                return malformed(format!("unexpected token: '{w}'"));
+            }
+            continue;
+        }
+        let Some(f) = OAUTH_TOKEN_FIELDS
+            .iter()
+            .find(|f| f.eq_ignore_ascii_case(w))
+        else {
+            return Some(Err((
+                "INVALID_FIELD",
+                format!(
+                    "No such column '{w}' on entity 'OauthToken'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names."
+                ),
+            )));
+        };
+        if fields.contains(f) {
+            return malformed(format!("duplicate field selected: {f}"));
+        }
+        fields.push(*f);
+    }
+    if fields.is_empty() || select.len().is_multiple_of(2) {
+        return malformed(format!("unexpected token: '{}'", select.join(" ")));
+    }
+    Some(Ok(AuditQuery::Rows(fields, user)))
+}
+
+/// Whether fake_sf's query should leave this request to [`audit_query`]: an OauthToken query,
+/// `SELECT Id, Username FROM User`, or the next batch of a paged answer (`query/{locator}`).
+pub(super) fn is_audit_query(path: &str, query: &str) -> bool {
+    match rest_sub(path) {
+        Some((_, "query")) => parse_form(query)
+            .and_then(|p| p.get("q").cloned())
+            .is_some_and(|q| audit_soql(&q).is_some()),
+        Some((_, sub)) => sub.starts_with("query/"),
+        None => false,
+    }
+}
+
+/// `GET …/query?q=…` for OauthToken or the User list, and `GET …/query/{locator}`.
+pub(super) fn audit_query(st: &mut State, r: &Req<'_>) -> Answer {
+    let Some((version, sub)) = rest_sub(r.path) else {
+        return not_found();
+    };
+    if api_version(version).is_none() {
+        return not_found();
+    }
+    let base = format!("/services/data/v{version}");
+    if let Some(locator) = sub.strip_prefix("query/") {
+        return next_batch(st, &base, locator);
+    }
+    let bad = |code: &str, m: &str| rest_error(400, code, m);
+    let Some(q) = parse_form(r.query).and_then(|p| p.get("q").cloned()) else {
+        return bad("MALFORMED_QUERY", "malformed query string");
+    };
+    let (fields, user) = match audit_soql(&q) {
+        None => return not_found(),
+        Some(Err((code, m))) => return bad(code, &m),
+        Some(Ok(AuditQuery::Users)) => {
+            let users = all_users(st);
+            return users_batch(st, &base, None, users, 0);
+        }
+        Some(Ok(AuditQuery::Count(user))) => (None, user),
+        Some(Ok(AuditQuery::Rows(fields, user))) => (Some(fields), user),
+    };
+    // Without "Customize Application" a user sees only their own tokens.
+    let everyone = caller_is_admin(st, r.bearer);
+    let me = caller_user(st, r.bearer);
+    let rows = st.eca.oauth.iter().filter(|row| {
+        (everyone || me.as_deref() == Some(row.user_id.as_str()))
+            && user.as_deref().is_none_or(|u| same_id(u, &row.user_id))
+    });
+    let Some(fields) = fields else {
+        let n = rows.count();
+        return json_response(200, json!({"totalSize": n, "done": true, "records": []}));
+    };
+    let records: Vec<Value> = rows
+        .take(OAUTH_TOKEN_CAP)
+        .map(|row| {
+            let mut rec = serde_json::Map::new();
+            rec.insert("attributes".into(), json!({"type": "OauthToken"}));
+            rec.insert("Id".into(), Value::Null);
+            for f in &fields {
+                let v = match *f {
+                    "AppName" => json!(row.app_name),
+                    "UserId" => json!(row.user_id),
+                    "CreatedDate" => json!(soql_time(row.created)),
+                    "LastUsedDate" => json!(row.last_used.map(soql_time)),
+                    "UseCount" => json!(row.use_count),
+                    "DeleteToken" => json!(row.delete_token),
+                    "AppMenuItemId" => json!(row.menu_item),
+                    _ => Value::Null,
+                };
+                rec.insert((*f).to_owned(), v);
+            }
+            Value::Object(rec)
+        })
+        .collect();
+    json_response(
+        200,
+        json!({"totalSize": records.len(), "done": true, "records": records}),
+    )
+}
+
+/// One batch of the User list from `offset`; a query id is made for the rest when more.
+fn users_batch(
+    st: &mut State,
+    base: &str,
+    query_id: Option<String>,
+    users: Vec<(String, String)>,
+    offset: usize,
+) -> Answer {
+    let end = (offset + QUERY_BATCH).min(users.len());
+    let records: Vec<Value> = users[offset..end]
+        .iter()
+        .map(|(id, username)| {
+            json!({"attributes": {"type": "User", "url": format!("{base}/sobjects/User/{id}")},
+                   "Id": id, "Username": username})
+        })
+        .collect();
+    let mut answer =
+        json!({"totalSize": users.len(), "done": end == users.len(), "records": records});
+    if end < users.len() {
+        let id = match query_id {
+            Some(id) => id,
+            None => {
+                let id = format!("01g{}", st.eca.opaque(15));
+                st.eca.cursors.insert(id.clone(), users);
+                id
+            }
+        };
+        answer["nextRecordsUrl"] = json!(format!("{base}/query/{id}-{end}"));
+    }
+    json_response(200, answer)
+}
+
+/// `GET …/query/{queryId}-{offset}`.
+fn next_batch(st: &mut State, base: &str, locator: &str) -> Answer {
+    let invalid = || rest_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator");
+    let Some((id, offset)) = locator.rsplit_once('-') else {
+        return invalid();
+    };
+    let Ok(offset) = offset.parse::<usize>() else {
+        return invalid();
+    };
+    let Some(users) = st.eca.cursors.get(id).cloned() else {
+        return invalid();
+    };
+    if offset == 0 || offset >= users.len() {
+        return invalid();
+    }
+    users_batch(st, base, Some(id.to_owned()), users, offset)
 }
 
 // ----- a small XML reader (untrusted input: no DTD, bounded depth, strict well-formedness) -----

@@ -21,8 +21,10 @@
 //!
 //! fake_eca.rs (a child module) adds External Client Apps and extra connected apps, the admin
 //! REST resources that rotate an ECA's consumer key and secret, the Metadata SOAP API's
-//! read/update of JWT certificates, an injectable clock, and fault injection on every step
-//! ([`FakeSalesforce::fault`]: drop, 500, or hold a request before or after applying it).
+//! read/update of JWT certificates, who holds OAuth tokens (the ECAs' usage resources, SOQL on
+//! OauthToken, the paged User list, revocation by DeleteToken), an injectable clock, and fault
+//! injection on every step ([`FakeSalesforce::fault`]: drop, 500, or hold a request before or
+//! after applying it).
 
 #![allow(dead_code)]
 
@@ -45,7 +47,11 @@ use super::TestVault;
 mod eca;
 // Not every test binary uses each of them.
 #[allow(unused_imports)]
-pub use eca::{ClassicApp, EcaConfig, EcaIds, Fault, Quirks, StagedView, Step, TokenApp};
+pub use eca::{
+    ADMIN_APP_LABEL, AuditDataSet, ClassicApp, EcaConfig, EcaIds, Fault, OAUTH_TOKEN_CAP,
+    OTHER_USER_ID, OTHER_USERNAME, OauthTokenRow, QUERY_BATCH, Quirks, StagedView, Step, TokenApp,
+    USAGE_PAGE_SIZE, USAGE_PAGE_SIZE_MAX, UsageToken,
+};
 
 pub const ORG_ID: &str = "00D5g000000XXXXEAA";
 pub const USER_ID: &str = "0055g00000YYYYYAAA";
@@ -516,7 +522,7 @@ fn handle(state: &Mutex<State>, url: &str, stop: &AtomicBool, mut request: tiny_
     let soap_action = header("SOAPAction");
     let mut body = String::new();
     let _ = request.as_reader().take(1 << 20).read_to_string(&mut body);
-    let step = eca::classify(&method, &path, &body);
+    let step = eca::classify(&method, &path, &query, &body);
     let mut st = state.lock().unwrap();
     // The URL clients reach this org at: the instance URL of its tokens, the JWT audience.
     let url = st.public_url.clone().unwrap_or_else(|| url.to_owned());
@@ -656,6 +662,7 @@ fn route(
                             "limits": format!("{url}/services/data/v{{version}}/limits/")}}),
         ),
         (_, p) if eca::is_admin_path(p) => eca::rest(st, req),
+        ("GET", p) if eca::is_audit_query(p, query) => eca::audit_query(st, req),
         ("GET", p) if p.starts_with("/services/data/v") => rest(st, url, p, query),
         (_, p) if p.starts_with("/services/data/v") => json_response(
             405,
@@ -1032,6 +1039,8 @@ fn issue_for(
 ) -> Response<std::io::Cursor<Vec<u8>>> {
     let body = issue(st, url, refresh, with_refresh);
     if let Some(access) = body["access_token"].as_str() {
+        // Salesforce shows it as an OauthToken row or an ECA usage token.
+        eca::record_session(st, access, &by);
         st.eca.token_apps.insert(access.to_owned(), by);
     }
     json_response(200, body)
@@ -1260,6 +1269,8 @@ fn revoke(st: &mut State, token: &str) -> Response<std::io::Cursor<Vec<u8>>> {
         st.access_tokens.retain(|t| !children.contains(t));
     } else if let Some(i) = st.access_tokens.iter().position(|t| t == token) {
         st.access_tokens.remove(i);
+    } else if eca::revoke_delete_token(st, token) {
+        // An OauthToken row's DeleteToken: the row is gone, and its access token if any.
     } else {
         return oauth_error(400, "invalid_token", "invalid token");
     }
