@@ -434,3 +434,43 @@ fn revocation_by_token_user_and_app_never_the_admins_own() {
             .any(|r| r.app_name == ADMIN_APP_LABEL)
     );
 }
+
+/// Not a check: the transcript docs/ACCESS.md shows. `cargo test --test access -- --ignored
+/// --nocapture transcript_for_docs`.
+#[test]
+#[ignore = "prints a transcript for the docs"]
+fn transcript_for_docs() {
+    let (tv, sf) = org();
+    let eca = |name: &str| support::fake_sf::EcaConfig {
+        developer_name: name.into(),
+        label: name.into(),
+        username: format!("{name}@acme.example"),
+        certificate_pem: None,
+        listed_in_usage: true,
+    };
+    let ci = sf.add_eca(eca("ci_deploy"));
+    let etl = sf.add_eca(eca("nightly_etl"));
+    let stray = sf.add_eca(eca("old_hackathon"));
+    sf.add_usage_token(&ci.app_id, "0055g00000UUUU1AAA", "build@acme.example", Some(0), 4120);
+    sf.add_usage_token(&etl.app_id, "0055g00000UUUU2AAA", "etl@acme.example", Some(1), 380);
+    sf.add_usage_token(&etl.app_id, "0055g00000UUUU3AAA", "jane@acme.example", Some(212), 3);
+    sf.add_usage_token(&stray.app_id, "0055g00000UUUU3AAA", "jane@acme.example", Some(20), 57);
+    sf.add_oauth_token("Data Loader", "0055g00000UUUU4AAA", Some(2), 96);
+    sf.add_oauth_token("Workbench", "0055g00000UUUU4AAA", Some(130), 12);
+    add(&tv, "acme/ci", &ci.key, &[]);
+    add(&tv, "acme/etl", "3MVG9ETLKEYfromlastyear", &[("app_id", &etl.app_id), ("consumer_id", &etl.consumer_id)]);
+    add(&tv, "acme/loader", "3MVG9LOADER", &[("app_label", "Data Loader")]);
+    add(&tv, "acme/legacy", "3MVG9LEGACY", &[("app_id", "0xGONE000000000000")]);
+    let show = |args: &[&str]| {
+        let out = tv.run(args, None);
+        println!("$ sfvault {}", args.join(" "));
+        print!("{}", String::from_utf8_lossy(&out.stderr));
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        println!("(exit {})\n", out.status.code().unwrap_or(-1));
+    };
+    show(&["audit", "--at-salesforce", ADMIN]);
+    show(&["--json", "audit", "--at-salesforce", ADMIN, "--max-idle", "180d"]);
+    show(&["revoke", "--at-salesforce", ADMIN, "--app", &stray.app_id, "--yes"]);
+    show(&["revoke", "--at-salesforce", ADMIN, "--app", "Workbench", "--user", "0055g00000UUUU4AAA", "--yes"]);
+    show(&["revoke", "--at-salesforce", ADMIN, "--app", ADMIN_APP_LABEL, "--yes"]);
+}
