@@ -451,16 +451,55 @@ fn transcript_for_docs() {
     let ci = sf.add_eca(eca("ci_deploy"));
     let etl = sf.add_eca(eca("nightly_etl"));
     let stray = sf.add_eca(eca("old_hackathon"));
-    sf.add_usage_token(&ci.app_id, "0055g00000UUUU1AAA", "build@acme.example", Some(0), 4120);
-    sf.add_usage_token(&etl.app_id, "0055g00000UUUU2AAA", "etl@acme.example", Some(1), 380);
-    sf.add_usage_token(&etl.app_id, "0055g00000UUUU3AAA", "jane@acme.example", Some(212), 3);
-    sf.add_usage_token(&stray.app_id, "0055g00000UUUU3AAA", "jane@acme.example", Some(20), 57);
+    sf.add_usage_token(
+        &ci.app_id,
+        "0055g00000UUUU1AAA",
+        "build@acme.example",
+        Some(0),
+        4120,
+    );
+    sf.add_usage_token(
+        &etl.app_id,
+        "0055g00000UUUU2AAA",
+        "etl@acme.example",
+        Some(1),
+        380,
+    );
+    sf.add_usage_token(
+        &etl.app_id,
+        "0055g00000UUUU3AAA",
+        "jane@acme.example",
+        Some(212),
+        3,
+    );
+    sf.add_usage_token(
+        &stray.app_id,
+        "0055g00000UUUU3AAA",
+        "jane@acme.example",
+        Some(20),
+        57,
+    );
     sf.add_oauth_token("Data Loader", "0055g00000UUUU4AAA", Some(2), 96);
     sf.add_oauth_token("Workbench", "0055g00000UUUU4AAA", Some(130), 12);
     add(&tv, "acme/ci", &ci.key, &[]);
-    add(&tv, "acme/etl", "3MVG9ETLKEYfromlastyear", &[("app_id", &etl.app_id), ("consumer_id", &etl.consumer_id)]);
-    add(&tv, "acme/loader", "3MVG9LOADER", &[("app_label", "Data Loader")]);
-    add(&tv, "acme/legacy", "3MVG9LEGACY", &[("app_id", "0xGONE000000000000")]);
+    add(
+        &tv,
+        "acme/etl",
+        "3MVG9ETLKEYfromlastyear",
+        &[("app_id", &etl.app_id), ("consumer_id", &etl.consumer_id)],
+    );
+    add(
+        &tv,
+        "acme/loader",
+        "3MVG9LOADER",
+        &[("app_label", "Data Loader")],
+    );
+    add(
+        &tv,
+        "acme/legacy",
+        "3MVG9LEGACY",
+        &[("app_id", "0xGONE000000000000")],
+    );
     let show = |args: &[&str]| {
         let out = tv.run(args, None);
         println!("$ sfvault {}", args.join(" "));
@@ -469,8 +508,76 @@ fn transcript_for_docs() {
         println!("(exit {})\n", out.status.code().unwrap_or(-1));
     };
     show(&["audit", "--at-salesforce", ADMIN]);
-    show(&["--json", "audit", "--at-salesforce", ADMIN, "--max-idle", "180d"]);
-    show(&["revoke", "--at-salesforce", ADMIN, "--app", &stray.app_id, "--yes"]);
-    show(&["revoke", "--at-salesforce", ADMIN, "--app", "Workbench", "--user", "0055g00000UUUU4AAA", "--yes"]);
-    show(&["revoke", "--at-salesforce", ADMIN, "--app", ADMIN_APP_LABEL, "--yes"]);
+    show(&[
+        "--json",
+        "audit",
+        "--at-salesforce",
+        ADMIN,
+        "--max-idle",
+        "180d",
+    ]);
+    show(&[
+        "revoke",
+        "--at-salesforce",
+        ADMIN,
+        "--app",
+        &stray.app_id,
+        "--yes",
+    ]);
+    show(&[
+        "revoke",
+        "--at-salesforce",
+        ADMIN,
+        "--app",
+        "Workbench",
+        "--user",
+        "0055g00000UUUU4AAA",
+        "--yes",
+    ]);
+    show(&[
+        "revoke",
+        "--at-salesforce",
+        ADMIN,
+        "--app",
+        ADMIN_APP_LABEL,
+        "--yes",
+    ]);
+}
+
+#[test]
+fn a_failure_midway_says_so_and_finds_nothing_invented() {
+    use support::fake_sf::{Fault, Step};
+    let (tv, sf, _) = realistic();
+    for (step, fault, code) in [
+        (Step::UsageTokens, Fault::Status500, 8),
+        (Step::UsageUsers, Fault::DropAfter, 8),
+        (Step::SoqlOauthToken, Fault::DropBefore, 8),
+    ] {
+        sf.fault(step, 3, fault);
+        let out = tv.run(&["--json", "audit", "--at-salesforce", ADMIN], None);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{step:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{step:?}: a partial report was printed"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("127.0.0.1")
+                || String::from_utf8_lossy(&out.stderr).contains("Salesforce")
+        );
+    }
+    // Refused: the admin lacks the rights.
+    sf.set_admin_permission(false);
+    let out = tv.run(&["audit", "--at-salesforce", ADMIN], None);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("INSUFFICIENT_ACCESS"));
 }
