@@ -10,13 +10,15 @@
 //! | `app-unused` | an entry whose app holds no token at all |
 //! | `app-not-found` | an entry no External Client App has the key of, and no `app_label` names |
 //! | `key-drift` | an entry whose consumer key is not the app's current key at Salesforce |
-//! | `rotation-due` | an entry's consumer secret older than `--max-age`, with the command |
+//! | `rotation-due` | an entry's consumer secret or JWT key older than `--max-age`, with the command |
+//! | `tokens-unread` | fewer `OauthToken` rows read than counted (tokens came or went, or some users are not visible to the admin) |
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::quote::shell_word;
 use crate::rotation::{self, Kind, State};
 use crate::salesforce::Admin;
 use crate::salesforce::eca::AppRef;
@@ -46,11 +48,19 @@ pub struct OrgAccess {
     pub oauth_tokens: Vec<OauthTokenRow>,
     /// How many `OauthToken` rows were counted before reading them.
     pub counted_oauth_tokens: u64,
+    /// Vault `app_id`s Salesforce answered 404 for.
+    pub missing_apps: Vec<String>,
 }
 
 /// Read the org's OAuth access through `admin`: every External Client App (with usage or not),
-/// its consumers' keys, its users page by page and their tokens; every `OauthToken` row.
-pub fn collect(admin: &Admin<'_>, progress: &mut dyn FnMut(&str)) -> Result<OrgAccess> {
+/// its consumers' keys, its users page by page and their tokens; every `OauthToken` row. The
+/// apps of `entry_app_ids` (the vault's `app_id`s) that no list names are looked up one by one:
+/// found, they join the apps; a 404 is recorded as missing.
+pub fn collect(
+    admin: &Admin<'_>,
+    entry_app_ids: &[String],
+    progress: &mut dyn FnMut(&str),
+) -> Result<OrgAccess> {
     progress("listing External Client Apps");
     let mut apps = admin.usage_apps()?;
     let with_usage: Vec<String> = apps.iter().map(|a| a.id.clone()).collect();
@@ -61,9 +71,11 @@ pub fn collect(admin: &Admin<'_>, progress: &mut dyn FnMut(&str)) -> Result<OrgA
     }
     let mut out = OrgAccess::default();
     for app in apps {
-        let Some(consumers) = admin.consumers(&app.id)? else {
-            continue;
-        };
+        // An app the credentials resources do not serve (a packaged one) keeps its tokens.
+        let keys = admin
+            .consumers(&app.id)?
+            .map(|c| c.into_iter().map(|c| c.key).collect())
+            .unwrap_or_default();
         let mut tokens = Vec::new();
         if with_usage.contains(&app.id) {
             progress(&format!("reading the tokens of {}", app.developer_name));
@@ -71,11 +83,23 @@ pub fn collect(admin: &Admin<'_>, progress: &mut dyn FnMut(&str)) -> Result<OrgA
                 tokens.extend(admin.usage_tokens(&app.id, &user.id)?);
             }
         }
-        out.ecas.push(EcaUsage {
-            app,
-            keys: consumers.into_iter().map(|c| c.key).collect(),
-            tokens,
-        });
+        out.ecas.push(EcaUsage { app, keys, tokens });
+    }
+    for id in entry_app_ids {
+        if out.ecas.iter().any(|e| e.app.id == *id) || out.missing_apps.contains(id) {
+            continue;
+        }
+        match admin.consumers(id)? {
+            Some(c) => out.ecas.push(EcaUsage {
+                app: AppRef {
+                    id: id.clone(),
+                    developer_name: String::new(),
+                },
+                keys: c.into_iter().map(|c| c.key).collect(),
+                tokens: Vec::new(),
+            }),
+            None => out.missing_apps.push(id.clone()),
+        }
     }
     progress("reading connected apps' tokens (OauthToken)");
     let (rows, counted) = admin.all_oauth_tokens()?;
@@ -144,10 +168,30 @@ fn field<'e>(entry: &'e Entry, name: &str) -> Option<&'e str> {
         .filter(|v| !v.is_empty())
 }
 
-/// Whether a token last used at `last_used` (or, never used, created at `created`) is idle.
-fn idle(last_used: Option<&str>, created: Option<&str>, now: Timestamp, max_idle: i64) -> bool {
-    let at = last_used.or(created).and_then(parse_rfc3339);
-    at.is_some_and(|t| now - t > max_idle)
+/// Whether a token last used at `last_used` (or, never used or at an unreadable date, issued at
+/// `created`) is idle; and the words for how long.
+fn idle(
+    last_used: Option<&str>,
+    created: Option<&str>,
+    now: Timestamp,
+    max_idle: i64,
+) -> Option<String> {
+    let used = last_used.and_then(parse_rfc3339);
+    let (at, words) = match used {
+        Some(t) => (t, "has not used this token for"),
+        None => (
+            created.and_then(parse_rfc3339)?,
+            "has never used this token, issued",
+        ),
+    };
+    (now - at > max_idle).then(|| {
+        let days = (now - at) / 86_400;
+        if used.is_some() {
+            format!("{words} {days} days")
+        } else {
+            format!("{words} {days} days ago,")
+        }
+    })
 }
 
 /// Hold the org's access against the vault's `entries` of this org (masked entries are enough:
@@ -168,11 +212,11 @@ pub fn findings(
             org.ecas.iter().find(|e| e.keys.iter().any(|k| k == key))
         })
     };
-    let label_of = |entry: &Entry| {
-        field(entry, APP_LABEL)
-            .or_else(|| field(entry, APP_NAME))
-            .map(str::to_lowercase)
-    };
+    // Labels are matched exactly: a look-alike name (another case, a Kelvin sign for a K) is
+    // another app. Labels are not unique at Salesforce: a match is only as good as the label.
+    fn label_of(entry: &Entry) -> Option<&str> {
+        field(entry, APP_LABEL).or_else(|| field(entry, APP_NAME))
+    }
     for eca in &org.ecas {
         let known = entries
             .values()
@@ -197,57 +241,53 @@ pub fn findings(
             out.push(f);
         }
         for t in &eca.tokens {
-            if idle(
+            if let Some(how_long) = idle(
                 t.last_used_at.as_deref(),
                 t.initial_connection_at.as_deref(),
                 now,
                 limits.max_idle_secs,
             ) {
+                let token_id = t
+                    .token_id
+                    .as_ref()
+                    .map(|id| format!("{}/{}/{}", t.app_id, t.user_id, id));
+                let how_to = match &token_id {
+                    Some(id) => format!(
+                        "revoke it with sfvault revoke --at-salesforce {} --token {id}",
+                        limits.admin
+                    ),
+                    None => format!(
+                        "revoke the user's tokens of the app with sfvault revoke --at-salesforce {} --app {} --user {}",
+                        limits.admin, t.app_id, t.user_id
+                    ),
+                };
+                let who = if t.username.is_empty() {
+                    &t.user_id
+                } else {
+                    &t.username
+                };
                 let mut f = Finding::new(
                     "idle-token",
                     &eca.app.developer_name,
-                    format!(
-                        "{} has not used this token {}(used {} times): revoke it with sfvault revoke \
-                         --at-salesforce {} --token {}/{}/{}",
-                        if t.username.is_empty() {
-                            &t.user_id
-                        } else {
-                            &t.username
-                        },
-                        t.last_used_at.as_deref().and_then(parse_rfc3339).map_or(
-                            "since it was issued ".to_owned(),
-                            |at| format!("for {} days ", days(now - at))
-                        ),
-                        t.use_count,
-                        limits.admin,
-                        t.app_id,
-                        t.user_id,
-                        t.token_id
-                    ),
+                    format!("{who} {how_long} (used {} times): {how_to}", t.use_count),
                 );
                 f.app_id = Some(t.app_id.clone());
                 f.user_id = Some(t.user_id.clone());
                 f.username = Some(t.username.clone()).filter(|u| !u.is_empty());
                 f.last_used_at = t.last_used_at.clone();
                 f.use_count = Some(t.use_count);
-                f.token_id = Some(format!("{}/{}/{}", t.app_id, t.user_id, t.token_id));
+                f.token_id = token_id;
                 out.push(f);
             }
         }
     }
     // Classic connected apps, by label.
-    let mut by_label: BTreeMap<String, (String, Vec<&OauthTokenRow>)> = BTreeMap::new();
+    let mut by_label: BTreeMap<&str, Vec<&OauthTokenRow>> = BTreeMap::new();
     for row in &org.oauth_tokens {
-        by_label
-            .entry(row.app_name.to_lowercase())
-            .or_insert_with(|| (row.app_name.clone(), Vec::new()))
-            .1
-            .push(row);
+        by_label.entry(row.app_name.as_str()).or_default().push(row);
     }
-    for (lower, (label, rows)) in &by_label {
-        let known = entries
-            .values()
-            .any(|e| label_of(e).as_deref() == Some(lower.as_str()));
+    for (label, rows) in &by_label {
+        let known = entries.values().any(|e| label_of(e) == Some(*label));
         if !known {
             let users: std::collections::BTreeSet<&str> =
                 rows.iter().map(|r| r.user_id.as_str()).collect();
@@ -256,16 +296,18 @@ pub fn findings(
                 label,
                 format!(
                     "{} live token(s) of {} user(s) of this connected app, and no vault entry names it: \
-                     if it is yours, `sfvault set ORG/APP app_label '{label}'` on its entry; else revoke its \
-                     tokens: sfvault revoke --at-salesforce {} --app '{label}'",
+                     if it is yours, `sfvault set ORG/APP app_label {}` on its entry; else revoke its \
+                     tokens: sfvault revoke --at-salesforce {} --app {}",
                     rows.len(),
                     users.len(),
-                    limits.admin
+                    shell_word(label),
+                    limits.admin,
+                    shell_word(label)
                 ),
             ));
         }
         for r in rows {
-            if idle(
+            if let Some(how_long) = idle(
                 r.last_used_at.as_deref(),
                 r.created_at.as_deref(),
                 now,
@@ -275,15 +317,12 @@ pub fn findings(
                     "idle-token",
                     label,
                     format!(
-                        "user {} has not used this token {}(used {} times): revoke the user's tokens of \
-                         the app with sfvault revoke --at-salesforce {} --app '{label}' --user {}",
+                        "user {} {how_long} (used {} times): revoke the user's tokens of the app with \
+                         sfvault revoke --at-salesforce {} --app {} --user {}",
                         r.user_id,
-                        r.last_used_at.as_deref().and_then(parse_rfc3339).map_or(
-                            "since it was issued ".to_owned(),
-                            |at| format!("for {} days ", days(now - at))
-                        ),
                         r.use_count,
                         limits.admin,
+                        shell_word(label),
                         r.user_id
                     ),
                 );
@@ -293,6 +332,18 @@ pub fn findings(
                 out.push(f);
             }
         }
+    }
+    if org.counted_oauth_tokens > org.oauth_tokens.len() as u64 {
+        out.push(Finding::new(
+            "tokens-unread",
+            "",
+            format!(
+                "{} OauthToken rows were counted and {} read: tokens came or went meanwhile (run the \
+                 audit again), or the admin cannot see every user (it needs \"View All Users\")",
+                org.counted_oauth_tokens,
+                org.oauth_tokens.len()
+            ),
+        ));
     }
     // The vault's side.
     for (name, entry) in entries {
@@ -337,7 +388,7 @@ pub fn findings(
                     out.push(f);
                 }
             }
-            (None, Some(app_id), _) => {
+            (None, Some(app_id), _) if org.missing_apps.iter().any(|m| m == app_id) => {
                 let mut f = Finding::new(
                     "app-missing",
                     &app_name,
@@ -350,8 +401,10 @@ pub fn findings(
                 f.entry = Some(name.clone());
                 out.push(f);
             }
+            // An app_id neither listed nor looked up: nothing can be said of it.
+            (None, Some(_), _) => {}
             (None, None, Some(label)) => {
-                if !by_label.contains_key(&label) {
+                if !by_label.contains_key(label) {
                     let mut f = Finding::new(
                         "app-unused",
                         field(entry, APP_LABEL).unwrap_or(&app_name),
@@ -378,16 +431,25 @@ pub fn findings(
                 out.push(f);
             }
         }
-        if let Some(secret) = entry.fields.get("consumer_secret")
-            && now - secret.changed_at > limits.max_age_secs
-        {
+        for secret_field in ["consumer_secret", "private_key"] {
+            let Some(secret) = entry.fields.get(secret_field) else {
+                continue;
+            };
+            if now - secret.changed_at <= limits.max_age_secs {
+                continue;
+            }
+            let what = if secret_field == "private_key" {
+                "JWT key"
+            } else {
+                "consumer secret"
+            };
             let mut f = Finding::new(
                 "rotation-due",
                 eca.map_or(app_name.as_str(), |e| e.app.developer_name.as_str()),
                 format!(
-                    "{name}'s consumer secret is {} days old: {}",
+                    "{name}'s {what} is {} days old: {}",
                     days(now - secret.changed_at),
-                    rotation::how_to_rotate(name, "consumer_secret", eca.is_some())
+                    rotation::how_to_rotate(name, secret_field, eca.is_some())
                         .replace("--admin ADMIN", &format!("--admin {}", limits.admin))
                 ),
             );
@@ -421,7 +483,7 @@ mod tests {
             last_used_at: last_used_days.map(|d| crate::timefmt::rfc3339(NOW - d * DAY)),
             use_count: 3,
             format: "Opaque".into(),
-            token_id: format!("t{user}"),
+            token_id: Some(format!("t{user}")),
         }
     }
 
@@ -478,6 +540,7 @@ mod tests {
             }],
             oauth_tokens: vec![row("Admin Tools", "005AD", Some(0))],
             counted_oauth_tokens: 1,
+            missing_apps: Vec::new(),
         };
         let e = entries(&[
             (
@@ -530,6 +593,7 @@ mod tests {
                 row("Known", "005U5", Some(1)),
             ],
             counted_oauth_tokens: 2,
+            missing_apps: vec!["0xDEAD".into()],
         };
         let e = entries(&[
             (
@@ -545,7 +609,11 @@ mod tests {
             ("acme/mystery", &[("consumer_key", "KM")]),
             (
                 "acme/known",
-                &[("consumer_key", "KK"), ("app_label", "known")],
+                &[("consumer_key", "KK"), ("app_label", "Known")],
+            ),
+            (
+                "acme/kelvin",
+                &[("consumer_key", "KL"), ("app_label", "legacy")],
             ),
             (
                 "acme/unused",
@@ -588,6 +656,10 @@ mod tests {
         // Known apps are not unknown; the rotation command names the admin.
         assert!(!k.contains(&("unknown-app", "ci_app".to_owned())));
         assert!(!k.contains(&("unknown-app", "Known".to_owned())));
+        // Labels are exact: "legacy" does not make "Legacy" known (and is itself unused).
+        assert!(k.contains(&("app-unused", "acme/kelvin".to_owned())), "{k:?}");
+        // Labels are exact: "legacy" does not make "Legacy" known (and is itself unused).
+        assert!(k.contains(&("app-unused", "acme/kelvin".to_owned())), "{k:?}");
         let due = found.iter().find(|f| f.kind == "rotation-due").unwrap();
         assert!(
             due.detail.contains("--at-salesforce --admin acme/admin"),

@@ -17,8 +17,8 @@ pub fn rfc3339(ts: Timestamp) -> String {
     )
 }
 
-/// `2026-11-30T14:00:00.000Z` (also `+0000`, `+00:00`, or no zone: UTC), as Salesforce writes
-/// dates, as Unix seconds; anything else is `None`.
+/// `2026-11-30T14:00:00.000Z` (also with an offset, `+0000`, `-05:00`, or no zone: UTC), as
+/// Salesforce writes dates, as Unix seconds; anything else is `None`.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
@@ -28,9 +28,29 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
     let rest = text[19..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
-    if !matches!(rest, "Z" | "+0000" | "+00:00" | "") {
-        return None;
-    }
+    // The zone: Z, nothing (UTC), or +HHMM / -HH:MM.
+    let offset = match rest {
+        "Z" | "" => 0,
+        zone => {
+            let sign = match zone.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let digits: String = zone[1..].chars().filter(|c| *c != ':').collect();
+            if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let (h, m) = (
+                digits[..2].parse::<i64>().ok()?,
+                digits[2..].parse::<i64>().ok()?,
+            );
+            if h > 23 || m > 59 {
+                return None;
+            }
+            sign * (h * 3600 + m * 60)
+        }
+    };
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
         return None;
     }
@@ -42,7 +62,7 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss - offset)
 }
 
 /// A compact age: `45s`, `12m`, `5h`, `3d`, `2y`.
@@ -141,11 +161,19 @@ mod tests {
             Some(1_796_047_200)
         );
         assert_eq!(parse_rfc3339(&rfc3339(1_796_047_200)), Some(1_796_047_200));
+        assert_eq!(
+            parse_rfc3339("2026-11-30T15:00:00+01:00"),
+            Some(1_796_047_200)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-30T09:00:00.5-0500"),
+            Some(1_796_047_200)
+        );
         for bad in [
             "",
             "2026-11-30",
             "2026-13-01T00:00:00Z",
-            "2026-11-30T14:00:00+0100",
+            "2026-11-30T14:00:00+2500",
             "x026-11-30T14:00:00Z",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");

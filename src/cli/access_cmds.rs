@@ -8,7 +8,7 @@ use serde_json::json;
 use sfvault::access::{self, Finding, Limits};
 use sfvault::oauth::{self, http::Http};
 use sfvault::salesforce::Admin;
-use sfvault::vault::fields::{APP_LABEL, APP_NAME};
+use sfvault::vault::fields::APP_ID;
 use sfvault::vault::model;
 use sfvault::{Error, Result};
 
@@ -23,10 +23,6 @@ pub fn audit(ctx: &Context, args: &AuditArgs, admin_arg: &str) -> Outcome {
     let login = super::admin::login(ctx, &mut session, admin_arg)?;
     let http = Http::new();
     let admin = Admin::new(&http, &login.instance_url, login.token)?;
-    let started = Instant::now();
-    let mut progress = |line: &str| ctx.note(&format!("sfvault: {line}"));
-    let org = access::collect(&admin, &mut progress)?;
-    let elapsed = started.elapsed();
     // The vault's entries of this org: those under the admin entry's ORG.
     let prefix = format!("{}/", login.name.org());
     let entries: BTreeMap<_, _> = session
@@ -34,6 +30,15 @@ pub fn audit(ctx: &Context, args: &AuditArgs, admin_arg: &str) -> Outcome {
         .into_iter()
         .filter(|(name, _)| name.starts_with(&prefix))
         .collect();
+    let entry_app_ids: Vec<String> = entries
+        .values()
+        .filter_map(|e| e.fields.get(APP_ID).map(|f| f.value.expose().to_owned()))
+        .filter(|id| !id.is_empty())
+        .collect();
+    let started = Instant::now();
+    let mut progress = |line: &str| ctx.note(&format!("sfvault: {line}"));
+    let org = access::collect(&admin, &entry_app_ids, &mut progress)?;
+    let elapsed = started.elapsed();
     let limits = Limits {
         max_idle_secs: args.max_idle.as_secs() as i64,
         max_age_secs: args.max_age.as_secs() as i64,
@@ -54,13 +59,6 @@ pub fn audit(ctx: &Context, args: &AuditArgs, admin_arg: &str) -> Outcome {
         entries.len(),
         login.name.org()
     ));
-    if org.counted_oauth_tokens != org.oauth_tokens.len() as u64 {
-        ctx.note(&format!(
-            "sfvault: warning: {} OauthToken rows were counted and {} read: tokens came or went meanwhile",
-            org.counted_oauth_tokens,
-            org.oauth_tokens.len()
-        ));
-    }
     if ctx.json {
         print_json(json!({
             "org": login.instance_url,
@@ -117,35 +115,63 @@ fn grouped(findings: &[Finding]) -> String {
     out
 }
 
+/// An id typed by the user (`--token` parts, `--user`): letters and digits, else exit 2.
+fn typed_id(what: &str, id: &str) -> Result<()> {
+    if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "{what} {} is not a Salesforce id (letters and digits)",
+            sfvault::quote::quoted(id)
+        )))
+    }
+}
+
 pub fn revoke(ctx: &Context, args: RevokeArgs, admin_arg: &str) -> Result<()> {
+    if let Some(u) = &args.user {
+        typed_id("--user", u)?;
+    }
+    let token_parts = match &args.token {
+        Some(id) => {
+            let parts: Vec<String> = id.split('/').map(str::to_owned).collect();
+            if parts.len() != 3 {
+                return Err(Error::Usage(format!(
+                    "--token takes APP_ID/USER_ID/TOKEN_ID, as `audit --at-salesforce --json` names a token \
+                     (token_id), not {}",
+                    sfvault::quote::quoted(id)
+                )));
+            }
+            for (what, part) in ["app id", "user id", "token id"].iter().zip(&parts) {
+                typed_id(what, part)?;
+            }
+            Some(parts)
+        }
+        None => None,
+    };
     let mut session = ctx.session()?;
     let login = super::admin::login(ctx, &mut session, admin_arg)?;
-    let admin_fields = session.entry(&login.name, false)?.fields;
-    let admin_label = [APP_LABEL, APP_NAME]
-        .iter()
-        .find_map(|f| admin_fields.get(f).map(|v| v.value.expose().to_lowercase()));
+    // The admin session's own token is among the admin user's tokens: those are never revoked
+    // here, whatever app they belong to (its app may be renamed, or its key rotated).
+    if login.identity.is_empty() {
+        return Err(Error::Unsafe(format!(
+            "sfvault cannot tell which tokens are the admin session's own ({} has no user id): run \
+             `sfvault token {} --refresh` first",
+            login.name, login.name
+        )));
+    }
     let is_admin_user = |user: &str| login.identity.iter().any(|i| i == user);
-    let http = Http::new();
-    let admin = Admin::new(&http, &login.instance_url, login.token.duplicate())?;
     let refuse_own = || {
-        Error::Usage(format!(
-            "that would revoke the admin session's own token ({} at Salesforce): revoke it in Setup, or \
-             name another user with --user",
+        Error::Unsafe(format!(
+            "that would revoke tokens of the admin's own user ({} at Salesforce), the admin session among \
+             them: revoke those in Setup",
             login.name
         ))
     };
-    if let Some(id) = &args.token {
-        let parts: Vec<&str> = id.split('/').collect();
-        let [app, user, token] = parts[..] else {
-            return Err(Error::Usage(format!(
-                "--token takes APP_ID/USER_ID/TOKEN_ID, as `audit --at-salesforce --json` names a token (token_id), not {}",
-                sfvault::quote::quoted(id)
-            )));
-        };
-        let admin_app = admin
-            .consumers(app)?
-            .is_some_and(|c| c.iter().any(|c| Some(&c.key) == login.key.as_ref()));
-        if admin_app && is_admin_user(user) {
+    let http = Http::new();
+    let admin = Admin::new(&http, &login.instance_url, login.token.duplicate())?;
+    if let Some(parts) = token_parts {
+        let (app, user, token) = (&parts[0], &parts[1], &parts[2]);
+        if is_admin_user(user) {
             return Err(refuse_own());
         }
         if !prompt::confirm_unless_yes(
@@ -160,41 +186,71 @@ pub fn revoke(ctx: &Context, args: RevokeArgs, admin_arg: &str) -> Result<()> {
     }
     let app = args.app.as_deref().unwrap_or_default();
     if app.starts_with("0x") {
-        let consumers = admin
-            .consumers(app)?
-            .ok_or_else(|| Error::failed(format!("the org has no External Client App {app}")))?;
-        let admin_app = consumers.iter().any(|c| Some(&c.key) == login.key.as_ref());
-        let user = args.user.as_deref();
-        if admin_app && user.is_none_or(is_admin_user) {
-            return Err(refuse_own());
+        typed_id("--app", app)?;
+        let users: Vec<String> = match &args.user {
+            Some(u) if is_admin_user(u) => return Err(refuse_own()),
+            Some(u) => vec![u.clone()],
+            None => admin
+                .usage_users(app)?
+                .ok_or_else(|| Error::NotFound {
+                    missing: sfvault::error::Missing::Entry {
+                        entry: app.to_owned(),
+                    },
+                    message: format!("the org has no External Client App {app} with OAuth usage"),
+                })?
+                .into_iter()
+                .map(|u| u.id)
+                .collect(),
+        };
+        let (own, others): (Vec<String>, Vec<String>) =
+            users.into_iter().partition(|u| is_admin_user(u));
+        if others.is_empty() {
+            return if own.is_empty() {
+                report(ctx, 0, 0, false)
+            } else {
+                Err(refuse_own())
+            };
         }
-        let what = match user {
-            Some(u) => format!(
-                "{} token(s) of user {u} for app {app}",
-                admin.usage_tokens(app, u)?.len()
-            ),
+        let mut tokens = 0;
+        for u in &others {
+            tokens += admin.usage_tokens(app, u)?.len();
+        }
+        let question = match &args.user {
+            Some(u) => format!("Revoke the {tokens} token(s) of user {u} for app {app}?"),
             None => format!(
-                "every token of app {app} ({} user(s))",
-                admin.usage_users(app)?.unwrap_or_default().len()
+                "Revoke the {tokens} token(s) of {} user(s) for app {app}?",
+                others.len()
             ),
         };
-        if !prompt::confirm_unless_yes(args.yes, "revoking tokens", &format!("Revoke {what}?"))? {
+        if !prompt::confirm_unless_yes(args.yes, "revoking tokens", &question)? {
             return Err(Error::Usage("not revoked".into()));
         }
-        let done = admin.revoke_usage(app, user, None)?;
-        return report(ctx, usize::from(done), 0, done);
+        // The whole app at once only when the admin's user holds none of its tokens.
+        if own.is_empty() && args.user.is_none() {
+            let done = admin.revoke_usage(app, None, None)?;
+            return report(ctx, if done { tokens } else { 0 }, 0, done);
+        }
+        for u in &others {
+            admin.revoke_usage(app, Some(u), None)?;
+        }
+        return report(ctx, tokens, own.len(), true);
     }
-    // A classic connected app, by its name: each token revoked with its DeleteToken.
-    let label = app.to_lowercase();
+    // A classic connected app, by its exact name: each token revoked with its DeleteToken.
     let rows = match &args.user {
-        Some(u) => admin.oauth_tokens(Some(u))?,
+        Some(u) => {
+            if admin.count_oauth_tokens(Some(u))? >= sfvault::salesforce::usage::OAUTH_TOKEN_CAP {
+                return Err(Error::failed(format!(
+                    "user {u} holds more OAuth tokens than one query returns: revoke them in Setup"
+                )));
+            }
+            admin.oauth_tokens(Some(u))?
+        }
         None => admin.all_oauth_tokens()?.0,
     };
-    let own_app_unknown_or_this = admin_label.as_ref().is_none_or(|l| *l == label);
     let (mine, theirs): (Vec<_>, Vec<_>) = rows
         .into_iter()
-        .filter(|r| r.app_name.to_lowercase() == label)
-        .partition(|r| own_app_unknown_or_this && is_admin_user(&r.user_id));
+        .filter(|r| r.app_name == app)
+        .partition(|r| is_admin_user(&r.user_id));
     if theirs.is_empty() {
         if !mine.is_empty() {
             return Err(refuse_own());
@@ -204,8 +260,12 @@ pub fn revoke(ctx: &Context, args: RevokeArgs, admin_arg: &str) -> Result<()> {
                 entry: app.to_owned(),
             },
             message: format!(
-                "no OAuth token of a connected app named {}",
-                sfvault::quote::quoted(app)
+                "no OAuth token of a connected app named exactly {}{}",
+                sfvault::quote::quoted(app),
+                args.user
+                    .as_ref()
+                    .map(|u| format!(" held by user {u}"))
+                    .unwrap_or_default()
             ),
         });
     }
@@ -215,19 +275,27 @@ pub fn revoke(ctx: &Context, args: RevokeArgs, admin_arg: &str) -> Result<()> {
             mine.len()
         ));
     }
-    if !prompt::confirm_unless_yes(
-        args.yes,
-        "revoking tokens",
-        &format!("Revoke {} token(s) of connected app {app}?", theirs.len()),
-    )? {
+    let question = format!(
+        "Revoke {} token(s) of connected app {app}{}?",
+        theirs.len(),
+        args.user
+            .as_ref()
+            .map(|u| format!(" held by user {u}"))
+            .unwrap_or_default()
+    );
+    if !prompt::confirm_unless_yes(args.yes, "revoking tokens", &question)? {
         return Err(Error::Usage("not revoked".into()));
     }
-    let mut revoked = 0;
-    for row in &theirs {
-        oauth::revoke(&http, &login.instance_url, &row.delete_token)?;
-        revoked += 1;
+    for (done, row) in theirs.iter().enumerate() {
+        if let Err(e) = oauth::revoke(&http, &login.instance_url, &row.delete_token) {
+            ctx.note(&format!(
+                "sfvault: {done} of {} token(s) were revoked before this failure",
+                theirs.len()
+            ));
+            return Err(e);
+        }
     }
-    report(ctx, revoked, mine.len(), true)
+    report(ctx, theirs.len(), mine.len(), true)
 }
 
 fn report(ctx: &Context, revoked: usize, skipped: usize, found: bool) -> Result<()> {

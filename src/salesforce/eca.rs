@@ -174,49 +174,54 @@ impl Admin<'_> {
             .get("apps")
             .and_then(Value::as_array)
             .ok_or_else(|| unusable(call, "no apps list"))?;
-        Ok(apps
-            .iter()
-            .take(MAX_APPS)
-            .filter_map(|a| {
-                let id = a.get("identifier")?.as_str()?;
-                let name = a.get("developerName")?.as_str()?;
-                check_id("app id", id).ok()?;
-                Some(AppRef {
+        if apps.len() > MAX_APPS {
+            return Err(unusable(call, "more apps than sfvault reads"));
+        }
+        let mut out: Vec<AppRef> = Vec::new();
+        for a in apps {
+            let (Some(id), Some(name)) = (
+                a.get("identifier").and_then(Value::as_str),
+                a.get("developerName").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            if check_id("app id", id).is_ok() && !out.iter().any(|o| o.id == id) {
+                out.push(AppRef {
                     id: id.to_owned(),
                     developer_name: clean(name, 80),
-                })
-            })
-            .collect())
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Every External Client App, by SOQL (apps that never issued a token are missing from
     /// [`Admin::usage_apps`]).
     pub fn all_apps(&self) -> Result<Vec<AppRef>> {
         let call = "querying ExternalClientApplication";
-        let r = self.rest(
+        let (records, _) = self.soql(
             call,
-            Method::Get,
-            "query?q=SELECT+Id,+DeveloperName+FROM+ExternalClientApplication",
-            None,
-            false,
+            "SELECT Id, DeveloperName FROM ExternalClientApplication",
         )?;
-        let value: Value = serde_json::from_str(&r.body).map_err(|_| unusable(call, "not JSON"))?;
-        let records = value
-            .get("records")
-            .and_then(Value::as_array)
-            .ok_or_else(|| unusable(call, "no records"))?;
-        Ok(records
-            .iter()
-            .take(MAX_APPS)
-            .filter_map(|a| {
-                let id = a.get("Id")?.as_str()?;
-                check_id("app id", id).ok()?;
-                Some(AppRef {
+        if records.len() > MAX_APPS {
+            return Err(unusable(call, "more apps than sfvault reads"));
+        }
+        let mut out: Vec<AppRef> = Vec::new();
+        for a in &records {
+            let (Some(id), Some(name)) = (
+                a.get("Id").and_then(Value::as_str),
+                a.get("DeveloperName").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            if check_id("app id", id).is_ok() && !out.iter().any(|o| o.id == id) {
+                out.push(AppRef {
                     id: id.to_owned(),
-                    developer_name: clean(a.get("DeveloperName")?.as_str()?, 80),
-                })
-            })
-            .collect())
+                    developer_name: clean(name, 80),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The consumers of app `app_id`; `None` when Salesforce knows no External Client App of

@@ -20,6 +20,12 @@ pub const MAX_PAGES: usize = 1000;
 pub const OAUTH_TOKEN_CAP: u64 = 2500;
 /// Most users listed (User query) and most rows kept, for memory's sake.
 pub const MAX_ROWS: usize = 1_000_000;
+/// Most answers of one SOQL query followed by `nextRecordsUrl` (2,000 rows each).
+pub const MAX_QUERY_PAGES: usize = 600;
+/// Most users queried one by one past the `OauthToken` cap (one request each).
+pub const MAX_USER_QUERIES: usize = 20_000;
+/// Most tokens one user holds of one app that are read.
+pub const MAX_TOKENS_PER_USER: usize = 10_000;
 
 /// A user that holds tokens of an app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +55,8 @@ pub struct UsageToken {
     pub use_count: u64,
     /// `JWT` or `Opaque`.
     pub format: String,
-    /// The token's id (the last part of its revocation URL).
-    pub token_id: String,
+    /// The token's id (the last part of its revocation URL), if Salesforce gave a usable one.
+    pub token_id: Option<String>,
 }
 
 /// One `OauthToken` row of a classic connected app.
@@ -111,6 +117,8 @@ impl Admin<'_> {
         check_id("app id", app_id)?;
         let call = "listing an app's users";
         let mut users = Vec::new();
+        // Pages are offsets: a user who moves between two reads may be on two pages.
+        let mut seen = std::collections::HashSet::new();
         for page in 0..MAX_PAGES {
             let path = format!("apps/oauth/usage/{app_id}/users?page={page}&pageSize={PAGE_SIZE}");
             let Some(v) = self.json(call, &path)? else {
@@ -130,11 +138,14 @@ impl Admin<'_> {
                 let id = text(u, "userIdentifier")
                     .or_else(|| text(u, "userId"))
                     .ok_or_else(|| unusable(call, "a user without userIdentifier"))?;
-                check_id("user id", &id)?;
-                users.push(OrgUser {
-                    id,
-                    username: text(u, "username").unwrap_or_default(),
-                });
+                check_id("user id", &id)
+                    .map_err(|_| unusable(call, "a user id that is not a Salesforce id"))?;
+                if seen.insert(id.clone()) {
+                    users.push(OrgUser {
+                        id,
+                        username: text(u, "username").unwrap_or_default(),
+                    });
+                }
             }
             if users.len() > MAX_ROWS {
                 return Err(unusable(call, "too many users"));
@@ -157,10 +168,18 @@ impl Admin<'_> {
             .and_then(Value::as_array)
             .ok_or_else(|| unusable(call, "no tokens list"))?;
         let mut out = Vec::new();
-        for t in list.iter().take(10_000) {
-            let url = text(t, "revocationUrl").unwrap_or_default();
-            let token_id = url.rsplit('/').next().unwrap_or_default().to_owned();
-            check_id("token id", &token_id)?;
+        if list.len() > MAX_TOKENS_PER_USER {
+            return Err(unusable(
+                call,
+                "more tokens for one user than sfvault reads",
+            ));
+        }
+        for t in list {
+            // A token without a usable revocation URL is still counted; it just cannot be
+            // revoked by its id.
+            let token_id = text(t, "revocationUrl")
+                .and_then(|url| url.rsplit('/').next().map(str::to_owned))
+                .filter(|id| check_id("token id", id).is_ok());
             out.push(UsageToken {
                 app_id: app_id.to_owned(),
                 app_name: text(t, "appDeveloperName").unwrap_or_default(),
@@ -202,19 +221,24 @@ impl Admin<'_> {
         Ok(r.status != 404)
     }
 
-    /// A SOQL query's records, following `nextRecordsUrl` (under this org's query resource).
-    fn soql(&self, call: &str, soql: &str) -> Result<(Vec<Value>, u64)> {
+    /// A SOQL query's records, following `nextRecordsUrl` (under this org's query resource):
+    /// at most [`MAX_QUERY_PAGES`] answers, never the same locator twice, and an answer that
+    /// says "more" must bring rows.
+    pub(crate) fn soql(&self, call: &str, soql: &str) -> Result<(Vec<Value>, u64)> {
         let mut path = format!("query?q={}", encode_query(soql));
         let mut records = Vec::new();
         let mut total = 0;
-        loop {
+        let mut locators = std::collections::HashSet::new();
+        for _ in 0..MAX_QUERY_PAGES {
             let mut v = self
                 .json(call, &path)?
                 .ok_or_else(|| unusable(call, "no query resource"))?;
             total = v.get("totalSize").and_then(Value::as_u64).unwrap_or(total);
+            let before = records.len();
             if let Some(Value::Array(list)) = v.get_mut("records").map(Value::take) {
                 records.extend(list);
             }
+            let brought = records.len() > before;
             if records.len() > MAX_ROWS {
                 return Err(unusable(call, "too many rows"));
             }
@@ -224,17 +248,22 @@ impl Admin<'_> {
                     // Only the query locator is taken from the answer, and checked.
                     let locator = url.rsplit('/').next().unwrap_or_default();
                     if locator.is_empty()
+                        || locator.len() > 64
                         || !locator
                             .bytes()
                             .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                     {
                         return Err(unusable(call, "a strange nextRecordsUrl"));
                     }
+                    if !brought || !locators.insert(locator.to_owned()) {
+                        return Err(unusable(call, "a next page that brings nothing new"));
+                    }
                     path = format!("query/{locator}");
                 }
                 _ => return Ok((records, total)),
             }
         }
+        Err(unusable(call, "more pages than sfvault reads"))
     }
 
     /// How many `OauthToken` rows there are (of one user, if given).
@@ -309,8 +338,18 @@ impl Admin<'_> {
             }
             return Ok((rows, total));
         }
+        let users = self.users()?;
+        if users.len() > MAX_USER_QUERIES {
+            return Err(Error::failed(format!(
+                "the org has {} OAuth tokens and {} users: past {OAUTH_TOKEN_CAP} tokens sfvault reads them \
+                 user by user, one request each, and stops at {MAX_USER_QUERIES} users to spare the org's \
+                 API allowance; audit connected apps' tokens in Setup (Connected Apps OAuth Usage)",
+                total,
+                users.len()
+            )));
+        }
         let mut rows = Vec::with_capacity(total.min(MAX_ROWS as u64) as usize);
-        for user in self.users()? {
+        for user in users {
             let got = self.oauth_tokens(Some(&user.id))?;
             if got.len() as u64 >= OAUTH_TOKEN_CAP {
                 return Err(Error::failed(format!(
