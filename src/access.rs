@@ -657,9 +657,15 @@ mod tests {
         assert!(!k.contains(&("unknown-app", "ci_app".to_owned())));
         assert!(!k.contains(&("unknown-app", "Known".to_owned())));
         // Labels are exact: "legacy" does not make "Legacy" known (and is itself unused).
-        assert!(k.contains(&("app-unused", "acme/kelvin".to_owned())), "{k:?}");
+        assert!(
+            k.contains(&("app-unused", "acme/kelvin".to_owned())),
+            "{k:?}"
+        );
         // Labels are exact: "legacy" does not make "Legacy" known (and is itself unused).
-        assert!(k.contains(&("app-unused", "acme/kelvin".to_owned())), "{k:?}");
+        assert!(
+            k.contains(&("app-unused", "acme/kelvin".to_owned())),
+            "{k:?}"
+        );
         let due = found.iter().find(|f| f.kind == "rotation-due").unwrap();
         assert!(
             due.detail.contains("--at-salesforce --admin acme/admin"),

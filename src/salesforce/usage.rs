@@ -379,3 +379,137 @@ mod tests {
         );
     }
 }
+
+/// Review tests: a scripted, hostile Salesforce on loopback.
+#[cfg(test)]
+mod review {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::oauth::http::Http;
+
+    /// Serve `answer(path) -> (status, body)`; after `cap` requests, 500s. Returns the URL and
+    /// the request counter.
+    fn serve(
+        cap: usize,
+        answer: impl Fn(&str) -> (u16, String) + Send + 'static,
+    ) -> (String, Arc<AtomicUsize>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let n = Arc::new(AtomicUsize::new(0));
+        let count = n.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                if r.read_line(&mut line).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let path = line.split(' ').nth(1).unwrap_or("").to_owned();
+                let i = count.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = if i >= cap {
+                    (500, "[]".to_owned())
+                } else {
+                    answer(&path)
+                };
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (url, n)
+    }
+
+    /// A query locator that never ends, with no rows: `soql` follows it for ever (no page
+    /// bound; MAX_ROWS never trips because nothing is added).
+    #[test]
+    fn a_next_records_url_loop_is_bounded() {
+        let (url, n) = serve(3000, |_| {
+            (
+                200,
+                r#"{"totalSize":1,"done":false,"nextRecordsUrl":"/services/data/v65.0/query/01gLOOP-2000","records":[]}"#
+                    .to_owned(),
+            )
+        });
+        let http = Http::new();
+        let admin = Admin::new(&http, &url, SecretString::new("00D!x".into())).unwrap();
+        let r = admin.users();
+        assert!(r.is_err());
+        let made = n.load(Ordering::SeqCst);
+        assert!(
+            made < 100,
+            "{made} requests before stopping (the fake cut it at 3000)"
+        );
+    }
+
+    /// Offset paging while users come and go: the same user on two pages. Its tokens are read
+    /// twice and counted twice.
+    #[test]
+    fn a_user_on_two_pages_is_counted_once() {
+        let (url, _) = serve(100, |p| {
+            let body = if p.contains("users?page=0") {
+                r#"{"users":[{"userIdentifier":"005A"},{"userIdentifier":"005B"}]}"#
+            } else if p.contains("users?page=1") {
+                r#"{"users":[{"userIdentifier":"005B"}]}"#
+            } else {
+                r#"{"users":[]}"#
+            };
+            (200, body.to_owned())
+        });
+        let http = Http::new();
+        let admin = Admin::new(&http, &url, SecretString::new("00D!x".into())).unwrap();
+        let users = admin.usage_users("0xAPP").unwrap().unwrap();
+        let ids: Vec<_> = users.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(ids, ["005A", "005B"]);
+    }
+
+    /// An app the usage list names (it has tokens) but whose credentials resource answers 404
+    /// (e.g. a packaged ECA: the credentials resources serve only local ones): `collect`
+    /// drops it with its tokens, so no unknown-app and no idle-token can be found for it.
+    #[test]
+    fn an_app_with_tokens_but_no_credentials_keeps_its_tokens() {
+        let (url, _) = serve(100, |p| {
+            let (s, b) = if p.ends_with("/apps/oauth/usage") {
+                (
+                    200,
+                    r#"{"apps":[{"identifier":"0xPKG","developerName":"pkg_app"}]}"#,
+                )
+            } else if p.contains("ExternalClientApplication") {
+                (200, r#"{"totalSize":0,"done":true,"records":[]}"#)
+            } else if p.contains("apps/oauth/credentials/") {
+                (404, r#"[{"errorCode":"NOT_FOUND","message":"x"}]"#)
+            } else if p.contains("users?page=0") {
+                (200, r#"{"users":[{"userIdentifier":"005A"}]}"#)
+            } else if p.contains("users?page=") {
+                (200, r#"{"users":[]}"#)
+            } else if p.ends_with("/005A/tokens") {
+                (
+                    200,
+                    r#"{"tokens":[{"revocationUrl":"/x/T1","lastUsedAt":"2020-01-01T00:00:00.000Z","useCount":1}]}"#,
+                )
+            } else if p.contains("query?q=") {
+                (200, r#"{"totalSize":0,"done":true,"records":[]}"#)
+            } else {
+                (404, "[]")
+            };
+            (s, b.to_owned())
+        });
+        let http = Http::new();
+        let admin = Admin::new(&http, &url, SecretString::new("00D!x".into())).unwrap();
+        let org = crate::access::collect(&admin, &[], &mut |_| {}).unwrap();
+        let tokens: usize = org.ecas.iter().map(|e| e.tokens.len()).sum();
+        assert_eq!(tokens, 1, "the app's token was dropped");
+    }
+}
