@@ -211,7 +211,14 @@ Examples:
     #[command(after_help = "\
 Checks: secrets older than --max-age (default 90d) or never used; fields a flow needs but lacks;
 RSA keys under 2048 bits; certificates expiring within 30 days; non-https login URLs; a vault KDF
-below the default. Exit 0 when clean, 1 when anything is found, so CI can gate on it.")]
+below the default; rotations at Salesforce left half done, or old pairs left valid. Exit 0 when
+clean, 1 when anything is found, so CI can gate on it.
+
+With --at-salesforce ADMIN it asks ADMIN's org who holds OAuth tokens, and holds that against the
+vault's entries of the same ORG: unknown-app, idle-token (--max-idle), app-missing, app-unused,
+app-not-found, key-drift, rotation-due, tokens-unread (docs/ACCESS.md). Examples:
+  sfvault audit --at-salesforce acme-prod/admin
+  sfvault audit --at-salesforce acme-prod/admin --max-idle 30d --json | jq '.findings[].kind'")]
     Audit(AuditArgs),
 
     /// Write an encrypted copy of the vault
