@@ -150,6 +150,30 @@ fn parse_staged(call: &str, body: &str) -> Result<Option<StagedPair>> {
     }))
 }
 
+/// Apps from a list of objects naming them by `id_key` and `name_key`: checked ids, each once,
+/// at most [`MAX_APPS`] (more is an error, never a silent cut).
+fn app_refs(call: &str, list: &[Value], id_key: &str, name_key: &str) -> Result<Vec<AppRef>> {
+    if list.len() > MAX_APPS {
+        return Err(unusable(call, "more apps than sfvault reads"));
+    }
+    let mut out: Vec<AppRef> = Vec::new();
+    for a in list {
+        let (Some(id), Some(name)) = (
+            a.get(id_key).and_then(Value::as_str),
+            a.get(name_key).and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        if check_id("app id", id).is_ok() && !out.iter().any(|o| o.id == id) {
+            out.push(AppRef {
+                id: id.to_owned(),
+                developer_name: clean(name, 80),
+            });
+        }
+    }
+    Ok(out)
+}
+
 fn check_key(call: &str, key: &str) -> Result<()> {
     if (1..=256).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) {
         Ok(())
@@ -174,25 +198,7 @@ impl Admin<'_> {
             .get("apps")
             .and_then(Value::as_array)
             .ok_or_else(|| unusable(call, "no apps list"))?;
-        if apps.len() > MAX_APPS {
-            return Err(unusable(call, "more apps than sfvault reads"));
-        }
-        let mut out: Vec<AppRef> = Vec::new();
-        for a in apps {
-            let (Some(id), Some(name)) = (
-                a.get("identifier").and_then(Value::as_str),
-                a.get("developerName").and_then(Value::as_str),
-            ) else {
-                continue;
-            };
-            if check_id("app id", id).is_ok() && !out.iter().any(|o| o.id == id) {
-                out.push(AppRef {
-                    id: id.to_owned(),
-                    developer_name: clean(name, 80),
-                });
-            }
-        }
-        Ok(out)
+        app_refs(call, apps, "identifier", "developerName")
     }
 
     /// Every External Client App, by SOQL (apps that never issued a token are missing from
@@ -203,25 +209,7 @@ impl Admin<'_> {
             call,
             "SELECT Id, DeveloperName FROM ExternalClientApplication",
         )?;
-        if records.len() > MAX_APPS {
-            return Err(unusable(call, "more apps than sfvault reads"));
-        }
-        let mut out: Vec<AppRef> = Vec::new();
-        for a in &records {
-            let (Some(id), Some(name)) = (
-                a.get("Id").and_then(Value::as_str),
-                a.get("DeveloperName").and_then(Value::as_str),
-            ) else {
-                continue;
-            };
-            if check_id("app id", id).is_ok() && !out.iter().any(|o| o.id == id) {
-                out.push(AppRef {
-                    id: id.to_owned(),
-                    developer_name: clean(name, 80),
-                });
-            }
-        }
-        Ok(out)
+        app_refs(call, &records, "Id", "DeveloperName")
     }
 
     /// The consumers of app `app_id`; `None` when Salesforce knows no External Client App of
