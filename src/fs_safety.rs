@@ -47,13 +47,25 @@ fn check(meta: &fs::Metadata, path: &Path, rule: &Rule) -> Result<()> {
         )));
     }
     if meta.mode() & rule.forbidden != 0 {
+        // Advise chmod only on what is the user's own and not shared on purpose: a sticky
+        // directory such as /tmp must stay open to others (even when root owns and runs it).
+        let shared = meta.is_dir() && meta.mode() & 0o1000 != 0;
+        let fix = if !shared && meta.uid() == rustix::process::geteuid().as_raw() {
+            format!(
+                "fix it with `chmod {} {}`",
+                rule.fix,
+                crate::quote::shell_word(&path.display().to_string())
+            )
+        } else {
+            "it is shared, not yours to close: keep the vault in a directory only you can write \
+             (the default, under ~/.local/share/sfvault, is one)"
+                .to_owned()
+        };
         return Err(Error::Unsafe(format!(
-            "{what}{} is {} other users (mode {:o}); fix it with `chmod {} {}`",
+            "{what}{} is {} other users (mode {:o}); {fix}",
             path.display(),
             rule.others_may,
             meta.mode() & 0o7777,
-            rule.fix,
-            path.display()
         )));
     }
     Ok(())

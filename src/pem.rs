@@ -46,7 +46,7 @@ pub fn decode_private_key(text: &str) -> Result<PrivateKeyDer> {
         }
         if line.contains(':') {
             return Err(bad(
-                "encrypted PEM keys are not supported; decrypt it first: openssl pkey -in key.pem -out plain.pem",
+                "encrypted PEM keys are not supported; decrypt it into the vault through a pipe, never into a file: openssl pkey -in key.pem | sfvault set ORG/APP private_key -",
             ));
         }
         body.push_str(line);
@@ -63,7 +63,7 @@ pub fn decode_private_key(text: &str) -> Result<PrivateKeyDer> {
         "RSA PRIVATE KEY" => Ok(PrivateKeyDer::Pkcs1(der)),
         "PRIVATE KEY" => Ok(PrivateKeyDer::Pkcs8(der)),
         "ENCRYPTED PRIVATE KEY" => Err(bad(
-            "encrypted PKCS#8 keys are not supported; decrypt it first: openssl pkey -in key.pem -out plain.pem",
+            "encrypted PKCS#8 keys are not supported; decrypt it into the vault through a pipe, never into a file: openssl pkey -in key.pem | sfvault set ORG/APP private_key -",
         )),
         _ => Err(bad("expected RSA PRIVATE KEY or PRIVATE KEY")),
     }

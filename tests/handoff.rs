@@ -324,7 +324,8 @@ fn export_import_round_trips_and_json_parses() {
         .unwrap();
     assert!(out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&format!("shred -u {}", env_file.display()))
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("shred -u '{}'", env_file.display()))
     );
     // Export into a regular file is refused.
     let f = fs::File::create(tv.root.path().join("x.env")).unwrap();

@@ -170,6 +170,25 @@ fn jwt_flow_accepts_a_pkcs1_key_file() {
     ]);
     tv.ok(&["login", "acme/ci"]);
     assert_eq!(sf.count("/services/oauth2/token"), 1);
+    // A key given on stdin as /dev/stdin: no advice to shred /dev/stdin.
+    let out = tv.run(
+        &[
+            "add",
+            "acme/piped",
+            "--consumer-key",
+            KEY,
+            "--no-secret",
+            "--private-key-file",
+            "/dev/stdin",
+        ],
+        Some(&fs::read(&file).unwrap()),
+    );
+    assert_code(&out, 0, &["add --private-key-file /dev/stdin"]);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("shred"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // An encrypted key cannot sign: refused when stored (with the way out), not at login.
     let encrypted = tv.root.path().join("enc.key");
@@ -188,6 +207,9 @@ fn jwt_flow_accepts_a_pkcs1_key_file() {
     ];
     let err = tv.fails(&args, 2);
     assert!(err.contains("openssl pkey"), "{err}");
+    // The way out never writes the key in clear to a file: a pipe into the vault.
+    assert!(err.contains("| sfvault set ORG/APP private_key -"), "{err}");
+    assert!(!err.contains("-out"), "{err}");
     tv.fails(&["show", "acme/enc"], 3);
     let out = tv.run(
         &["set", "acme/ci", "private_key", "-"],

@@ -621,3 +621,19 @@ fn restore_asks_before_a_costlier_kdf_and_reads_nothing_over_the_cap() {
     assert!(err.contains("over the 256 MiB limit"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// A vault in a shared directory (/tmp) is refused without advice to open or close /tmp: that
+/// directory is not the user's to change.
+#[test]
+fn a_vault_in_a_shared_directory_gets_no_chmod_advice() {
+    let tv = TestVault::empty();
+    let path = format!("/tmp/sfvault-test-{}.sfv", std::process::id());
+    let mut args = vec!["--vault", path.as_str()];
+    args.extend(support::INIT_MIN_KDF);
+    let out = tv.run(&args, None);
+    let _ = std::fs::remove_file(&path);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(10), "{err}");
+    assert!(!err.contains("chmod"), "{err}");
+    assert!(err.contains("not yours to close"), "{err}");
+}

@@ -70,10 +70,13 @@ pub fn add(ctx: &Context, args: AddArgs) -> Result<()> {
         fields,
     })?;
     ctx.note(&format!("Added {name} ({count} fields)."));
-    if let Some(path) = &args.private_key_file {
+    if let Some(advice) = args
+        .private_key_file
+        .as_deref()
+        .and_then(super::output::shred_advice)
+    {
         ctx.note(&format!(
-            "The private key is now in the vault; delete the plaintext copy: shred -u {}",
-            path.display()
+            "The private key is now in the vault; delete the plaintext copy: {advice}"
         ));
     }
     Ok(())

@@ -304,12 +304,15 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
         ));
         return Ok(());
     }
-    match source {
-        Some(path) => ctx.note(&format!(
-            "{} is a plaintext copy of what the vault now holds; remove it: shred -u {}",
-            path.display(),
+    match source
+        .as_deref()
+        .map(|p| (p, super::output::shred_advice(p)))
+    {
+        Some((path, Some(advice))) => ctx.note(&format!(
+            "{} is a plaintext copy of what the vault now holds; remove it: {advice}",
             path.display()
         )),
+        Some((_, None)) => {}
         None => ctx.note("If these credentials came from a file, it can go now: shred -u FILE"),
     }
     Ok(())

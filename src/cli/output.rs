@@ -89,3 +89,16 @@ pub fn table<C: AsRef<str>>(header: &[&str], rows: &[Vec<C>]) -> Zeroizing<Strin
     debug_assert!(out.len() <= size, "the table outgrew its buffer");
     out
 }
+
+/// `shred -u PATH` advice for a plaintext copy, only when `path` is a regular file (never
+/// `/dev/stdin`, a pipe or a device, which shred would damage or which are no copy at all).
+pub fn shred_advice(path: &std::path::Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let special = path.starts_with("/dev") || path.starts_with("/proc");
+    (meta.is_file() && !special).then(|| {
+        format!(
+            "shred -u {}",
+            sfvault::quote::shell_word(&path.display().to_string())
+        )
+    })
+}
