@@ -9,20 +9,8 @@ use std::time::Instant;
 
 use serde_json::Value;
 use support::TestVault;
-use support::fake_sf::{
-    ADMIN_APP_LABEL, AppConfig, AuditDataSet, EcaConfig, FakeSalesforce, Quirks, add_app,
-};
-
-const ADMIN: &str = "acme/admin";
-
-fn admin_app() -> AppConfig {
-    AppConfig {
-        consumer_key: "3MVG9ADMINKEYadmin".into(),
-        consumer_secret: "ADMINSECRET".into(),
-        username: "admin@acme.example".into(),
-        ..AppConfig::default()
-    }
-}
+use support::fake_sf::{ADMIN_APP_LABEL, AuditDataSet, EcaConfig, FakeSalesforce, Quirks, add_app};
+use support::rotation_world::{ADMIN, admin_app};
 
 /// A vault whose admin entry is logged in, named after its app (so its own session is known).
 fn org() -> (TestVault, FakeSalesforce) {

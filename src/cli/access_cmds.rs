@@ -115,16 +115,10 @@ fn grouped(findings: &[Finding]) -> String {
     out
 }
 
-/// An id typed by the user (`--token` parts, `--user`): letters and digits, else exit 2.
+/// An id typed by the user (`--token` parts, `--user`, `--app`): the same check as ids from
+/// answers, but a usage error (exit 2).
 fn typed_id(what: &str, id: &str) -> Result<()> {
-    if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        Ok(())
-    } else {
-        Err(Error::Usage(format!(
-            "{what} {} is not a Salesforce id (letters and digits)",
-            sfvault::quote::quoted(id)
-        )))
-    }
+    sfvault::salesforce::check_id(what, id).map_err(|e| Error::Usage(e.to_string()))
 }
 
 pub fn revoke(ctx: &Context, args: RevokeArgs, admin_arg: &str) -> Result<()> {

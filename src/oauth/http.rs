@@ -82,14 +82,8 @@ impl Http {
 
     /// GET with a bearer token.
     pub fn get_bearer(&self, url: &str, token: &str) -> Result<HttpResponse> {
-        let parsed = check_endpoint(url)?;
-        let response = self
-            .agent_for(&parsed)
-            .get(url)
-            .header("Accept", "application/json")
-            .header("Authorization", &format!("Bearer {token}"))
-            .call();
-        read(url, response)
+        let auth = Zeroizing::new(format!("Bearer {token}"));
+        self.send(Method::Get, url, &[("Authorization", auth.as_str())], None)
     }
 }
 
