@@ -120,7 +120,11 @@ fn every_spelling_of_get_gives_the_same_answer() {
     ] {
         let out = agent_only(&tv, bad);
         assert_code(&out, 2, bad);
-        assert!(out.stdout.is_empty(), "{bad:?}");
+        if bad.contains(&"--json") {
+            assert_json_error(&out, "usage");
+        } else {
+            assert!(out.stdout.is_empty(), "{bad:?}");
+        }
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("try '--help'"),

@@ -176,7 +176,9 @@ fn every_byte_flip_and_truncation_is_refused_cleanly() {
             "{what}: exit {code:?}, stderr {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(out.stdout.is_empty(), "{what}: printed data");
+        // No data: only the error object that --json asks for.
+        let kind = if code == Some(6) { "corrupt" } else { "wrong-passphrase" };
+        assert_json_error(&out, kind);
     };
     let positions = campaign_positions("byte flips and truncations", good2.len(), 24);
     for &i in &positions {

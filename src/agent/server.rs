@@ -91,6 +91,29 @@ pub enum StopReason {
     Signal(String),
 }
 
+impl std::fmt::Display for StopReason {
+    /// Why the agent stopped, in the words `status` shows (and the log's `stopped:` line holds).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Locked => f.write_str("locked by `sfvault lock`"),
+            StopReason::IdleTimeout => {
+                f.write_str("locked itself: no request within its idle timeout")
+            }
+            StopReason::MaxLifetime => f.write_str("locked itself: its maximum lifetime ran out"),
+            StopReason::VaultReplaced(why) => {
+                write!(f, "locked itself: the vault file changed under it ({why})")
+            }
+            StopReason::SocketRemoved => f.write_str(
+                "locked itself: its socket file was removed (runtime directory cleaned?)",
+            ),
+            StopReason::Signal(name) => write!(f, "stopped by {name}"),
+        }
+    }
+}
+
+/// What starts the agent log's last line, before the [`StopReason`] in words.
+pub const STOPPED_PREFIX: &str = "stopped: ";
+
 /// A log sink: one line per notable event, never a secret.
 pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
 
@@ -333,7 +356,7 @@ impl Shared {
             .stop
             .clone()
             .unwrap_or(StopReason::Locked);
-        (self.log)(&format!("stopped: {reason:?}"));
+        (self.log)(&format!("{STOPPED_PREFIX}{reason}"));
         reason
     }
 

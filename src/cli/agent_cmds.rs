@@ -1,6 +1,7 @@
 //! unlock, lock, status, and the agent process itself (`__agent`).
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,15 +151,96 @@ pub fn lock(ctx: &Context) -> Result<()> {
 }
 
 fn report_locked(ctx: &Context) -> Outcome {
+    let last = ctx
+        .agent_paths()
+        .ok()
+        .and_then(|paths| read_log_tail(&paths.log))
+        .and_then(|tail| last_stop(&tail));
     if ctx.json {
-        print_json(json!({"unlocked": false, "vault": ctx.store.path().display().to_string()}))?;
+        let last = last.map(|l| json!({"at": l.at, "reason": l.reason, "logged": l.logged}));
+        print_json(json!({
+            "unlocked": false,
+            "vault": ctx.store.path().display().to_string(),
+            "last_agent": last,
+        }))?;
     } else {
-        print(&format!("locked: {}\n", ctx.store.path().display()))?;
+        let mut text = format!("locked: {}\n", ctx.store.path().display());
+        match last {
+            Some(l) if l.logged => {
+                text.push_str(&format!("the last agent {} at {}\n", l.reason, l.at));
+            }
+            Some(l) => text.push_str(&format!("the last agent (started {}) {}\n", l.at, l.reason)),
+            None => {}
+        }
+        print(&text)?;
     }
     Err(Failure::Reported(exit::LOCKED))
 }
 
+/// How the last agent of a vault ended, from its log.
+#[derive(Debug, PartialEq, Eq)]
+struct LastStop {
+    /// When, as the log line's RFC 3339 time (when it started, if it did not log its end).
+    at: String,
+    /// Why, in words (the [`StopReason`] display), or that it ended without saying.
+    reason: String,
+    /// Whether the agent logged its end (else it was killed, or the machine went down).
+    logged: bool,
+}
+
+/// The last 16 KiB of the agent log (its own 0600 file; still read bounded, never followed
+/// through a symlink, and only as text to search).
+fn read_log_tail(path: &std::path::Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 16 * 1024;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(
+            rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::NONBLOCK.bits() as i32,
+        )
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    file.seek(SeekFrom::Start(meta.len().saturating_sub(TAIL)))
+        .ok()?;
+    let mut bytes = Vec::new();
+    file.take(TAIL).read_to_end(&mut bytes).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The last agent's end in a log's tail: its `stopped:` line, or, when the last agent that
+/// started has no such line after its start, that it ended without saying (killed).
+fn last_stop(tail: &str) -> Option<LastStop> {
+    let mut last: Option<LastStop> = None;
+    for line in tail.lines() {
+        let Some((at, message)) = line.split_once(' ') else {
+            continue;
+        };
+        let printable = |s: &str| s.chars().filter(|c| !c.is_control()).take(300).collect();
+        if let Some(reason) = message.strip_prefix(server::STOPPED_PREFIX) {
+            last = Some(LastStop {
+                at: printable(at),
+                reason: printable(reason),
+                logged: true,
+            });
+        } else if message.starts_with("agent pid ") && message.contains(" serving ") {
+            last = Some(LastStop {
+                at: printable(at),
+                reason: "ended without logging why: killed, or the machine restarted".to_owned(),
+                logged: false,
+            });
+        }
+    }
+    last
+}
+
 pub fn status(ctx: &Context) -> Outcome {
+    if !ctx.store.exists() {
+        return Err(sfvault::vault::store::no_vault(ctx.store.path()).into());
+    }
     let Some(agent) = find_agent(ctx) else {
         return report_locked(ctx);
     };
@@ -284,7 +366,29 @@ fn log_line(message: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::until;
+    use super::{LastStop, last_stop, until};
+
+    #[test]
+    fn the_last_agent_end_is_read_from_its_log() {
+        let log = "2026-11-30T10:00:00Z agent pid 7 serving /v on /s\n\
+                   2026-11-30T10:15:00Z stopped: locked itself: no request within its idle timeout\n";
+        assert_eq!(
+            last_stop(log),
+            Some(LastStop {
+                at: "2026-11-30T10:15:00Z".into(),
+                reason: "locked itself: no request within its idle timeout".into(),
+                logged: true,
+            })
+        );
+        // A later agent that never logged its end was killed.
+        let killed = format!("{log}2026-11-30T11:00:00Z agent pid 9 serving /v on /s\n");
+        let killed = last_stop(&killed).unwrap();
+        assert!(
+            !killed.logged && killed.at == "2026-11-30T11:00:00Z",
+            "{killed:?}"
+        );
+        assert_eq!(last_stop("garbage\n\u{1b}[2J\n"), None);
+    }
 
     #[test]
     fn the_unlock_message_names_every_limit_set() {

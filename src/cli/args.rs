@@ -14,26 +14,98 @@ fn flow_parser() -> impl TypedValueParser<Value = Flow> {
         .map(|name| Flow::parse(&name).expect("a possible value is a flow"))
 }
 
-pub(super) const AFTER_HELP: &str = "\
-Quick start:
-  sfvault init                                   create the vault (asks for a passphrase twice)
-  sfvault add acme-prod/ci --consumer-key 3MVG9… --username ci@acme.com --flow jwt \\
-      --private-key-file server.key              store a connected app (asks for the consumer secret)
-  sfvault get acme-prod/ci consumer_key          print one value, for $(…)
-  sfvault list                                   what is stored, with ages, no secrets
+pub(super) const AFTER_HELP: &str = r#"Quick start:
+  # create the vault (asks for a passphrase twice)
+  sfvault init
+  # store a connected app (asks for the consumer secret if its flow needs one)
+  sfvault add acme-prod/ci --consumer-key 3MVG9… --username ci@acme.com \
+      --flow jwt --private-key-file server.key
+  # print one value, for $(…); what is stored, with ages, no secrets
+  sfvault get acme-prod/ci consumer_key
+  sfvault list
 
-Scripts unlock without a prompt through --passphrase-fd N, SFVAULT_PASSPHRASE_FILE,
-SFVAULT_PASSPHRASE_CMD or SFVAULT_PASSPHRASE (weakest); with none of them and no terminal,
-sfvault exits with code 5 at once.
+Scripts unlock without a prompt through --passphrase-fd N, SFVAULT_PASSPHRASE_FILE, SFVAULT_PASSPHRASE_CMD or SFVAULT_PASSPHRASE (weakest); with none of them and no terminal, sfvault exits with code 5 at once. With --json, a failure is also {"error": {"code", "kind", "message"}} on stdout.
 
-Exit codes: 0 ok, 1 other failure, 2 usage, 3 not found, 4 wrong passphrase, 5 locked and no way
-to ask, 6 vault corrupted, unknown or rolled back, 7 Salesforce refused, 8 network or TLS failure,
-9 vault busy, 10 refused as unsafe; exec and run exit with the command's own code.";
+Exit codes: 0 ok, 1 other failure, 2 usage, 3 not found, 4 wrong passphrase, 5 locked and no way to ask, 6 vault corrupted, unknown or rolled back, 7 Salesforce refused, 8 network or TLS failure, 9 vault busy, 10 refused as unsafe; exec and run exit with the command's own code."#;
+
+/// `sfvault --help` lists the commands by what they are for, in this order (every visible
+/// command in exactly one group: a test holds the list to the parser).
+pub const COMMAND_GROUPS: [(&str, &[&str]); 6] = [
+    (
+        "Everyday",
+        &[
+            "get", "read", "show", "list", "add", "set", "rm", "undelete", "mv",
+        ],
+    ),
+    (
+        "Hand-off to programs",
+        &["exec", "run", "inject", "export", "import"],
+    ),
+    ("OAuth", &["login", "token", "revoke", "keygen"]),
+    ("Lifecycle", &["rotate", "history", "audit"]),
+    ("Agent", &["unlock", "lock", "status"]),
+    (
+        "Vault",
+        &[
+            "init",
+            "passwd",
+            "backup",
+            "restore",
+            "config",
+            "completions",
+        ],
+    ),
+];
+
+/// The parser with sfvault's help layout: the top-level help lists commands by group
+/// ([`COMMAND_GROUPS`]) instead of clap's one flat list.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let about = |name: &str| {
+        cmd.find_subcommand(name)
+            .and_then(|c| c.get_about())
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    };
+    let width = COMMAND_GROUPS
+        .iter()
+        .flat_map(|(_, names)| names.iter())
+        .map(|n| n.len())
+        .max()
+        .unwrap_or(0);
+    let mut list = String::new();
+    for (group, names) in COMMAND_GROUPS {
+        list.push_str(&format!("{group}:\n"));
+        for name in names.iter().filter(|n| cmd.find_subcommand(n).is_some()) {
+            // Wrapped at 80 columns here, under its own column (clap would wrap it under the
+            // command names).
+            let mut line = format!("  {name:width$} ");
+            for word in about(name).split(' ') {
+                if line.chars().count() + 1 + word.chars().count() > 80 {
+                    list.push_str(line.trim_end());
+                    list.push('\n');
+                    line = " ".repeat(width + 3);
+                }
+                line.push(' ');
+                line.push_str(word);
+            }
+            list.push_str(&line);
+            list.push('\n');
+        }
+        list.push('\n');
+    }
+    // The list goes in as before-help, placed after the usage: clap would read braces in
+    // the commands' descriptions as template tags.
+    cmd.before_help(list).help_template(
+        "{about-with-newline}\n{usage-heading} {usage}\n\n{before-help}Options:\n{options}\n{after-help}",
+    )
+}
 
 /// sfvault: an encrypted vault for Salesforce connected-app credentials.
 #[derive(Debug, Parser)]
 #[command(name = "sfvault", version, about, after_help = AFTER_HELP,
-    after_long_help = super::exit::long_help())]
+    after_long_help = super::exit::long_help(), subcommand_help_heading = "Commands")]
 pub struct Cli {
     /// Options every command understands.
     #[command(flatten)]
@@ -44,8 +116,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command understands.
+/// Options every command understands (listed apart, under "Global options", in each command's
+/// help).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Vault file [default: the user data dir, e.g. ~/.local/share/sfvault/vault.sfv]
     #[arg(long, global = true, env = "SFVAULT_PATH", value_name = "PATH")]
@@ -73,205 +147,246 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Create a new, empty vault (asks for its passphrase twice)
     #[command(
-        after_help = "Example:\n  sfvault init\n  SFVAULT_PASSPHRASE_FILE=~/.sfvault-pass sfvault init --kdf-memory 128"
+        after_help = r#"Asks for the new passphrase twice on a terminal; a script gives it through SFVAULT_PASSPHRASE_FILE (or --passphrase-fd, SFVAULT_PASSPHRASE_CMD, SFVAULT_PASSPHRASE).
+
+Examples:
+  sfvault init
+  SFVAULT_PASSPHRASE_FILE=~/.sfvault-pass sfvault init --kdf-memory 128"#
     )]
     Init(InitArgs),
 
     /// Create an entry for a connected app; asks for the consumer secret
-    #[command(after_help = "\
-The consumer secret is read from a hidden prompt, or from stdin when stdin is not a terminal:
-  printf %s \"$SECRET\" | sfvault add acme-prod/ci --consumer-key 3MVG9… --flow client-credentials
-The private key file is read once and stored in the vault; delete it afterwards.")]
+    #[command(
+        after_help = r#"The consumer secret is read from a hidden prompt, or from stdin when stdin is not a terminal; a flow that needs no secret (jwt) is not asked for one, and --no-secret skips it. The private key file is read once and stored in the vault; delete it afterwards.
+
+Examples:
+  sfvault add acme-prod/ci --consumer-key 3MVG9… --username ci@acme.com \
+      --flow jwt --private-key-file server.key
+  printf %s "$SECRET" | sfvault add acme-prod/backup --consumer-key 3MVG9… \
+      --flow client-credentials --login-url https://acme.my.salesforce.com"#
+    )]
     Add(AddArgs),
 
     /// Set one field; secret values come from a hidden prompt or stdin, never from the command line
-    #[command(after_help = "\
-Examples:
+    #[command(after_help = r#"Examples:
   sfvault set acme-prod/ci username ci@acme.com
-  sfvault set acme-prod/ci consumer_secret            (hidden prompt)
+  # a secret: from a hidden prompt, or from stdin with -
+  sfvault set acme-prod/ci consumer_secret
   vault-tool read secret | sfvault set acme-prod/ci consumer_secret -
-  sfvault set acme-prod/ci org_notes 'weekly deploys' --public")]
+  # a field of your own that is not secret
+  sfvault set acme-prod/ci org_notes 'weekly deploys' --public"#)]
     Set(SetArgs),
 
     /// Print one field's value, raw, for `$(…)`
-    #[command(
-        after_help = "Example:\n  export SF_CONSUMER_KEY=$(sfvault get acme-prod/ci consumer_key)"
-    )]
+    #[command(after_help = r#"Examples:
+  export SF_CONSUMER_KEY=$(sfvault get acme-prod/ci consumer_key)
+  sfvault get acme-prod/ci private_key > /dev/null   # check it is there"#)]
     Get(GetArgs),
 
     /// Show an entry; secret values are masked unless --reveal
-    #[command(after_help = "\
-Examples:
-  sfvault show acme-prod/ci                      fields, ages, last use; secrets as ********
-  sfvault show acme-prod/ci --json | jq .fields  the same as data")]
+    #[command(after_help = r#"Examples:
+  # fields, ages, last use; secrets as ********
+  sfvault show acme-prod/ci
+  sfvault show acme-prod/ci --json | jq .fields"#)]
     Show(ShowArgs),
 
     /// List entries with their flow and field ages; never prints secrets
-    #[command(after_help = "\
-Examples:
-  sfvault list                                   everything
-  sfvault list 'acme-*/ci'                       a glob over ORG/APP
-  sfvault list uat --json                        entries whose address contains \"uat\", as data")]
+    #[command(after_help = r#"Examples:
+  sfvault list
+  # a glob over ORG/APP, or text the address contains
+  sfvault list 'acme-*/ci'
+  sfvault list uat --json"#)]
     List(ListArgs),
 
     /// Remove an entry and all its fields (asks unless --yes)
-    #[command(after_help = "\
-Example:
-  sfvault rm acme-dev1/ci --yes
-The previous vault file is kept as vault.sfv.bak until the next save.")]
+    #[command(
+        after_help = r#"The previous vault file is kept as vault.sfv.bak until the next save.
+
+Examples:
+  sfvault rm acme-dev1/ci
+  sfvault rm acme-dev1/ci --yes"#
+    )]
     Rm(RmArgs),
 
     /// Rename an entry
-    #[command(after_help = "Example:\n  sfvault mv acme-dev1/ci acme-dev2/ci")]
+    #[command(after_help = r#"Examples:
+  sfvault mv acme-dev1/ci acme-dev2/ci"#)]
     Mv(MvArgs),
 
     /// Change the vault passphrase (with a new data key; entries are kept)
-    #[command(after_help = "\
-The new passphrase comes from --new-passphrase-fd N, SFVAULT_NEW_PASSPHRASE_FILE, or a prompt
-(asked twice). --kdf-* options set new Argon2id costs at the same time.")]
+    #[command(
+        after_help = r#"The new passphrase comes from --new-passphrase-fd N, SFVAULT_NEW_PASSPHRASE_FILE, or a prompt (asked twice). --kdf-* options set new Argon2id costs at the same time.
+
+Examples:
+  sfvault passwd
+  sfvault passwd --kdf-memory 256 --kdf-iterations 4"#
+    )]
     Passwd(PasswdArgs),
 
     /// Run a command with the entry's credentials (and a fresh token) in its environment
-    #[command(after_help = "\
-The child gets SF_CONSUMER_KEY, SF_USERNAME, SF_LOGIN_URL and, unless --no-token, SF_ACCESS_TOKEN,
-SF_INSTANCE_URL, SF_TARGET_ORG (= the token) and SF_ORG_INSTANCE_URL, so `sf` works against the
-org without an auth file. The token is one Salesforce accepted in the last 5 minutes (a cached
-token older than that is checked with one call, and renewed if Salesforce dropped it); --refresh
-gets a new one. A token sf cannot take from its environment (a JWT-shaped one) and --dev-hub go
-into a throwaway sf home (HOME), removed when the command ends. sfvault signs JWT logins itself: prefer the token to `sf org login jwt` inside
-exec, which stores the key's path and fails to re-read it once the command has ended.
-Secrets only when asked: --with consumer_secret gives SF_CONSUMER_SECRET; --with private_key
-gives SF_JWT_KEY_FILE=/dev/fd/N, an in-memory file (never on disk) for tools that sign themselves.
-sfvault becomes the command (exec): its exit code and the signals sent to it are the command's.
+    #[command(
+        after_help = r#"The child gets SF_CONSUMER_KEY, SF_USERNAME, SF_LOGIN_URL and, unless --no-token, SF_ACCESS_TOKEN, SF_INSTANCE_URL, SF_TARGET_ORG (= the token) and SF_ORG_INSTANCE_URL, so `sf` works against the org without an auth file.
+
+The token is one Salesforce accepted in the last 5 minutes (a cached token older than that is checked with one call, and renewed if Salesforce dropped it); --refresh gets a new one. A token sf cannot take from its environment (a JWT-shaped one) and --dev-hub go into a throwaway sf home (HOME), removed when the command ends. sfvault signs JWT logins itself: prefer the token to `sf org login jwt` inside exec, which stores the key's path and fails to re-read it once the command has ended.
+
+Secrets only when asked: --with consumer_secret gives SF_CONSUMER_SECRET; --with private_key gives SF_JWT_KEY_FILE=/dev/fd/N, an in-memory file (never on disk) for tools that sign themselves. sfvault becomes the command: its exit code and the signals sent to it are the command's.
+
 Examples:
   sfvault exec acme-prod/ci -- sf project deploy start --source-dir force-app
-  sfvault exec acme-prod/ci --refresh -- sf data query --query 'SELECT Id FROM Account LIMIT 1'")]
+  sfvault exec acme-prod/ci --refresh -- \
+      sf data query --query 'SELECT Id FROM Account LIMIT 1'
+  sfvault exec acme-prod/ci --dev-hub acme-hub/ci -- sf org create scratch"#
+    )]
     Exec(ExecArgs),
 
     /// Run a command with every sfvault:// reference in its environment (or an env file) resolved
-    #[command(after_help = "\
-Every environment value of the form sfvault://ORG/APP/FIELD is replaced by the value; with
---env-file F, the KEY=VALUE lines of F are added (references resolved too). A reference that
-cannot be resolved stops everything (exit 3) before the command starts.
-Example:
-  SF_CLIENT_ID=sfvault://acme-prod/ci/consumer_key sfvault run --env-file .env.refs -- ./backup.sh")]
+    #[command(
+        after_help = r#"Every environment value of the form sfvault://ORG/APP/FIELD is replaced by the value; with --env-file F, the KEY=VALUE lines of F are added (references resolved too). A reference that cannot be resolved stops everything (exit 3) before the command starts.
+
+Examples:
+  SF_CLIENT_ID=sfvault://acme-prod/ci/consumer_key sfvault run -- ./backup.sh
+  sfvault run --env-file .env.refs -- ./backup.sh"#
+    )]
     Run(RunArgs),
 
     /// Print a template with {{ sfvault://ORG/APP/FIELD }} placeholders resolved, to stdout
-    #[command(after_help = "\
-Writing secrets into a regular file is refused (exit 10) unless --force-plaintext; pipes are fine.
-Example:
-  sfvault inject -i config.tpl | kubectl create secret generic sf --from-file=config=/dev/stdin")]
+    #[command(
+        after_help = r#"The template comes from -i FILE or stdin. Writing secrets into a regular file is refused (exit 10) unless --force-plaintext; pipes are fine.
+
+Examples:
+  sfvault inject -i config.tpl | kubectl create secret generic sf \
+      --from-file=config=/dev/stdin"#
+    )]
     Inject(InjectArgs),
 
     /// Print an entry's credentials as env lines, JSON, or an SFDX auth URL, to stdout
-    #[command(after_help = "\
-Examples:
-  sfvault export acme-prod/ci --format sfdx-url | sf org login sfdx-url --sfdx-url-file /dev/stdin
-  sfvault export acme-prod/ci --format json     (a credential process for backup tools)")]
+    #[command(after_help = r#"Examples:
+  eval "$(sfvault export acme-prod/ci --format env)"
+  sfvault export acme-prod/ci --format dotenv --no-token | docker run \
+      --env-file /dev/stdin alpine env
+  sfvault export acme-prod/ci --format sfdx-url | sf org login sfdx-url \
+      --sfdx-url-file /dev/stdin
+  # a credential process for backup tools
+  sfvault export acme-prod/ci --format json"#)]
     Export(ExportArgs),
 
     /// Create or update an entry from stdin (sfdx-url, json, dotenv)
-    #[command(after_help = "\
-Examples:
-  sf org display --verbose --json | jq -r .result.sfdxAuthUrl | sfvault import acme-prod/me --format sfdx-url
-  sfvault import acme-uat/ci --format dotenv < .env && shred -u .env")]
+    #[command(after_help = r#"Examples:
+  sf org display --verbose --json | jq -r .result.sfdxAuthUrl | \
+      sfvault import acme-prod/me --format sfdx-url
+  sfvault import acme-uat/ci --format dotenv < .env && shred -u .env
+  # every org the sf CLI is logged in to, then log sf out of them
+  sfvault import --from-sf --logout"#)]
     Import(ImportArgs),
 
     /// Replace a secret, in the vault or at Salesforce itself, keeping the old one in history
-    #[command(after_help = "\
-In the vault only: the new value comes from a hidden prompt or stdin; for private_key a new RSA
-key is generated and its certificate printed. For consumer_secret, sfvault says where Salesforce
-regenerates it.
+    #[command(
+        after_help = r#"In the vault only: the new value comes from a hidden prompt or stdin; for private_key a new RSA key is generated and its certificate printed. For consumer_secret, sfvault says where Salesforce regenerates it.
 
 At Salesforce (--at-salesforce --admin ADMIN; ADMIN is another entry whose token has the rights):
-  consumer     an External Client App's key AND secret: staged, stored, proven, promoted; the old
-               pair stays valid at Salesforce until --retire
-  private_key  a new key made in the vault, its certificate deployed with the Metadata API, a JWT
-               login proven; on failure the old certificate goes back. No overlap window.
+  consumer     an External Client App's key AND secret: staged, stored,
+               proven, promoted; the old pair stays valid at Salesforce
+               until --retire
+  private_key  a new key made in the vault, its certificate deployed with
+               the Metadata API, a JWT login proven; on failure the old
+               certificate goes back. No overlap window.
 An interrupted run is finished with --resume or undone with --abort (the vault records each step).
 
 Examples:
   sfvault rotate acme-prod/ci consumer --at-salesforce --admin acme-prod/admin
   sfvault rotate acme-prod/ci consumer --retire --admin acme-prod/admin
-  sfvault rotate acme-prod/ci private_key --at-salesforce --admin acme-prod/admin
+  sfvault rotate acme-prod/ci private_key --at-salesforce \
+      --admin acme-prod/admin
   sfvault rotate acme-prod/ci private_key > new.crt
-  pbpaste | sfvault rotate acme-prod/ci consumer_secret")]
+  pbpaste | sfvault rotate acme-prod/ci consumer_secret"#
+    )]
     Rotate(RotateArgs),
 
     /// Show when a field's past values were set and replaced (values only with --reveal)
-    #[command(after_help = "\
-Examples:
-  sfvault history acme-prod/ci                   every field's past versions, dates only
+    #[command(after_help = r#"Examples:
+  # every field's past versions, dates only
+  sfvault history acme-prod/ci
   sfvault history acme-prod/ci consumer_secret --reveal
-  sfvault set acme-prod/ci consumer_secret --restore 1   bring back the newest past value")]
+  # bring back the newest past value
+  sfvault set acme-prod/ci consumer_secret --restore 1"#)]
     History(HistoryArgs),
 
     /// Report stale, unused, missing or weak credentials; exit 1 when anything is found
-    #[command(after_help = "\
-Checks: secrets older than --max-age (default 90d) or never used; fields a flow needs but lacks;
-RSA keys under 2048 bits; certificates expiring within 30 days; non-https login URLs; a vault KDF
-below the default; rotations at Salesforce left half done, or old pairs left valid. Exit 0 when
-clean, 1 when anything is found, so CI can gate on it.
+    #[command(
+        after_help = r#"Checks: secrets older than --max-age (default 90d) or never used; fields a flow needs but lacks; RSA keys under 2048 bits; certificates expiring within 30 days; non-https login URLs; a vault KDF below the default; rotations at Salesforce left half done, or old pairs left valid. Exit 0 when clean, 1 when anything is found, so CI can gate on it.
 
-With --at-salesforce ADMIN it asks ADMIN's org who holds OAuth tokens, and holds that against the
-vault's entries of the same ORG: unknown-app, idle-token (--max-idle), app-missing, app-unused,
-app-not-found, key-drift, rotation-due, tokens-unread (docs/ACCESS.md). Examples:
+With --at-salesforce ADMIN it asks ADMIN's org who holds OAuth tokens, and holds that against the vault's entries of the same ORG: unknown-app, idle-token (--max-idle), app-missing, app-unused, app-not-found, key-drift, rotation-due, tokens-unread (docs/ACCESS.md).
+
+Durations take a unit: 90d, 12h, 30m, 45s.
+
+Examples:
+  sfvault audit --max-age 30d
   sfvault audit --at-salesforce acme-prod/admin
-  sfvault audit --at-salesforce acme-prod/admin --max-idle 30d --json | jq '.findings[].kind'")]
+  sfvault audit --at-salesforce acme-prod/admin --max-idle 30d --json | \
+      jq '.findings[].kind'"#
+    )]
     Audit(AuditArgs),
 
     /// Write an encrypted copy of the vault
-    #[command(after_help = "\
-The copy is the vault file itself (same passphrase), taken under the lock. With
---backup-passphrase-fd N it is re-encrypted under another passphrase and a new key.
-Example:
-  sfvault backup /mnt/usb/sfvault-$(date +%F).sfv")]
+    #[command(
+        after_help = r#"The copy is the vault file itself (same passphrase), taken under the lock. With --backup-passphrase-fd N it is re-encrypted under another passphrase and a new key.
+
+Examples:
+  sfvault backup /mnt/usb/sfvault-$(date +%F).sfv
+  sfvault backup /mnt/usb/sfvault.sfv --force"#
+    )]
     Backup(BackupArgs),
 
     /// Replace the vault with a backup, after checking the backup opens
-    #[command(after_help = "\
-The backup is decrypted with the passphrase sources (or a prompt) before anything changes; the
-replaced vault is kept as vault.sfv.bak. The vault's passphrase becomes the backup's.
+    #[command(
+        after_help = r#"The backup is decrypted with the passphrase sources (or a prompt) before anything changes; the replaced vault is kept as vault.sfv.bak. The vault's passphrase becomes the backup's.
 
-This is the deliberate way back to an older copy: sfvault refuses an older copy put in place
-by hand (exit 6, rollback), but a restored copy is saved as the vault's newest version. To adopt
-the older copy that is at the vault path now, restore the vault path itself. A backup that asks
-for more Argon2 memory or passes than your vault is named with its cost first, and needs a yes
-(or --yes).
-Example:
-  sfvault restore /mnt/usb/sfvault-2026-11-01.sfv")]
+This is the deliberate way back to an older copy: sfvault refuses an older copy put in place by hand (exit 6, rollback), but a restored copy is saved as the vault's newest version. To adopt the older copy that is at the vault path now, restore the vault path itself. A backup that asks for more Argon2 memory or passes than your vault is named with its cost first, and needs a yes (or --yes).
+
+Examples:
+  sfvault restore /mnt/usb/sfvault-2026-11-01.sfv"#
+    )]
     Restore(RestoreArgs),
 
     /// Show or change vault settings (history-limit)
-    #[command(after_help = "\
-Examples:
-  sfvault config                                 all settings
-  sfvault config history-limit 10                keep 10 past values per field
-  sfvault config history-limit 2 --yes           lowering deletes older past values: confirm")]
+    #[command(after_help = r#"Examples:
+  sfvault config
+  # keep 10 past values per field
+  sfvault config history-limit 10
+  # lowering deletes older past values: confirm
+  sfvault config history-limit 2 --yes"#)]
     Config(ConfigArgs),
 
     /// Start an agent that keeps the vault open for scripts, then return
-    #[command(after_help = "\
-The agent holds the vault's key in locked memory and answers other sfvault commands over a
-private socket; it locks after --timeout without a request (status checks do not count), after
---max-lifetime in any case, on `sfvault lock`, or when the vault is re-keyed or replaced.
+    #[command(
+        after_help = r#"The agent holds the vault's key in locked memory and answers other sfvault commands over a private socket; it locks after --timeout without a request (status checks do not count), after --max-lifetime in any case, on `sfvault lock`, or when the vault is re-keyed or replaced. The default timeout is 15 minutes; 0 means until `sfvault lock`.
+
 Examples:
-  sfvault unlock                    (15 minutes idle timeout)
+  sfvault unlock
   sfvault unlock --timeout 8h --max-lifetime 12h
-  SFVAULT_PASSPHRASE_FILE=~/.sfvault-pass sfvault unlock --timeout 0   (until `sfvault lock`)")]
+  SFVAULT_PASSPHRASE_FILE=~/.sfvault-pass sfvault unlock --timeout 0"#
+    )]
     Unlock(UnlockArgs),
 
     /// Stop the agent and wipe its key
-    #[command(after_help = "\
-Returns once the agent has stopped, so `sfvault unlock` may follow at once. Scripts:
-  sfvault unlock --timeout 1h && trap 'sfvault lock' EXIT")]
+    #[command(
+        after_help = r#"Returns once the agent has stopped, so `sfvault unlock` may follow at once.
+
+Examples:
+  sfvault lock
+  # in a script: unlock for its run, lock when it ends
+  sfvault unlock --timeout 1h && trap 'sfvault lock' EXIT"#
+    )]
     Lock,
 
     /// Whether an agent holds the vault open, and for how long (exit 5 when locked)
-    #[command(after_help = "\
-Does not count as use: polling status never keeps the agent alive. Scripts:
-  sfvault status -q >/dev/null || sfvault unlock")]
+    #[command(
+        after_help = r#"Does not count as use: polling status never keeps the agent alive. When locked, says why the last agent stopped. Exit 0 unlocked, 5 locked, 3 no vault.
+
+Examples:
+  sfvault status
+  sfvault status -q >/dev/null || sfvault unlock"#
+    )]
     Status,
 
     /// The agent process itself (started by `unlock`)
@@ -279,45 +394,55 @@ Does not count as use: polling status never keeps the agent alive. Scripts:
     Agent(AgentArgs),
 
     /// Run the entry's OAuth flow and keep the tokens in the vault
-    #[command(after_help = "\
-Flows: jwt (consumer_key, username, private_key), client-credentials (consumer_key,
-consumer_secret; My Domain login_url), refresh-token (consumer_key, refresh_token),
-password (deprecated by Salesforce), web (browser + PKCE; keeps a refresh token).
+    #[command(
+        after_help = r#"Flows: jwt (consumer_key, username, private_key), client-credentials (consumer_key, consumer_secret; My Domain login_url), refresh-token (consumer_key, refresh_token), password (deprecated by Salesforce), web (browser + PKCE; keeps a refresh token).
+
 Examples:
   sfvault login acme-prod/ci
-  sfvault login acme-dev1/me --flow web        (prints the URL; opens a browser if there is one)")]
+  # prints the URL; opens a browser if there is one
+  sfvault login acme-dev1/me --flow web"#
+    )]
     Login(LoginArgs),
 
     /// Print a valid access token, renewing it with the entry's flow when stale
-    #[command(after_help = "\
-The cached token is reused while younger than the entry's token_lifetime (default 90m).
+    #[command(
+        after_help = r#"The cached token is reused while younger than the entry's token_lifetime (default 90m). --json gives access_token, instance_url, issued_at, expires_at, username and org_id.
+
 Examples:
-  curl -H \"Authorization: Bearer $(sfvault token acme-prod/ci)\" …
-  sfvault token acme-prod/ci --json   (access_token, instance_url, issued_at, expires_at, username, org_id)")]
+  curl -H "Authorization: Bearer $(sfvault token acme-prod/ci)" "$URL"
+  sfvault token acme-prod/ci --json | jq -r .instance_url"#
+    )]
     Token(TokenArgs),
 
     /// Revoke the stored tokens at Salesforce and forget them; or revoke others' tokens found by audit
-    #[command(after_help = "\
+    #[command(
+        after_help = r#"On a network failure nothing is forgotten, so it can be run again. At Salesforce it asks first on a terminal (--yes otherwise), and never revokes the admin session's own token.
+
 Examples:
   sfvault revoke acme-prod/ci
-  sfvault revoke --at-salesforce acme-prod/admin --token 0xABC/005XYZ/tok1   (a token audit found)
-  sfvault revoke --at-salesforce acme-prod/admin --app 0xABC --user 005XYZ   (a user's tokens of an app)
-  sfvault revoke --at-salesforce acme-prod/admin --app 'Old Tool'            (every token of an app)
-On a network failure nothing is forgotten, so it can be run again. At Salesforce it asks first on
-a terminal (--yes otherwise), and never revokes the admin session's own token.")]
+  # a token audit found; a user's tokens of an app; every token of an app
+  sfvault revoke --at-salesforce acme-prod/admin --token 0xABC/005XYZ/tok1
+  sfvault revoke --at-salesforce acme-prod/admin --app 0xABC --user 005XYZ
+  sfvault revoke --at-salesforce acme-prod/admin --app 'Old Tool'"#
+    )]
     Revoke(RevokeArgs),
 
     /// Make an RSA key inside the vault; print only the certificate to upload to the connected app
-    #[command(after_help = "\
-Example:
+    #[command(
+        after_help = r#"Upload the certificate in Setup → App Manager → (the app) → Edit → Use digital signatures.
+
+Examples:
   sfvault keygen acme-prod/ci > acme-prod-ci.crt
-Upload the certificate in Setup → App Manager → (the app) → Edit → Use digital signatures.")]
+  sfvault keygen acme-prod/ci --bits 4096 --days 730 > acme-prod-ci.crt"#
+    )]
     Keygen(KeygenArgs),
 
     /// Print a shell completion script
-    #[command(
-        after_help = "Example:\n  sfvault completions bash > ~/.local/share/bash-completion/completions/sfvault"
-    )]
+    #[command(after_help = r#"Examples:
+  # bash: in ~/.bashrc
+  source <(sfvault completions bash)
+  sfvault completions zsh > "${fpath[1]}/_sfvault"
+  sfvault completions fish > ~/.config/fish/completions/sfvault.fish"#)]
     Completions(CompletionsArgs),
 }
 
@@ -744,4 +869,205 @@ pub struct ConfigArgs {
     /// Lower history-limit without asking (past values beyond it are deleted)
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{COMMAND_GROUPS, command};
+
+    /// Every help text: the top level's and each command's, rendered at 80 columns.
+    fn helps() -> Vec<(String, String)> {
+        let mut cmd = command().term_width(80);
+        cmd.build();
+        let mut out = vec![("sfvault".to_owned(), cmd.render_help().to_string())];
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .collect();
+        for name in names {
+            let sub = cmd.find_subcommand_mut(&name).unwrap();
+            out.push((name.clone(), sub.render_help().to_string()));
+        }
+        out
+    }
+
+    /// The example command lines of a help text: after an "Examples:" or "Quick start:"
+    /// heading, each line with its `\` continuations joined; comment lines left out.
+    fn examples(help: &str) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        let mut inside = false;
+        let mut current: Vec<String> = Vec::new();
+        for line in help.lines() {
+            if line == "Examples:" || line == "Quick start:" {
+                inside = true;
+                continue;
+            }
+            if !line.starts_with("  ") {
+                inside = false;
+                continue;
+            }
+            if !inside || line.trim_start().starts_with('#') {
+                continue;
+            }
+            current.push(line.to_owned());
+            if !line.ends_with('\\') {
+                out.push(std::mem::take(&mut current));
+            }
+        }
+        out
+    }
+
+    /// The sfvault invocations in a shell line, as words: from each `sfvault ` to the end of
+    /// its simple command (a pipe, a redirection, `&&`, `)` or a comment), quotes removed.
+    fn invocations(line: &str) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        let mut rest = line;
+        while let Some(at) = rest.find("sfvault ") {
+            let mut words = Vec::new();
+            let mut word = String::new();
+            let mut quote = None;
+            // `trap 'sfvault lock' EXIT`: the quote it started in ends it.
+            let opened = rest[..at]
+                .chars()
+                .last()
+                .filter(|c| matches!(c, '\'' | '"'));
+            let mut chars = rest[at..].chars().peekable();
+            while let Some(c) = chars.next() {
+                match (quote, c) {
+                    (None, c) if Some(c) == opened => break,
+                    (Some(q), c) if c == q => quote = None,
+                    (Some(_), c) => word.push(c),
+                    (None, '\'' | '"') => quote = Some(c),
+                    (None, '|' | '>' | '<' | ')' | '#' | ';' | '&') => break,
+                    (None, ' ') => {
+                        if !word.is_empty() {
+                            words.push(std::mem::take(&mut word));
+                        }
+                    }
+                    (None, '\\') if chars.peek() == Some(&' ') => {}
+                    // A command substitution inside a word stays part of it.
+                    (None, '$') if chars.peek() == Some(&'(') => {
+                        let mut depth = 0;
+                        for c in chars.by_ref() {
+                            word.push(c);
+                            depth += match c {
+                                '(' => 1,
+                                ')' => -1,
+                                _ => 0,
+                            };
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                    }
+                    (None, c) => word.push(c),
+                }
+            }
+            if !word.is_empty() {
+                words.push(word);
+            }
+            out.push(words);
+            rest = &rest[at + "sfvault ".len()..];
+        }
+        out
+    }
+
+    #[test]
+    fn every_command_is_listed_in_exactly_one_group() {
+        let cmd = command();
+        let listed: Vec<&str> = COMMAND_GROUPS
+            .iter()
+            .flat_map(|(_, names)| names.iter().copied())
+            .collect();
+        for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
+            let n = listed.iter().filter(|l| **l == sub.get_name()).count();
+            assert_eq!(n, 1, "`{}` is in {n} groups of --help", sub.get_name());
+        }
+        let help = cmd.clone().render_help().to_string();
+        assert!(
+            !help.contains("\nCommands:"),
+            "the flat list is back:\n{help}"
+        );
+        for (group, _) in COMMAND_GROUPS {
+            assert!(help.contains(&format!("\n{group}:\n")), "{group}");
+        }
+    }
+
+    #[test]
+    fn global_options_are_listed_apart_in_each_command() {
+        let mut cmd = command();
+        cmd.build();
+        let help = cmd
+            .find_subcommand_mut("get")
+            .unwrap()
+            .render_help()
+            .to_string();
+        let (own, global) = help
+            .split_once("Global options:")
+            .expect("a Global options heading");
+        assert!(
+            own.contains("--no-newline") && !own.contains("--passphrase-fd"),
+            "{help}"
+        );
+        assert!(global.contains("--passphrase-fd") && global.contains("--vault"));
+    }
+
+    #[test]
+    fn examples_are_never_wrapped_and_fit_80_columns() {
+        let wide: Vec<(String, String)> = {
+            let mut cmd = command().term_width(1000);
+            cmd.build();
+            let mut out = vec![("sfvault".to_owned(), cmd.render_help().to_string())];
+            let names: Vec<String> = cmd
+                .get_subcommands()
+                .map(|c| c.get_name().to_owned())
+                .collect();
+            for name in names {
+                out.push((
+                    name.clone(),
+                    cmd.find_subcommand_mut(&name)
+                        .unwrap()
+                        .render_help()
+                        .to_string(),
+                ));
+            }
+            out
+        };
+        let mut seen = 0;
+        for ((name, narrow), (_, wide)) in helps().iter().zip(&wide) {
+            for example in examples(wide) {
+                for line in example {
+                    seen += 1;
+                    assert!(
+                        line.chars().count() <= 78,
+                        "{name}: example over 78 columns: {line}"
+                    );
+                    assert!(
+                        narrow.lines().any(|l| l == line),
+                        "{name}: example wrapped at 80 columns: {line}\n{narrow}"
+                    );
+                }
+            }
+        }
+        assert!(seen > 60, "only {seen} example lines found");
+    }
+
+    #[test]
+    fn every_example_parses() {
+        let mut parsed = 0;
+        for (name, help) in helps() {
+            for example in examples(&help) {
+                let line = example.join(" ");
+                for words in invocations(&line) {
+                    let result = command().try_get_matches_from(&words);
+                    assert!(
+                        result.is_ok(),
+                        "{name}: example does not parse: {words:?}\n{result:?}"
+                    );
+                    parsed += 1;
+                }
+            }
+        }
+        assert!(parsed > 60, "only {parsed} examples parsed");
+    }
 }

@@ -80,6 +80,22 @@ pub fn for_kind(kind: ErrorKind) -> u8 {
     }
 }
 
+/// The stable name of an error kind in `--json` error objects (`{"error": {"kind": …}}`).
+pub fn kind_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Usage => "usage",
+        ErrorKind::NotFound => "not-found",
+        ErrorKind::WrongPassphrase => "wrong-passphrase",
+        ErrorKind::Locked => "locked",
+        ErrorKind::Corrupt => "corrupt",
+        ErrorKind::Refused => "refused",
+        ErrorKind::Network => "network",
+        ErrorKind::Busy => "busy",
+        ErrorKind::Unsafe => "unsafe",
+        ErrorKind::Failed | ErrorKind::AgentGone => "failed",
+    }
+}
+
 /// How a command ended when it did not succeed.
 #[derive(Debug)]
 pub enum Failure {
@@ -91,6 +107,14 @@ pub enum Failure {
         code: u8,
         /// What failed.
         message: String,
+    },
+    /// A multi-step operation stopped: the error, then where things stand now (what to do next),
+    /// printed after it on stderr and given as `standing` in the `--json` error object.
+    Stopped {
+        /// Why it stopped.
+        error: Error,
+        /// Where things stand (never a secret).
+        standing: String,
     },
     /// The command already printed what it had to (`audit` findings, `status` of a locked
     /// vault); exit with this code and print nothing more.
@@ -108,6 +132,7 @@ impl Failure {
     pub fn message(&self) -> Option<String> {
         match self {
             Failure::Error(e) => Some(e.to_string()),
+            Failure::Stopped { error, standing } => Some(format!("{error}\nsfvault: {standing}")),
             Failure::Spawn { message, .. } => Some(message.clone()),
             Failure::Reported(_) => None,
         }
@@ -116,9 +141,42 @@ impl Failure {
     /// The process exit code.
     pub fn code(&self) -> ExitCode {
         ExitCode::from(match self {
-            Failure::Error(e) => for_kind(e.kind()),
+            Failure::Error(e) | Failure::Stopped { error: e, .. } => for_kind(e.kind()),
             Failure::Spawn { code, .. } | Failure::Reported(code) => *code,
         })
+    }
+}
+
+impl Failure {
+    /// The `--json` error object, `{"error": {"code", "kind", "message"}}` (plus `standing`
+    /// for a stopped operation), or None when the command already printed its own output
+    /// (`audit` findings, `status`, a child's exit code).
+    pub fn json(&self) -> Option<serde_json::Value> {
+        let (code, kind, message, standing) = match self {
+            Failure::Error(e) => (for_kind(e.kind()), kind_name(e.kind()), e.to_string(), None),
+            Failure::Stopped { error, standing } => (
+                for_kind(error.kind()),
+                kind_name(error.kind()),
+                error.to_string(),
+                Some(standing),
+            ),
+            Failure::Spawn { code, message } => (
+                *code,
+                if *code == COMMAND_NOT_FOUND {
+                    "command-not-found"
+                } else {
+                    "not-executable"
+                },
+                message.clone(),
+                None,
+            ),
+            Failure::Reported(_) => return None,
+        };
+        let mut error = serde_json::json!({"code": code, "kind": kind, "message": message});
+        if let Some(standing) = standing {
+            error["standing"] = standing.as_str().into();
+        }
+        Some(serde_json::json!({ "error": error }))
     }
 }
 

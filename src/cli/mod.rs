@@ -11,7 +11,7 @@ pub mod fast_path;
 mod handoff_cmds;
 mod lifecycle_cmds;
 mod oauth_cmds;
-mod output;
+pub mod output;
 mod prompt;
 mod rotate_cmds;
 mod session;

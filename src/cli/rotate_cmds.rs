@@ -17,8 +17,7 @@ use sfvault::{Error, Result};
 
 use super::Context;
 use super::args::RotateArgs;
-use super::exit::{self, Failure, Outcome};
-use super::output::stderr_line;
+use super::exit::{Failure, Outcome};
 use super::output::{print, print_json};
 use super::session::Session;
 
@@ -145,12 +144,8 @@ pub fn rotate(ctx: &Context, args: RotateArgs, name: &EntryName) -> Outcome {
     };
     match result {
         Ok(printed) => Ok(printed?),
-        Err(Stopped { error, standing }) => {
-            // The error first, then where things stand (always: it is what to do next).
-            stderr_line(&format!("sfvault: {error}"));
-            stderr_line(&format!("sfvault: {standing}"));
-            Err(Failure::Reported(exit::for_kind(error.kind())))
-        }
+        // The error first, then where things stand (always: it is what to do next).
+        Err(Stopped { error, standing }) => Err(Failure::Stopped { error, standing }),
     }
 }
 

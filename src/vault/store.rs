@@ -615,23 +615,33 @@ pub fn read_foreign(path: &Path) -> Result<Vec<u8>> {
     read_bounded(file, &meta, path, MAX_FILE_LEN)
 }
 
+/// The error for a vault file that does not exist (exit 3), with how to make one.
+pub fn no_vault(path: &Path) -> Error {
+    Error::NotFound {
+        missing: Missing::Vault {
+            path: path.to_path_buf(),
+        },
+        message: format!(
+            "no vault at {}; create one with `sfvault init` (or point --vault / SFVAULT_PATH at yours)",
+            path.display()
+        ),
+    }
+}
+
 /// Open `path` without following a final symlink, check who owns it and who may read it, bound
 /// its size, and read it.
 fn read_checked(path: &Path) -> Result<(Vec<u8>, FileStamp)> {
     let file = open_nonblocking(path, true).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound {
-                missing: Missing::Vault { path: path.to_path_buf() },
-                message: format!("no vault at {}; create one with `sfvault init` (or point --vault / SFVAULT_PATH at yours)", path.display()),
-            },
-            _ if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) => {
-                Error::Unsafe(format!(
-                    "{} is a symbolic link; sfvault replaces the file on every save, so point \
+        std::io::ErrorKind::NotFound => no_vault(path),
+        _ if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) => {
+            Error::Unsafe(format!(
+                "{} is a symbolic link; sfvault replaces the file on every save, so point \
                      --vault at the real file instead",
-                    path.display()
-                ))
-            }
-            _ => Error::io("cannot open", path, e),
-        })?;
+                path.display()
+            ))
+        }
+        _ => Error::io("cannot open", path, e),
+    })?;
     let meta = regular_file_meta(&file, path)?;
     check_private_file(&meta, path)?;
     check_vault_dir(&dir_of(path))?;

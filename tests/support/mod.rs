@@ -160,6 +160,22 @@ pub fn assert_code(out: &Output, code: i32, args: &[&str]) {
     );
 }
 
+/// With `--json`, a failure's stdout is exactly one error object with its exit code and kind:
+/// `{"error": {"code": N, "kind": "…", "message": "…"}}`. Returns the message.
+pub fn assert_json_error(out: &Output, kind: &str) -> String {
+    let code = out.status.code().expect("exited");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}): {text}"));
+    let error = &value["error"];
+    assert_eq!(value.as_object().map(|o| o.len()), Some(1), "{text}");
+    assert_eq!(error["code"], code, "{text}");
+    assert_eq!(error["kind"], kind, "{text}");
+    let message = error["message"].as_str().expect("a message").to_owned();
+    assert!(!message.is_empty(), "{text}");
+    message
+}
+
 /// Write a file with mode 0600.
 pub fn write_private(path: &Path, bytes: &[u8]) {
     fs::write(path, bytes).unwrap();
