@@ -177,7 +177,11 @@ fn every_byte_flip_and_truncation_is_refused_cleanly() {
             String::from_utf8_lossy(&out.stderr)
         );
         // No data: only the error object that --json asks for.
-        let kind = if code == Some(6) { "corrupt" } else { "wrong-passphrase" };
+        let kind = if code == Some(6) {
+            "corrupt"
+        } else {
+            "wrong-passphrase"
+        };
         assert_json_error(&out, kind);
     };
     let positions = campaign_positions("byte flips and truncations", good2.len(), 24);

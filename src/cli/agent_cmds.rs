@@ -139,15 +139,22 @@ pub fn lock(ctx: &Context) -> Result<()> {
     match find_agent(ctx) {
         Some(agent) => {
             agent.lock()?;
-            ctx.note(&format!(
-                "Locked {} (agent pid {} stopped).",
-                ctx.store.path().display(),
-                agent.pid()
-            ));
+            ctx.done(
+                &format!(
+                    "Locked {} (agent pid {} stopped).",
+                    ctx.store.path().display(),
+                    agent.pid()
+                ),
+                json!({"vault": ctx.store.path().display().to_string(), "locked": true,
+                       "agent_stopped": agent.pid()}),
+            )
         }
-        None => ctx.note("No agent is running for this vault; it is locked."),
+        None => ctx.done(
+            "No agent is running for this vault; it is locked.",
+            json!({"vault": ctx.store.path().display().to_string(), "locked": true,
+                   "agent_stopped": null}),
+        ),
     }
-    Ok(())
 }
 
 fn report_locked(ctx: &Context) -> Outcome {

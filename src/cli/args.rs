@@ -598,7 +598,14 @@ pub struct AgentArgs {
     pub lifetime_secs: u64,
 }
 
+/// A duration option: a number with its unit (`90d`, `15m`); a bare number other than `0`
+/// is refused, since `--max-age 90` would otherwise silently mean 90 seconds.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    if text != "0" && !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{text:?} needs a unit: {text}d (days), {text}h, {text}m or {text}s"
+        ));
+    }
     sfvault::timefmt::parse_duration(text)
 }
 
@@ -724,9 +731,9 @@ pub enum ImportFormat {
 pub struct ExportArgs {
     /// Entry address, ORG/APP
     pub entry: String,
-    /// Output format
-    #[arg(long, value_enum)]
-    pub format: ExportFormat,
+    /// Output format (--json alone means --format json)
+    #[arg(long, value_enum, required_unless_present = "json")]
+    pub format: Option<ExportFormat>,
     /// Leave the access token out: no OAuth flow is run (env, dotenv and json)
     #[arg(long)]
     pub no_token: bool,

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 use sfvault::secret::SecretString;
 use sfvault::timefmt::{age, age_days, rfc3339};
-use sfvault::vault::fields;
+use sfvault::vault::fields::{self, DEFAULT_LOGIN_URL};
 use sfvault::vault::model::{self, Entry, SetOutcome};
 use sfvault::vault::name::{EntryName, check_field_name, quoted};
 use sfvault::vault::{Change, ChangeOutcome, NewField};
@@ -99,11 +99,13 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
             field: args.field.clone(),
             index,
         })?;
-        ctx.note(&format!(
-            "{name} {}: past value {index} restored (the replaced value is kept in history).",
-            args.field
-        ));
-        return Ok(());
+        return ctx.done(
+            &format!(
+                "{name} {}: past value {index} restored (the replaced value is kept in history).",
+                args.field
+            ),
+            json!({"entry": name.to_string(), "field": args.field, "restored": index}),
+        );
     }
     // The entry must exist (a missing field is fine: set adds it); a field that exists keeps
     // its secrecy unless --public.
@@ -117,6 +119,17 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
     } else {
         existing_secret.unwrap_or_else(|| fields::secret_by_default(&args.field))
     };
+    if secret
+        && args.value.as_deref().is_some_and(|v| v != "-")
+        && fields::may_be_public(&args.field)
+    {
+        return Err(Error::Usage(format!(
+            "{} is secret and is never taken from the command line (it would stay in shell \
+             history and be visible in `ps`): omit the value to be prompted, or pass `-` and \
+             pipe it on stdin; if {} is not a secret, add --public to store it as plain text",
+            args.field, args.field
+        )));
+    }
     let value = prompt::field_value(&args.field, args.value, secret, &name.to_string())?;
     let outcome = session.apply(Change::SetField {
         entry: name.to_string(),
@@ -130,13 +143,15 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
         ChangeOutcome::Field(o) => o,
         ChangeOutcome::Done => SetOutcome::Changed,
     };
-    let what = match outcome {
-        SetOutcome::Created => "set",
-        SetOutcome::Changed => "changed (the old value is kept in history)",
-        SetOutcome::Unchanged => "unchanged (same value)",
+    let (what, state) = match outcome {
+        SetOutcome::Created => ("set", "created"),
+        SetOutcome::Changed => ("changed (the old value is kept in history)", "changed"),
+        SetOutcome::Unchanged => ("unchanged (same value)", "unchanged"),
     };
-    ctx.note(&format!("{name} {}: {what}.", args.field));
-    Ok(())
+    ctx.done(
+        &format!("{name} {}: {what}.", args.field),
+        json!({"entry": name.to_string(), "field": args.field, "secret": secret, "outcome": state}),
+    )
 }
 
 pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
@@ -153,7 +168,25 @@ pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
         };
         return print_value(ctx, &name, &args.field, &value, args.no_newline);
     }
-    let field = session.field(&name, &args.field)?;
+    let field = match session.field(&name, &args.field) {
+        // Not stored, but the flows use a default: that is the value in effect.
+        Err(e @ Error::NotFound { .. }) if args.field == "login_url" => {
+            if session.entry(&name, false).is_err() {
+                return Err(e);
+            }
+            ctx.note(&format!(
+                "{name} has no login_url set; flows use the default {DEFAULT_LOGIN_URL}"
+            ));
+            return print_value(
+                ctx,
+                &name,
+                &args.field,
+                &SecretString::new(DEFAULT_LOGIN_URL.to_owned()),
+                args.no_newline,
+            );
+        }
+        other => other?,
+    };
     print_value(ctx, &name, &args.field, &field.value, args.no_newline)
 }
 

@@ -251,11 +251,25 @@ pub fn inject(ctx: &Context, args: InjectArgs) -> Result<()> {
 }
 
 pub fn export(ctx: &Context, args: ExportArgs) -> Result<()> {
+    let format = match (args.format, ctx.json) {
+        (Some(format), false) => format,
+        (None | Some(ExportFormat::Json), true) => ExportFormat::Json,
+        (Some(_), true) => {
+            return Err(Error::Usage(
+                "--json means --format json: give one format".into(),
+            ));
+        }
+        (None, false) => {
+            return Err(Error::Usage(
+                "which format? --format env, dotenv, json or sfdx-url (--json is json)".into(),
+            ));
+        }
+    };
     check_stdout_safe(args.force_plaintext)?;
     let name = EntryName::parse(&args.entry)?;
     let mut session = ctx.session()?;
     let token = !args.no_token;
-    let text = match args.format {
+    let text = match format {
         ExportFormat::SfdxUrl => mapping::export_sfdx_url(&mut session, &name)?,
         ExportFormat::Env => mapping::export_env(&mut session, &name, EnvStyle::Shell, token)?,
         ExportFormat::Dotenv => mapping::export_env(&mut session, &name, EnvStyle::Dotenv, token)?,

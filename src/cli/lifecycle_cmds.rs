@@ -156,22 +156,28 @@ pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
                     .unwrap_or_default();
                 format!("{} ({} ago{at_salesforce})", rfc3339(t), age(now, t))
             });
-            let shown = if visible { value.expose() } else { "********" };
+            // A certificate or key is summarised: its lines and a fingerprint tell versions
+            // apart without flooding the table (the whole value: --json, or `get`).
+            let shown = if !visible {
+                "********".to_owned()
+            } else if value.expose().contains('\n') {
+                format!(
+                    "({} lines, sha256 {}…)",
+                    value.expose().lines().count(),
+                    sfvault::rotation::fingerprint(value)
+                )
+            } else {
+                value.expose().to_owned()
+            };
             let index = if index == 0 {
                 "current".to_owned()
             } else {
                 index.to_string()
             };
             rows.push(
-                [
-                    field.clone(),
-                    index,
-                    rfc3339(changed_at),
-                    replaced,
-                    shown.to_owned(),
-                ]
-                .map(Zeroizing::new)
-                .into(),
+                [field.clone(), index, rfc3339(changed_at), replaced, shown]
+                    .map(Zeroizing::new)
+                    .into(),
             );
         }
     }

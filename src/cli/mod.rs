@@ -104,6 +104,17 @@ impl Context {
             .open_with(|| prompt::existing_passphrase(self.passphrase_fd, self.store.path()))
     }
 
+    /// How a command that changes something reports it: with `--json`, `data` on stdout (one
+    /// object, never a secret); else `message` on stderr, unless `--quiet`.
+    pub fn done(&self, message: &str, data: serde_json::Value) -> Result<()> {
+        if self.json {
+            output::print_json(data)
+        } else {
+            self.note(message);
+            Ok(())
+        }
+    }
+
     /// A progress or confirmation message on stderr, unless `--quiet`.
     pub fn note(&self, message: &str) {
         if !self.quiet {

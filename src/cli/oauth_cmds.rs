@@ -291,8 +291,10 @@ pub fn revoke(ctx: &Context, args: RevokeArgs) -> Result<()> {
         .filter_map(|f| entry.fields.get(f).map(|v| (*f, &v.value)))
         .collect();
     if tokens.is_empty() {
-        ctx.note(&format!("{name} holds no token; nothing to revoke."));
-        return Ok(());
+        return ctx.done(
+            &format!("{name} holds no token; nothing to revoke."),
+            json!({"entry": name.to_string(), "revoked": []}),
+        );
     }
     let http = Http::new();
     for (_, token) in &tokens {
@@ -303,11 +305,10 @@ pub fn revoke(ctx: &Context, args: RevokeArgs) -> Result<()> {
         revoked: tokens.iter().map(|(_, t)| t.duplicate()).collect(),
     })?;
     let which: Vec<&str> = tokens.iter().map(|(f, _)| *f).collect();
-    ctx.note(&format!(
-        "Revoked and forgot {} of {name}.",
-        which.join(" and ")
-    ));
-    Ok(())
+    ctx.done(
+        &format!("Revoked and forgot {} of {name}.", which.join(" and ")),
+        json!({"entry": name.to_string(), "revoked": which}),
+    )
 }
 
 pub fn keygen(ctx: &Context, args: KeygenArgs) -> Result<()> {

@@ -54,13 +54,19 @@ pub fn passwd(ctx: &Context, args: PasswdArgs) -> Result<()> {
     // old passphrase must not be able to read what is saved from now on.
     let new_key = VaultKey::generate(&new_passphrase, kdf).map_err(Error::failed)?;
     vault.rekey(new_key)?;
-    ctx.note(&format!(
-        "Passphrase changed for {} (with a new data key). The previous version ({}) still opens \
-         with the old passphrase; delete it if the old passphrase was compromised.",
-        ctx.store.path().display(),
-        ctx.store.backup_path().display()
-    ));
-    Ok(())
+    ctx.done(
+        &format!(
+            "Passphrase changed for {} (with a new data key). The previous version ({}) still \
+             opens with the old passphrase; delete it if the old passphrase was compromised.",
+            ctx.store.path().display(),
+            ctx.store.backup_path().display()
+        ),
+        serde_json::json!({
+            "vault": ctx.store.path().display().to_string(),
+            "previous_version": ctx.store.backup_path().display().to_string(),
+            "kdf": {"memory_mib": kdf.memory_kib / 1024, "iterations": kdf.iterations, "parallelism": kdf.parallelism},
+        }),
+    )
 }
 
 pub fn completions(args: CompletionsArgs) -> Result<()> {
