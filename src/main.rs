@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use clap::FromArgMatches;
 
 fn main() -> ExitCode {
+    // A Tab in a shell whose completion script called us: answer and exit.
+    cli::complete::complete_if_asked();
     let argv: Vec<OsString> = std::env::args_os().collect();
     let args =
         cli::fast_path::parse(&argv, std::env::var_os).unwrap_or_else(|| parse_with_clap(argv));

@@ -257,3 +257,104 @@ fn a_secret_field_of_ones_own_on_the_command_line_is_told_about_public() {
     tv.ok(&["set", "acme/ci", "org_notes", "weekly deploys", "--public"]);
     assert_eq!(tv.get("acme/ci", "org_notes"), "weekly deploys");
 }
+
+/// What the completion engine offers for `words` (the fish protocol: one candidate per line,
+/// a tab before its description), run as the shell's script runs it.
+fn complete(tv: &TestVault, words: &[&str]) -> Vec<String> {
+    let mut cmd = tv.bare_cmd();
+    cmd.env("SFVAULT_COMPLETE", "fish").arg("--").args(words);
+    let out = cmd.output().unwrap();
+    assert_success(&out, words);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn completion_offers_entries_and_fields_from_the_agent_only() {
+    let tv = TestVault::new();
+    tv.ok(&["add", "acme-prod/ci", "--consumer-key", "K", "--no-secret"]);
+    tv.ok(&["add", "acme-uat/ci", "--consumer-key", "K", "--no-secret"]);
+    tv.ok(&["set", "acme-prod/ci", "org_notes", "n", "--public"]);
+    // Commands and options need no vault at all.
+    assert!(complete(&tv, &["sfvault", "ro"]).contains(&"rotate".to_owned()));
+    // Locked: no names (and no prompt, no KDF: there is no passphrase source here anyway).
+    let locked = complete(&tv, &["sfvault", "get", "acme"]);
+    assert!(locked.is_empty(), "{locked:?}");
+    tv.ok(&["unlock"]);
+    assert_eq!(
+        complete(&tv, &["sfvault", "get", "acme-p"]),
+        ["acme-prod/ci"]
+    );
+    assert_eq!(
+        complete(&tv, &["sfvault", "exec", "acme-"]),
+        ["acme-prod/ci", "acme-uat/ci"]
+    );
+    // --vault on the line is the vault asked.
+    let vault = tv.vault.to_str().unwrap();
+    assert_eq!(
+        complete(&tv, &["sfvault", "show", "--vault", vault, "acme-u"]),
+        ["acme-uat/ci"]
+    );
+    // Fields: the entry's own first, then the known ones.
+    let fields = complete(&tv, &["sfvault", "get", "acme-prod/ci", ""]);
+    assert!(fields.len() > 5, "{fields:?}");
+    assert_eq!(fields[..2], ["consumer_key", "org_notes"]);
+    assert!(fields.contains(&"private_key".to_owned()));
+    assert_eq!(
+        complete(&tv, &["sfvault", "set", "acme-prod/ci", "org_n"]),
+        ["org_notes"]
+    );
+    // Admin entries too.
+    assert_eq!(
+        complete(&tv, &["sfvault", "audit", "--at-salesforce", "acme-u"]),
+        ["acme-uat/ci"]
+    );
+    tv.ok(&["lock"]);
+}
+
+#[test]
+fn completion_scripts_work_in_a_real_bash() {
+    let tv = TestVault::new();
+    tv.ok(&["add", "acme-prod/ci", "--consumer-key", "K", "--no-secret"]);
+    tv.ok(&["unlock"]);
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = tv.ok(&["completions", shell]);
+        assert!(script.contains("SFVAULT_COMPLETE"), "{shell}: {script}");
+    }
+    tv.fails(&["completions", "tcsh"], 2);
+    let script = r#"
+        source <(sfvault completions bash)
+        COMP_WORDS=(sfvault get acme-p); COMP_CWORD=2; COMP_LINE="sfvault get acme-p"
+        COMP_POINT=${#COMP_LINE}; COMP_TYPE=9
+        _clap_complete_sfvault sfvault acme-p get
+        printf '%s\n' "${COMPREPLY[@]}"
+    "#;
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_sfvault"))
+        .parent()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // The world's environment (bare_cmd's, all set explicitly), with bash as the program.
+    let base = tv.bare_cmd();
+    let mut bash = std::process::Command::new("bash");
+    bash.env_clear();
+    for (k, v) in base.get_envs() {
+        if let Some(v) = v {
+            bash.env(k, v);
+        }
+    }
+    let out = bash
+        .env("PATH", &path)
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert_success(&out, &["bash completion"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "acme-prod/ci\n");
+    tv.ok(&["lock"]);
+}

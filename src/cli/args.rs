@@ -573,7 +573,8 @@ pub struct PasswdArgs {
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// bash, zsh, fish, elvish or powershell
-    pub shell: clap_complete::Shell,
+    #[arg(value_parser = ["bash", "zsh", "fish", "elvish", "powershell"])]
+    pub shell: String,
 }
 
 /// `unlock`

@@ -5,6 +5,7 @@ mod access_cmds;
 mod admin;
 mod agent_cmds;
 pub mod args;
+pub mod complete;
 mod entries;
 pub mod exit;
 pub mod fast_path;

@@ -1,13 +1,12 @@
 //! Commands about the vault as a whole: init, passwd, completions.
 
-use clap::CommandFactory;
 use sfvault::unlock::Source;
 use sfvault::vault::model::VaultData;
 use sfvault::vault::{KdfParams, VaultKey};
 use sfvault::{Error, Result};
 
 use super::Context;
-use super::args::{Cli, CompletionsArgs, InitArgs, KdfArgs, PasswdArgs};
+use super::args::{CompletionsArgs, InitArgs, KdfArgs, PasswdArgs};
 use super::prompt;
 
 /// Apply `--kdf-*` options on top of `base` (clap already bounded each value).
@@ -70,8 +69,5 @@ pub fn passwd(ctx: &Context, args: PasswdArgs) -> Result<()> {
 }
 
 pub fn completions(args: CompletionsArgs) -> Result<()> {
-    let mut cmd = Cli::command();
-    let mut out = Vec::new();
-    clap_complete::generate(args.shell, &mut cmd, "sfvault", &mut out);
-    super::output::print(&String::from_utf8_lossy(&out))
+    super::output::print(&super::complete::registration(&args.shell)?)
 }
