@@ -552,6 +552,16 @@ mod tests {
         want.extend_from_slice(&[0; 8]); // history: none
         want.extend_from_slice(&[0; 8]); // removed: none
         assert_eq!(encode_payload(&v).unwrap().as_slice(), want.as_slice());
+        // "That entry after `rm` at time 20": the entry's bytes move under `removed`.
+        let entry_bytes = want[16 + 15..want.len() - 8].to_vec();
+        let mut removed = vec![5, 0, 0, 0, 30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        removed.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
+        removed.extend_from_slice(&want[16..16 + 15]); // key "acme/ci"
+        removed.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0]);
+        removed.extend_from_slice(&entry_bytes);
+        let mut gone = v.clone();
+        gone.discard_entry(&n, 20).unwrap();
+        assert_eq!(encode_payload(&gone).unwrap().as_slice(), removed.as_slice());
         assert_eq!(
             encode_payload(&VaultData::default()).unwrap().as_slice(),
             &[
