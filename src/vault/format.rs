@@ -561,7 +561,10 @@ mod tests {
         removed.extend_from_slice(&entry_bytes);
         let mut gone = v.clone();
         gone.discard_entry(&n, 20).unwrap();
-        assert_eq!(encode_payload(&gone).unwrap().as_slice(), removed.as_slice());
+        assert_eq!(
+            encode_payload(&gone).unwrap().as_slice(),
+            removed.as_slice()
+        );
         assert_eq!(
             encode_payload(&VaultData::default()).unwrap().as_slice(),
             &[
