@@ -809,6 +809,63 @@ mod tests {
     }
 
     #[test]
+    fn removed_copies_expire_and_are_capped() {
+        let mut v = VaultData::default();
+        let day = 86_400;
+        // 30 days by default: kept at 29 days, gone at 30.
+        let n = name("acme/ci");
+        v.add_entry(&n, 0).unwrap();
+        assert!(v.discard_entry(&n, 0).unwrap());
+        v.expire_removed(29 * day);
+        assert_eq!(v.removed_view(29 * day).len(), 1);
+        assert!(v.removed_view(30 * day).is_empty());
+        v.expire_removed(30 * day);
+        assert!(v.removed.is_empty());
+        // At most MAX_REMOVED_TOTAL in all: the oldest removals go first.
+        for i in 0..(MAX_REMOVED_TOTAL as i64 + 3) {
+            let n = name(&format!("acme/e{i}"));
+            v.add_entry(&n, i).unwrap();
+            v.discard_entry(&n, 100 * day + i).unwrap();
+        }
+        assert_eq!(
+            v.removed.values().map(Vec::len).sum::<usize>(),
+            MAX_REMOVED_TOTAL
+        );
+        assert!(!v.removed.contains_key("acme/e0") && !v.removed.contains_key("acme/e2"));
+        assert!(v.removed.contains_key("acme/e3"));
+        assert!(v.check_invariants().is_ok());
+        // removed_days 0 keeps nothing, and drops what was kept.
+        v.set_removed_days(0, 100 * day).unwrap();
+        assert!(v.removed.is_empty());
+        let n = name("acme/zero");
+        v.add_entry(&n, 0).unwrap();
+        assert!(!v.discard_entry(&n, 100 * day).unwrap());
+        assert!(v.removed.is_empty());
+    }
+
+    #[test]
+    fn case_twins_are_refused_on_creation_only() {
+        let mut v = VaultData::default();
+        v.add_entry(&name("ACME/ci"), 0).unwrap();
+        let e = v.add_entry(&name("acme/CI"), 0).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert!(e.to_string().contains("ACME/ci"));
+        v.add_entry(&name("acme/other"), 0).unwrap();
+        assert_eq!(
+            v.rename_entry(&name("acme/other"), &name("Acme/Ci"))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Usage
+        );
+        // Its own name in another case is no twin.
+        v.rename_entry(&name("ACME/ci"), &name("acme/ci")).unwrap();
+        // Pairs already in a vault pass its checks.
+        v.entries
+            .insert("ACME/CI".into(), v.entries["acme/ci"].clone());
+        assert!(v.check_invariants().is_ok());
+    }
+
+    #[test]
     fn private_key_cannot_be_public() {
         let mut v = VaultData::default();
         let n = name("acme/ci");
