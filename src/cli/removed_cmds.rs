@@ -62,7 +62,9 @@ pub fn list(ctx: &Context, pattern: Option<&str>) -> Result<()> {
         return print_json(Value::Array(items));
     }
     if copies.is_empty() {
-        ctx.note(&if days == 0 {
+        ctx.note(&if pattern.is_some() && !removed.is_empty() {
+            "No removed entry matches.".to_owned()
+        } else if days == 0 {
             "No removed entry is kept (removed-days is 0).".to_owned()
         } else {
             format!("No removed entry is kept (rm keeps them for {days} days).")
