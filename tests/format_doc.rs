@@ -1,8 +1,8 @@
 //! An independent reader of the vault format, written from `docs/FORMAT.md` alone (no `sfvault`
-//! code is used or was consulted). It reads both format versions the page describes (version 2,
-//! and version 1 through the differences marked "v1:"), decodes the golden vectors
-//! `tests/vectors/v2-golden.sfv` and `tests/vectors/v1-golden.sfv` and compares them with
-//! `v2-golden.json` and `v1-golden.json`, so if the page and the code ever disagree, this test fails.
+//! code is used or was consulted). It reads the three format versions the page describes (version
+//! 3, and versions 2 and 1 through the differences marked "v1:" and "v1, v2:"), decodes the golden
+//! vectors `tests/vectors/v3-golden.sfv`, `v2-golden.sfv` and `v1-golden.sfv` and compares them
+//! with their `.json`, so if the page and the code ever disagree, this test fails.
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 const PASSPHRASE: &str = "correct horse battery staple";
 /// Generation of `v2-golden.sfv` (FORMAT.md section 5).
 const V2_GOLDEN_GENERATION: u64 = 7;
+/// Generation of `v3-golden.sfv` (FORMAT.md section 5).
+const V3_GOLDEN_GENERATION: u64 = 11;
 /// Fields that must always be marked secret (FORMAT.md section 3).
 const ALWAYS_SECRET: &str = "consumer_secret private_key password security_token refresh_token";
 
@@ -31,10 +33,11 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
 }
 
-/// Size of the generation field (section 1): 8 bytes in version 2, absent in version 1 ("v1:").
+/// Size of the generation field (section 1): 8 bytes in versions 2 and 3, absent in version 1
+/// ("v1:").
 fn generation_size(version: u16) -> Option<usize> {
     match version {
-        2 => Some(8),
+        2 | 3 => Some(8),
         1 => Some(0),
         _ => None,
     }
@@ -53,7 +56,7 @@ struct Opened {
     plain: Vec<u8>,
 }
 
-/// Section 1 (envelope) and section 2 (keys), for version 2 and version 1.
+/// Section 1 (envelope) and section 2 (keys), for versions 3, 2 and 1.
 fn open(file: &[u8], passphrase: &str) -> Result<Opened, String> {
     if file.len() > 256 << 20 {
         return Err("file larger than 256 MiB".into());
@@ -229,41 +232,95 @@ fn decode_field(c: &mut Cursor) -> Result<Value, String> {
     Ok(field)
 }
 
-/// Decodes a whole plaintext into the shape of `v*-golden.json`, with the post-decode checks.
-/// The payload encoding is the same in both versions (section 3 has no "v1:" difference).
-fn decode_vault(plain: &[u8]) -> Result<Value, String> {
+/// `Entry { created_at: i64, fields: Map<String, Field> }`.
+fn decode_entry(c: &mut Cursor) -> Result<(i64, Vec<(String, Value)>), String> {
+    let created_at = c.i64()?;
+    let fields = c.map(decode_field)?;
+    Ok((created_at, fields))
+}
+
+/// An entry at `address` with the post-decode checks of section 3, as JSON.
+fn check_entry(
+    address: &str,
+    created_at: i64,
+    fields: Vec<(String, Value)>,
+) -> Result<Value, String> {
+    let part = |p: &str| ident(p, u8::is_ascii_alphanumeric, b"._-");
+    if !matches!(address.split_once('/'), Some((org, app)) if part(org) && part(app)) {
+        return Err(format!("bad address {address:?}"));
+    }
+    let mut fmap = Map::new();
+    for (name, field) in fields {
+        let always_secret = ALWAYS_SECRET.split(' ').any(|n| n == name);
+        if !ident(&name, u8::is_ascii_lowercase, b"_") || (always_secret && field["secret"] != true)
+        {
+            return Err(format!("bad field {name:?}"));
+        }
+        fmap.insert(name, field);
+    }
+    Ok(json!({"created_at": created_at, "fields": fmap}))
+}
+
+/// Decodes a whole plaintext of format `version` into the shape of `v*-golden.json`, with the
+/// post-decode checks. Versions 1 and 2 have the same payload ("v1, v2:" in section 3):
+/// `history_limit` and the entries; version 3 adds `removed_days` and the removed map.
+fn decode_vault(plain: &[u8], version: u16) -> Result<Value, String> {
+    let v3 = version >= 3;
     let mut c = Cursor(plain);
     let history_limit = c.u32()?;
-    let entries = c.map(|c| {
-        let created_at = c.i64()?;
-        let fields = c.map(decode_field)?;
-        Ok((created_at, fields))
-    })?;
+    let removed_days = if v3 { c.u32()? } else { 30 };
+    let entries = c.map(decode_entry)?;
+    let removed = if v3 {
+        c.map(|c| {
+            let mut copies = Vec::new();
+            for _ in 0..c.len()? {
+                let removed_at = c.i64()?;
+                copies.push((removed_at, decode_entry(c)?));
+            }
+            Ok(copies)
+        })?
+    } else {
+        Vec::new()
+    };
     if !c.0.is_empty() {
         return Err(format!("{} trailing bytes", c.0.len()));
     }
     if history_limit > 100 {
         return Err("history_limit above 100".into());
     }
+    if removed_days > 3650 {
+        return Err("removed_days above 3650".into());
+    }
     let mut out = Map::new();
     for (address, (created_at, fields)) in entries {
-        let part = |p: &str| ident(p, u8::is_ascii_alphanumeric, b"._-");
-        if !matches!(address.split_once('/'), Some((org, app)) if part(org) && part(app)) {
-            return Err(format!("bad address {address:?}"));
-        }
-        let mut fmap = Map::new();
-        for (name, field) in fields {
-            let always_secret = ALWAYS_SECRET.split(' ').any(|n| n == name);
-            if !ident(&name, u8::is_ascii_lowercase, b"_")
-                || (always_secret && field["secret"] != true)
-            {
-                return Err(format!("bad field {name:?}"));
-            }
-            fmap.insert(name, field);
-        }
-        out.insert(address, json!({"created_at": created_at, "fields": fmap}));
+        out.insert(address.clone(), check_entry(&address, created_at, fields)?);
     }
-    Ok(json!({"history_limit": history_limit, "entries": out}))
+    let mut kept = Map::new();
+    let mut total = 0;
+    for (address, copies) in removed {
+        if !(1..=5).contains(&copies.len()) {
+            return Err(format!("{address:?}: {} removed copies", copies.len()));
+        }
+        if copies.windows(2).any(|w| w[0].0 > w[1].0) {
+            return Err(format!("{address:?}: removed copies not oldest first"));
+        }
+        total += copies.len();
+        let mut list = Vec::new();
+        for (removed_at, (created_at, fields)) in copies {
+            let entry = check_entry(&address, created_at, fields)?;
+            list.push(json!({"removed_at": removed_at, "entry": entry}));
+        }
+        kept.insert(address, Value::Array(list));
+    }
+    if total > 500 {
+        return Err("more than 500 removed copies".into());
+    }
+    let mut vault = json!({"history_limit": history_limit, "entries": out});
+    if v3 {
+        vault["removed_days"] = json!(removed_days);
+        vault["removed"] = Value::Object(kept);
+    }
+    Ok(vault)
 }
 
 /// Bytes written as hex pairs separated by white space, as in the examples of section 3.
@@ -276,8 +333,30 @@ fn hex(s: &str) -> Vec<u8> {
 /// The section 3 example "one entry with one field", byte for byte.
 fn one_entry_example() -> Vec<u8> {
     hex("05 00 00 00
+        1e 00 00 00
         01 00 00 00 00 00 00 00
         07 00 00 00 00 00 00 00  61 63 6d 65 2f 63 69
+        0a 00 00 00 00 00 00 00
+        01 00 00 00 00 00 00 00
+        08 00 00 00 00 00 00 00  75 73 65 72 6e 61 6d 65
+        03 00 00 00 00 00 00 00  75 40 78
+        00
+        0b 00 00 00 00 00 00 00
+        0b 00 00 00 00 00 00 00
+        00
+        00 00 00 00 00 00 00 00
+        00 00 00 00 00 00 00 00")
+}
+
+/// The section 3 example "that entry after `rm` at time 20", byte for byte.
+fn removed_entry_example() -> Vec<u8> {
+    hex("05 00 00 00
+        1e 00 00 00
+        00 00 00 00 00 00 00 00
+        01 00 00 00 00 00 00 00
+        07 00 00 00 00 00 00 00  61 63 6d 65 2f 63 69
+        01 00 00 00 00 00 00 00
+        14 00 00 00 00 00 00 00
         0a 00 00 00 00 00 00 00
         01 00 00 00 00 00 00 00
         08 00 00 00 00 00 00 00  75 73 65 72 6e 61 6d 65
@@ -294,14 +373,33 @@ fn golden_json(name: &str) -> Value {
 }
 
 #[test]
+fn v3_golden_vault_decodes_to_golden_json() {
+    let file = read_vector("v3-golden.sfv");
+    let opened = open(&file, PASSPHRASE).unwrap();
+    assert_eq!(opened.version, 3);
+    assert_eq!(opened.generation, V3_GOLDEN_GENERATION);
+    assert_eq!(header_len(&file), 161 + 32, "sfvault writes S = 32");
+    let decoded = decode_vault(&opened.plain, 3).unwrap();
+    assert_eq!(decoded, golden_json("v3-golden.json"));
+    // Section 5: the entries of the older golden files.
+    assert_eq!(decoded["entries"], golden_json("v2-golden.json")["entries"]);
+    assert_eq!(
+        decoded["removed"]["acme-dev/old"].as_array().unwrap().len(),
+        2
+    );
+}
+
+#[test]
 fn v2_golden_vault_decodes_to_golden_json() {
     let file = read_vector("v2-golden.sfv");
     let opened = open(&file, PASSPHRASE).unwrap();
     assert_eq!(opened.version, 2);
     assert_eq!(opened.generation, V2_GOLDEN_GENERATION);
     assert_eq!(header_len(&file), 161 + 32, "sfvault writes S = 32");
-    let decoded = decode_vault(&opened.plain).unwrap();
+    let decoded = decode_vault(&opened.plain, 2).unwrap();
     assert_eq!(decoded, golden_json("v2-golden.json"));
+    // A version 2 payload is not a version 3 one: read as version 3 it does not decode.
+    assert!(decode_vault(&opened.plain, 3).is_err());
 }
 
 #[test]
@@ -313,7 +411,7 @@ fn v1_golden_vault_decodes_to_golden_json() {
         opened.generation, 0,
         "a version 1 file counts as generation 0"
     );
-    let decoded = decode_vault(&opened.plain).unwrap();
+    let decoded = decode_vault(&opened.plain, 1).unwrap();
     assert_eq!(decoded, golden_json("v1-golden.json"));
     // Section 5: "with the same contents".
     assert_eq!(decoded, golden_json("v2-golden.json"));
@@ -321,7 +419,7 @@ fn v1_golden_vault_decodes_to_golden_json() {
 
 #[test]
 fn flipped_payload_byte_fails_decryption() {
-    for name in ["v2-golden.sfv", "v1-golden.sfv"] {
+    for name in ["v3-golden.sfv", "v2-golden.sfv", "v1-golden.sfv"] {
         let mut file = read_vector(name);
         let payload_start = header_len(&file);
         let at = payload_start + (file.len() - payload_start) / 2;
@@ -374,7 +472,14 @@ fn changed_version_is_refused_before_any_key_is_derived() {
         open(&v1, PASSPHRASE).err().as_deref(),
         Some("bad payload length")
     );
-    for version in [0u16, 3, 0x0102] {
+    // Versions 2 and 3 share the envelope: a changed version is caught by the commitment.
+    let mut v3 = read_vector("v3-golden.sfv");
+    v3[8] = 2;
+    assert_eq!(
+        open(&v3, PASSPHRASE).err().as_deref(),
+        Some("commitment mismatch")
+    );
+    for version in [0u16, 4, 0x0102] {
         let mut file = read_vector("v2-golden.sfv");
         file[8..10].copy_from_slice(&version.to_le_bytes());
         let err = open(&file, PASSPHRASE).err().unwrap();
@@ -384,28 +489,47 @@ fn changed_version_is_refused_before_any_key_is_derived() {
 
 #[test]
 fn empty_vault_example_decodes() {
+    let bytes = hex("05 00 00 00  1e 00 00 00  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00");
+    assert_eq!(
+        decode_vault(&bytes, 3).unwrap(),
+        json!({"history_limit": 5, "removed_days": 30, "entries": {}, "removed": {}})
+    );
+    // v1, v2: 12 bytes, without removed_days and removed.
     let bytes = hex("05 00 00 00  00 00 00 00 00 00 00 00");
     assert_eq!(
-        decode_vault(&bytes).unwrap(),
+        decode_vault(&bytes, 2).unwrap(),
         json!({"history_limit": 5, "entries": {}})
     );
 }
 
+/// The username field of the examples.
+fn example_entry() -> Value {
+    json!({"created_at": 10, "fields": {"username": {"value": "u@x", "secret": false,
+        "set_at": 11, "changed_at": 11, "used_at": null, "history": []}}})
+}
+
 #[test]
 fn one_entry_example_decodes() {
-    let expected = json!({"history_limit": 5, "entries": {"acme/ci": {"created_at": 10,
-        "fields": {"username": {"value": "u@x", "secret": false, "set_at": 11,
-            "changed_at": 11, "used_at": null, "history": []}}}}});
-    assert_eq!(decode_vault(&one_entry_example()).unwrap(), expected);
+    let expected = json!({"history_limit": 5, "removed_days": 30,
+        "entries": {"acme/ci": example_entry()}, "removed": {}});
+    assert_eq!(decode_vault(&one_entry_example(), 3).unwrap(), expected);
+}
+
+#[test]
+fn removed_entry_example_decodes() {
+    let expected = json!({"history_limit": 5, "removed_days": 30, "entries": {},
+        "removed": {"acme/ci": [{"removed_at": 20, "entry": example_entry()}]}});
+    assert_eq!(decode_vault(&removed_entry_example(), 3).unwrap(), expected);
 }
 
 #[test]
 fn map_keys_must_be_strictly_ascending() {
     // Built from the one-entry example: the same field twice, then two fields out of order.
     let example = one_entry_example();
-    let (head, field) = example.split_at(4 + 8 + 15 + 8);
+    let (head, field) = example.split_at(4 + 4 + 8 + 15 + 8);
     assert_eq!(field[..8], 1u64.to_le_bytes(), "the field count");
-    let field = &field[8..];
+    // The field, without the removed map's count that ends the example.
+    let field = &field[8..field.len() - 8];
     let named = |name: &str| {
         let mut f = (name.len() as u64).to_le_bytes().to_vec();
         f.extend_from_slice(name.as_bytes());
@@ -417,9 +541,10 @@ fn map_keys_must_be_strictly_ascending() {
         bytes.extend_from_slice(&2u64.to_le_bytes());
         bytes.extend(named(a));
         bytes.extend(named(b));
+        bytes.extend_from_slice(&0u64.to_le_bytes());
         bytes
     };
-    let sorted = decode_vault(&two_fields("notes", "username")).unwrap();
+    let sorted = decode_vault(&two_fields("notes", "username"), 3).unwrap();
     assert_eq!(
         sorted["entries"]["acme/ci"]["fields"]
             .as_object()
@@ -428,7 +553,7 @@ fn map_keys_must_be_strictly_ascending() {
         2
     );
     for (a, b) in [("username", "username"), ("username", "notes")] {
-        let err = decode_vault(&two_fields(a, b)).unwrap_err();
+        let err = decode_vault(&two_fields(a, b), 3).unwrap_err();
         assert!(err.contains("strictly ascending"), "{a}, {b}: {err}");
     }
 
@@ -442,7 +567,14 @@ fn map_keys_must_be_strictly_ascending() {
         let file = read_vector(&format!("broken/{name}"));
         let opened = open(&file, PASSPHRASE).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(opened.version, 2, "{name}");
-        let err = decode_vault(&opened.plain).unwrap_err();
+        let err = decode_vault(&opened.plain, 2).unwrap_err();
+        assert!(err.contains("strictly ascending"), "{name}: {err}");
+    }
+    for name in ["v3-unsorted-removed.sfv", "v3-repeated-removed.sfv"] {
+        let file = read_vector(&format!("broken/{name}"));
+        let opened = open(&file, PASSPHRASE).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(opened.version, 3, "{name}");
+        let err = decode_vault(&opened.plain, 3).unwrap_err();
         assert!(err.contains("strictly ascending"), "{name}: {err}");
     }
 }
@@ -453,7 +585,11 @@ fn map_keys_must_be_strictly_ascending() {
 #[test]
 fn broken_vectors_are_refused_with_their_error_class() {
     let mut checked = 0;
-    for list in ["broken/EXPECTED.txt", "broken/EXPECTED-v2.txt"] {
+    for list in [
+        "broken/EXPECTED.txt",
+        "broken/EXPECTED-v2.txt",
+        "broken/EXPECTED-v3.txt",
+    ] {
         let text = String::from_utf8(read_vector(list)).unwrap();
         for line in text
             .lines()
@@ -462,7 +598,7 @@ fn broken_vectors_are_refused_with_their_error_class() {
             let mut words = line.split_whitespace();
             let (name, code) = (words.next().unwrap(), words.next().unwrap());
             let file = read_vector(&format!("broken/{name}"));
-            let result = open(&file, PASSPHRASE).and_then(|o| decode_vault(&o.plain));
+            let result = open(&file, PASSPHRASE).and_then(|o| decode_vault(&o.plain, o.version));
             let err = result
                 .err()
                 .unwrap_or_else(|| panic!("{name} was accepted"));

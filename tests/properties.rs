@@ -2,7 +2,7 @@
 //! decoders never panic on arbitrary bytes.
 //!
 //! Random bytes almost never get past a magic number, so the decoders are also fed valid inputs
-//! (the golden vault tests/vectors/v2-golden.sfv, its plaintext, the golden agent frames in
+//! (the golden vault tests/vectors/v3-golden.sfv, its plaintext, the golden agent frames in
 //! tests/vectors/agent) with a few mutations each: bits flipped, truncated, extended, a length
 //! or number field set, bytes spliced in or out, the tail of another valid input. Whatever comes
 //! out, nothing panics, every error says what is wrong, and a vault file opens only as one of
@@ -54,9 +54,11 @@ prop_compose! {
     fn vault()(entries in prop::collection::vec(
         (part(), part(), any::<i64>(), prop::collection::vec((field_name(), "\\PC{1,40}", any::<bool>(), 0i64..4_000_000_000, 0u8..8), 0..6)),
         0..8,
-    ), limit in 0u32..=10) -> VaultData {
+    ), limit in 0u32..=10, removed_days in 0u32..=3650,
+       removes in prop::collection::vec((any::<Index>(), 0i64..4_000_000_000), 0..5)) -> VaultData {
         let mut v = VaultData::default();
         v.settings.history_limit = limit;
+        v.settings.removed_days = removed_days;
         for (org, app, created, fields) in entries {
             let name = EntryName::parse(&format!("{org}/{app}")).unwrap();
             if v.add_entry(&name, created).is_err() {
@@ -68,6 +70,16 @@ prop_compose! {
                     let _ = v.set_field(&name, &f, SecretString::new(format!("{value}{c}")), secret, at + i64::from(c));
                 }
             }
+        }
+        // Some removed (kept or not, as removed_days says), at increasing times.
+        let mut times: Vec<i64> = removes.iter().map(|(_, t)| *t).collect();
+        times.sort_unstable();
+        for ((which, _), at) in removes.iter().zip(times) {
+            if v.entries.is_empty() {
+                break;
+            }
+            let key = v.entries.keys().nth(which.index(v.entries.len())).unwrap().clone();
+            v.discard_entry(&EntryName::parse(&key).unwrap(), at).unwrap();
         }
         v
     }
@@ -133,7 +145,7 @@ struct Vaults {
 fn vaults() -> &'static Vaults {
     static VAULTS: OnceLock<Vaults> = OnceLock::new();
     VAULTS.get_or_init(|| {
-        let golden = include_bytes!("vectors/v2-golden.sfv").to_vec();
+        let golden = include_bytes!("vectors/v3-golden.sfv").to_vec();
         let (data, key) = format::open(&golden, &SecretString::new(GOLDEN_PASSPHRASE.into()))
             .expect("the golden vault opens");
         let mut other = data.clone();
@@ -163,16 +175,16 @@ fn vaults() -> &'static Vaults {
             bytes,
             fields: fields.clone(),
         };
-        // history limit, number of entries, length of the first address.
+        // history limit, removed_days, number of entries, length of the first address.
         let plain = |name: &str, data: &VaultData| Seed {
             name: name.into(),
             bytes: format::encode_payload(data).unwrap().to_vec(),
-            fields: vec![(0, 4), (4, 8), (12, 8)],
+            fields: vec![(0, 4), (4, 4), (8, 8), (16, 8)],
         };
         Vaults {
             plaintexts: [plain("golden", &data), plain("other", &other)],
             files: [
-                (file("v2-golden.sfv", golden), data),
+                (file("v3-golden.sfv", golden), data),
                 (file("another save", other_file), other),
             ],
             key,
@@ -320,6 +332,9 @@ const VAULT_ERROR_WORDS: &[&str] = &[
     "invalid field name",
     "too long a history",
     "must be secret",
+    "removed_days",
+    "copies",
+    "removed entries",
 ];
 
 fn clear_vault_error(e: &OpenError, what: &str) -> Result<(), TestCaseError> {

@@ -25,6 +25,7 @@ use sfvault::agent::protocol::{
 };
 use sfvault::secret::SecretString;
 use sfvault::vault::field_map::FieldMap;
+use sfvault::vault::model::RemovedEntry;
 use sfvault::vault::{
     Change, ChangeOutcome, Entry, Field, NewField, PastValue, SetOutcome, model::Timestamp,
 };
@@ -297,6 +298,40 @@ fn frames() -> Vec<(&'static str, Frame)> {
         ("response-locked", Frame::Response(Response::Locked)),
         ("response-error", Frame::Response(error_response())),
         ("version-only", Frame::VersionOnly),
+        // Appended for removed entries (format version 3): new variants after the old ones,
+        // so every frame above keeps its bytes.
+        (
+            "request-apply-undelete",
+            apply(Change::Undelete {
+                entry: entry_name(),
+                target: Some("acme/ci-old".into()),
+            }),
+        ),
+        (
+            "request-apply-purge-entry",
+            apply(Change::PurgeEntry {
+                entry: entry_name(),
+            }),
+        ),
+        (
+            "request-apply-set-removed-days",
+            apply(Change::SetRemovedDays(30)),
+        ),
+        ("request-apply-rewrite", apply(Change::Rewrite)),
+        ("request-removed", Frame::Request(Request::Removed)),
+        (
+            "response-removed",
+            Frame::Response(Response::Removed {
+                removed_days: 30,
+                removed: BTreeMap::from([(
+                    entry_name(),
+                    vec![RemovedEntry {
+                        removed_at: T0 + 500,
+                        entry: entry().masked(),
+                    }],
+                )]),
+            }),
+        ),
     ]
 }
 

@@ -3,8 +3,8 @@
 //! (tests/vectors/broken/EXPECTED*.txt).
 //!
 //! The files are committed. `SFVAULT_WRITE_VECTORS=1 cargo test --test vectors -- --ignored`
-//! writes the newest version's files (`v2-*`); the version-1 files were written by version 1 of
-//! this code and are never regenerated.
+//! writes the newest version's files (`v3-*`); older versions' files were written by the code of
+//! their version and are never regenerated.
 
 mod support;
 
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use sfvault::secret::{SecretString, exposing};
 use sfvault::vault::format::{self, VaultKey};
-use sfvault::vault::model::{Entry, Field, Timestamp, VaultData};
+use sfvault::vault::model::{Entry, RemovedEntry, Settings, Timestamp, VaultData};
 use sfvault::vault::{EntryName, KdfParams};
 use support::*;
 use zeroize::Zeroizing;
@@ -88,7 +88,82 @@ fn golden_data() -> VaultData {
     v
 }
 
-/// The golden contents as JSON, written next to the vault as the expected values.
+/// The version 3 golden contents: those of [`golden_data`], a retention of ten years (so the
+/// removed copies outlive the tests that open the file) and two removed copies of one entry, one
+/// with a history.
+fn golden_data_v3() -> VaultData {
+    let mut v = golden_data();
+    let s = |t: &str| SecretString::new(t.to_owned());
+    let t0: Timestamp = 1_764_370_000;
+    v.set_removed_days(3650, t0).unwrap();
+    let old = EntryName::parse("acme-dev/old").unwrap();
+    v.add_entry(&old, t0 + 300).unwrap();
+    v.set_field(
+        &old,
+        "consumer_key",
+        s("3MVG9removed.first"),
+        false,
+        t0 + 300,
+    )
+    .unwrap();
+    v.discard_entry(&old, t0 + 301).unwrap();
+    v.add_entry(&old, t0 + 400).unwrap();
+    v.set_field(&old, "flow", s("client-credentials"), false, t0 + 400)
+        .unwrap();
+    for (i, secret) in ["removed-secret-1", "removed-secret-2"].iter().enumerate() {
+        v.set_field(
+            &old,
+            "consumer_secret",
+            s(secret),
+            true,
+            t0 + 401 + i as i64,
+        )
+        .unwrap();
+    }
+    v.discard_entry(&old, t0 + 500).unwrap();
+    v
+}
+
+/// One entry as JSON: its creation time and every field with its history.
+fn entry_json(e: &Entry) -> Value {
+    let mut fields = serde_json::Map::new();
+    for (fname, f) in &e.fields {
+        let history: Vec<Value> = f
+            .history
+            .iter()
+            .map(|p| json!({"value": p.value.expose(), "changed_at": p.changed_at, "replaced_at": p.replaced_at}))
+            .collect();
+        fields.insert(
+            fname.clone(),
+            json!({"value": f.value.expose(), "secret": f.secret, "set_at": f.set_at,
+                   "changed_at": f.changed_at, "used_at": f.used_at, "history": history}),
+        );
+    }
+    json!({"created_at": e.created_at, "fields": fields})
+}
+
+/// The golden contents as JSON in the shape of `v3-golden.json`: with `removed_days` and the
+/// removed copies.
+fn data_json_v3(v: &VaultData) -> Value {
+    let mut out = data_json(v);
+    let removed: serde_json::Map<String, Value> = v
+        .removed
+        .iter()
+        .map(|(name, copies)| {
+            let copies: Vec<Value> = copies
+                .iter()
+                .map(|r| json!({"removed_at": r.removed_at, "entry": entry_json(&r.entry)}))
+                .collect();
+            (name.clone(), Value::Array(copies))
+        })
+        .collect();
+    out["removed_days"] = json!(v.settings.removed_days);
+    out["removed"] = Value::Object(removed);
+    out
+}
+
+/// The golden contents as JSON in the shape of `v1-golden.json` and `v2-golden.json` (entries
+/// and history limit: all those versions hold).
 fn data_json(v: &VaultData) -> Value {
     let mut entries = serde_json::Map::new();
     for (name, e) in &v.entries {
@@ -123,6 +198,37 @@ fn golden_v2_vault_opens_with_exact_contents() {
     golden_vault_opens_with_exact_contents("v2", V2_GOLDEN_GENERATION);
 }
 
+#[test]
+fn golden_v3_vault_opens_with_exact_contents() {
+    let dir = vectors_dir();
+    let bytes = fs::read(dir.join("v3-golden.sfv")).expect("golden vault is committed");
+    let expected: Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("v3-golden.json")).unwrap()).unwrap();
+    let (data, _) = format::open(&bytes, &SecretString::new(GOLDEN_PASSPHRASE.into()))
+        .expect("the golden vault opens");
+    assert_eq!(data_json_v3(&data), expected);
+    assert_eq!(data_json_v3(&golden_data_v3()), expected);
+    let header = format::parse_header(&bytes).unwrap();
+    assert_eq!(
+        (header.version, header.generation),
+        (3, V3_GOLDEN_GENERATION)
+    );
+    golden_vault_opens_with_exact_contents("v3", V3_GOLDEN_GENERATION);
+}
+
+/// A version 1 or 2 file holds nothing removed: it opens with an empty removed map and the
+/// default retention, and its entries are exactly those of the version 3 golden file's.
+#[test]
+fn older_versions_open_with_nothing_removed() {
+    for version in ["v1", "v2"] {
+        let bytes = fs::read(vectors_dir().join(format!("{version}-golden.sfv"))).unwrap();
+        let (data, _) = format::open(&bytes, &SecretString::new(GOLDEN_PASSPHRASE.into())).unwrap();
+        assert!(data.removed.is_empty(), "{version}");
+        assert_eq!(data.settings.removed_days, 30, "{version}");
+        assert_eq!(data.entries, golden_data_v3().entries, "{version}");
+    }
+}
+
 fn golden_vault_opens_with_exact_contents(version: &str, generation: u64) {
     let dir = vectors_dir();
     let bytes =
@@ -133,10 +239,13 @@ fn golden_vault_opens_with_exact_contents(version: &str, generation: u64) {
     .unwrap();
     let (data, _) = format::open(&bytes, &SecretString::new(GOLDEN_PASSPHRASE.into()))
         .expect("the golden vault opens");
-    assert_eq!(data_json(&data), expected);
     assert_eq!(format::parse_header(&bytes).unwrap().generation, generation);
-    // The JSON really is what the generator meant (guards against a regenerated JSON drifting).
-    assert_eq!(data_json(&golden_data()), expected);
+    if version != "v3" {
+        assert_eq!(data_json(&data), expected);
+        // The JSON really is what the generator meant (guards against a regenerated JSON
+        // drifting).
+        assert_eq!(data_json(&golden_data()), expected);
+    }
 
     // And the binary reads it too, and its next save writes the newest version, one generation
     // on (a version 1 file counts as generation 0).
@@ -277,9 +386,12 @@ fn broken_vectors_fail_with_their_expected_errors() {
 
 /// The generation written into the version 2 golden vault.
 const V2_GOLDEN_GENERATION: u64 = 7;
+/// The generation written into the version 3 golden vault.
+const V3_GOLDEN_GENERATION: u64 = 11;
 
-/// Writes the newest format version's vectors (`v2-golden.*`, `broken/v2-*`,
-/// `broken/EXPECTED-v2.txt`). Run only to create a new format version's files.
+/// Writes the newest format version's vectors (`v3-golden.*`, `broken/v3-*`,
+/// `broken/EXPECTED-v3.txt`). Run only to create a new format version's files. (The version 2
+/// files were written by this function as it was in version 2: the same damage, named `v2-*`.)
 #[test]
 #[ignore]
 fn write_vectors() {
@@ -289,29 +401,25 @@ fn write_vectors() {
     }
     let dir = vectors_dir();
     let broken = dir.join("broken");
-    let data = golden_data();
+    let data = golden_data_v3();
     let key = VaultKey::generate(
         &SecretString::new(GOLDEN_PASSPHRASE.into()),
         KdfParams::MINIMUM,
     )
     .unwrap();
-    let golden = format::seal(&data, &key, V2_GOLDEN_GENERATION).unwrap();
-    fs::write(dir.join("v2-golden.sfv"), &golden).unwrap();
+    let golden = format::seal(&data, &key, V3_GOLDEN_GENERATION).unwrap();
+    fs::write(dir.join("v3-golden.sfv"), &golden).unwrap();
     fs::write(
-        dir.join("v2-golden.json"),
-        serde_json::to_string_pretty(&data_json(&data)).unwrap() + "\n",
+        dir.join("v3-golden.json"),
+        serde_json::to_string_pretty(&data_json_v3(&data)).unwrap() + "\n",
     )
     .unwrap();
 
     let header_len = format::parse_header(&golden).unwrap().len;
     // The generation sits after the payload salt: before payload_len (4) and commitment (32).
     let generation_at = header_len - 32 - 4 - 8;
-    assert_eq!(
-        golden[generation_at..generation_at + 8],
-        V2_GOLDEN_GENERATION.to_le_bytes()
-    );
     let mut list = String::from(
-        "# file exit-code words-the-error-must-contain\n# version 2 files, made from v2-golden.sfv; passphrase as in FORMAT.md\n",
+        "# file exit-code words-the-error-must-contain\n# version 3 files, made from v3-golden.sfv; passphrase as in FORMAT.md\n",
     );
     let mut put = |name: &str, bytes: &[u8], code: i32, words: &str| {
         fs::write(broken.join(name), bytes).unwrap();
@@ -323,91 +431,102 @@ fn write_vectors() {
         b
     };
     put(
-        "v2-version-3.sfv",
-        &patch(8, &3u16.to_le_bytes()),
+        "v3-version-4.sfv",
+        &patch(8, &4u16.to_le_bytes()),
         6,
-        "format version 3 is not supported",
+        "format version 4 is not supported",
     );
     put(
-        "v2-older-generation.sfv",
-        &patch(generation_at, &(V2_GOLDEN_GENERATION - 1).to_le_bytes()),
+        "v3-older-generation.sfv",
+        &patch(generation_at, &(V3_GOLDEN_GENERATION - 1).to_le_bytes()),
         6,
         "key commitment",
     );
-    put(
-        "v2-truncated-generation.sfv",
-        &golden[..generation_at + 4],
-        6,
-        "truncated header",
-    );
 
-    // Authentic files whose plaintext is not canonical: sealed with the golden key. A map is
-    // encoded as a count and its pairs, so a Vec of pairs gives any order the test wants.
+    // Authentic files whose plaintext breaks a rule of the removed map: sealed with the golden
+    // key. A map is encoded as a count and its pairs, so a Vec of pairs gives any shape.
     let salt = [9u8; 32];
     let sealed =
-        |p: Vec<u8>| format::seal_plaintext(Zeroizing::new(p), &key, &salt, V2_GOLDEN_GENERATION);
+        |p: Vec<u8>| format::seal_plaintext(Zeroizing::new(p), &key, &salt, V3_GOLDEN_GENERATION);
     let cfg = bincode::config::standard()
         .with_little_endian()
         .with_fixed_int_encoding();
     let entries: Vec<(String, Entry)> = data.entries.clone().into_iter().collect();
+    let removed: Vec<(String, Vec<RemovedEntry>)> = data.removed.clone().into_iter().collect();
     // Secrets serialize only inside an `exposing` scope, as in the vault's own encoder.
-    let encode_entries = |pairs: &[(String, Entry)]| {
-        exposing(|| bincode::serde::encode_to_vec((&data.settings, pairs), cfg)).unwrap()
+    let encode = |settings: &Settings, removed: &[(String, Vec<RemovedEntry>)]| {
+        exposing(|| bincode::serde::encode_to_vec((settings, &entries, removed), cfg)).unwrap()
     };
     assert_eq!(
-        encode_entries(&entries),
+        encode(&data.settings, &removed),
         format::encode_payload(&data).unwrap().to_vec(),
-        "a Vec of pairs encodes as the map does"
+        "Vecs of pairs encode as the maps do"
     );
-    let mut unsorted = entries.clone();
-    unsorted.reverse();
+    let (name, copies) = removed[0].clone();
+    let mut two = vec![
+        ("acme-zz/later".to_owned(), copies.clone()),
+        (name.clone(), copies.clone()),
+    ];
     put(
-        "v2-unsorted-entries.sfv",
-        &sealed(encode_entries(&unsorted)),
+        "v3-unsorted-removed.sfv",
+        &sealed(encode(&data.settings, &two)),
         6,
         "strictly ascending",
     );
-    let repeated = vec![entries[0].clone(), entries[0].clone(), entries[1].clone()];
+    two[0].0 = name.clone();
     put(
-        "v2-repeated-entries.sfv",
-        &sealed(encode_entries(&repeated)),
+        "v3-repeated-removed.sfv",
+        &sealed(encode(&data.settings, &two)),
         6,
         "strictly ascending",
     );
-    // Fields: an entry whose field map is written out of order, and one with a name twice.
-    let fields_of = |entry: &Entry| -> Vec<(String, Field)> {
-        entry
-            .fields
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+    put(
+        "v3-removed-no-copies.sfv",
+        &sealed(encode(&data.settings, &[(name.clone(), Vec::new())])),
+        6,
+        "has 0 copies",
+    );
+    let six: Vec<RemovedEntry> = (0..6).map(|_| copies[0].clone()).collect();
+    put(
+        "v3-removed-six-copies.sfv",
+        &sealed(encode(&data.settings, &[(name.clone(), six)])),
+        6,
+        "has 6 copies",
+    );
+    let mut newest_first = copies.clone();
+    newest_first.reverse();
+    put(
+        "v3-removed-newest-first.sfv",
+        &sealed(encode(&data.settings, &[(name.clone(), newest_first)])),
+        6,
+        "not oldest first",
+    );
+    put(
+        "v3-removed-bad-name.sfv",
+        &sealed(encode(
+            &data.settings,
+            &[("acme dev/old".to_owned(), copies)],
+        )),
+        6,
+        "invalid address",
+    );
+    let long = Settings {
+        removed_days: 3651,
+        ..data.settings.clone()
     };
-    let encode_fields = |fields: &[(String, Field)]| {
-        let (name, entry) = &entries[0];
-        exposing(|| {
-            bincode::serde::encode_to_vec(
-                // A Vec, not an array: serde writes arrays as tuples, with no count.
-                (&data.settings, vec![(name, (entry.created_at, fields))]),
-                cfg,
-            )
-        })
-        .unwrap()
-    };
-    let mut fields = fields_of(&entries[0].1);
-    fields.swap(0, 1);
     put(
-        "v2-unsorted-fields.sfv",
-        &sealed(encode_fields(&fields)),
+        "v3-removed-days-3651.sfv",
+        &sealed(encode(&long, &removed)),
         6,
-        "strictly ascending",
+        "removed_days 3651",
     );
-    let mut fields = fields_of(&entries[0].1);
-    fields.insert(1, fields[0].clone());
+    let mut trailing = format::encode_payload(&data).unwrap().to_vec();
+    trailing.push(0);
     put(
-        "v2-repeated-fields.sfv",
-        &sealed(encode_fields(&fields)),
+        "v3-trailing-plaintext.sfv",
+        &sealed(trailing),
         6,
-        "strictly ascending",
+        "unexpected bytes after the payload",
     );
-    fs::write(broken.join("EXPECTED-v2.txt"), list).unwrap();
+    fs::write(broken.join("EXPECTED-v3.txt"), list).unwrap();
 }

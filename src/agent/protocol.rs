@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::error::ErrorKind;
 use crate::vault::change::{Change, ChangeOutcome};
-use crate::vault::model::{Entry, Field};
+use crate::vault::model::{Entry, Field, RemovedEntry};
 
 /// Frame magic.
 pub const MAGIC: [u8; 4] = *b"SFVA";
@@ -61,6 +61,10 @@ pub enum Request {
     Apply(Change),
     /// Forget the key and exit.
     Lock,
+    /// The removed entries still kept, secret values masked (appended after protocol version
+    /// 2's requests: an older agent answers it with an error, and every other request keeps its
+    /// bytes).
+    Removed,
 }
 
 /// What the agent answers.
@@ -85,6 +89,13 @@ pub enum Response {
         kind: ErrorKind,
         /// What went wrong (never a secret).
         message: String,
+    },
+    /// Answer to [`Request::Removed`] (appended, as that request is).
+    Removed {
+        /// How many days a removed entry is kept.
+        removed_days: u32,
+        /// The removed copies by address, oldest first, secret values masked.
+        removed: BTreeMap<String, Vec<RemovedEntry>>,
     },
 }
 

@@ -652,6 +652,10 @@ fn answer(shared: &Shared, request: Request) -> Result<Response> {
             let now = model::now();
             Response::Applied(vault.update(|data| change.apply(data, now))?)
         }
+        Request::Removed => Response::Removed {
+            removed_days: vault.data.settings.removed_days,
+            removed: vault.data.removed_view(model::now()),
+        },
         Request::Lock => Response::Locked, // answered above
     })
 }

@@ -213,6 +213,15 @@ Examples:
   sfvault mv acme-dev1/ci acme-dev2/ci"#)]
     Mv(MvArgs),
 
+    /// Bring back an entry that `rm` removed, with every field and its history
+    #[command(after_help = "\
+`rm` keeps a removed entry, encrypted inside the vault, for removed-days (default 30; see
+`sfvault config removed-days`); `sfvault list --removed` shows what can be brought back.
+Examples:
+  sfvault undelete acme-dev1/ci
+  sfvault undelete acme-dev1/ci --as acme-dev1/ci-old   (when acme-dev1/ci exists again)")]
+    Undelete(UndeleteArgs),
+
     /// Change the vault passphrase (with a new data key; entries are kept)
     #[command(
         after_help = r#"The new passphrase comes from --new-passphrase-fd N, SFVAULT_NEW_PASSPHRASE_FILE, or a prompt (asked twice). --kdf-* options set new Argon2id costs at the same time.
@@ -537,6 +546,9 @@ pub struct ShowArgs {
 pub struct ListArgs {
     /// Only entries matching this glob (`acme-*/ci`) or, without wildcards, containing this text
     pub pattern: Option<String>,
+    /// List removed entries that `sfvault undelete` can bring back (dates, no values)
+    #[arg(long)]
+    pub removed: bool,
 }
 
 /// `rm`
@@ -547,6 +559,19 @@ pub struct RmArgs {
     /// Do not ask for confirmation
     #[arg(long, short)]
     pub yes: bool,
+    /// Remove for good: also every removed copy kept for `undelete`, and the `.bak`'s copy
+    #[arg(long)]
+    pub purge: bool,
+}
+
+/// `undelete`
+#[derive(Debug, Args)]
+pub struct UndeleteArgs {
+    /// The address the entry was removed from, ORG/APP
+    pub entry: String,
+    /// Bring it back under this address instead
+    #[arg(long = "as", value_name = "ORG/APP")]
+    pub target: Option<String>,
 }
 
 /// `mv`

@@ -289,6 +289,9 @@ fn entry_json(name: &EntryName, entry: &Entry, now: model::Timestamp, reveal: bo
 }
 
 pub fn list(ctx: &Context, args: ListArgs) -> Result<()> {
+    if args.removed {
+        return super::removed_cmds::list(ctx, args.pattern.as_deref());
+    }
     let entries = ctx.session()?.entries()?;
     let now = model::now();
     let matching: Vec<(EntryName, &Entry)> = entries
@@ -338,7 +341,7 @@ pub fn list(ctx: &Context, args: ListArgs) -> Result<()> {
 }
 
 /// A glob with `*` and `?` when the pattern has one, else a substring test.
-fn matches_pattern(pattern: &str, text: &str) -> bool {
+pub(super) fn matches_pattern(pattern: &str, text: &str) -> bool {
     if !pattern.contains(['*', '?']) {
         return text.contains(pattern);
     }
@@ -366,8 +369,12 @@ fn matches_pattern(pattern: &str, text: &str) -> bool {
 
 pub fn rm(ctx: &Context, args: RmArgs) -> Result<()> {
     let name = EntryName::parse(&args.entry)?;
+    if args.purge {
+        return super::removed_cmds::purge(ctx, &name, args.yes);
+    }
     let mut session = ctx.session()?;
     let count = session.entry(&name, false)?.fields.len();
+    let (days, _) = session.removed()?;
     let question = format!("Remove {name} and its {count} fields?");
     if !prompt::confirm_unless_yes(args.yes, &format!("removing {name}"), &question)? {
         ctx.note("Nothing removed.");
@@ -376,10 +383,17 @@ pub fn rm(ctx: &Context, args: RmArgs) -> Result<()> {
     session.apply(Change::RemoveEntry {
         entry: name.to_string(),
     })?;
-    ctx.note(&format!(
-        "Removed {name}. The previous vault version is in {}.",
-        ctx.store.backup_path().display()
-    ));
+    if days == 0 {
+        ctx.note(&format!(
+            "Removed {name} (removed-days is 0: nothing is kept for undelete; the previous vault \
+             version is in {}).",
+            ctx.store.backup_path().display()
+        ));
+    } else {
+        ctx.note(&format!(
+            "Removed {name} (kept for {days} days: `sfvault undelete {name}`)."
+        ));
+    }
     Ok(())
 }
 

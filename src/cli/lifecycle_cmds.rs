@@ -242,8 +242,9 @@ pub fn audit(ctx: &Context, args: AuditArgs) -> Outcome {
 }
 
 pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
+    let dest = backup_destination(ctx, &args.path, model::now())?;
     match args.backup_passphrase_fd {
-        None => ctx.store.backup_to(&args.path, args.force)?,
+        None => ctx.store.backup_to(&dest, args.force)?,
         Some(fd) => {
             let vault = ctx.open()?;
             let pass = Source::Fd(fd).read()?;
@@ -254,19 +255,19 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
             // Under the vault's lock like every other write: a save's clean-up of stale temp
             // files must not meet this one (a copy may be written beside the vault).
             let _guard = ctx.store.lock()?;
-            write_new_file(&args.path, &bytes, args.force)?;
+            write_new_file(&dest, &bytes, args.force)?;
         }
     }
     let done = format!(
         "Backed up {} to {} (encrypted).",
         ctx.store.path().display(),
-        args.path.display()
+        dest.display()
     );
-    let dir = sfvault::fs_safety::dir_of(&args.path);
+    let dir = sfvault::fs_safety::dir_of(&dest);
     match sfvault::fs_safety::check_vault_dir(&dir) {
         Ok(()) => ctx.note(&format!(
             "{done} Check it with: sfvault --vault {} list",
-            args.path.display()
+            dest.display()
         )),
         // Still written (it is encrypted and authenticated), but others could delete or
         // replace it, and sfvault will not open a vault there; `restore` still reads it.
@@ -275,10 +276,52 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
              may write to it): the copy could be deleted or replaced there, and sfvault will not \
              open it as a vault. `sfvault restore {}` still reads it back.",
             dir.display(),
-            args.path.display()
+            dest.display()
         )),
     }
     Ok(())
+}
+
+/// Where `backup PATH` writes. A directory (existing, or named with a trailing `/`) gets
+/// `DIR/<vault file stem>-<UTC time>.sfv` inside it, as `cp FILE DIR/` would put the file
+/// there, with a name that keeps earlier backups in the same directory (and no `:`, which
+/// FAT-formatted USB sticks refuse). A missing directory is a usage error naming it.
+fn backup_destination(
+    ctx: &Context,
+    path: &std::path::Path,
+    now: model::Timestamp,
+) -> Result<std::path::PathBuf> {
+    let names_dir = path.as_os_str().as_encoded_bytes().ends_with(b"/");
+    if path.is_dir() {
+        let stem = ctx
+            .store
+            .path()
+            .file_stem()
+            .map_or_else(|| "vault".into(), |s| s.to_string_lossy().into_owned());
+        let stamp: String = rfc3339(now)
+            .chars()
+            .filter(|c| *c != '-' && *c != ':')
+            .collect();
+        return Ok(path.join(format!("{stem}-{stamp}.sfv")));
+    }
+    let dir = if names_dir {
+        path.to_path_buf()
+    } else {
+        sfvault::fs_safety::dir_of(path)
+    };
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "directory {} does not exist; create it first (mkdir -p {}) or pick another path",
+            dir.display(),
+            shell_word(&dir)
+        )));
+    }
+    Ok(path.to_path_buf())
+}
+
+/// A path as one shell word, for commands printed to be copied.
+fn shell_word(path: &std::path::Path) -> String {
+    sfvault::quote::shell_word(&path.to_string_lossy())
 }
 
 pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {

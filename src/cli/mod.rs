@@ -14,6 +14,7 @@ mod lifecycle_cmds;
 mod oauth_cmds;
 pub mod output;
 mod prompt;
+mod removed_cmds;
 mod rotate_cmds;
 mod session;
 mod sf_import;
@@ -195,6 +196,9 @@ fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::History(a) => lifecycle_cmds::history(ctx, a),
         Command::Backup(a) => lifecycle_cmds::backup(ctx, a),
         Command::Restore(a) => lifecycle_cmds::restore(ctx, a),
+        Command::Config(a) if a.key.as_deref() == Some("removed-days") => {
+            removed_cmds::config(ctx, a)
+        }
         Command::Config(a) => lifecycle_cmds::config(ctx, a),
         Command::Login(a) => oauth_cmds::login(ctx, a),
         Command::Token(a) => oauth_cmds::token(ctx, a),
@@ -207,6 +211,7 @@ fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::List(a) => entries::list(ctx, a),
         Command::Rm(a) => entries::rm(ctx, a),
         Command::Mv(a) => entries::mv(ctx, a),
+        Command::Undelete(a) => removed_cmds::undelete(ctx, a),
         Command::Exec(_)
         | Command::Run(_)
         | Command::Audit(_)

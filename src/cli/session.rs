@@ -9,7 +9,7 @@ use sfvault::agent::client::AgentClient;
 use sfvault::agent::protocol::{Request, Response};
 use sfvault::handoff::EntrySource;
 use sfvault::oauth::ValidToken;
-use sfvault::vault::model::{self, Entry, Field};
+use sfvault::vault::model::{self, Entry, Field, RemovedEntry};
 use sfvault::vault::name::EntryName;
 use sfvault::vault::store::OpenVault;
 use sfvault::vault::{Change, ChangeOutcome};
@@ -114,6 +114,22 @@ impl<'c> Session<'c> {
                 .iter()
                 .map(|(k, e)| (k.clone(), e.masked()))
                 .collect()),
+        }
+    }
+
+    /// How many days removed entries are kept, and the removed copies still kept (secret
+    /// values masked, oldest first under each address).
+    pub fn removed(&mut self) -> Result<(u32, BTreeMap<String, Vec<RemovedEntry>>)> {
+        match self.ask(&Request::Removed)? {
+            Some(Response::Removed {
+                removed_days,
+                removed,
+            }) => Ok((removed_days, removed)),
+            Some(_) => Err(unexpected("a request for removed entries")),
+            None => {
+                let data = &self.local().data;
+                Ok((data.settings.removed_days, data.removed_view(model::now())))
+            }
         }
     }
 

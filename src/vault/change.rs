@@ -37,7 +37,7 @@ pub enum Change {
         /// The field and value.
         field: NewField,
     },
-    /// Remove an entry.
+    /// Remove an entry, keeping it among the removed ones for the vault's `removed_days`.
     RemoveEntry {
         /// `ORG/APP`
         entry: String,
@@ -92,6 +92,23 @@ pub enum Change {
         /// Field names.
         fields: Vec<String>,
     },
+    /// Bring back the most recently removed copy of an entry (format version 3).
+    Undelete {
+        /// The address it was removed from.
+        entry: String,
+        /// The address to bring it back as (default: its own).
+        target: Option<String>,
+    },
+    /// Remove an entry and every removed copy of it for good.
+    PurgeEntry {
+        /// `ORG/APP`
+        entry: String,
+    },
+    /// Set how many days removed entries are kept.
+    SetRemovedDays(u32),
+    /// Save the vault as it is, as a new version: after a purge, so that the previous version
+    /// (kept as `.bak`) no longer holds what was purged.
+    Rewrite,
 }
 
 /// What applying a change did.
@@ -122,9 +139,23 @@ impl Change {
                     .map(ChangeOutcome::Field)
             }
             Change::RemoveEntry { entry } => {
-                data.remove_entry(&EntryName::parse(&entry)?)?;
+                data.discard_entry(&EntryName::parse(&entry)?, now)?;
                 Ok(ChangeOutcome::Done)
             }
+            Change::Undelete { entry, target } => {
+                let target = target.as_deref().map(EntryName::parse).transpose()?;
+                data.undelete(&EntryName::parse(&entry)?, target.as_ref(), now)?;
+                Ok(ChangeOutcome::Done)
+            }
+            Change::PurgeEntry { entry } => {
+                data.purge_entry(&EntryName::parse(&entry)?)?;
+                Ok(ChangeOutcome::Done)
+            }
+            Change::SetRemovedDays(days) => {
+                data.set_removed_days(days, now)?;
+                Ok(ChangeOutcome::Done)
+            }
+            Change::Rewrite => Ok(ChangeOutcome::Done),
             Change::RenameEntry { from, to } => {
                 data.rename_entry(&EntryName::parse(&from)?, &EntryName::parse(&to)?)?;
                 Ok(ChangeOutcome::Done)

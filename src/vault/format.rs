@@ -8,7 +8,9 @@
 //!
 //! Version 2 adds the save's generation (authenticated, one more than the file it replaced) so a
 //! reader can tell an older copy put back in place (rollback); version 1 files read as
-//! generation 0 and are written as version 2 on their next save.
+//! generation 0. Version 3 keeps that envelope and changes the payload: removed entries kept for
+//! `undelete`, and how long they are kept. Versions 1 and 2 are written as version 3 on their
+//! next save.
 //!
 //! Every integer is little-endian. Parsing is bounded and refuses, never clamps; nothing is
 //! allocated or derived before the header has been checked.
@@ -22,12 +24,12 @@ use crate::secret::{SecretKey, SecretString};
 use crate::vault::crypto::{
     self, COMMITMENT_LEN, KdfParams, NONCE_LEN, PayloadKeys, TAG_LEN, WRAPPED_KEY_LEN,
 };
-use crate::vault::model::VaultData;
+use crate::vault::model::{VaultData, VaultDataV2};
 
 /// The first eight bytes of every vault file.
 pub const MAGIC: [u8; 8] = *b"SFVAULT\0";
 /// The format version this build writes.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The oldest format version this build reads.
 pub const OLDEST_READ_VERSION: u16 = 1;
 /// The version number inside the key wrap's authenticated data. The key slot's layout has not
@@ -318,6 +320,10 @@ pub fn key_for_data_key(bytes: &[u8], data_key: SecretKey) -> Result<VaultKey, O
     })
 }
 
+/// The first format version whose payload holds removed entries (`VaultData` as it is now);
+/// older payloads decode as [`VaultDataV2`].
+const REMOVED_SINCE: u16 = 3;
+
 /// Like [`open_with_key`], but decrypts inside `bytes` instead of a copy (a 50 MB vault then
 /// costs 50 MB, not 100). The payload region holds plaintext only while it is decoded, and is
 /// zeroized before this returns; the header is left as it was.
@@ -335,7 +341,7 @@ pub fn open_in_place(bytes: &mut [u8], key: &VaultKey) -> Result<VaultData, Open
     }
     let (head, payload) = bytes.split_at_mut(header.len);
     let result = match keys.open(head, payload) {
-        Some(plain) => decode_payload(plain),
+        Some(plain) => decode_payload_of(plain, header.version),
         None => Err(OpenError::Corrupt(
             "payload failed authentication (file altered)".into(),
         )),
@@ -356,14 +362,26 @@ fn decrypt_payload(bytes: &[u8], header: &Header, key: &VaultKey) -> Result<Vaul
     let plain = keys
         .open(&bytes[..header.len], &mut buf)
         .ok_or_else(|| OpenError::Corrupt("payload failed authentication (file altered)".into()))?;
-    decode_payload(plain)
+    decode_payload_of(plain, header.version)
 }
 
-/// Decode the plaintext payload, refusing trailing bytes and broken invariants.
+/// Decode a plaintext payload of the newest format version, refusing trailing bytes and broken
+/// invariants.
 pub fn decode_payload(plain: &[u8]) -> Result<VaultData, OpenError> {
-    let (data, used): (VaultData, usize) =
-        bincode::serde::decode_from_slice(plain, payload_config())
-            .map_err(|e| OpenError::Corrupt(format!("payload does not decode: {e}")))?;
+    decode_payload_of(plain, FORMAT_VERSION)
+}
+
+/// Decode the plaintext payload of a file of format `version`, refusing trailing bytes and
+/// broken invariants. A version 1 or 2 payload (no removed entries) comes back as version 3's.
+pub fn decode_payload_of(plain: &[u8], version: u16) -> Result<VaultData, OpenError> {
+    let decoded = if version >= REMOVED_SINCE {
+        bincode::serde::decode_from_slice::<VaultData, _>(plain, payload_config())
+    } else {
+        bincode::serde::decode_from_slice::<VaultDataV2, _>(plain, payload_config())
+            .map(|(old, used)| (VaultData::from(old), used))
+    };
+    let (data, used) =
+        decoded.map_err(|e| OpenError::Corrupt(format!("payload does not decode: {e}")))?;
     if used != plain.len() {
         return Err(OpenError::Corrupt(format!(
             "{} unexpected bytes after the payload",
@@ -519,7 +537,9 @@ mod tests {
         let n = EntryName::parse("acme/ci").unwrap();
         v.add_entry(&n, 10).unwrap();
         v.set_field(&n, "username", pass("u@x"), false, 11).unwrap();
-        let mut want = vec![5, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0];
+        // history_limit 5, removed_days 30, one entry
+        let mut want = vec![5, 0, 0, 0, 30, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+        want.extend_from_slice(&[7, 0, 0, 0, 0, 0, 0, 0]);
         want.extend_from_slice(b"acme/ci");
         want.extend_from_slice(&[10, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
         want.extend_from_slice(&[8, 0, 0, 0, 0, 0, 0, 0]);
@@ -529,11 +549,55 @@ mod tests {
         want.push(0);
         want.extend_from_slice(&[11, 0, 0, 0, 0, 0, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0]);
         want.push(0);
-        want.extend_from_slice(&[0; 8]);
+        want.extend_from_slice(&[0; 8]); // history: none
+        want.extend_from_slice(&[0; 8]); // removed: none
         assert_eq!(encode_payload(&v).unwrap().as_slice(), want.as_slice());
+        // "That entry after `rm` at time 20": the entry's bytes move under `removed`.
+        let entry_bytes = want[16 + 15..want.len() - 8].to_vec();
+        let mut removed = vec![5, 0, 0, 0, 30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        removed.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
+        removed.extend_from_slice(&want[16..16 + 15]); // key "acme/ci"
+        removed.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0]);
+        removed.extend_from_slice(&entry_bytes);
+        let mut gone = v.clone();
+        gone.discard_entry(&n, 20).unwrap();
+        assert_eq!(
+            encode_payload(&gone).unwrap().as_slice(),
+            removed.as_slice()
+        );
         assert_eq!(
             encode_payload(&VaultData::default()).unwrap().as_slice(),
-            &[5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+            &[
+                5, 0, 0, 0, 30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+            ]
+        );
+        // The same vault as version 2 wrote it: no removed_days, no removed map.
+        let v2 = [5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(decode_payload_of(&v2, 2).unwrap(), VaultData::default());
+        assert!(decode_payload_of(&v2, 3).is_err());
+    }
+
+    #[test]
+    fn removed_entries_round_trip_and_are_checked() {
+        let mut v = sample();
+        let n = EntryName::parse("acme/ci").unwrap();
+        assert!(v.discard_entry(&n, 20).unwrap());
+        let plain = encode_payload(&v).unwrap();
+        assert_eq!(decode_payload(&plain).unwrap(), v);
+        // A removed copy under an invalid address is refused like a live one.
+        let mut bad = v.clone();
+        let copies = bad.removed.remove("acme/ci").unwrap();
+        bad.removed.insert("acme ci".into(), copies);
+        let plain = encode_payload(&bad).unwrap();
+        assert!(
+            matches!(decode_payload(&plain), Err(OpenError::Corrupt(m)) if m.contains("invalid address"))
+        );
+        // An empty list of copies is refused.
+        let mut empty = v.clone();
+        empty.removed.insert("acme/x".into(), Vec::new());
+        let plain = encode_payload(&empty).unwrap();
+        assert!(
+            matches!(decode_payload(&plain), Err(OpenError::Corrupt(m)) if m.contains("copies"))
         );
     }
 
@@ -542,7 +606,7 @@ mod tests {
         let key = VaultKey::generate(&pass("pw"), KdfParams::MINIMUM).unwrap();
         let bytes = seal(&sample(), &key, 41).unwrap();
         let header = parse_header(&bytes).unwrap();
-        assert_eq!((header.version, header.generation), (2, 41));
+        assert_eq!((header.version, header.generation), (3, 41));
         // Lowering the generation (a forged "older" or "newer" copy) breaks the commitment.
         let at = header.len - COMMITMENT_LEN - 4 - 8;
         assert_eq!(bytes[at], 41);

@@ -15,6 +15,16 @@ use crate::vault::name::{EntryName, check_field_name};
 pub const DEFAULT_HISTORY_LIMIT: u32 = 5;
 /// Largest accepted history limit.
 pub const MAX_HISTORY_LIMIT: u32 = 100;
+/// Default number of days a removed entry is kept (see [`VaultData::removed`]).
+pub const DEFAULT_REMOVED_DAYS: u32 = 30;
+/// Largest accepted `removed_days` (ten years).
+pub const MAX_REMOVED_DAYS: u32 = 3650;
+/// Most removed copies kept under one name; a further removal drops the oldest.
+pub const MAX_REMOVED_PER_NAME: usize = 5;
+/// Most removed copies kept in the whole vault; a further removal drops the oldest.
+pub const MAX_REMOVED_TOTAL: usize = 500;
+/// Seconds in a day, for `removed_days`.
+const DAY: i64 = 86_400;
 
 pub use crate::timefmt::Timestamp;
 
@@ -26,6 +36,11 @@ pub struct VaultData {
     /// Entries by `ORG/APP` address, sorted (decoded only from strictly ascending keys).
     #[serde(deserialize_with = "strictly_ascending")]
     pub entries: BTreeMap<String, Entry>,
+    /// Removed entries still kept (format version 3), by the address they had: each list holds
+    /// at most [`MAX_REMOVED_PER_NAME`] copies, oldest removal first. Never read as entries:
+    /// nothing that lists, resolves, exports or audits entries looks here.
+    #[serde(deserialize_with = "strictly_ascending")]
+    pub removed: BTreeMap<String, Vec<RemovedEntry>>,
 }
 
 /// Vault-wide settings.
@@ -33,6 +48,48 @@ pub struct VaultData {
 pub struct Settings {
     /// How many past values each field keeps.
     pub history_limit: u32,
+    /// How many days a removed entry is kept before a save drops it (0: `rm` keeps nothing).
+    pub removed_days: u32,
+}
+
+/// An entry that `rm` removed, kept (encrypted, like history) so `undelete` can bring it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovedEntry {
+    /// When it was removed.
+    pub removed_at: Timestamp,
+    /// The entry as it was, every field with its history.
+    pub entry: Entry,
+}
+
+/// The payload of format versions 1 and 2: no removed entries, no `removed_days`. Read only,
+/// through [`VaultData::from`]; written as version 3.
+#[derive(Debug, Deserialize)]
+pub struct VaultDataV2 {
+    /// Settings of versions 1 and 2.
+    settings: SettingsV2,
+    /// Entries, as in version 3.
+    #[serde(deserialize_with = "strictly_ascending")]
+    entries: BTreeMap<String, Entry>,
+}
+
+/// The settings of format versions 1 and 2.
+#[derive(Debug, Deserialize)]
+struct SettingsV2 {
+    history_limit: u32,
+}
+
+impl From<VaultDataV2> for VaultData {
+    /// A version 1 or 2 payload as version 3: nothing removed, the default retention.
+    fn from(old: VaultDataV2) -> VaultData {
+        VaultData {
+            settings: Settings {
+                history_limit: old.settings.history_limit,
+                removed_days: DEFAULT_REMOVED_DAYS,
+            },
+            entries: old.entries,
+            removed: BTreeMap::new(),
+        }
+    }
 }
 
 /// One connected app in one org.
@@ -138,8 +195,10 @@ impl Default for VaultData {
         VaultData {
             settings: Settings {
                 history_limit: DEFAULT_HISTORY_LIMIT,
+                removed_days: DEFAULT_REMOVED_DAYS,
             },
             entries: BTreeMap::new(),
+            removed: BTreeMap::new(),
         }
     }
 }
@@ -178,6 +237,7 @@ impl VaultData {
                 "{name} already exists; change it with `sfvault set {name} FIELD`"
             )));
         }
+        self.refuse_case_twin(name, None)?;
         Ok(self.entries.entry(key).or_insert(Entry {
             created_at: now,
             fields: FieldMap::default(),
@@ -291,7 +351,8 @@ impl VaultData {
             )));
         }
         self.settings.history_limit = limit;
-        for entry in self.entries.values_mut() {
+        let removed = self.removed.values_mut().flatten().map(|r| &mut r.entry);
+        for entry in self.entries.values_mut().chain(removed) {
             for field in entry.fields.values_mut() {
                 let excess = field.history.len().saturating_sub(limit as usize);
                 field.history.drain(..excess);
@@ -337,11 +398,173 @@ impl VaultData {
             .count())
     }
 
-    /// Remove an entry and everything in it.
+    /// Remove an entry and everything in it, keeping nothing (see [`VaultData::discard_entry`]
+    /// for `rm`, which keeps it for a while).
     pub fn remove_entry(&mut self, name: &EntryName) -> Result<Entry> {
         self.entries
             .remove(&name.to_string())
             .ok_or_else(|| entry_not_found(name))
+    }
+
+    /// `rm`: remove an entry, keeping it among the removed ones for `removed_days` (unless that
+    /// is 0). Returns whether it was kept.
+    pub fn discard_entry(&mut self, name: &EntryName, now: Timestamp) -> Result<bool> {
+        let entry = self.remove_entry(name)?;
+        if self.settings.removed_days == 0 {
+            return Ok(false);
+        }
+        self.removed
+            .entry(name.to_string())
+            .or_default()
+            .push(RemovedEntry {
+                removed_at: now,
+                entry,
+            });
+        self.expire_removed(now);
+        Ok(true)
+    }
+
+    /// `rm --purge`: remove an entry and every removed copy of it for good. Returns how many
+    /// copies went (the live one included); none at all is a not-found error.
+    pub fn purge_entry(&mut self, name: &EntryName) -> Result<usize> {
+        let key = name.to_string();
+        let live = usize::from(self.entries.remove(&key).is_some());
+        let kept = self.removed.remove(&key).map_or(0, |v| v.len());
+        if live + kept == 0 {
+            return Err(entry_not_found(name));
+        }
+        Ok(live + kept)
+    }
+
+    /// `undelete`: bring back the most recently removed copy of `name`, as `target` (its own
+    /// name by default), with every field and its history. The target must be free, also
+    /// ignoring case.
+    pub fn undelete(
+        &mut self,
+        name: &EntryName,
+        target: Option<&EntryName>,
+        now: Timestamp,
+    ) -> Result<&Entry> {
+        self.expire_removed(now);
+        let key = name.to_string();
+        if !self.removed.contains_key(&key) {
+            return Err(Error::NotFound {
+                missing: Missing::Entry { entry: key },
+                message: format!(
+                    "nothing removed under {name} is kept; `sfvault list --removed` lists what \
+                     can be brought back"
+                ),
+            });
+        }
+        let to = target.unwrap_or(name);
+        if self.entries.contains_key(&to.to_string()) {
+            return Err(Error::Usage(format!(
+                "{to} exists; bring the removed one back under another name with \
+                 `sfvault undelete {name} --as ORG/APP`"
+            )));
+        }
+        self.refuse_case_twin(to, None).map_err(|e| match e {
+            Error::Usage(m) => {
+                Error::Usage(format!("{m} (or `sfvault undelete {name} --as ORG/APP`)"))
+            }
+            other => other,
+        })?;
+        let copies = self.removed.get_mut(&key).expect("checked above");
+        let back = copies.pop().expect("removed lists are never empty");
+        if copies.is_empty() {
+            self.removed.remove(&key);
+        }
+        Ok(self.entries.entry(to.to_string()).or_insert(back.entry))
+    }
+
+    /// When a copy removed at `removed_at` is dropped (at the first save from then on).
+    pub fn removed_until(&self, removed_at: Timestamp) -> Timestamp {
+        removed_at.saturating_add(i64::from(self.settings.removed_days) * DAY)
+    }
+
+    /// Drop removed copies older than `removed_days` at `now`, then the oldest beyond
+    /// [`MAX_REMOVED_PER_NAME`] per name and [`MAX_REMOVED_TOTAL`] in all. Every save does this.
+    pub fn expire_removed(&mut self, now: Timestamp) {
+        let days = self.settings.removed_days;
+        for copies in self.removed.values_mut() {
+            copies.retain(|r| days > 0 && r.removed_at.saturating_add(i64::from(days) * DAY) > now);
+            let excess = copies.len().saturating_sub(MAX_REMOVED_PER_NAME);
+            copies.drain(..excess);
+        }
+        self.removed.retain(|_, copies| !copies.is_empty());
+        let mut total: usize = self.removed.values().map(Vec::len).sum();
+        while total > MAX_REMOVED_TOTAL {
+            // The oldest removal in the whole vault goes first.
+            let oldest = self
+                .removed
+                .iter()
+                .min_by_key(|(_, copies)| copies[0].removed_at)
+                .map(|(k, _)| k.clone())
+                .expect("total > 0");
+            let copies = self.removed.get_mut(&oldest).expect("just found");
+            copies.remove(0);
+            if copies.is_empty() {
+                self.removed.remove(&oldest);
+            }
+            total -= 1;
+        }
+    }
+
+    /// The removed copies still kept at `now`, secret values masked: what `list --removed` may
+    /// see.
+    pub fn removed_view(&self, now: Timestamp) -> BTreeMap<String, Vec<RemovedEntry>> {
+        let mut copy = BTreeMap::new();
+        for (key, copies) in &self.removed {
+            let kept: Vec<RemovedEntry> = copies
+                .iter()
+                .filter(|r| {
+                    self.settings.removed_days > 0 && self.removed_until(r.removed_at) > now
+                })
+                .map(|r| RemovedEntry {
+                    removed_at: r.removed_at,
+                    entry: r.entry.masked(),
+                })
+                .collect();
+            if !kept.is_empty() {
+                copy.insert(key.clone(), kept);
+            }
+        }
+        copy
+    }
+
+    /// Change how many days removed entries are kept (dropping those now older at `now`).
+    pub fn set_removed_days(&mut self, days: u32, now: Timestamp) -> Result<()> {
+        if days > MAX_REMOVED_DAYS {
+            return Err(Error::Usage(format!(
+                "removed-days is at most {MAX_REMOVED_DAYS}"
+            )));
+        }
+        self.settings.removed_days = days;
+        self.expire_removed(now);
+        Ok(())
+    }
+
+    /// The live entry whose address equals `name` ignoring ASCII case but is not `name` (nor
+    /// `except`, the entry being renamed), if any.
+    pub fn case_twin(&self, name: &EntryName, except: Option<&EntryName>) -> Option<&str> {
+        let key = name.to_string();
+        let except = except.map(ToString::to_string);
+        self.entries
+            .keys()
+            .find(|k| **k != key && Some(*k) != except.as_ref() && k.eq_ignore_ascii_case(&key))
+            .map(String::as_str)
+    }
+
+    /// A usage error when `name` differs only by case from another live entry: two such names
+    /// are one entry to a person, and to case-insensitive file systems and shells' completion.
+    fn refuse_case_twin(&self, name: &EntryName, except: Option<&EntryName>) -> Result<()> {
+        match self.case_twin(name, except) {
+            Some(twin) => Err(Error::Usage(format!(
+                "{name} differs only by case from the existing {twin}; use {twin}, or pick a name \
+                 that differs by more than case"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Rename an entry; the target must not exist.
@@ -353,6 +576,7 @@ impl VaultData {
                 "{to} already exists; remove it first or pick another name"
             )));
         }
+        self.refuse_case_twin(to, Some(from))?;
         let entry = self.remove_entry(from)?;
         self.entries.insert(to.to_string(), entry);
         Ok(())
@@ -368,20 +592,35 @@ impl VaultData {
                 self.settings.history_limit
             ));
         }
+        if self.settings.removed_days > MAX_REMOVED_DAYS {
+            return Err(format!(
+                "removed_days {} exceeds {MAX_REMOVED_DAYS}",
+                self.settings.removed_days
+            ));
+        }
         for (key, entry) in &self.entries {
-            let name = EntryName::parse(key).map_err(|_| "an entry has an invalid address")?;
-            if name.to_string() != *key {
-                return Err("an entry address is not in canonical form".into());
+            check_entry(key, entry)?;
+        }
+        let mut total = 0;
+        for (key, copies) in &self.removed {
+            if copies.is_empty() || copies.len() > MAX_REMOVED_PER_NAME {
+                return Err(format!(
+                    "removed {key} has {} copies (1 to {MAX_REMOVED_PER_NAME})",
+                    copies.len()
+                ));
             }
-            for (field, value) in &entry.fields {
-                check_field_name(field).map_err(|_| format!("{key} has an invalid field name"))?;
-                if value.history.len() > MAX_HISTORY_LIMIT as usize {
-                    return Err(format!("{key} {field} has too long a history"));
-                }
-                if !value.secret && !fields::may_be_public(field) {
-                    return Err(format!("{key} {field} is marked public but must be secret"));
-                }
+            if copies.windows(2).any(|w| w[0].removed_at > w[1].removed_at) {
+                return Err(format!("removed {key}: copies not oldest first"));
             }
+            for copy in copies {
+                check_entry(key, &copy.entry).map_err(|e| format!("removed: {e}"))?;
+            }
+            total += copies.len();
+        }
+        if total > MAX_REMOVED_TOTAL {
+            return Err(format!(
+                "{total} removed entries (at most {MAX_REMOVED_TOTAL})"
+            ));
         }
         Ok(())
     }
@@ -425,6 +664,24 @@ where
         }
     }
     deserializer.deserialize_map(Strict(std::marker::PhantomData))
+}
+
+/// The checks of [`VaultData::check_invariants`] on one entry at `key` (live or removed).
+fn check_entry(key: &str, entry: &Entry) -> std::result::Result<(), String> {
+    let name = EntryName::parse(key).map_err(|_| "an entry has an invalid address")?;
+    if name.to_string() != *key {
+        return Err("an entry address is not in canonical form".into());
+    }
+    for (field, value) in &entry.fields {
+        check_field_name(field).map_err(|_| format!("{key} has an invalid field name"))?;
+        if value.history.len() > MAX_HISTORY_LIMIT as usize {
+            return Err(format!("{key} {field} has too long a history"));
+        }
+        if !value.secret && !fields::may_be_public(field) {
+            return Err(format!("{key} {field} is marked public but must be secret"));
+        }
+    }
+    Ok(())
 }
 
 fn entry_not_found(name: &EntryName) -> Error {
@@ -549,6 +806,63 @@ mod tests {
         assert!(v.restore_field(&n, "consumer_secret", 6, 101).is_err());
         v.set_history_limit(2).unwrap();
         assert_eq!(v.field(&n, "consumer_secret").unwrap().history.len(), 2);
+    }
+
+    #[test]
+    fn removed_copies_expire_and_are_capped() {
+        let mut v = VaultData::default();
+        let day = 86_400;
+        // 30 days by default: kept at 29 days, gone at 30.
+        let n = name("acme/ci");
+        v.add_entry(&n, 0).unwrap();
+        assert!(v.discard_entry(&n, 0).unwrap());
+        v.expire_removed(29 * day);
+        assert_eq!(v.removed_view(29 * day).len(), 1);
+        assert!(v.removed_view(30 * day).is_empty());
+        v.expire_removed(30 * day);
+        assert!(v.removed.is_empty());
+        // At most MAX_REMOVED_TOTAL in all: the oldest removals go first.
+        for i in 0..(MAX_REMOVED_TOTAL as i64 + 3) {
+            let n = name(&format!("acme/e{i}"));
+            v.add_entry(&n, i).unwrap();
+            v.discard_entry(&n, 100 * day + i).unwrap();
+        }
+        assert_eq!(
+            v.removed.values().map(Vec::len).sum::<usize>(),
+            MAX_REMOVED_TOTAL
+        );
+        assert!(!v.removed.contains_key("acme/e0") && !v.removed.contains_key("acme/e2"));
+        assert!(v.removed.contains_key("acme/e3"));
+        assert!(v.check_invariants().is_ok());
+        // removed_days 0 keeps nothing, and drops what was kept.
+        v.set_removed_days(0, 100 * day).unwrap();
+        assert!(v.removed.is_empty());
+        let n = name("acme/zero");
+        v.add_entry(&n, 0).unwrap();
+        assert!(!v.discard_entry(&n, 100 * day).unwrap());
+        assert!(v.removed.is_empty());
+    }
+
+    #[test]
+    fn case_twins_are_refused_on_creation_only() {
+        let mut v = VaultData::default();
+        v.add_entry(&name("ACME/ci"), 0).unwrap();
+        let e = v.add_entry(&name("acme/CI"), 0).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert!(e.to_string().contains("ACME/ci"));
+        v.add_entry(&name("acme/other"), 0).unwrap();
+        assert_eq!(
+            v.rename_entry(&name("acme/other"), &name("Acme/Ci"))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Usage
+        );
+        // Its own name in another case is no twin.
+        v.rename_entry(&name("ACME/ci"), &name("acme/ci")).unwrap();
+        // Pairs already in a vault pass its checks.
+        v.entries
+            .insert("ACME/CI".into(), v.entries["acme/ci"].clone());
+        assert!(v.check_invariants().is_ok());
     }
 
     #[test]

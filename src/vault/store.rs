@@ -509,6 +509,8 @@ impl OpenVault {
         let key = new_key.unwrap_or_else(|| self.key.clone());
         let next = next_generation(&self.store.path, generation)?;
         let result = change(&mut data).and_then(|out| {
+            // Every save drops removed entries past their retention.
+            data.expire_removed(crate::vault::model::now());
             let written = self.store.write(&guard, &data, &key, next)?;
             Ok((out, written))
         });
@@ -596,6 +598,20 @@ fn atomic_write(
 /// Write a new file (a backup) atomically with mode 0600; an existing file is replaced only
 /// with `force`.
 pub fn write_new_file(dest: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    let dir = dir_of(dest);
+    if !dir.is_dir() {
+        // Said here, before a temporary file's name can end up in the error.
+        return Err(Error::Usage(format!(
+            "directory {} does not exist; create it first or pick another path",
+            dir.display()
+        )));
+    }
+    if fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) {
+        return Err(Error::Usage(format!(
+            "{} is a directory; name a file in it (or pass the directory alone to `backup`)",
+            dest.display()
+        )));
+    }
     if fs::symlink_metadata(dest).is_ok() && !force {
         return Err(Error::failed(format!(
             "{} exists; pass --force to replace it",
