@@ -106,6 +106,40 @@ fn json_successes_of_commands_that_change_something() {
     assert!(v["agent_stopped"].as_u64().is_some(), "{v}");
     let v = json(&tv.ok(&["--json", "revoke", "acme/ci"]));
     assert_eq!(v["revoked"], serde_json::json!([]));
+    let v = json(&tv.ok(&["--json", "mv", "acme/ci", "acme/ci2"]));
+    assert_eq!(
+        (v["from"].as_str(), v["to"].as_str()),
+        (Some("acme/ci"), Some("acme/ci2"))
+    );
+    let v = json(&tv.ok(&["--json", "rm", "acme/ci2", "--yes"]));
+    assert_eq!(
+        (v["removed"].as_bool(), v["kept_days"].as_u64()),
+        (Some(true), Some(30))
+    );
+    let v = json(&tv.ok(&["--json", "undelete", "acme/ci2", "--as", "acme/ci3"]));
+    assert_eq!(
+        (v["entry"].as_str(), v["from"].as_str()),
+        (Some("acme/ci3"), Some("acme/ci2"))
+    );
+    let copy = tv.root.path().join("copy.sfv");
+    let v = json(&tv.ok(&["--json", "backup", copy.to_str().unwrap()]));
+    assert_eq!(v["backup"], copy.to_str().unwrap());
+    let v = json(&tv.ok(&["--json", "restore", copy.to_str().unwrap(), "--yes"]));
+    assert_eq!(v["entries"], 1);
+    let v = json(&tv.ok(&["--json", "config"]));
+    assert_eq!(
+        (v["history-limit"].as_u64(), v["removed-days"].as_u64()),
+        (Some(5), Some(30))
+    );
+    let v = json(&tv.ok(&["--json", "config", "history-limit", "7"]));
+    assert_eq!(
+        (v["history-limit"].as_u64(), v["changed"].as_bool()),
+        (Some(7), Some(true))
+    );
+    let v = json(&tv.ok(&["--json", "config", "removed-days", "10"]));
+    assert_eq!(v["removed-days"], 10);
+    let v = json(&tv.ok(&["--json", "rm", "acme/ci3", "--purge", "--yes"]));
+    assert_eq!(v["purged"], true);
 }
 
 #[test]

@@ -195,16 +195,19 @@ Examples:
   sfvault list
   # a glob over ORG/APP, or text the address contains
   sfvault list 'acme-*/ci'
-  sfvault list uat --json"#)]
+  sfvault list uat --json
+  # what `rm` kept, which `undelete` can bring back
+  sfvault list --removed"#)]
     List(ListArgs),
 
-    /// Remove an entry and all its fields (asks unless --yes)
+    /// Remove an entry and all its fields (kept for `undelete`; asks unless --yes)
     #[command(
-        after_help = r#"The previous vault file is kept as vault.sfv.bak until the next save.
+        after_help = r#"The entry is kept, encrypted in the vault, for removed-days (default 30): `sfvault undelete ORG/APP` brings it back, `sfvault list --removed` shows what is kept. --purge destroys it and every kept copy for good (also in vault.sfv.bak); copies in backups or git remain, so rotate a leaked secret at Salesforce.
 
 Examples:
   sfvault rm acme-dev1/ci
-  sfvault rm acme-dev1/ci --yes"#
+  sfvault rm acme-dev1/ci --yes
+  sfvault rm acme-dev1/ci --purge --yes"#
     )]
     Rm(RmArgs),
 
@@ -214,12 +217,14 @@ Examples:
     Mv(MvArgs),
 
     /// Bring back an entry that `rm` removed, with every field and its history
-    #[command(after_help = "\
-`rm` keeps a removed entry, encrypted inside the vault, for removed-days (default 30; see
-`sfvault config removed-days`); `sfvault list --removed` shows what can be brought back.
+    #[command(
+        after_help = r#"`rm` keeps a removed entry, encrypted inside the vault, for removed-days (default 30; see `sfvault config removed-days`); `sfvault list --removed` shows what can be brought back.
+
 Examples:
   sfvault undelete acme-dev1/ci
-  sfvault undelete acme-dev1/ci --as acme-dev1/ci-old   (when acme-dev1/ci exists again)")]
+  # when the name is taken again
+  sfvault undelete acme-dev1/ci --as acme-dev1/ci-old"#
+    )]
     Undelete(UndeleteArgs),
 
     /// Change the vault passphrase (with a new data key; entries are kept)
@@ -357,7 +362,7 @@ Examples:
     )]
     Restore(RestoreArgs),
 
-    /// Show or change vault settings (history-limit)
+    /// Show or change vault settings (history-limit, removed-days)
     #[command(after_help = r#"Examples:
   sfvault config
   # keep 10 past values per field
@@ -871,7 +876,7 @@ pub struct RevokeArgs {
 /// `backup`
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// Where to write the copy
+    /// Where to write the copy: a file, or a directory to write VAULT-<UTC time>.sfv into
     pub path: PathBuf,
     /// Replace an existing file
     #[arg(long)]
@@ -895,7 +900,7 @@ pub struct RestoreArgs {
 /// `config`
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
-    /// Setting name: history-limit
+    /// Setting name: history-limit, removed-days
     pub key: Option<String>,
     /// New value
     pub value: Option<String>,

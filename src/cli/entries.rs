@@ -377,24 +377,27 @@ pub fn rm(ctx: &Context, args: RmArgs) -> Result<()> {
     let (days, _) = session.removed()?;
     let question = format!("Remove {name} and its {count} fields?");
     if !prompt::confirm_unless_yes(args.yes, &format!("removing {name}"), &question)? {
-        ctx.note("Nothing removed.");
-        return Ok(());
+        return ctx.done(
+            "Nothing removed.",
+            json!({"entry": name.to_string(), "removed": false}),
+        );
     }
     session.apply(Change::RemoveEntry {
         entry: name.to_string(),
     })?;
-    if days == 0 {
-        ctx.note(&format!(
+    let message = if days == 0 {
+        format!(
             "Removed {name} (removed-days is 0: nothing is kept for undelete; the previous vault \
              version is in {}).",
             ctx.store.backup_path().display()
-        ));
+        )
     } else {
-        ctx.note(&format!(
-            "Removed {name} (kept for {days} days: `sfvault undelete {name}`)."
-        ));
-    }
-    Ok(())
+        format!("Removed {name} (kept for {days} days: `sfvault undelete {name}`).")
+    };
+    ctx.done(
+        &message,
+        json!({"entry": name.to_string(), "removed": true, "kept_days": days}),
+    )
 }
 
 pub fn mv(ctx: &Context, args: MvArgs) -> Result<()> {
@@ -411,8 +414,10 @@ pub fn mv(ctx: &Context, args: MvArgs) -> Result<()> {
         from: from.to_string(),
         to: to.to_string(),
     })?;
-    ctx.note(&format!("Renamed {from} to {to}."));
-    Ok(())
+    ctx.done(
+        &format!("Renamed {from} to {to}."),
+        json!({"from": from.to_string(), "to": to.to_string()}),
+    )
 }
 
 #[cfg(test)]

@@ -264,22 +264,31 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
         dest.display()
     );
     let dir = sfvault::fs_safety::dir_of(&dest);
-    match sfvault::fs_safety::check_vault_dir(&dir) {
-        Ok(()) => ctx.note(&format!(
+    let private = sfvault::fs_safety::check_vault_dir(&dir).is_ok();
+    let message = if private {
+        format!(
             "{done} Check it with: sfvault --vault {} list",
             dest.display()
-        )),
+        )
+    } else {
         // Still written (it is encrypted and authenticated), but others could delete or
         // replace it, and sfvault will not open a vault there; `restore` still reads it.
-        Err(_) => ctx.note(&format!(
+        format!(
             "{done}\nsfvault: warning: {} is not a private directory (another user owns it or \
              may write to it): the copy could be deleted or replaced there, and sfvault will not \
              open it as a vault. `sfvault restore {}` still reads it back.",
             dir.display(),
             dest.display()
-        )),
-    }
-    Ok(())
+        )
+    };
+    ctx.done(
+        &message,
+        json!({
+            "vault": ctx.store.path().display().to_string(),
+            "backup": dest.display().to_string(),
+            "private_dir": private,
+        }),
+    )
 }
 
 /// Where `backup PATH` writes. A directory (existing, or named with a trailing `/`) gets
@@ -336,15 +345,23 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
         .map_err(|e| e.for_file(&args.path, None))?;
     let data = format::open_with_key(&bytes, &key).map_err(|e| e.for_file(&args.path, None))?;
     let generation = ctx.store.restore(&data, &key, header.generation)?;
-    ctx.note(&format!(
-        "Restored {} entries from {} into {} (now its newest version, generation {generation}); \
-         the replaced file is {}.",
-        data.entries.len(),
-        args.path.display(),
-        ctx.store.path().display(),
-        ctx.store.backup_path().display()
-    ));
-    Ok(())
+    ctx.done(
+        &format!(
+            "Restored {} entries from {} into {} (now its newest version, generation \
+             {generation}); the replaced file is {}.",
+            data.entries.len(),
+            args.path.display(),
+            ctx.store.path().display(),
+            ctx.store.backup_path().display()
+        ),
+        json!({
+            "vault": ctx.store.path().display().to_string(),
+            "from": args.path.display().to_string(),
+            "entries": data.entries.len(),
+            "generation": generation,
+            "replaced_file": ctx.store.backup_path().display().to_string(),
+        }),
+    )
 }
 
 /// A file from elsewhere can ask for up to 1 GiB and 10 passes of Argon2id, paid before its
@@ -381,12 +398,21 @@ fn confirm_kdf_cost(ctx: &Context, args: &RestoreArgs, asked: &KdfParams) -> Res
 pub fn config(ctx: &Context, args: ConfigArgs) -> Result<()> {
     let mut session = ctx.session()?;
     match (args.key.as_deref(), args.value) {
-        (None, _) | (Some("history-limit"), None) => {
+        (Some("history-limit"), None) => {
             let limit = session.history_limit()?;
             if ctx.json {
                 print_json(json!({"history-limit": limit}))
             } else {
                 print(&format!("history-limit {limit}\n"))
+            }
+        }
+        (None, _) => {
+            let limit = session.history_limit()?;
+            let (days, _) = session.removed()?;
+            if ctx.json {
+                print_json(json!({"history-limit": limit, "removed-days": days}))
+            } else {
+                print(&format!("history-limit {limit}\nremoved-days {days}\n"))
             }
         }
         (Some("history-limit"), Some(v)) => {
@@ -400,15 +426,19 @@ pub fn config(ctx: &Context, args: ConfigArgs) -> Result<()> {
             if n < current
                 && !prompt::confirm_unless_yes(args.yes, &what, &format!("{what}. Go on?"))?
             {
-                ctx.note("Nothing changed.");
-                return Ok(());
+                return ctx.done(
+                    "Nothing changed.",
+                    json!({"history-limit": current, "changed": false}),
+                );
             }
             session.apply(Change::SetHistoryLimit(n))?;
-            ctx.note(&format!("Each field now keeps its last {n} past values."));
-            Ok(())
+            ctx.done(
+                &format!("Each field now keeps its last {n} past values."),
+                json!({"history-limit": n, "changed": true}),
+            )
         }
         (Some(other), _) => Err(Error::Usage(format!(
-            "unknown setting {other:?}; settings: history-limit"
+            "unknown setting {other:?}; settings: history-limit, removed-days"
         ))),
     }
 }

@@ -107,15 +107,22 @@ pub fn undelete(ctx: &Context, args: UndeleteArgs) -> Result<()> {
         Some(t) if *t != name => format!("{name} as {t}"),
         _ => name.to_string(),
     };
-    match copy {
-        Some(r) => ctx.note(&format!(
+    let message = match copy {
+        Some(r) => format!(
             "Brought back {shown} (removed {}) with its {} fields and their history.",
             rfc3339(r.removed_at),
             r.entry.fields.len()
-        )),
-        None => ctx.note(&format!("Brought back {shown}.")),
-    }
-    Ok(())
+        ),
+        None => format!("Brought back {shown}."),
+    };
+    ctx.done(
+        &message,
+        json!({
+            "entry": target.as_ref().unwrap_or(&name).to_string(),
+            "from": name.to_string(),
+            "removed_at": copy.map(|r| rfc3339(r.removed_at)),
+        }),
+    )
 }
 
 /// `rm --purge ORG/APP`: the entry and every removed copy of it, for good; then the vault is
@@ -139,8 +146,10 @@ pub fn purge(ctx: &Context, name: &EntryName, yes: bool) -> Result<()> {
     };
     let question = format!("Destroy {what} for good (no undelete)?");
     if !prompt::confirm_unless_yes(yes, &format!("purging {name}"), &question)? {
-        ctx.note("Nothing removed.");
-        return Ok(());
+        return ctx.done(
+            "Nothing removed.",
+            json!({"entry": name.to_string(), "purged": false}),
+        );
     }
     session.apply(Change::PurgeEntry {
         entry: name.to_string(),
@@ -153,12 +162,15 @@ pub fn purge(ctx: &Context, name: &EntryName, yes: bool) -> Result<()> {
             bak.display()
         )));
     }
-    ctx.note(&format!(
-        "Destroyed {what} for good; {} no longer holds it either. Copies made elsewhere \
-         (`sfvault backup`, git, sync tools) still do: if a secret leaked, rotate it at Salesforce.",
-        bak.display()
-    ));
-    Ok(())
+    ctx.done(
+        &format!(
+            "Destroyed {what} for good; {} no longer holds it either. Copies made elsewhere \
+             (`sfvault backup`, git, sync tools) still do: if a secret leaked, rotate it at \
+             Salesforce.",
+            bak.display()
+        ),
+        json!({"entry": name.to_string(), "purged": true, "live": live == 1, "removed_copies": kept}),
+    )
 }
 
 fn plural_y(n: usize) -> &'static str {
@@ -197,15 +209,17 @@ pub fn config(ctx: &Context, args: ConfigArgs) -> Result<()> {
             if dropped == 1 { "y" } else { "ies" }
         );
         if !prompt::confirm_unless_yes(args.yes, &what, &format!("{what}. Go on?"))? {
-            ctx.note("Nothing changed.");
-            return Ok(());
+            return ctx.done(
+                "Nothing changed.",
+                json!({"removed-days": current, "changed": false}),
+            );
         }
     }
     session.apply(Change::SetRemovedDays(days))?;
-    ctx.note(&if days == 0 {
+    let message = if days == 0 {
         "rm now removes entries for good (nothing is kept for undelete).".to_owned()
     } else {
         format!("rm now keeps removed entries for {days} days.")
-    });
-    Ok(())
+    };
+    ctx.done(&message, json!({"removed-days": days, "changed": true}))
 }
