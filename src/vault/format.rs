@@ -107,6 +107,7 @@ impl OpenError {
         match self {
             OpenError::WrongPassphrase => Error::WrongPassphrase {
                 path: path.to_path_buf(),
+                backup: None,
             },
             OpenError::Corrupt(detail) => Error::corrupt(
                 path,
