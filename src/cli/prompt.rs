@@ -291,10 +291,11 @@ pub fn consumer_secret(entry: &str, required_by: Option<&str>) -> Result<Option<
     if !stdin_is_terminal() {
         let value = read_stdin(FIELD)?;
         if value.is_empty() {
-            return Err(Error::Usage(format!(
+            return Err(Error::Usage(
                 "the consumer secret on stdin is empty; nothing was stored (for an entry \
                  without one, pass --no-secret)"
-            )));
+                    .into(),
+            ));
         }
         return Ok(Some(value));
     }
@@ -302,10 +303,11 @@ pub fn consumer_secret(entry: &str, required_by: Option<&str>) -> Result<Option<
     let mut empty = 0;
     loop {
         let Some(value) = hidden_line(&prompt)? else {
-            return Err(Error::Usage(format!(
+            return Err(Error::Usage(
                 "no consumer secret was typed (end of input); nothing was stored (for an \
                  entry without one, pass --no-secret)"
-            )));
+                    .into(),
+            ));
         };
         if !value.is_empty() {
             return Ok(Some(value));
