@@ -55,6 +55,10 @@ fn a_jwt_add_asks_only_for_the_passphrase() {
     assert_eq!(status.code(), Some(0), "{err}\n{}", t.screen());
     assert!(!t.screen().contains("consumer_secret"), "{}", t.screen());
     assert!(err.contains("Added acme/ci (4 fields)"), "{err}");
+    assert!(
+        err.contains("The jwt flow sends no consumer secret, so none was asked for"),
+        "{err}"
+    );
     let shown = show(&tv, "acme/ci");
     assert!(!shown.contains("consumer_secret"), "{shown}");
     assert!(shown.contains("private_key"), "{shown}");
@@ -371,4 +375,33 @@ fn secrets_on_the_command_line_are_refused_with_the_reason() {
         None,
     );
     assert_code(&out, 2, &["get --consumer-secret"]);
+}
+
+#[test]
+fn without_a_terminal_an_empty_consumer_secret_names_no_secret() {
+    let tv = TestVault::new();
+    let out = tv.run(&["add", "acme/ci", "--consumer-key", "K"], Some(b""));
+    assert_code(&out, 2, &["add with an empty stdin"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the consumer secret on stdin is empty; nothing was stored")
+            && err.contains("--no-secret"),
+        "{err}"
+    );
+    tv.fails(&["show", "acme/ci"], 3);
+    // A jwt entry does not read stdin for a secret it would never send.
+    let key = tv.root.path().join("k.pem");
+    write_private(&key, fake_pem(&canary("jwt-piped")).as_bytes());
+    let args = [
+        "add",
+        "acme/ci",
+        "--consumer-key",
+        "K",
+        "--flow",
+        "jwt",
+        "--private-key-file",
+        key.to_str().unwrap(),
+    ];
+    tv.ok_stdin(&args, b"not-a-secret-to-keep");
+    assert!(!tv.ok(&["show", "acme/ci"]).contains("consumer_secret"));
 }

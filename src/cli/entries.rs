@@ -46,7 +46,14 @@ pub fn add(ctx: &Context, args: AddArgs) -> Result<()> {
     let flow_reads_secret = args
         .flow
         .is_none_or(|f| f.read_fields().any(|field| field == "consumer_secret"));
-    let secret = if args.no_secret || !flow_reads_secret {
+    let secret = if args.no_secret {
+        None
+    } else if !flow_reads_secret {
+        let flow = args.flow.map_or("", |f| f.name());
+        ctx.note(&format!(
+            "The {flow} flow sends no consumer secret, so none was asked for (store one anyway \
+             with `sfvault set {name} consumer_secret`)."
+        ));
         None
     } else {
         let required_by = args
