@@ -21,7 +21,7 @@ fn on_terminal(tv: &TestVault, args: &[&str]) -> PtyChild {
 /// Type the vault's passphrase at its prompt.
 fn unlock(t: &mut PtyChild) {
     t.expect("Passphrase for ");
-    t.wait_echo(false);
+    assert!(!t.echo_on(), "a hidden prompt showed with echo on");
     t.line(PASSPHRASE);
 }
 
@@ -71,7 +71,7 @@ fn an_empty_consumer_secret_asks_again_and_never_loses_the_entry() {
     let mut t = on_terminal(&tv, &["add", "acme/one", "--consumer-key", "K1"]);
     unlock(&mut t);
     t.expect("consumer_secret for acme/one (hidden): ");
-    t.wait_echo(false);
+    assert!(!t.echo_on(), "a hidden prompt showed with echo on");
     t.line("");
     let said = t.expect("or type the secret.");
     assert!(said.contains("Press Enter again"), "{said}");
@@ -218,7 +218,7 @@ fn ctrl_c_at_a_hidden_prompt_gives_the_terminal_back_and_dies_of_sigint() {
     let tv = TestVault::new();
     let mut t = on_terminal(&tv, &["list"]);
     t.expect("Passphrase for ");
-    t.wait_echo(false);
+    assert!(!t.echo_on(), "a hidden prompt showed with echo on");
     t.send(b"half typ");
     t.send(b"\x03");
     let status = t.wait();
@@ -249,7 +249,7 @@ fn ctrl_c_in_a_script_at_the_secret_prompt_gives_the_terminal_back() {
     let mut t = PtyChild::spawn(cmd, None);
     unlock(&mut t);
     t.expect("consumer_secret for acme/ci (hidden): ");
-    t.wait_echo(false);
+    assert!(!t.echo_on(), "a hidden prompt showed with echo on");
     t.send(b"\x03");
     let status = t.wait();
     assert!(t.echo_on(), "echo left off after Ctrl-C");
@@ -262,7 +262,7 @@ fn sigterm_at_a_hidden_prompt_gives_the_terminal_back() {
     let tv = TestVault::new();
     let mut t = on_terminal(&tv, &["list"]);
     t.expect("Passphrase for ");
-    t.wait_echo(false);
+    assert!(!t.echo_on(), "a hidden prompt showed with echo on");
     t.terminate();
     let status = t.wait();
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");

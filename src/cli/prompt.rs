@@ -182,11 +182,12 @@ pub fn hidden_line(prompt: &str) -> Result<Option<SecretString>> {
         message: "cannot read from the terminal".into(),
         source: Some(Box::new(e)),
     };
-    (&*tty)
-        .write_all(prompt.as_bytes())
-        .map_err(|e| Error::failed_with("cannot write to the terminal", e))?;
     let line = {
+        // Echo off before the prompt shows: nothing typed after it is ever echoed.
         let _quiet = echo::EchoOff::new(tty).map_err(read_error)?;
+        (&*tty)
+            .write_all(prompt.as_bytes())
+            .map_err(|e| Error::failed_with("cannot write to the terminal", e))?;
         read_line(tty).map_err(read_error)?
     };
     let Some(mut bytes) = line else {

@@ -175,8 +175,7 @@ impl PtyChild {
         t.c_lflag & libc::ECHO != 0
     }
 
-    /// Wait (at most [`TIMEOUT`]) until the terminal's echo is `on`, since the child switches
-    /// it just after writing a prompt.
+    /// Wait (at most [`TIMEOUT`]) until the terminal's echo is `on`.
     pub fn wait_echo(&mut self, on: bool) {
         let started = Instant::now();
         while self.echo_on() != on {
