@@ -405,3 +405,28 @@ fn without_a_terminal_an_empty_consumer_secret_names_no_secret() {
     tv.ok_stdin(&args, b"not-a-secret-to-keep");
     assert!(!tv.ok(&["show", "acme/ci"]).contains("consumer_secret"));
 }
+
+#[test]
+fn init_on_a_terminal_asks_twice_and_again_after_an_empty_or_a_mismatch() {
+    let tv = TestVault::empty();
+    let mut t = on_terminal(&tv, &support::INIT_MIN_KDF);
+    t.expect("New passphrase: ");
+    assert!(!t.echo_on(), "a hidden prompt showed with echo on");
+    t.line("");
+    t.expect("The passphrase cannot be empty.");
+    t.expect("New passphrase: ");
+    t.line(PASSPHRASE);
+    t.expect("Repeat the new passphrase: ");
+    t.line("something else");
+    t.expect("The two passphrases differ; try again.");
+    t.expect("New passphrase: ");
+    t.line(PASSPHRASE);
+    t.expect("Repeat the new passphrase: ");
+    t.line(PASSPHRASE);
+    let (status, _, err) = t.wait_output();
+    assert_eq!(status.code(), Some(0), "{err}\n{}", t.screen());
+    assert!(t.echo_on());
+    assert!(!t.screen().contains(PASSPHRASE), "echoed: {}", t.screen());
+    // The vault opens with what was typed.
+    tv.ok(&["list"]);
+}
