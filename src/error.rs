@@ -94,12 +94,15 @@ pub enum Error {
 
     /// The passphrase did not unlock the vault (or the key-wrapping header was altered).
     #[error(
-        "wrong passphrase for {}: the key could not be unwrapped (if you are sure of the passphrase, the file header was altered; `{}.bak` holds the previous version)",
-        path.display(), path.display()
+        "wrong passphrase for {}{}",
+        path.display(),
+        backup.as_ref().map(|b| format!(" (if you are sure of it, the file's key header may be damaged: {} holds the previous version)", b.display())).unwrap_or_default()
     )]
     WrongPassphrase {
         /// The vault file.
         path: PathBuf,
+        /// The vault's previous version, named only when it exists.
+        backup: Option<PathBuf>,
     },
 
     /// No way to get a passphrase: no agent, no script source, no terminal.

@@ -505,6 +505,8 @@ pub struct AddArgs {
     /// Do not ask for a consumer secret
     #[arg(long)]
     pub no_secret: bool,
+    #[command(flatten)]
+    pub refused: SecretFlags,
 }
 
 /// `set`
@@ -522,6 +524,91 @@ pub struct SetArgs {
     /// Bring back past value N instead (1 = the most recent; see `sfvault history`)
     #[arg(long, value_name = "N", conflicts_with_all = ["value", "public"])]
     pub restore: Option<u32>,
+    #[command(flatten)]
+    pub refused: SecretFlags,
+}
+
+/// Hidden flags for secrets (`add --consumer-secret S`…) that only exist to refuse them: a
+/// secret is never taken from the command line, and the error says why and how to give it,
+/// instead of clap's "a similar argument exists". Never in help; left out of completions
+/// (the completion engine leaves hidden flags out); the value is never kept nor repeated.
+#[derive(Debug)]
+pub struct SecretFlags;
+
+/// Each refused flag: its field and its long name.
+const SECRET_FLAGS: [(&str, &str); 5] = [
+    ("consumer_secret", "consumer-secret"),
+    ("password", "password"),
+    ("private_key", "private-key"),
+    ("refresh_token", "refresh-token"),
+    ("security_token", "security-token"),
+];
+
+impl clap::FromArgMatches for SecretFlags {
+    fn from_arg_matches(_: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        // A flag that was given failed in its parser: nothing ever reaches here.
+        Ok(SecretFlags)
+    }
+
+    fn update_from_arg_matches(&mut self, _: &clap::ArgMatches) -> Result<(), clap::Error> {
+        Ok(())
+    }
+}
+
+impl Args for SecretFlags {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.args(SECRET_FLAGS.map(|(field, long)| {
+            clap::Arg::new(field)
+                .long(long)
+                .hide(true)
+                .num_args(0..=1)
+                .default_missing_value("")
+                .value_parser(RefuseSecret(field))
+        }))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// The parser of a [`SecretFlags`] flag: always a usage error (exit 2) naming the field.
+#[derive(Clone)]
+struct RefuseSecret(&'static str);
+
+impl TypedValueParser for RefuseSecret {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        _value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let field = self.0;
+        let flag = field.replace('_', "-");
+        let how = match field {
+            "consumer_secret" => "leave it out and `sfvault add` asks for it (hidden), or give it \
+                 later: `sfvault set ORG/APP consumer_secret` asks for it, \
+                 `… | sfvault set ORG/APP consumer_secret -` reads it from stdin"
+                .to_owned(),
+            "private_key" => "`sfvault add … --private-key-file key.pem` reads it from a file, \
+                 `sfvault set ORG/APP private_key - < key.pem` from stdin"
+                .to_owned(),
+            _ => format!(
+                "`sfvault set ORG/APP {field}` asks for it (hidden), \
+                 `… | sfvault set ORG/APP {field} -` reads it from stdin"
+            ),
+        };
+        Err(clap::Error::raw(
+            clap::error::ErrorKind::ValueValidation,
+            format!(
+                "--{flag}: secrets are never taken from the command line (they would be visible \
+                 in `ps` and kept in shell history); {how}\n"
+            ),
+        )
+        .with_cmd(cmd))
+    }
 }
 
 /// `get`

@@ -41,15 +41,32 @@ pub fn add(ctx: &Context, args: AddArgs) -> Result<()> {
             "{name} already exists; change it with `sfvault set {name} FIELD`"
         )));
     }
+    // A flow that never sends a consumer secret (jwt) is not asked for one; one that cannot
+    // work without it says so when the answer is empty.
+    let flow_reads_secret = args
+        .flow
+        .is_none_or(|f| f.read_fields().any(|field| field == "consumer_secret"));
     let secret = if args.no_secret {
         None
+    } else if !flow_reads_secret {
+        let flow = args.flow.map_or("", |f| f.name());
+        ctx.note(&format!(
+            "The {flow} flow sends no consumer secret, so none was asked for (store one anyway \
+             with `sfvault set {name} consumer_secret`)."
+        ));
+        None
     } else {
-        Some(prompt::field_value(
-            "consumer_secret",
-            None,
-            true,
-            &name.to_string(),
-        )?)
+        let required_by = args
+            .flow
+            .filter(|f| f.required_fields().any(|field| field == "consumer_secret"))
+            .map(|f| f.name());
+        let secret = prompt::consumer_secret(&name.to_string(), required_by)?;
+        if secret.is_none() {
+            ctx.note(&format!(
+                "No consumer secret stored; add one later with `sfvault set {name} consumer_secret`."
+            ));
+        }
+        secret
     };
     let secrets = secret
         .map(|v| ("consumer_secret", v))

@@ -100,10 +100,10 @@ impl Context {
         Session::new(self)
     }
 
-    /// Open the vault, asking for the passphrase only after the file passed its checks.
+    /// Open the vault, asking for the passphrase only after the file passed its checks (up to
+    /// three tries on a terminal, one from a script source).
     pub fn open(&self) -> Result<OpenVault> {
-        self.store
-            .open_with(|| prompt::existing_passphrase(self.passphrase_fd, self.store.path()))
+        prompt::open_vault(&self.store, self.passphrase_fd)
     }
 
     /// How a command that changes something reports it: with `--json`, `data` on stdout (one

@@ -320,6 +320,19 @@ pub fn keygen(ctx: &Context, args: KeygenArgs) -> Result<()> {
             "{name} already has a private_key; pass --force to replace it (the old one stays in history)"
         )));
     }
+    // A 4096-bit key can take ten seconds or more: say it is working (an invalid size fails at
+    // once, without this note).
+    if keygen::BITS.contains(&args.bits) {
+        ctx.note(&format!(
+            "Generating a {}-bit RSA key{}…",
+            args.bits,
+            if args.bits > 2048 {
+                " (this takes a few seconds)"
+            } else {
+                ""
+            }
+        ));
+    }
     new_key_pair(&mut session, &name, args.bits, args.days)?;
     ctx.note(&format!(
         "The {}-bit private key of {name} is in the vault only. Upload the certificate above to the \

@@ -1,12 +1,19 @@
 //! Everything that talks to the terminal or reads stdin: passphrases, secret values,
 //! confirmations. Nothing here hangs without a terminal: it fails at once instead.
+//!
+//! Hidden prompts turn echo off on the terminal and put it back however the prompt ends: on
+//! return, on an error, and when a signal (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) ends the process
+//! meanwhile (see [`hidden_line`]).
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 
 use sfvault::secret::SecretString;
 use sfvault::unlock::{self, Source};
-use sfvault::{Error, Result};
+use sfvault::vault::Store;
+use sfvault::vault::store::OpenVault;
+use sfvault::{Error, ErrorKind, Result};
 use zeroize::Zeroizing;
 
 /// Largest value accepted from stdin or a file (a 4096-bit PEM key is about 3 KiB).
@@ -47,43 +54,113 @@ pub fn script_source(fd: Option<u32>) -> Option<Source> {
         .map(|v| Source::Value(SecretString::new(v)))
 }
 
+/// How many passphrases a terminal user may type before the command gives up (as sudo, gpg and
+/// op allow). A script source gets one: it would only give the same answer again.
+pub const PASSPHRASE_TRIES: u32 = 3;
+
+/// How many empty answers in a row a hidden prompt takes before it gives up.
+const EMPTY_ANSWERS: u32 = 3;
+
 /// The passphrase of an existing vault: a script source, else a hidden prompt, else exit 5.
-pub fn existing_passphrase(fd: Option<u32>, vault: &std::path::Path) -> Result<SecretString> {
+/// One passphrase, not checked here (see [`open_vault`] for the tries on a terminal).
+pub fn existing_passphrase(fd: Option<u32>, vault: &Path) -> Result<SecretString> {
     if let Some(source) = script_source(fd) {
         return source.read();
     }
     if !terminal_available() {
         return Err(no_source_error());
     }
-    hidden(&format!("Passphrase for {}: ", vault.display()))
+    ask_passphrase(vault)
 }
 
-/// A new passphrase: from `source` if given (once), else typed twice on the terminal.
-pub fn new_passphrase(source: Option<Source>) -> Result<SecretString> {
+/// Open the vault of `store`: with a script source, one try (a wrong passphrase is exit 4); on
+/// a terminal, up to [`PASSPHRASE_TRIES`] passphrases, each through the KDF. The file is read
+/// and its header checked before every prompt.
+pub fn open_vault(store: &Store, fd: Option<u32>) -> Result<OpenVault> {
+    if let Some(source) = script_source(fd) {
+        return store.open_with(|| source.read());
+    }
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let result = store.open_with(|| {
+            if !terminal_available() {
+                return Err(no_source_error());
+            }
+            ask_passphrase(store.path())
+        });
+        match result {
+            Err(e) if e.kind() == ErrorKind::WrongPassphrase && tries < PASSPHRASE_TRIES => {
+                let left = PASSPHRASE_TRIES - tries;
+                say(&format!(
+                    "Wrong passphrase; try again ({left} {} left).",
+                    if left == 1 { "try" } else { "tries" }
+                ));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The passphrase of `vault`, typed on the terminal: an empty answer is asked again (it is
+/// not a try), end of input gives up.
+fn ask_passphrase(vault: &Path) -> Result<SecretString> {
+    let prompt = format!("Passphrase for {}: ", vault.display());
+    for _ in 0..EMPTY_ANSWERS {
+        match hidden_line(&prompt)? {
+            None => {
+                return Err(Error::locked(
+                    "no passphrase was typed (end of input); nothing was unlocked",
+                ));
+            }
+            Some(pass) if pass.is_empty() => {
+                say("Empty passphrase; type the vault's passphrase (Ctrl-C to stop).");
+            }
+            Some(pass) => return Ok(pass),
+        }
+    }
+    Err(Error::locked(format!(
+        "empty passphrase {EMPTY_ANSWERS} times; nothing was unlocked"
+    )))
+}
+
+/// A new passphrase: from `source` if given (once), else typed twice on the terminal. With
+/// neither, exit 5 naming `ways`, the places a new passphrase can come from instead.
+pub fn new_passphrase(source: Option<Source>, ways: &str) -> Result<SecretString> {
     if let Some(source) = source {
         return source.read();
     }
     if !terminal_available() {
-        return Err(no_source_error());
+        return Err(Error::locked(format!(
+            "there is no terminal to ask for the new passphrase; give it with {ways}"
+        )));
     }
     loop {
-        let first = hidden("New passphrase: ")?;
+        let Some(first) = hidden_line("New passphrase: ")? else {
+            return Err(no_new_passphrase());
+        };
         if first.is_empty() {
-            super::output::stderr_line("The passphrase cannot be empty.");
+            say("The passphrase cannot be empty.");
             continue;
         }
         if first.len() < 12 {
-            super::output::stderr_line(&format!(
+            say(&format!(
                 "Note: {} characters is short; a phrase of several words is stronger.",
                 first.expose().chars().count()
             ));
         }
-        let second = hidden("Repeat the new passphrase: ")?;
+        let Some(second) = hidden_line("Repeat the new passphrase: ")? else {
+            return Err(no_new_passphrase());
+        };
         if first == second {
             return Ok(first);
         }
-        super::output::stderr_line("The two passphrases differ; try again.");
+        say("The two passphrases differ; try again.");
     }
+}
+
+fn no_new_passphrase() -> Error {
+    Error::locked("no new passphrase was typed (end of input); nothing was changed")
 }
 
 fn no_source_error() -> Error {
@@ -93,13 +170,105 @@ fn no_source_error() -> Error {
     )
 }
 
-/// A hidden prompt on the terminal.
-pub fn hidden(prompt: &str) -> Result<SecretString> {
-    let text = rpassword::prompt_password(prompt).map_err(|e| Error::Locked {
-        message: "cannot read from the terminal".into(),
+/// Ask `prompt` on the terminal with echo off and read one line (without its newline); `None`
+/// at end of input. Echo comes back before this returns, whatever happened, and a signal that
+/// ends the process meanwhile puts the terminal back first ([`echo::EchoOff`]).
+pub fn hidden_line(prompt: &str) -> Result<Option<SecretString>> {
+    let tty = echo::tty().map_err(|e| Error::Locked {
+        message: "cannot open the terminal".into(),
         source: Some(Box::new(e)),
     })?;
-    Ok(SecretString::new(text))
+    let read_error = |e: std::io::Error| Error::Locked {
+        message: "cannot read from the terminal".into(),
+        source: Some(Box::new(e)),
+    };
+    let line = {
+        // Echo off before the prompt shows: nothing typed after it is ever echoed.
+        let _quiet = echo::EchoOff::new(tty).map_err(read_error)?;
+        (&*tty)
+            .write_all(prompt.as_bytes())
+            .map_err(|e| Error::failed_with("cannot write to the terminal", e))?;
+        read_line(tty).map_err(read_error)?
+    };
+    let Some(mut bytes) = line else {
+        // Echo was off: the user's Ctrl-D left the cursor on the prompt line.
+        let _ = (&*tty).write_all(b"\n");
+        return Ok(None);
+    };
+    unlock::strip_newline(&mut bytes);
+    SecretString::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| Error::Usage("the typed value is not valid UTF-8".into()))
+}
+
+/// Longest line a hidden prompt reads (a terminal's own line limit is 4 KiB).
+const MAX_TYPED_LEN: usize = 16 * 1024;
+
+/// One line from the terminal (canonical mode: the kernel edits the line), without its
+/// newline; `None` at end of input (Ctrl-D). rpassword reads it (its own zeroizing buffer),
+/// from the terminal as a plain reader: echo and the signals that must put echo back are
+/// [`echo::EchoOff`]'s, since rpassword restores the terminal only on a normal return. The
+/// reader bounds the line and tells end of input from an empty line.
+fn read_line(tty: &File) -> std::io::Result<Option<Zeroizing<Vec<u8>>>> {
+    let input = BoundedTty {
+        tty: tty.try_clone()?,
+        read: 0,
+        state: std::sync::Arc::default(),
+    };
+    let state = std::sync::Arc::clone(&input.state);
+    let config = rpassword::ConfigBuilder::new()
+        .input_reader(input)
+        .password_feedback_hide()
+        .build();
+    let line = rpassword::read_password_with_config(config)?;
+    let (too_long, at_end) = *state.lock().unwrap_or_else(|p| p.into_inner());
+    if too_long {
+        return Err(std::io::Error::other(format!(
+            "the typed line is longer than {} KiB",
+            MAX_TYPED_LEN / 1024
+        )));
+    }
+    Ok((!(line.is_empty() && at_end)).then(|| Zeroizing::new(line.into_bytes())))
+}
+
+/// The terminal as rpassword's input: at most [`MAX_TYPED_LEN`] bytes, recording (too long,
+/// end of input) for the caller.
+struct BoundedTty {
+    tty: File,
+    read: usize,
+    state: std::sync::Arc<std::sync::Mutex<(bool, bool)>>,
+}
+
+impl std::io::Read for BoundedTty {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.read >= MAX_TYPED_LEN {
+            self.state.lock().unwrap_or_else(|p| p.into_inner()).0 = true;
+            return Ok(0);
+        }
+        let room = buf.len().min(MAX_TYPED_LEN - self.read);
+        let n = loop {
+            match self.tty.read(&mut buf[..room]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        if n == 0 {
+            self.state.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        }
+        self.read += n;
+        Ok(n)
+    }
+}
+
+/// A line of the dialogue on the terminal (after a prompt's answer): where the prompt is, even
+/// when stderr goes to a log. Falls back to stderr.
+fn say(line: &str) {
+    match echo::tty() {
+        Ok(mut tty) => {
+            let _ = tty.write_all(format!("{line}\n").as_bytes());
+        }
+        Err(_) => super::output::stderr_line(line),
+    }
 }
 
 /// A value for `field`: `-` reads stdin; no argument reads stdin when it is not a terminal, else
@@ -118,8 +287,79 @@ pub fn field_value(
         ))),
         Some(_) => Ok(SecretString::new(arg.unwrap_or_default())),
         None if !stdin_is_terminal() => read_stdin(field),
-        None if secret => hidden(&format!("{field} for {entry} (hidden): ")),
+        None if secret => hidden_value(field, entry),
         None => visible(&format!("{field} for {entry}: ")),
+    }
+}
+
+/// A secret value typed on the terminal: an empty answer is asked again, saying why (a
+/// value is never empty); end of input gives up.
+fn hidden_value(field: &str, entry: &str) -> Result<SecretString> {
+    let prompt = format!("{field} for {entry} (hidden): ");
+    for _ in 0..EMPTY_ANSWERS {
+        match hidden_line(&prompt)? {
+            None => break,
+            Some(value) if value.is_empty() => say(&format!(
+                "A value cannot be empty; type the {field} (Ctrl-C to stop)."
+            )),
+            Some(value) => return Ok(value),
+        }
+    }
+    Err(Error::Usage(format!(
+        "no value was typed for {field}; nothing was stored"
+    )))
+}
+
+/// The consumer secret of a new entry (`add`), or `None` for an entry without one.
+///
+/// From stdin when it is not a terminal (an empty one is refused). Else typed, hidden:
+/// `required_by` names the flow that cannot work without one, and an empty answer is asked
+/// again, saying so; otherwise an empty answer asks for a second Enter to confirm the entry
+/// has no secret (as `--no-secret`). Nothing typed is thrown away.
+pub fn consumer_secret(entry: &str, required_by: Option<&str>) -> Result<Option<SecretString>> {
+    const FIELD: &str = "consumer_secret";
+    if !stdin_is_terminal() {
+        let value = read_stdin(FIELD)?;
+        if value.is_empty() {
+            return Err(Error::Usage(
+                "the consumer secret on stdin is empty; nothing was stored (for an entry \
+                 without one, pass --no-secret)"
+                    .into(),
+            ));
+        }
+        return Ok(Some(value));
+    }
+    let prompt = format!("{FIELD} for {entry} (hidden): ");
+    let mut empty = 0;
+    loop {
+        let Some(value) = hidden_line(&prompt)? else {
+            return Err(Error::Usage(
+                "no consumer secret was typed (end of input); nothing was stored (for an \
+                 entry without one, pass --no-secret)"
+                    .into(),
+            ));
+        };
+        if !value.is_empty() {
+            return Ok(Some(value));
+        }
+        empty += 1;
+        match required_by {
+            None if empty == 1 => say(&format!(
+                "Empty. Press Enter again to add {entry} without a consumer secret (as \
+                 --no-secret does), or type the secret."
+            )),
+            None => return Ok(None),
+            Some(flow) if empty < EMPTY_ANSWERS => say(&format!(
+                "The {flow} flow needs a consumer secret; type it (Ctrl-C to stop; \
+                 --no-secret adds an entry without one)."
+            )),
+            Some(flow) => {
+                return Err(Error::Usage(format!(
+                    "no consumer secret was typed, and the {flow} flow needs one; nothing was \
+                     stored (for an entry without one, pass --no-secret)"
+                )));
+            }
+        }
     }
 }
 
@@ -192,4 +432,122 @@ pub fn confirm_unless_yes(yes: bool, what: &str, question: &str) -> Result<bool>
 fn confirm(question: &str) -> Result<bool> {
     let answer = visible(&format!("{question} [y/N] "))?;
     Ok(answer.expose().trim().to_ascii_lowercase().starts_with('y'))
+}
+
+/// Echo off on the terminal for the time of a hidden prompt, and back on however it ends.
+///
+/// Dropping [`EchoOff`] puts the terminal settings back. A signal that ends the process while
+/// it lives (SIGINT from Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) would skip that: during the prompt
+/// those signals go to a handler that puts the saved settings back (`tcsetattr` is
+/// async-signal-safe) and then lets the signal end the process with its default action, so the
+/// exit status still says "killed by SIGINT" (130 in a shell). Signals the process ignores stay
+/// ignored, and the previous dispositions come back when the prompt ends.
+mod echo {
+    use std::fs::{File, OpenOptions};
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use rustix::termios::{self, LocalModes, OptionalActions, Termios};
+
+    /// The controlling terminal, opened once and kept: the signal handler reaches it here.
+    static TTY: OnceLock<File> = OnceLock::new();
+    /// The terminal's settings before the first hidden prompt: what a signal puts back.
+    static SAVED: OnceLock<Termios> = OnceLock::new();
+    /// Whether echo is off (the handler restores only then).
+    static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+    const SIGNALS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+    /// The controlling terminal (`/dev/tty`), read and write.
+    pub fn tty() -> std::io::Result<&'static File> {
+        if let Some(tty) = TTY.get() {
+            return Ok(tty);
+        }
+        let file = OpenOptions::new().read(true).write(true).open("/dev/tty")?;
+        Ok(TTY.get_or_init(|| file))
+    }
+
+    /// Echo is off while this lives.
+    pub struct EchoOff {
+        tty: &'static File,
+        before: Termios,
+        previous: Vec<(libc::c_int, libc::sigaction)>,
+    }
+
+    impl EchoOff {
+        /// Turn echo off on `tty` (the typed newline is still echoed), with the signal
+        /// handlers in place first.
+        pub fn new(tty: &'static File) -> std::io::Result<EchoOff> {
+            let before = termios::tcgetattr(tty)?;
+            let _ = SAVED.set(before.clone());
+            let mut quiet = before.clone();
+            quiet.local_modes.remove(LocalModes::ECHO);
+            quiet.local_modes.insert(LocalModes::ECHONL);
+            let guard = EchoOff {
+                tty,
+                before,
+                previous: catch_signals(),
+            };
+            ACTIVE.store(true, Ordering::SeqCst);
+            termios::tcsetattr(tty, OptionalActions::Now, &quiet)?;
+            Ok(guard)
+        }
+    }
+
+    impl Drop for EchoOff {
+        fn drop(&mut self) {
+            let _ = termios::tcsetattr(self.tty, OptionalActions::Now, &self.before);
+            ACTIVE.store(false, Ordering::SeqCst);
+            for (signal, action) in &self.previous {
+                // SAFETY: puts back a disposition sigaction itself returned for this signal.
+                #[allow(unsafe_code)]
+                unsafe {
+                    libc::sigaction(*signal, action, std::ptr::null_mut());
+                }
+            }
+        }
+    }
+
+    /// Runs in signal context: only async-signal-safe calls (an atomic load, `tcsetattr`,
+    /// `getpid`, `kill`), no allocation, no lock.
+    extern "C" fn restore_then_die(signal: libc::c_int) {
+        if ACTIVE.load(Ordering::SeqCst)
+            && let (Some(tty), Some(saved)) = (TTY.get(), SAVED.get())
+        {
+            let _ = termios::tcsetattr(tty, OptionalActions::Now, saved);
+        }
+        // SA_RESETHAND gave the signal its default action back on entry; it is blocked until
+        // this handler returns, and then ends the process as it would have without us.
+        if let Some(signal) = rustix::process::Signal::from_named_raw(signal) {
+            let _ = rustix::process::kill_process(rustix::process::getpid(), signal);
+        }
+    }
+
+    /// Install [`restore_then_die`] for each of [`SIGNALS`] that is not ignored; returns the
+    /// dispositions replaced, to put back.
+    fn catch_signals() -> Vec<(libc::c_int, libc::sigaction)> {
+        let mut previous = Vec::with_capacity(SIGNALS.len());
+        for signal in SIGNALS {
+            // SAFETY: sigaction only reads `action` and writes `old`, both plain C structs
+            // owned here (all-zero is a valid value for both: no flags, an empty mask); the
+            // handler installed is async-signal-safe (see restore_then_die).
+            #[allow(unsafe_code)]
+            unsafe {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(signal, std::ptr::null(), &mut old) != 0
+                    || old.sa_sigaction == libc::SIG_IGN
+                {
+                    continue;
+                }
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = restore_then_die as extern "C" fn(libc::c_int) as usize;
+                action.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
+                libc::sigemptyset(&mut action.sa_mask);
+                if libc::sigaction(signal, &action, &mut old) == 0 {
+                    previous.push((signal, old));
+                }
+            }
+        }
+        previous
+    }
 }

@@ -26,7 +26,11 @@ pub fn init(ctx: &Context, args: InitArgs) -> Result<()> {
         )));
     }
     let kdf = kdf_params(&args.kdf, KdfParams::DEFAULT);
-    let passphrase = prompt::new_passphrase(prompt::script_source(ctx.passphrase_fd))?;
+    let passphrase = prompt::new_passphrase(
+        prompt::script_source(ctx.passphrase_fd),
+        "SFVAULT_PASSPHRASE_FILE (a file only you can read), --passphrase-fd N, \
+         SFVAULT_PASSPHRASE_CMD or SFVAULT_PASSPHRASE",
+    )?;
     let key = VaultKey::generate(&passphrase, kdf).map_err(Error::failed)?;
     ctx.store.create(&VaultData::default(), &key)?;
     ctx.note(&format!(
@@ -48,7 +52,10 @@ pub fn passwd(ctx: &Context, args: PasswdArgs) -> Result<()> {
             .filter(|v| !v.is_empty())
             .map(|p| Source::File(p.into())),
     };
-    let new_passphrase = prompt::new_passphrase(source)?;
+    let new_passphrase = prompt::new_passphrase(
+        source,
+        "--new-passphrase-fd N or SFVAULT_NEW_PASSPHRASE_FILE",
+    )?;
     // A new data key, not just a re-wrapped one: whoever held an old copy of the file and the
     // old passphrase must not be able to read what is saved from now on.
     let new_key = VaultKey::generate(&new_passphrase, kdf).map_err(Error::failed)?;

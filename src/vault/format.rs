@@ -109,6 +109,7 @@ impl OpenError {
         match self {
             OpenError::WrongPassphrase => Error::WrongPassphrase {
                 path: path.to_path_buf(),
+                backup: None,
             },
             OpenError::Corrupt(detail) => Error::corrupt(
                 path,

@@ -421,12 +421,20 @@ impl Store {
         fs::rename(&staging, &bak).map_err(|e| Error::io("cannot keep a backup at", &bak, e))
     }
 
+    /// The error for this vault's file; the previous version is named only when it exists.
     fn open_error(&self, e: OpenError) -> Error {
-        let hint = format!(
-            "the previous version may be in {}",
-            self.backup_path().display()
-        );
-        e.for_file(&self.path, Some(&hint))
+        let backup = Some(self.backup_path()).filter(|b| fs::symlink_metadata(b).is_ok());
+        match (e, backup) {
+            (OpenError::WrongPassphrase, backup) => Error::WrongPassphrase {
+                path: self.path.clone(),
+                backup,
+            },
+            (e, Some(backup)) => {
+                let hint = format!("the previous version may be in {}", backup.display());
+                e.for_file(&self.path, Some(&hint))
+            }
+            (e, None) => e.for_file(&self.path, None),
+        }
     }
 }
 
