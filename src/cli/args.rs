@@ -99,6 +99,16 @@ Examples:
     )]
     Get(GetArgs),
 
+    /// Print one value named by a reference, sfvault://ORG/APP/FIELD (as `op read`)
+    #[command(after_help = "\
+The pseudo-fields access_token and instance_url run the entry's OAuth flow (a cached token is
+reused while it is fresh). A malformed reference is a usage error (exit 2), a missing entry or
+field exit 3.
+Examples:
+  curl -H \"Authorization: Bearer $(sfvault read sfvault://acme-prod/ci/access_token)\" …
+  sfvault read --clip sfvault://acme-prod/ci/consumer_secret     (clears itself after 45 s)")]
+    Read(ReadArgs),
+
     /// Show an entry; secret values are masked unless --reveal
     #[command(after_help = "\
 Examples:
@@ -278,6 +288,10 @@ Does not count as use: polling status never keeps the agent alive. Scripts:
     #[command(name = "__agent", hide = true)]
     Agent(AgentArgs),
 
+    /// The clipboard clearer started by `--clip` (reads what to compare on stdin)
+    #[command(name = "__clip-clear", hide = true)]
+    ClipClear(ClipClearArgs),
+
     /// Run the entry's OAuth flow and keep the tokens in the vault
     #[command(after_help = "\
 Flows: jwt (consumer_key, username, private_key), client-credentials (consumer_key,
@@ -395,6 +409,59 @@ pub struct GetArgs {
     /// Do not print a newline after the value
     #[arg(long, short = 'n')]
     pub no_newline: bool,
+    /// Copy to the clipboard instead of printing
+    #[command(flatten)]
+    pub clip: ClipArgs,
+}
+
+/// `--clip` and `--clip-seconds`, for `get` and `read`.
+#[derive(Debug, Args)]
+pub struct ClipArgs {
+    /// Copy the value to the clipboard (wl-copy, xclip, xsel or pbcopy) instead of printing it;
+    /// it clears itself after --clip-seconds
+    #[arg(long, short = 'c')]
+    pub clip: bool,
+    /// With --clip: seconds before the clipboard is cleared (if it still holds the value)
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CLIP_SECONDS, requires = "clip",
+        value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub clip_seconds: u32,
+}
+
+/// How long a `--clip` value stays on the clipboard unless `--clip-seconds` says otherwise.
+pub const DEFAULT_CLIP_SECONDS: u32 = 45;
+
+impl Default for ClipArgs {
+    /// No `--clip`: what clap gives when neither option is on the command line.
+    fn default() -> ClipArgs {
+        ClipArgs {
+            clip: false,
+            clip_seconds: DEFAULT_CLIP_SECONDS,
+        }
+    }
+}
+
+/// `read`
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// A reference, sfvault://ORG/APP/FIELD
+    pub reference: String,
+    /// Do not print a newline after the value
+    #[arg(long, short = 'n')]
+    pub no_newline: bool,
+    /// Copy to the clipboard instead of printing
+    #[command(flatten)]
+    pub clip: ClipArgs,
+}
+
+/// `__clip-clear`: the detached process that clears the clipboard.
+#[derive(Debug, Args)]
+pub struct ClipClearArgs {
+    /// The tool that copied the value
+    #[arg(long)]
+    pub tool: String,
+    /// Seconds to wait first
+    #[arg(long)]
+    pub seconds: u32,
 }
 
 /// `show`
@@ -543,8 +610,8 @@ pub struct ExecArgs {
     /// Also pass this field (consumer_secret, private_key, password, …); repeatable
     #[arg(long = "with", value_name = "FIELD")]
     pub with: Vec<String>,
-    /// The command and its arguments
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// The command and its arguments; none opens your $SHELL with the environment set
+    #[arg(last = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
 }
 
@@ -554,6 +621,10 @@ pub struct RunArgs {
     /// A dotenv file whose values may be references
     #[arg(long, value_name = "FILE")]
     pub env_file: Option<PathBuf>,
+    /// Replace every secret value in the command's output (stdout and stderr, through pipes)
+    /// by <concealed by sfvault>
+    #[arg(long)]
+    pub mask: bool,
     /// The command and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,

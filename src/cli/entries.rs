@@ -142,6 +142,8 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
 pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
     let name = EntryName::parse(&args.entry)?;
     check_field_name(&args.field)?;
+    // --clip: find the tool before asking for the passphrase.
+    let clip = args.clip.clip.then(super::clipboard::find).transpose()?;
     let mut session = ctx.session()?;
     if fields::from_valid_token(&args.field) {
         // Pseudo-fields: a valid token from the entry's flow, renewed when stale.
@@ -151,10 +153,30 @@ pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
         } else {
             SecretString::new(t.instance_url)
         };
-        return print_value(ctx, &name, &args.field, &value, args.no_newline);
+        return get_output(ctx, clip, &args, &name, &value);
     }
     let field = session.field(&name, &args.field)?;
-    print_value(ctx, &name, &args.field, &field.value, args.no_newline)
+    get_output(ctx, clip, &args, &name, &field.value)
+}
+
+/// `get`'s value to the clipboard (`--clip`), else printed.
+fn get_output(
+    ctx: &Context,
+    clip: Option<super::clipboard::Tool>,
+    args: &GetArgs,
+    name: &EntryName,
+    value: &SecretString,
+) -> Result<()> {
+    match clip {
+        Some(tool) => super::clipboard::copy(
+            ctx,
+            tool,
+            &format!("{name} {}", args.field),
+            value,
+            args.clip.clip_seconds,
+        ),
+        None => print_value(ctx, name, &args.field, value, args.no_newline),
+    }
 }
 
 fn print_value(
