@@ -59,7 +59,8 @@ impl Tool {
     /// The command that puts its stdin on the clipboard.
     fn copy(self) -> (&'static str, &'static [&'static str]) {
         match self {
-            Tool::WlCopy => ("wl-copy", &[]),
+            // A stated type: without one, wl-copy runs xdg-mime on its copy of the value.
+            Tool::WlCopy => ("wl-copy", &["--type", "text/plain"]),
             Tool::Xclip => ("xclip", &["-selection", "clipboard", "-in"]),
             Tool::Xsel => ("xsel", &["--clipboard", "--input"]),
             Tool::Pbcopy => ("pbcopy", &[]),
@@ -193,7 +194,7 @@ pub fn copy(
         .map_err(|_| Error::failed("--clip: no randomness for the clipboard check"))?;
     let print = fingerprint(&salt[..], value.expose().as_bytes());
     put(tool, value.expose().as_bytes())?;
-    start_clearer(tool, seconds, &salt[..], print.as_ref())?;
+    start_clearer(ctx, tool, seconds, &salt[..], print.as_ref())?;
     if ctx.json {
         return super::output::print_json(serde_json::json!({
             "copied": what,
@@ -209,7 +210,7 @@ pub fn copy(
 
 /// Start `sfvault __clip-clear` detached (its own session, no terminal, output to /dev/null),
 /// giving it the salt and fingerprint on its stdin. Not waited for.
-fn start_clearer(tool: Tool, seconds: u32, salt: &[u8], print: &[u8]) -> Result<()> {
+fn start_clearer(ctx: &Context, tool: Tool, seconds: u32, salt: &[u8], print: &[u8]) -> Result<()> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::failed_with("--clip: cannot find sfvault's own binary", e))?;
     let mut cmd = Command::new(&exe);
@@ -217,7 +218,10 @@ fn start_clearer(tool: Tool, seconds: u32, salt: &[u8], print: &[u8]) -> Result<
     for var in PASSPHRASE_ENV_VARS {
         cmd.env_remove(var);
     }
+    // --vault only so that the clearer starts where no default vault path can be found.
     cmd.args([
+        OsStr::new("--vault"),
+        ctx.store.path().as_os_str(),
         OsStr::new("__clip-clear"),
         OsStr::new("--tool"),
         OsStr::new(tool.name()),

@@ -78,13 +78,19 @@ pub fn exec(ctx: &Context, mut args: ExecArgs) -> Outcome {
         None => None,
     };
     drop(session);
+    let own_home = jwt_target.is_some() || hub.is_some();
     if shell {
         ctx.note(&format!(
-            "sfvault: {} with the environment of {name} ({ENTRY_VAR}={name}); `exit` leaves it",
-            args.command[0].to_string_lossy()
+            "sfvault: {} with the environment of {name} ({ENTRY_VAR}={name}{}); `exit` leaves it",
+            args.command[0].to_string_lossy(),
+            if own_home {
+                ", HOME a throwaway sf home"
+            } else {
+                ""
+            }
         ));
     }
-    if jwt_target.is_none() && hub.is_none() {
+    if !own_home {
         // The key file (env.key_file) stays open until the command has replaced this process.
         return exec_command(&args.command, &env.vars);
     }
