@@ -468,3 +468,63 @@ fn run_names_the_variable_whatever_the_failure() {
     );
     assert!(!marker.exists(), "the command ran");
 }
+
+/// Not a check: the cost of `run --mask`, for docs/PERFORMANCE.md. `cargo test --release --test
+/// everyday -- --ignored --nocapture measure_run_mask`: 100 MB of base64 text (the alphabet of
+/// keys and tokens, so the prefilter passes over as little as it can) through `cat`, as
+/// `run -- cat` (exec, no pipe) and `run --mask -- cat` with one secret and with a PEM key
+/// too (a pattern per line), output to /dev/null; medians of 5.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn measure_run_mask() {
+    let (tv, _sf, _) = setup();
+    tv.ok_stdin(
+        &["set", "acme/ci", "private_key", "-"],
+        fake_pem(&canary("mask-key")).as_bytes(),
+    );
+    tv.ok(&["unlock", "--timeout", "15m"]);
+    let big = tv.root.path().join("text100");
+    let status = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "head -c 75000000 /dev/urandom | base64 -w 76 | head -c 100000000 > \"$1\"",
+            "sh",
+            big.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let median = |args: &[&str], refs: &[(&str, &str)]| {
+        let mut times: Vec<f64> = (0..5)
+            .map(|_| {
+                let mut cmd = tv.bare_cmd();
+                cmd.args(args)
+                    .stdout(fs::File::create("/dev/null").unwrap());
+                for (k, v) in refs {
+                    cmd.env(k, v);
+                }
+                let started = Instant::now();
+                assert!(cmd.status().unwrap().success());
+                started.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[2]
+    };
+    let file = big.to_str().unwrap();
+    let secret = [("S", "sfvault://acme/ci/consumer_secret")];
+    let both = [
+        ("S", "sfvault://acme/ci/consumer_secret"),
+        ("K", "sfvault://acme/ci/private_key"),
+    ];
+    let plain = median(&["run", "--", "cat", file], &secret);
+    let one = median(&["run", "--mask", "--", "cat", file], &secret);
+    let key = median(&["run", "--mask", "--", "cat", file], &both);
+    eprintln!(
+        "100 MB through cat: run {plain:.0} ms; run --mask, one secret {one:.0} ms (+{:.0}); \
+         a secret and a PEM key {key:.0} ms (+{:.0})",
+        one - plain,
+        key - plain
+    );
+    tv.ok(&["lock"]);
+}
