@@ -269,6 +269,17 @@ fn clip_copies_through_stdin_and_clears_only_its_own_value() {
         "the clearer did not read back: {argv}"
     );
     assert!(!argv.contains(&secret), "the value reached argv");
+    // No file but the (fake) clipboard and the vault ever held it.
+    for f in files_under(tv.root.path()) {
+        if f.starts_with(&dir) || f.extension().is_some_and(|e| e == "sfv" || e == "bak") {
+            continue;
+        }
+        assert!(
+            !contains(&fs::read(&f).unwrap_or_default(), secret.as_bytes()),
+            "{} holds the value",
+            f.display()
+        );
+    }
 
     // Wayland: wl-copy; the user copies something else before the delay: it stays.
     fs::remove_file(dir.join("argv")).unwrap();

@@ -141,7 +141,11 @@ impl<S: EntrySource> Resolver<S> {
     /// errors, which give the variable and its line whatever went wrong.
     pub fn resolve_env_file(&mut self, file: &str, text: &str) -> Result<Env> {
         let mut env = Env::new();
-        for (line, key, value) in dotenv::parse_numbered(text)? {
+        let vars = dotenv::parse_numbered(text).map_err(|e| match e {
+            Error::Usage(m) => Error::Usage(format!("{file}: {m}")),
+            e => e,
+        })?;
+        for (line, key, value) in vars {
             let label = format!("{key} ({file} line {line})");
             let value = self.resolve_var(&label, value.expose())?.unwrap_or(value);
             env.push((key, value));
