@@ -193,8 +193,10 @@ pub fn copy(
         .fill(&mut salt[..])
         .map_err(|_| Error::failed("--clip: no randomness for the clipboard check"))?;
     let print = fingerprint(&salt[..], value.expose().as_bytes());
-    put(tool, value.expose().as_bytes())?;
+    // The clearer first: if it cannot start, the value never reaches the clipboard; if the
+    // copy fails after it started, it finds something else there and leaves it.
     start_clearer(ctx, tool, seconds, &salt[..], print.as_ref())?;
+    put(tool, value.expose().as_bytes())?;
     if ctx.json {
         return super::output::print_json(serde_json::json!({
             "copied": what,
