@@ -539,3 +539,71 @@ fn measure_run_mask() {
     );
     tv.ok(&["lock"]);
 }
+
+#[test]
+fn exec_opens_an_interactive_shell_on_a_real_terminal_and_exit_leaves_it() {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let (tv, _sf, _) = setup();
+    let (mut master, slave) = pty();
+    let tty = || {
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&slave)
+            .unwrap()
+    };
+    let mut cmd = tv.cmd();
+    cmd.env("SHELL", "/bin/sh")
+        .env("PS1", "$ ")
+        .args(["exec", "acme/ci", "--no-token"])
+        .stdin(Stdio::from(tty()))
+        .stdout(Stdio::from(tty()))
+        .stderr(Stdio::from(tty()));
+    // After bare_cmd's setsid: the terminal becomes the controlling one, as in a login.
+    // SAFETY: ioctl on the child's own stdin, async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut reader = master.try_clone().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            let _ = tx.send(seen.clone());
+        }
+    });
+    let wait_for = |what: &str| {
+        let started = Instant::now();
+        loop {
+            let seen = rx
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no {what:?} on the terminal"));
+            if text(&seen).contains(what) {
+                return text(&seen);
+            }
+            assert!(started.elapsed() < Duration::from_secs(20));
+        }
+    };
+    wait_for("`exit` leaves it");
+    master
+        .write_all(b"echo \"inside:$SFVAULT_ENTRY:$SF_CONSUMER_KEY\"\n")
+        .unwrap();
+    wait_for(&format!("inside:acme/ci:{KEY}"));
+    master.write_all(b"exit 6\n").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(6),
+        "exit leaves the shell, its code kept"
+    );
+}
