@@ -180,8 +180,21 @@ Examples:
     /// Print one field's value, raw, for `$(…)`
     #[command(after_help = r#"Examples:
   export SF_CONSUMER_KEY=$(sfvault get acme-prod/ci consumer_key)
-  sfvault get acme-prod/ci private_key > /dev/null   # check it is there"#)]
+  # to the clipboard instead, cleared after 45 s if it still holds the value
+  sfvault get acme-prod/ci consumer_secret --clip"#)]
     Get(GetArgs),
+
+    /// Print one value named by a reference, sfvault://ORG/APP/FIELD (as `op read`)
+    #[command(
+        after_help = r#"The pseudo-fields access_token and instance_url run the entry's OAuth flow (a cached token is reused while it is fresh). A malformed reference is a usage error (exit 2), a missing entry or field exit 3.
+
+Examples:
+  sfvault read sfvault://acme-prod/ci/consumer_key
+  TOKEN=$(sfvault read sfvault://acme-prod/ci/access_token)
+  # to the clipboard, cleared after 45 s
+  sfvault read --clip sfvault://acme-prod/ci/consumer_secret"#
+    )]
+    Read(ReadArgs),
 
     /// Show an entry; secret values are masked unless --reveal
     #[command(after_help = r#"Examples:
@@ -243,13 +256,17 @@ Examples:
 
 The token is one Salesforce accepted in the last 5 minutes (a cached token older than that is checked with one call, and renewed if Salesforce dropped it); --refresh gets a new one. A token sf cannot take from its environment (a JWT-shaped one) and --dev-hub go into a throwaway sf home (HOME), removed when the command ends. sfvault signs JWT logins itself: prefer the token to `sf org login jwt` inside exec, which stores the key's path and fails to re-read it once the command has ended.
 
+Without CMD, your $SHELL (else /bin/sh) opens with that environment until `exit`; every child has SFVAULT_ENTRY=ORG/APP (for a prompt), and a shell inside such a shell is refused.
+
 Secrets only when asked: --with consumer_secret gives SF_CONSUMER_SECRET; --with private_key gives SF_JWT_KEY_FILE=/dev/fd/N, an in-memory file (never on disk) for tools that sign themselves. sfvault becomes the command: its exit code and the signals sent to it are the command's.
 
 Examples:
   sfvault exec acme-prod/ci -- sf project deploy start --source-dir force-app
   sfvault exec acme-prod/ci --refresh -- \
       sf data query --query 'SELECT Id FROM Account LIMIT 1'
-  sfvault exec acme-prod/ci --dev-hub acme-hub/ci -- sf org create scratch"#
+  sfvault exec acme-prod/ci --dev-hub acme-hub/ci -- sf org create scratch
+  # a shell with the org's credentials and token
+  sfvault exec acme-prod/ci"#
     )]
     Exec(ExecArgs),
 
@@ -259,7 +276,9 @@ Examples:
 
 Examples:
   SF_CLIENT_ID=sfvault://acme-prod/ci/consumer_key sfvault run -- ./backup.sh
-  sfvault run --env-file .env.refs -- ./backup.sh"#
+  sfvault run --env-file .env.refs -- ./backup.sh
+  # secret values in the command's output replaced by <concealed by sfvault>
+  sfvault run --mask --env-file .env.refs -- ./deploy.sh"#
     )]
     Run(RunArgs),
 
@@ -406,6 +425,10 @@ Examples:
     /// The agent process itself (started by `unlock`)
     #[command(name = "__agent", hide = true)]
     Agent(AgentArgs),
+
+    /// The clipboard clearer started by `--clip` (reads what to compare on stdin)
+    #[command(name = "__clip-clear", hide = true)]
+    ClipClear(ClipClearArgs),
 
     /// Run the entry's OAuth flow and keep the tokens in the vault
     #[command(
@@ -621,6 +644,59 @@ pub struct GetArgs {
     /// Do not print a newline after the value
     #[arg(long, short = 'n')]
     pub no_newline: bool,
+    /// Copy to the clipboard instead of printing
+    #[command(flatten)]
+    pub clip: ClipArgs,
+}
+
+/// `--clip` and `--clip-seconds`, for `get` and `read`.
+#[derive(Debug, Args)]
+pub struct ClipArgs {
+    /// Copy the value to the clipboard (wl-copy, xclip, xsel or pbcopy) instead of printing it;
+    /// it clears itself after --clip-seconds
+    #[arg(long, short = 'c')]
+    pub clip: bool,
+    /// With --clip: seconds before the clipboard is cleared (if it still holds the value)
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CLIP_SECONDS, requires = "clip",
+        value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub clip_seconds: u32,
+}
+
+/// How long a `--clip` value stays on the clipboard unless `--clip-seconds` says otherwise.
+pub const DEFAULT_CLIP_SECONDS: u32 = 45;
+
+impl Default for ClipArgs {
+    /// No `--clip`: what clap gives when neither option is on the command line.
+    fn default() -> ClipArgs {
+        ClipArgs {
+            clip: false,
+            clip_seconds: DEFAULT_CLIP_SECONDS,
+        }
+    }
+}
+
+/// `read`
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// A reference, sfvault://ORG/APP/FIELD
+    pub reference: String,
+    /// Do not print a newline after the value
+    #[arg(long, short = 'n')]
+    pub no_newline: bool,
+    /// Copy to the clipboard instead of printing
+    #[command(flatten)]
+    pub clip: ClipArgs,
+}
+
+/// `__clip-clear`: the detached process that clears the clipboard.
+#[derive(Debug, Args)]
+pub struct ClipClearArgs {
+    /// The tool that copied the value
+    #[arg(long)]
+    pub tool: String,
+    /// Seconds to wait first
+    #[arg(long)]
+    pub seconds: u32,
 }
 
 /// `show`
@@ -793,8 +869,8 @@ pub struct ExecArgs {
     /// Also pass this field (consumer_secret, private_key, password, …); repeatable
     #[arg(long = "with", value_name = "FIELD")]
     pub with: Vec<String>,
-    /// The command and its arguments
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// The command and its arguments; none opens your $SHELL with the environment set
+    #[arg(last = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
 }
 
@@ -804,6 +880,10 @@ pub struct RunArgs {
     /// A dotenv file whose values may be references
     #[arg(long, value_name = "FILE")]
     pub env_file: Option<PathBuf>,
+    /// Replace every secret value in the command's output (stdout and stderr, through pipes)
+    /// by <concealed by sfvault>
+    #[arg(long)]
+    pub mask: bool,
     /// The command and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,

@@ -174,6 +174,8 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
 pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
     let name = EntryName::parse(&args.entry)?;
     check_field_name(&args.field)?;
+    // --clip: find the tool before asking for the passphrase.
+    let clip = args.clip.clip.then(super::clipboard::find).transpose()?;
     let mut session = ctx.session()?;
     if fields::from_valid_token(&args.field) {
         // Pseudo-fields: a valid token from the entry's flow, renewed when stale.
@@ -183,7 +185,7 @@ pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
         } else {
             SecretString::new(t.instance_url)
         };
-        return print_value(ctx, &name, &args.field, &value, args.no_newline);
+        return get_output(ctx, clip, &args, &name, &value);
     }
     let field = match session.field(&name, &args.field) {
         // Not stored, but the flows use a default: that is the value in effect.
@@ -194,17 +196,32 @@ pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
             ctx.note(&format!(
                 "{name} has no login_url set; flows use the default {DEFAULT_LOGIN_URL}"
             ));
-            return print_value(
-                ctx,
-                &name,
-                &args.field,
-                &SecretString::new(DEFAULT_LOGIN_URL.to_owned()),
-                args.no_newline,
-            );
+            let default = SecretString::new(DEFAULT_LOGIN_URL.to_owned());
+            return get_output(ctx, clip, &args, &name, &default);
         }
         other => other?,
     };
-    print_value(ctx, &name, &args.field, &field.value, args.no_newline)
+    get_output(ctx, clip, &args, &name, &field.value)
+}
+
+/// `get`'s value to the clipboard (`--clip`), else printed.
+fn get_output(
+    ctx: &Context,
+    clip: Option<super::clipboard::Tool>,
+    args: &GetArgs,
+    name: &EntryName,
+    value: &SecretString,
+) -> Result<()> {
+    match clip {
+        Some(tool) => super::clipboard::copy(
+            ctx,
+            tool,
+            &format!("{name} {}", args.field),
+            value,
+            args.clip.clip_seconds,
+        ),
+        None => print_value(ctx, name, &args.field, value, args.no_newline),
+    }
 }
 
 fn print_value(

@@ -19,7 +19,7 @@
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
-use super::args::{Cli, Command, GetArgs, GlobalArgs};
+use super::args::{Cli, ClipArgs, Command, GetArgs, GlobalArgs};
 
 /// The environment variables that clap reads for a plain `get` line (for the global options
 /// and `get`'s own), each with the id of the argument it sets: this parser reads each one and
@@ -86,6 +86,7 @@ pub fn parse(argv: &[OsString], env: impl Fn(&'static str) -> Option<OsString>) 
             entry,
             field,
             no_newline,
+            clip: ClipArgs::default(),
         }),
     })
 }

@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 
 use sfvault::handoff::mapping::EnvStyle;
 use sfvault::handoff::sf_home::{self, SfHome, SfOrg};
-use sfvault::handoff::{Env, Lazy, Resolver, dotenv, mapping, template};
+use sfvault::handoff::{Env, Lazy, Reference, Resolver, dotenv, mapping, template};
 use sfvault::oauth::ValidToken;
 use sfvault::secret::SecretString;
 use sfvault::unlock::PASSPHRASE_ENV_VARS;
@@ -21,16 +21,39 @@ use zeroize::Zeroizing;
 
 use super::Context;
 use super::args::{
-    ExecArgs, ExportArgs, ExportFormat, ImportArgs, ImportFormat, InjectArgs, RunArgs,
+    ExecArgs, ExportArgs, ExportFormat, ImportArgs, ImportFormat, InjectArgs, ReadArgs, RunArgs,
 };
 use super::exit::{self, Failure, Outcome};
 use super::output::print;
 use super::prompt;
 
-pub fn exec(ctx: &Context, args: ExecArgs) -> Outcome {
+/// Set in the environment of what `exec` runs: the entry (`ORG/APP`), for prompts; and, for the
+/// shell `exec` opens, the mark that refuses a shell inside it.
+pub const ENTRY_VAR: &str = "SFVAULT_ENTRY";
+
+/// The user's shell for `exec` with no command: `$SHELL`, else /bin/sh.
+fn user_shell() -> OsString {
+    std::env::var_os("SHELL")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| OsString::from("/bin/sh"))
+}
+
+pub fn exec(ctx: &Context, mut args: ExecArgs) -> Outcome {
     let name = EntryName::parse(&args.entry)?;
     for f in &args.with {
         check_field_name(f)?;
+    }
+    let shell = args.command.is_empty();
+    if shell {
+        if let Some(outer) = std::env::var_os(ENTRY_VAR).filter(|v| !v.is_empty()) {
+            return Err(Error::Usage(format!(
+                "this shell already holds the environment of {} ({ENTRY_VAR} is set): `exit` \
+                 it first, or run one command with `sfvault exec {name} -- CMD`",
+                outer.to_string_lossy()
+            ))
+            .into());
+        }
+        args.command = vec![user_shell()];
     }
     let mut session = ctx.session()?;
     if args.refresh {
@@ -38,6 +61,7 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> Outcome {
         super::oauth_cmds::valid_token(ctx, &mut session, &name, true)?;
     }
     let mut env = mapping::exec_env(&mut session, &name, &args.with, !args.no_token)?;
+    set_var(&mut env.vars, ENTRY_VAR, &name.to_string());
     // What sf cannot take from its environment goes into a throwaway sf home: a target org
     // whose token is not a classic one, and a Dev Hub (a hub token would go to the target org's
     // instance).
@@ -54,7 +78,19 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> Outcome {
         None => None,
     };
     drop(session);
-    if jwt_target.is_none() && hub.is_none() {
+    let own_home = jwt_target.is_some() || hub.is_some();
+    if shell {
+        ctx.note(&format!(
+            "sfvault: {} with the environment of {name} ({ENTRY_VAR}={name}{}); `exit` leaves it",
+            args.command[0].to_string_lossy(),
+            if own_home {
+                ", HOME a throwaway sf home"
+            } else {
+                ""
+            }
+        ));
+    }
+    if !own_home {
         // The key file (env.key_file) stays open until the command has replaced this process.
         return exec_command(&args.command, &env.vars);
     }
@@ -104,7 +140,6 @@ fn set_var(env: &mut Env, var: &str, value: &str) {
 /// SIGINT, SIGTERM, SIGHUP and SIGQUIT, then remove the home. The exit code is the command's
 /// (128 + N when a signal N ended it).
 fn run_command_with_home(command: &[OsString], env: &Env, home: SfHome) -> Outcome {
-    use std::os::unix::process::ExitStatusExt;
     let (mut cmd, program) = command_with(command, env)?;
     if let Some(real) = directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf()) {
         for (var, sub) in [
@@ -120,11 +155,26 @@ fn run_command_with_home(command: &[OsString], env: &Env, home: SfHome) -> Outco
     }
     cmd.env("HOME", home.path())
         .env("SF_USE_GENERIC_UNIX_KEYCHAIN", "true");
+    let outcome = wait_passing_signals(cmd, &program, |_| Vec::new());
+    drop(home);
+    outcome
+}
+
+/// Start `cmd` as a child, `attach` threads to it (output pumps), wait for it while passing
+/// on SIGINT, SIGTERM, SIGHUP and SIGQUIT, then for the threads. The exit code is the
+/// command's (128 + N when a signal N ended it).
+fn wait_passing_signals(
+    mut cmd: std::process::Command,
+    program: &OsString,
+    attach: impl FnOnce(&mut std::process::Child) -> Vec<std::thread::JoinHandle<()>>,
+) -> Outcome {
+    use std::os::unix::process::ExitStatusExt;
     let signals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
     let mut caught = Signals::new(signals)
         .map_err(|e| Error::failed_with("cannot catch signals to pass them on", e))?;
     sfvault::secret::restore_core_limit();
-    let mut child = cmd.spawn().map_err(|err| spawn_failure(&program, &err))?;
+    let mut child = cmd.spawn().map_err(|err| spawn_failure(program, &err))?;
+    let threads = attach(&mut child);
     let handle = caught.handle();
     let pid = rustix::process::Pid::from_raw(child.id() as i32);
     let forwarder = std::thread::spawn(move || {
@@ -137,7 +187,9 @@ fn run_command_with_home(command: &[OsString], env: &Env, home: SfHome) -> Outco
     let status = child.wait();
     handle.close();
     let _ = forwarder.join();
-    drop(home);
+    for t in threads {
+        let _ = t.join();
+    }
     let status = status.map_err(|e| Error::failed_with("cannot wait for the command", e))?;
     match status.code().or_else(|| status.signal().map(|s| 128 + s)) {
         Some(0) => Ok(()),
@@ -194,10 +246,64 @@ pub fn run(ctx: &Context, args: RunArgs) -> Outcome {
     let mut env = resolver.resolve_env(std::env::vars_os())?;
     if let Some(path) = &args.env_file {
         let text = read_bounded_file(path, dotenv::MAX_ENV_FILE_LEN)?;
-        env.extend(resolver.resolve_env_file(&text)?);
+        env.extend(resolver.resolve_env_file(&path.display().to_string(), &text)?);
     }
+    let secrets = args
+        .mask
+        .then(|| super::mask::Secrets::new(resolver.secret_values()))
+        .filter(|s| !s.is_empty());
     resolver.finish();
-    exec_command(&args.command, &env)
+    match secrets {
+        Some(secrets) => run_masked(&args.command, &env, secrets),
+        None => exec_command(&args.command, &env),
+    }
+}
+
+/// Run `command` with its stdout and stderr through pipes, every secret value in them
+/// concealed on the way to sfvault's own stdout and stderr.
+fn run_masked(command: &[OsString], env: &Env, secrets: super::mask::Secrets) -> Outcome {
+    use std::process::Stdio;
+    let (mut cmd, program) = command_with(command, env)?;
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let secrets = std::sync::Arc::new(secrets);
+    wait_passing_signals(cmd, &program, |child| {
+        let out = child.stdout.take().map(|from| {
+            let secrets = std::sync::Arc::clone(&secrets);
+            std::thread::spawn(move || secrets.pump(from, std::io::stdout()))
+        });
+        let err = child.stderr.take().map(|from| {
+            let secrets = std::sync::Arc::clone(&secrets);
+            std::thread::spawn(move || secrets.pump(from, std::io::stderr()))
+        });
+        out.into_iter().chain(err).collect()
+    })
+}
+
+pub fn read(ctx: &Context, args: ReadArgs) -> Result<()> {
+    let reference = Reference::parse(&args.reference)?;
+    // --clip: find the tool before asking for the passphrase.
+    let clip = args.clip.clip.then(super::clipboard::find).transpose()?;
+    let mut resolver = Resolver::new(ctx.session()?);
+    let value = resolver.resolve(&reference)?;
+    resolver.finish();
+    if let Some(tool) = clip {
+        let what = reference.to_string();
+        return super::clipboard::copy(ctx, tool, &what, &value, args.clip.clip_seconds);
+    }
+    if ctx.json {
+        return super::output::print_json(serde_json::json!({
+            "reference": reference.to_string(),
+            "entry": reference.entry.to_string(),
+            "field": reference.field,
+            "value": value.expose(),
+        }));
+    }
+    let mut text = Zeroizing::new(String::with_capacity(value.len() + 1));
+    text.push_str(value.expose());
+    if !args.no_newline {
+        text.push('\n');
+    }
+    print(&text)
 }
 
 fn read_bounded_file(path: &std::path::Path, max: usize) -> Result<Zeroizing<String>> {
@@ -239,6 +345,16 @@ pub fn inject(ctx: &Context, args: InjectArgs) -> Result<()> {
     check_stdout_safe(args.force_plaintext)?;
     let text = match &args.input {
         Some(path) => read_bounded_file(path, template::MAX_TEMPLATE_LEN)?,
+        None if prompt::stdin_is_terminal() => {
+            ctx.note(
+                "Reading the template from the terminal: type or paste it, then press Ctrl-D on \
+                 an empty line (or give a file with -i TEMPLATE).",
+            );
+            Zeroizing::new(prompt::read_stdin_limited(
+                "the template",
+                template::MAX_TEMPLATE_LEN,
+            )?)
+        }
         None => Zeroizing::new(prompt::read_stdin_limited(
             "the template",
             template::MAX_TEMPLATE_LEN,
@@ -294,6 +410,17 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
         ));
     };
     let name = EntryName::parse(entry)?;
+    if prompt::stdin_is_terminal() {
+        let what = match format {
+            ImportFormat::SfdxUrl => "the SFDX auth URL",
+            ImportFormat::Json => "the JSON",
+            ImportFormat::Dotenv => "the KEY=VALUE lines",
+        };
+        ctx.note(&format!(
+            "Reading {what} for {name} from the terminal: paste, then press Ctrl-D on an empty \
+             line (or redirect a file: < FILE)."
+        ));
+    }
     let input = Zeroizing::new(prompt::read_stdin_limited("the import", 1024 * 1024)?);
     let imported = match format {
         ImportFormat::SfdxUrl => mapping::import_sfdx_url(&input)?,

@@ -5,12 +5,14 @@ mod access_cmds;
 mod admin;
 mod agent_cmds;
 pub mod args;
+mod clipboard;
 pub mod complete;
 mod entries;
 pub mod exit;
 pub mod fast_path;
 mod handoff_cmds;
 mod lifecycle_cmds;
+mod mask;
 mod oauth_cmds;
 pub mod output;
 mod prompt;
@@ -191,6 +193,8 @@ fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Lock => agent_cmds::lock(ctx),
         Command::Agent(a) => agent_cmds::serve(ctx, a),
         Command::Inject(a) => handoff_cmds::inject(ctx, a),
+        Command::Read(a) => handoff_cmds::read(ctx, a),
+        Command::ClipClear(a) => clipboard::clear_later(&a),
         Command::Export(a) => handoff_cmds::export(ctx, a),
         Command::Import(a) => handoff_cmds::import(ctx, a),
         Command::History(a) => lifecycle_cmds::history(ctx, a),

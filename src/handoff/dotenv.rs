@@ -10,6 +10,14 @@ pub const MAX_ENV_FILE_LEN: usize = 1024 * 1024;
 /// Parse `text` into (key, value) pairs in file order. Values are kept as secrets (env files
 /// hold them), and errors name the line number and, once known, the key: never the line.
 pub fn parse(text: &str) -> Result<Vec<(String, SecretString)>> {
+    Ok(parse_numbered(text)?
+        .into_iter()
+        .map(|(_, key, value)| (key, value))
+        .collect())
+}
+
+/// [`parse`], each pair with its line number (from 1).
+pub fn parse_numbered(text: &str) -> Result<Vec<(usize, String, SecretString)>> {
     if text.len() > MAX_ENV_FILE_LEN {
         return Err(Error::Usage("the env file is larger than 1 MiB".into()));
     }
@@ -41,7 +49,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, SecretString)>> {
                 .ok_or_else(|| at(&format!("unterminated quote in the value of {key}")))?,
             _ => value.split(" #").next().unwrap_or("").trim_end(),
         };
-        out.push((key.to_owned(), SecretString::new(value.to_owned())));
+        out.push((n + 1, key.to_owned(), SecretString::new(value.to_owned())));
     }
     Ok(out)
 }

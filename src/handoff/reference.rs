@@ -22,7 +22,8 @@ impl Reference {
     pub fn parse(text: &str) -> Result<Reference> {
         let bad = || {
             Error::Usage(format!(
-                "{} is not a reference like sfvault://acme-prod/ci/consumer_key",
+                "{} is not a reference: one looks like sfvault://ORG/APP/FIELD, e.g. \
+                 sfvault://acme-prod/ci/consumer_key",
                 quoted(text)
             ))
         };

@@ -137,31 +137,48 @@ impl<S: EntrySource> Resolver<S> {
         Ok(env)
     }
 
-    /// Every variable of an env file, in file order, references resolved.
-    pub fn resolve_env_file(&mut self, text: &str) -> Result<Env> {
+    /// Every variable of an env file, in file order, references resolved; `file` names it in
+    /// errors, which give the variable and its line whatever went wrong.
+    pub fn resolve_env_file(&mut self, file: &str, text: &str) -> Result<Env> {
         let mut env = Env::new();
-        for (key, value) in dotenv::parse(text)? {
-            let value = self.resolve_var(&key, value.expose())?.unwrap_or(value);
+        let vars = dotenv::parse_numbered(text).map_err(|e| match e {
+            Error::Usage(m) => Error::Usage(format!("{file}: {m}")),
+            e => e,
+        })?;
+        for (line, key, value) in vars {
+            let label = format!("{key} ({file} line {line})");
+            let value = self.resolve_var(&label, value.expose())?.unwrap_or(value);
             env.push((key, value));
         }
         Ok(env)
     }
 
-    /// The value of variable `var` if `value` is a reference (`None` if it is not one); a
-    /// missing entry or field is reported with the variable's name.
+    /// The value of variable `var` (a name, or a name and where it was set) if `value` is a
+    /// reference (`None` if it is not one). Any failure, of any kind, names the variable.
     fn resolve_var(&mut self, var: &str, value: &str) -> Result<Option<SecretString>> {
         if !Reference::looks_like(value) {
             return Ok(None);
         }
-        let r = Reference::parse(value)?;
-        match self.resolve(&r) {
-            Ok(v) => Ok(Some(v)),
-            Err(Error::NotFound { missing, message }) => Err(Error::NotFound {
-                missing,
-                message: format!("{var}: {message}; the command was not run"),
-            }),
-            Err(e) => Err(e),
-        }
+        Reference::parse(value)
+            .and_then(|r| self.resolve(&r))
+            .map(Some)
+            .map_err(|e| for_variable(var, e))
+    }
+
+    /// The values resolved so far that are secret: fields marked secret, and access tokens
+    /// (for masking them in a command's output).
+    pub fn secret_values(&self) -> Vec<&SecretString> {
+        let fields = self.used.iter().flat_map(|(name, fields)| {
+            fields.iter().filter_map(move |f| {
+                self.entries
+                    .get(name)
+                    .and_then(|e| e.fields.get(f))
+                    .filter(|f| f.secret)
+                    .map(|f| &f.value)
+            })
+        });
+        let tokens = self.tokens.values().map(|t| &t.access_token);
+        fields.chain(tokens).collect()
     }
 
     /// A template with each `{{ sfvault://… }}` placeholder replaced by its value.
@@ -203,6 +220,31 @@ impl<S: EntrySource> Resolver<S> {
             }
         }
         self.source
+    }
+}
+
+/// `e` told as the failure of variable `var`: its message prefixed by `var` and followed by
+/// "the command was not run", its kind (and so the exit code) kept.
+fn for_variable(var: &str, e: Error) -> Error {
+    let say = |m: &str| format!("{var}: {m}; the command was not run");
+    match e {
+        Error::Usage(m) => Error::Usage(say(&m)),
+        Error::Unsafe(m) => Error::Unsafe(say(&m)),
+        Error::NotFound { missing, message } => Error::NotFound {
+            missing,
+            message: say(&message),
+        },
+        e @ Error::Locked { .. } => Error::locked(say(&e.to_string())),
+        e @ Error::Network { .. } => Error::network(say(&e.to_string())),
+        e @ (Error::Failed { .. } | Error::Io { .. } | Error::AgentGone { .. }) => {
+            Error::failed(say(&e.to_string()))
+        }
+        // The variants whose text is built from fields: the only one that carries any kind
+        // with a whole message is the agent's.
+        e => Error::Remote {
+            kind: e.kind(),
+            message: say(&e.to_string()),
+        },
     }
 }
 
@@ -313,21 +355,55 @@ mod tests {
         let e = resolver
             .resolve_env([var("SF_BAD", "sfvault://acme/ci/Bad")])
             .unwrap_err();
-        assert!(matches!(e, Error::Usage(_)), "{e:?}");
+        assert!(
+            matches!(&e, Error::Usage(m) if m.starts_with("SF_BAD: ") && m.contains("sfvault://ORG/APP/FIELD")),
+            "{e:?}"
+        );
+        // Whatever the kind of failure, the variable is named and the kind kept.
+        let failing = || -> Result<Memory> { Err(Error::locked("no passphrase")) };
+        let mut locked = Resolver::new(Lazy::new(failing));
+        let e = locked
+            .resolve_env([var("SF_LOCKED", "sfvault://acme/ci/username")])
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Locked { message: m, .. } if m == "SF_LOCKED: no passphrase; the command was not run"),
+            "{e:?}"
+        );
+        let e = locked
+            .resolve_env_file("f.env", "# x\nA=sfvault://acme/ci/username\n")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("A (f.env line 2): "), "{e}");
+        let refused = for_variable(
+            "V",
+            Error::OAuth {
+                error: "invalid_grant".into(),
+                description: "expired".into(),
+                hint: None,
+            },
+        );
+        assert_eq!(refused.kind(), crate::ErrorKind::Refused);
+        assert!(
+            refused
+                .to_string()
+                .starts_with("V: Salesforce refused: invalid_grant")
+        );
 
         // An env file's variables are all kept, in file order, references resolved.
         let env = resolver
-            .resolve_env_file("B=plain\nexport A='sfvault://acme/ci/username'\n# c\nC=\"x y\"\n")
+            .resolve_env_file(
+                ".env",
+                "B=plain\nexport A='sfvault://acme/ci/username'\n# c\nC=\"x y\"\n",
+            )
             .unwrap();
         assert_eq!(
             pairs(&env),
             [("B", "plain"), ("A", "ci@acme.example"), ("C", "x y")]
         );
         let e = resolver
-            .resolve_env_file("K=sfvault://acme/gone/username\n")
+            .resolve_env_file(".env", "\nK=sfvault://acme/gone/username\n")
             .unwrap_err();
         assert!(
-            matches!(&e, Error::NotFound { message: m, .. } if m.starts_with("K: ")),
+            matches!(&e, Error::NotFound { message: m, .. } if m.starts_with("K (.env line 2): ")),
             "{e:?}"
         );
     }
