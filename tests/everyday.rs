@@ -340,6 +340,16 @@ fn completion_offers_entries_and_fields_from_the_agent_only() {
         complete(&tv, &["sfvault", "set", "acme-prod/ci", "org_n"]),
         ["org_notes"]
     );
+    // References, for `read`: the entries, then that entry's fields.
+    assert_eq!(
+        complete(&tv, &["sfvault", "read", "sfvault://acme-p"]),
+        ["sfvault://acme-prod/ci/"]
+    );
+    let refs = complete(&tv, &["sfvault", "read", "sfvault://acme-prod/ci/org"]);
+    assert!(
+        refs.contains(&"sfvault://acme-prod/ci/org_notes".to_owned()),
+        "{refs:?}"
+    );
     // Admin entries too.
     assert_eq!(
         complete(&tv, &["sfvault", "audit", "--at-salesforce", "acme-u"]),

@@ -352,7 +352,10 @@ fn canaries_from_every_command_reach_no_file_argv_or_stderr() {
     write_private(&key_file, pem.as_bytes());
     let mut stderr = String::new();
     let mut run = |args: &[&str], stdin: Option<&[u8]>| {
-        let out = tv.run(args, stdin);
+        let mut cmd = tv.cmd();
+        // For `run --mask`: a reference the child prints, to stdout and stderr.
+        cmd.env("S", "sfvault://acme/ci/consumer_secret");
+        let out = run_cmd(cmd, args, stdin);
         assert_success(&out, args);
         stderr.push_str(&String::from_utf8_lossy(&out.stderr));
         out.stdout
@@ -418,6 +421,22 @@ fn canaries_from_every_command_reach_no_file_argv_or_stderr() {
         ],
         None,
     );
+    run(&["read", "sfvault://acme/ci/consumer_secret"], None);
+    let masked = run(
+        &[
+            "run",
+            "--mask",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s\\n' \"$S\" \"$S\" >&2; printf '%s' \"$S\"",
+        ],
+        None,
+    );
+    assert!(!masked.is_empty());
+    run(&["--json", "rm", "acme/ci", "--yes"], None);
+    run(&["list", "--removed", "--json"], None);
+    run(&["undelete", "acme/ci"], None);
     run(&["mv", "acme/ci", "acme/ci2"], None);
     let backup = tv.home.join("b.sfv");
     run(&["backup", backup.to_str().unwrap()], None);
@@ -451,7 +470,7 @@ fn canaries_from_every_command_reach_no_file_argv_or_stderr() {
         }
     }
     eprintln!(
-        "leaks: {} canaries × {} file reads, stderr of 19 commands, the agent's argv and environment: 0 found",
+        "leaks: {} canaries × {} file reads, stderr of 24 commands, the agent's argv and environment: 0 found",
         canaries.len(),
         files_checked
     );

@@ -433,3 +433,41 @@ fn init_on_a_terminal_asks_twice_and_again_after_an_empty_or_a_mismatch() {
     // The vault opens with what was typed.
     tv.ok(&["list"]);
 }
+
+#[test]
+fn a_dash_with_the_terminal_as_stdin_asks_hidden_instead_of_echoing() {
+    let tv = TestVault::new();
+    tv.ok(&["add", "acme/ci", "--consumer-key", "K", "--no-secret"]);
+    let mut t = on_terminal(&tv, &["set", "acme/ci", "consumer_secret", "-"]);
+    unlock(&mut t);
+    t.expect("consumer_secret for acme/ci (hidden): ");
+    assert!(!t.echo_on(), "the secret would be echoed");
+    t.line("typed-secret");
+    let (status, _, err) = t.wait_output();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(
+        !t.screen().contains("typed-secret"),
+        "echoed: {}",
+        t.screen()
+    );
+    assert_eq!(tv.get("acme/ci", "consumer_secret"), "typed-secret");
+}
+
+#[test]
+fn a_name_that_differs_only_by_case_is_refused_before_any_prompt() {
+    let tv = TestVault::new();
+    tv.ok(&["add", "acme-prod/ci", "--consumer-key", "K", "--no-secret"]);
+    let mut t = on_terminal(&tv, &["add", "ACME-Prod/CI", "--consumer-key", "K"]);
+    unlock(&mut t);
+    let (status, _, err) = t.wait_output();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("differs only by case from the existing acme-prod/ci"),
+        "{err}"
+    );
+    assert!(
+        !t.screen().contains("consumer_secret for"),
+        "asked first: {}",
+        t.screen()
+    );
+}

@@ -41,6 +41,18 @@ pub fn add(ctx: &Context, args: AddArgs) -> Result<()> {
             "{name} already exists; change it with `sfvault set {name} FIELD`"
         )));
     }
+    // Before any prompt: the save would refuse a name that differs only by case.
+    let key = name.to_string();
+    if let Some(twin) = session
+        .entries()?
+        .into_keys()
+        .find(|k| *k != key && k.eq_ignore_ascii_case(&key))
+    {
+        return Err(Error::Usage(format!(
+            "{name} differs only by case from the existing {twin}; use {twin}, or pick a name \
+             that differs by more than case"
+        )));
+    }
     // A flow that never sends a consumer secret (jwt) is not asked for one; one that cannot
     // work without it says so when the answer is empty.
     let flow_reads_secret = args

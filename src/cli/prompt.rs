@@ -279,7 +279,18 @@ pub fn field_value(
     secret: bool,
     entry: &str,
 ) -> Result<SecretString> {
+    let multi_line = matches!(field, "private_key" | "certificate");
     match arg.as_deref() {
+        // `-` with the terminal as stdin: a one-line value gets the prompt (hidden when
+        // secret) rather than an echoed, silent read; a PEM is pasted, with a hint first.
+        Some("-") if stdin_is_terminal() && !multi_line => field_value(field, None, secret, entry),
+        Some("-") if stdin_is_terminal() => {
+            say(&format!(
+                "Reading {field} for {entry} from the terminal: paste it, then press Ctrl-D on an \
+                 empty line (or pipe it: `… | sfvault set {entry} {field} -`)."
+            ));
+            read_stdin(field)
+        }
         Some("-") => read_stdin(field),
         Some(_) if secret => Err(Error::Usage(format!(
             "{field} is secret and is never taken from the command line (it would stay in shell \
