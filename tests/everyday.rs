@@ -67,8 +67,36 @@ fn json_failures_are_one_error_object_on_stdout_with_the_exit_code() {
 
 #[test]
 fn json_successes_of_commands_that_change_something() {
-    let tv = TestVault::new();
-    tv.ok(&["add", "acme/ci", "--consumer-key", "K", "--no-secret"]);
+    let tv = TestVault::empty();
+    let mut init = vec!["--json"];
+    init.extend(INIT_MIN_KDF);
+    let v = json(&tv.ok(&init));
+    assert_eq!(v["kdf"]["memory_mib"], 19);
+    let v = json(&tv.ok(&[
+        "--json",
+        "add",
+        "acme/ci",
+        "--consumer-key",
+        "K",
+        "--no-secret",
+    ]));
+    assert_eq!(v["entry"], "acme/ci");
+    assert_eq!(v["fields"], serde_json::json!(["consumer_key"]));
+    let v = json(&tv.ok_stdin(
+        &["--json", "import", "acme/imp", "--format", "dotenv"],
+        b"SF_CONSUMER_KEY=K2\nSF_USERNAME=u@x\nOTHER=1\n",
+    ));
+    assert_eq!(
+        (v["created"].as_bool(), v["not_imported"][0].as_str()),
+        (Some(true), Some("OTHER"))
+    );
+    tv.ok_stdin(&["set", "acme/imp", "consumer_secret", "-"], b"first-value");
+    let text = tv.ok_stdin(
+        &["--json", "rotate", "acme/imp", "consumer_secret"],
+        b"rotated-value",
+    );
+    assert!(!text.contains("value"), "{text}");
+    assert_eq!(json(&text)["rotated"], true);
     let v = json(&tv.ok(&["--json", "set", "acme/ci", "username", "u@acme.com"]));
     assert_eq!(v["entry"], "acme/ci");
     assert_eq!(v["field"], "username");
@@ -101,7 +129,13 @@ fn json_successes_of_commands_that_change_something() {
         (v["locked"].as_bool(), v["agent_stopped"].is_null()),
         (Some(true), true)
     );
-    tv.ok(&["unlock"]);
+    let v = json(&tv.ok(&["--json", "unlock"]));
+    assert_eq!(v["already"], false);
+    let again = json(&tv.ok(&["--json", "unlock"]));
+    assert_eq!(
+        (again["already"].as_bool(), &again["agent_pid"]),
+        (Some(true), &v["agent_pid"])
+    );
     let v = json(&tv.ok(&["--json", "lock"]));
     assert!(v["agent_stopped"].as_u64().is_some(), "{v}");
     let v = json(&tv.ok(&["--json", "revoke", "acme/ci"]));
@@ -125,7 +159,7 @@ fn json_successes_of_commands_that_change_something() {
     let v = json(&tv.ok(&["--json", "backup", copy.to_str().unwrap()]));
     assert_eq!(v["backup"], copy.to_str().unwrap());
     let v = json(&tv.ok(&["--json", "restore", copy.to_str().unwrap(), "--yes"]));
-    assert_eq!(v["entries"], 1);
+    assert_eq!(v["entries"], 2);
     let v = json(&tv.ok(&["--json", "config"]));
     assert_eq!(
         (v["history-limit"].as_u64(), v["removed-days"].as_u64()),

@@ -754,9 +754,12 @@ fn urls_with_user_info_are_refused_when_stored() {
             assert_code(&out, 10, &args);
         }
     }
-    for field in ["login_url", "callback_url"] {
-        tv.fails(&["get", "acme/ci", field], 3);
-    }
+    // Nothing stored: callback_url is missing, login_url is the default the flows use.
+    tv.fails(&["get", "acme/ci", "callback_url"], 3);
+    assert_eq!(
+        tv.get("acme/ci", "login_url"),
+        "https://login.salesforce.com"
+    );
     let list = tv.ok(&["list"]);
     assert!(
         !list.contains("acme/other") && !list.contains("acme/imported"),

@@ -92,21 +92,35 @@ pub fn unlock(ctx: &Context, args: UnlockArgs) -> Result<()> {
         )));
     }
     let timeout = until(args.timeout.as_secs(), args.max_lifetime.as_secs());
-    ctx.note(&format!(
-        "Unlocked {} {timeout} (agent pid {}).",
-        paths.vault.display(),
-        child.id()
-    ));
-    Ok(())
+    ctx.done(
+        &format!(
+            "Unlocked {} {timeout} (agent pid {}).",
+            paths.vault.display(),
+            child.id()
+        ),
+        json!({
+            "vault": paths.vault.display().to_string(),
+            "agent_pid": child.id(),
+            "already": false,
+            "idle_timeout_secs": args.timeout.as_secs(),
+            "max_lifetime_secs": args.max_lifetime.as_secs(),
+        }),
+    )
 }
 
 fn note_already_unlocked(ctx: &Context, agent: &AgentClient) -> Result<()> {
-    ctx.note(&format!(
-        "{} is already unlocked (agent pid {}); `sfvault lock` first to change its timeout.",
-        ctx.store.path().display(),
-        agent.pid()
-    ));
-    Ok(())
+    ctx.done(
+        &format!(
+            "{} is already unlocked (agent pid {}); `sfvault lock` first to change its timeout.",
+            ctx.store.path().display(),
+            agent.pid()
+        ),
+        json!({
+            "vault": ctx.store.path().display().to_string(),
+            "agent_pid": agent.pid(),
+            "already": true,
+        }),
+    )
 }
 
 fn find_agent(ctx: &Context) -> Option<AgentClient> {

@@ -94,21 +94,25 @@ pub fn add(ctx: &Context, args: AddArgs) -> Result<()> {
         })
         .collect();
     let count = fields.len();
+    let field_names: Vec<String> = fields.iter().map(|f| f.name.clone()).collect();
     session.apply(Change::AddEntry {
         entry: name.to_string(),
         fields,
     })?;
-    ctx.note(&format!("Added {name} ({count} fields)."));
+    let mut message = format!("Added {name} ({count} fields).");
     if let Some(advice) = args
         .private_key_file
         .as_deref()
         .and_then(super::output::shred_advice)
     {
-        ctx.note(&format!(
-            "The private key is now in the vault; delete the plaintext copy: {advice}"
+        message.push_str(&format!(
+            "\nThe private key is now in the vault; delete the plaintext copy: {advice}"
         ));
     }
-    Ok(())
+    ctx.done(
+        &message,
+        json!({"entry": name.to_string(), "fields": field_names}),
+    )
 }
 
 pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {

@@ -430,7 +430,16 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
     let count = imported.fields.len();
     let mut session = ctx.session()?;
     let exists = session.entry(&name, false).is_ok();
+    let field_names: Vec<String> = imported.fields.iter().map(|f| f.name.clone()).collect();
     session.apply(mapping::import_change(&name, exists, imported.fields))?;
+    if ctx.json {
+        return super::output::print_json(serde_json::json!({
+            "entry": name.to_string(),
+            "created": !exists,
+            "fields": field_names,
+            "not_imported": imported.ignored,
+        }));
+    }
     ctx.note(&format!("Imported {count} fields into {name}."));
     let source = stdin_file();
     let source_name = source

@@ -66,13 +66,19 @@ fn rotate_in_vault(ctx: &Context, args: RotateArgs, name: EntryName) -> Result<(
     let mut session = ctx.session()?;
     session.field(&name, &args.field)?; // must exist: rotation replaces something
     if args.field == "private_key" {
-        super::oauth_cmds::new_key_pair(&mut session, &name, args.bits, args.days)?;
-        ctx.note(&format!(
-            "New {}-bit key for {name}; the old one is in history. Upload the certificate above to the \
-             connected app (Edit → Use digital signatures) before the next login.",
-            args.bits
-        ));
-        return Ok(());
+        let certificate =
+            super::oauth_cmds::new_key_pair(&mut session, &name, args.bits, args.days)?;
+        return super::oauth_cmds::print_certificate(
+            ctx,
+            &name,
+            &certificate,
+            args.bits,
+            &format!(
+                "New {}-bit key for {name}; the old one is in history. Upload the certificate \
+                 above to the connected app (Edit → Use digital signatures) before the next login.",
+                args.bits
+            ),
+        );
     }
     let value = prompt::field_value(&args.field, None, true, &name.to_string())?;
     let outcome = session.apply(Change::SetField {
@@ -89,14 +95,18 @@ fn rotate_in_vault(ctx: &Context, args: RotateArgs, name: EntryName) -> Result<(
             args.field
         )));
     }
-    ctx.note(&format!(
+    let mut message = format!(
         "{name} {} rotated; the old value is kept in history.",
         args.field
-    ));
+    );
     if let Some(hint) = where_to_rotate(&args.field) {
-        ctx.note(hint);
+        message.push('\n');
+        message.push_str(hint);
     }
-    Ok(())
+    ctx.done(
+        &message,
+        json!({"entry": name.to_string(), "field": args.field, "rotated": true}),
+    )
 }
 
 pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {

@@ -333,18 +333,49 @@ pub fn keygen(ctx: &Context, args: KeygenArgs) -> Result<()> {
             }
         ));
     }
-    new_key_pair(&mut session, &name, args.bits, args.days)?;
-    ctx.note(&format!(
-        "The {}-bit private key of {name} is in the vault only. Upload the certificate above to the \
-         connected app (Setup → App Manager → the app → Edit → Use digital signatures).",
-        args.bits
-    ));
+    let certificate = new_key_pair(&mut session, &name, args.bits, args.days)?;
+    print_certificate(
+        ctx,
+        &name,
+        &certificate,
+        args.bits,
+        &format!(
+            "The {}-bit private key of {name} is in the vault only. Upload the certificate above \
+             to the connected app (Setup → App Manager → the app → Edit → Use digital signatures).",
+            args.bits
+        ),
+    )
+}
+
+/// A new key's certificate: the PEM on stdout (for `> app.crt`) and `message` on stderr, or with
+/// `--json` one object holding both the entry and the PEM.
+pub fn print_certificate(
+    ctx: &Context,
+    name: &EntryName,
+    certificate: &str,
+    bits: usize,
+    message: &str,
+) -> Result<()> {
+    if ctx.json {
+        return print_json(json!({
+            "entry": name.to_string(),
+            "bits": bits,
+            "certificate": certificate,
+        }));
+    }
+    print(&format!("{}\n", certificate.trim_end()))?;
+    ctx.note(message);
     Ok(())
 }
 
 /// Generate a key pair for `name`, store the key (old one to history) and the certificate, and
-/// print the certificate: what `keygen` and `rotate … private_key` share.
-pub fn new_key_pair(session: &mut Session, name: &EntryName, bits: usize, days: u32) -> Result<()> {
+/// return the certificate (PEM): what `keygen` and `rotate … private_key` share.
+pub fn new_key_pair(
+    session: &mut Session,
+    name: &EntryName,
+    bits: usize,
+    days: u32,
+) -> Result<String> {
     let made = keygen::generate(bits, days, &format!("sfvault {name}"))?;
     session.apply(Change::SetComputed {
         entry: name.to_string(),
@@ -362,5 +393,5 @@ pub fn new_key_pair(session: &mut Session, name: &EntryName, bits: usize, days: 
             },
         ],
     })?;
-    print(&format!("{}\n", made.certificate.trim_end()))
+    Ok(made.certificate)
 }

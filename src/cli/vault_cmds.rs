@@ -33,14 +33,19 @@ pub fn init(ctx: &Context, args: InitArgs) -> Result<()> {
     )?;
     let key = VaultKey::generate(&passphrase, kdf).map_err(Error::failed)?;
     ctx.store.create(&VaultData::default(), &key)?;
-    ctx.note(&format!(
-        "Created {} (Argon2id {} MiB, {} passes, {} lanes).\nNext: sfvault add ORG/APP --consumer-key KEY",
-        ctx.store.path().display(),
-        kdf.memory_kib / 1024,
-        kdf.iterations,
-        kdf.parallelism
-    ));
-    Ok(())
+    ctx.done(
+        &format!(
+            "Created {} (Argon2id {} MiB, {} passes, {} lanes).\nNext: sfvault add ORG/APP --consumer-key KEY",
+            ctx.store.path().display(),
+            kdf.memory_kib / 1024,
+            kdf.iterations,
+            kdf.parallelism
+        ),
+        serde_json::json!({
+            "vault": ctx.store.path().display().to_string(),
+            "kdf": {"memory_mib": kdf.memory_kib / 1024, "iterations": kdf.iterations, "parallelism": kdf.parallelism},
+        }),
+    )
 }
 
 pub fn passwd(ctx: &Context, args: PasswdArgs) -> Result<()> {
