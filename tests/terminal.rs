@@ -471,3 +471,20 @@ fn a_name_that_differs_only_by_case_is_refused_before_any_prompt() {
         t.screen()
     );
 }
+
+#[test]
+fn restore_gives_three_tries_on_a_terminal_too() {
+    let tv = TestVault::new();
+    tv.ok(&["add", "acme/ci", "--consumer-key", "K", "--no-secret"]);
+    let backup = tv.root.path().join("b.sfv");
+    tv.ok(&["backup", backup.to_str().unwrap()]);
+    let mut t = on_terminal(&tv, &["restore", backup.to_str().unwrap(), "--yes"]);
+    t.expect("Passphrase for ");
+    t.line("not it");
+    t.expect("Wrong passphrase; try again (2 tries left).");
+    t.expect("Passphrase for ");
+    t.line(PASSPHRASE);
+    let (status, _, err) = t.wait_output();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.contains("Restored 1 entries"), "{err}");
+}

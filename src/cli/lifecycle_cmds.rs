@@ -348,11 +348,12 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
     // A header that does not parse is corrupt whatever the reason.
     let header = format::parse_header(&bytes).map_err(|e| e.for_file(&args.path, None))?;
     confirm_kdf_cost(ctx, &args, &header.slot.kdf)?;
-    let passphrase = prompt::existing_passphrase(ctx.passphrase_fd, &args.path)?;
-    let key = header
-        .slot
-        .unlock(&passphrase)
-        .map_err(|e| e.for_file(&args.path, None))?;
+    let key = prompt::with_passphrase(ctx.passphrase_fd, &args.path, |passphrase| {
+        header
+            .slot
+            .unlock(passphrase)
+            .map_err(|e| e.for_file(&args.path, None))
+    })?;
     let data = format::open_with_key(&bytes, &key).map_err(|e| e.for_file(&args.path, None))?;
     let generation = ctx.store.restore(&data, &key, header.generation)?;
     ctx.done(

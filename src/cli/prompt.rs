@@ -73,6 +73,32 @@ pub fn existing_passphrase(fd: Option<u32>, vault: &Path) -> Result<SecretString
     ask_passphrase(vault)
 }
 
+/// `unlock` with the passphrase of the file at `path` (a backup for `restore`): one try from a
+/// script source, up to [`PASSPHRASE_TRIES`] on a terminal, as [`open_vault`] gives the vault.
+pub fn with_passphrase<T>(
+    fd: Option<u32>,
+    path: &Path,
+    mut unlock: impl FnMut(&SecretString) -> Result<T>,
+) -> Result<T> {
+    if script_source(fd).is_some() {
+        return unlock(&existing_passphrase(fd, path)?);
+    }
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match unlock(&existing_passphrase(fd, path)?) {
+            Err(e) if e.kind() == ErrorKind::WrongPassphrase && tries < PASSPHRASE_TRIES => {
+                let left = PASSPHRASE_TRIES - tries;
+                say(&format!(
+                    "Wrong passphrase; try again ({left} {} left).",
+                    if left == 1 { "try" } else { "tries" }
+                ));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Open the vault of `store`: with a script source, one try (a wrong passphrase is exit 4); on
 /// a terminal, up to [`PASSPHRASE_TRIES`] passphrases, each through the KDF. The file is read
 /// and its header checked before every prompt.
