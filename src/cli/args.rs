@@ -1080,9 +1080,9 @@ pub struct ConfigArgs {
 mod tests {
     use super::{COMMAND_GROUPS, command};
 
-    /// Every help text: the top level's and each command's, rendered at 80 columns.
-    fn helps() -> Vec<(String, String)> {
-        let mut cmd = command().term_width(80);
+    /// Every help text: the top level's and each command's, rendered at `width` columns.
+    fn helps(width: usize) -> Vec<(String, String)> {
+        let mut cmd = command().term_width(width);
         cmd.build();
         let mut out = vec![("sfvault".to_owned(), cmd.render_help().to_string())];
         let names: Vec<String> = cmd
@@ -1219,27 +1219,9 @@ mod tests {
 
     #[test]
     fn examples_are_never_wrapped_and_fit_80_columns() {
-        let wide: Vec<(String, String)> = {
-            let mut cmd = command().term_width(1000);
-            cmd.build();
-            let mut out = vec![("sfvault".to_owned(), cmd.render_help().to_string())];
-            let names: Vec<String> = cmd
-                .get_subcommands()
-                .map(|c| c.get_name().to_owned())
-                .collect();
-            for name in names {
-                out.push((
-                    name.clone(),
-                    cmd.find_subcommand_mut(&name)
-                        .unwrap()
-                        .render_help()
-                        .to_string(),
-                ));
-            }
-            out
-        };
+        let wide = helps(1000);
         let mut seen = 0;
-        for ((name, narrow), (_, wide)) in helps().iter().zip(&wide) {
+        for ((name, narrow), (_, wide)) in helps(80).iter().zip(&wide) {
             for example in examples(wide) {
                 for line in example {
                     seen += 1;
@@ -1260,7 +1242,7 @@ mod tests {
     #[test]
     fn every_example_parses() {
         let mut parsed = 0;
-        for (name, help) in helps() {
+        for (name, help) in helps(80) {
             for example in examples(&help) {
                 let line = example.join(" ");
                 for words in invocations(&line) {

@@ -150,7 +150,7 @@ impl Secrets {
     pub fn pump(&self, from: impl AsFd, to: impl AsFd) {
         let mut buf = Zeroizing::new(vec![0u8; CHUNK + self.max_len]);
         let mut len = 0;
-        let mut out = |bytes: &[u8]| write_all(&to, bytes);
+        let mut out = |bytes: &[u8]| super::output::write_all_fd(&to, bytes);
         loop {
             let n = match rustix::io::read(&from, &mut buf[len..len + CHUNK]) {
                 Ok(n) => n,
@@ -171,18 +171,6 @@ impl Secrets {
             }
         }
     }
-}
-
-fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        match rustix::io::write(&fd, bytes) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

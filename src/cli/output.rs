@@ -21,7 +21,9 @@ pub fn print(text: &str) -> Result<()> {
     }
 }
 
-fn write_all_fd(fd: impl AsFd, mut bytes: &[u8]) -> std::io::Result<()> {
+/// Write all of `bytes` to `fd` with direct `write(2)` calls (no buffer keeps a copy), retrying
+/// on EINTR.
+pub fn write_all_fd(fd: impl AsFd, mut bytes: &[u8]) -> std::io::Result<()> {
     while !bytes.is_empty() {
         match rustix::io::write(&fd, bytes) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),

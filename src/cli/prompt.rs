@@ -83,20 +83,7 @@ pub fn with_passphrase<T>(
     if script_source(fd).is_some() {
         return unlock(&existing_passphrase(fd, path)?);
     }
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match unlock(&existing_passphrase(fd, path)?) {
-            Err(e) if e.kind() == ErrorKind::WrongPassphrase && tries < PASSPHRASE_TRIES => {
-                let left = PASSPHRASE_TRIES - tries;
-                say(&format!(
-                    "Wrong passphrase; try again ({left} {} left).",
-                    if left == 1 { "try" } else { "tries" }
-                ));
-            }
-            other => return other,
-        }
-    }
+    with_tries(|| unlock(&existing_passphrase(fd, path)?))
 }
 
 /// Open the vault of `store`: with a script source, one try (a wrong passphrase is exit 4); on
@@ -106,16 +93,23 @@ pub fn open_vault(store: &Store, fd: Option<u32>) -> Result<OpenVault> {
     if let Some(source) = script_source(fd) {
         return store.open_with(|| source.read());
     }
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let result = store.open_with(|| {
+    with_tries(|| {
+        store.open_with(|| {
             if !terminal_available() {
                 return Err(no_source_error());
             }
             ask_passphrase(store.path())
-        });
-        match result {
+        })
+    })
+}
+
+/// Run `attempt` again while it fails with a wrong passphrase, up to [`PASSPHRASE_TRIES`]
+/// times in all, saying how many tries are left.
+fn with_tries<T>(mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt() {
             Err(e) if e.kind() == ErrorKind::WrongPassphrase && tries < PASSPHRASE_TRIES => {
                 let left = PASSPHRASE_TRIES - tries;
                 say(&format!(
