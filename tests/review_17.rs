@@ -38,3 +38,63 @@ fn rm_after_the_clock_went_back_leaves_a_vault_that_opens() {
     tv.ok(&["undelete", "acme/ci"]);
     assert_eq!(tv.get("acme/ci", "consumer_key"), "newest");
 }
+
+/// `sfvault ARGS` on a new terminal (stdin too), no passphrase source, output piped.
+fn on_terminal(tv: &TestVault, args: &[&str]) -> support::pty::PtyChild {
+    let mut cmd = tv.bare_cmd();
+    cmd.args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    support::pty::PtyChild::spawn(cmd, None)
+}
+
+/// Paste `pem` on the terminal as a person would (lines ended by Enter), then Ctrl-D on the
+/// empty line after it.
+fn paste(t: &mut support::pty::PtyChild, pem: &str) {
+    t.send(format!("{}\r", pem.replace('\n', "\r")).as_bytes());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    t.send(b"\x04");
+}
+
+/// `set ORG/APP private_key -` with the terminal as stdin: SECURITY.md says it prompts hidden
+/// instead of an echoed read, but a PEM was read with echo on, so the private key was shown on
+/// the screen (and kept in the terminal's scrollback).
+#[test]
+fn a_private_key_pasted_for_set_dash_is_not_echoed() {
+    let tv = TestVault::new();
+    tv.ok(&["add", "acme/ci", "--consumer-key", "K", "--no-secret"]);
+    let body = canary("pasted-dash");
+    let pem = fake_pem(&body);
+    let mut t = on_terminal(&tv, &["set", "acme/ci", "private_key", "-"]);
+    t.expect("Passphrase for ");
+    t.line(PASSPHRASE);
+    t.expect("Ctrl-D");
+    paste(&mut t, &pem);
+    let (status, _, err) = t.wait_output();
+    assert_eq!(status.code(), Some(0), "{err}\n{}", t.screen());
+    assert!(!t.screen().contains(&body), "echoed: {}", t.screen());
+    assert!(t.echo_on());
+    assert_eq!(tv.get("acme/ci", "private_key"), pem);
+}
+
+/// `set ORG/APP private_key` (no value) on a terminal: the hidden prompt read one line of the
+/// pasted PEM, and the rest of the key stayed in the terminal's input for the shell to run as
+/// commands (and keep in its history file).
+#[test]
+fn a_private_key_pasted_at_the_set_prompt_is_read_whole() {
+    let tv = TestVault::new();
+    tv.ok(&["add", "acme/ci", "--consumer-key", "K", "--no-secret"]);
+    let body = canary("pasted-prompt");
+    let pem = fake_pem(&body);
+    let mut t = on_terminal(&tv, &["set", "acme/ci", "private_key"]);
+    t.expect("Passphrase for ");
+    t.line(PASSPHRASE);
+    t.expect("private_key for acme/ci");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!t.echo_on(), "the key would be echoed");
+    paste(&mut t, &pem);
+    let (status, _, err) = t.wait_output();
+    assert_eq!(status.code(), Some(0), "{err}\n{}", t.screen());
+    assert!(!t.screen().contains(&body), "echoed: {}", t.screen());
+    assert_eq!(tv.get("acme/ci", "private_key"), pem);
+}
