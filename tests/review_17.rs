@@ -98,3 +98,29 @@ fn a_private_key_pasted_at_the_set_prompt_is_read_whole() {
     assert!(!t.screen().contains(&body), "echoed: {}", t.screen());
     assert_eq!(tv.get("acme/ci", "private_key"), pem);
 }
+
+/// `import` with the terminal as stdin: the hint (#17 item 8) says to paste, but what is pasted
+/// (a consumer secret, an SFDX auth URL with its refresh token) was echoed on the screen.
+#[test]
+fn secrets_pasted_for_import_are_not_echoed() {
+    let tv = TestVault::new();
+    let secret = canary("import-paste");
+    let mut t = on_terminal(&tv, &["import", "acme/ci", "--format", "dotenv"]);
+    // The hint goes to stderr (piped here); give sfvault a moment to be reading.
+    let started = std::time::Instant::now();
+    while t.echo_on() && started.elapsed() < std::time::Duration::from_secs(3) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    paste(
+        &mut t,
+        &format!("SF_CONSUMER_KEY=3MVG9key\nSF_CONSUMER_SECRET={secret}"),
+    );
+    t.expect("Passphrase for ");
+    t.line(PASSPHRASE);
+    let (status, _, err) = t.wait_output();
+    assert_eq!(status.code(), Some(0), "{err}\n{}", t.screen());
+    assert!(!t.screen().contains(&secret), "echoed: {}", t.screen());
+    assert!(t.echo_on());
+    assert_eq!(tv.get("acme/ci", "consumer_secret"), secret);
+}

@@ -303,15 +303,13 @@ pub fn field_value(
 /// A multi-line value (a PEM) pasted on the terminal that is stdin, read up to Ctrl-D; echo is
 /// off meanwhile when it is secret (back however the read ends, see [`echo::EchoOff`]).
 fn pasted(field: &str, entry: &str, secret: bool) -> Result<SecretString> {
-    let _quiet = if secret {
-        let tty = echo::tty().map_err(|e| Error::failed_with("cannot open the terminal", e))?;
-        Some(
-            echo::EchoOff::new(tty)
-                .map_err(|e| Error::failed_with("cannot turn the terminal's echo off", e))?,
-        )
-    } else {
-        None
-    };
+    let _quiet = secret
+        .then(|| {
+            echo::tty()
+                .ok()
+                .and_then(|tty| echo::EchoOff::new(tty).ok())
+        })
+        .flatten();
     say(&format!(
         "Reading {field} for {entry} from the terminal{}: paste it, then press Ctrl-D on an \
          empty line (or pipe it: `… | sfvault set {entry} {field} -`).",
@@ -389,6 +387,20 @@ pub fn consumer_secret(entry: &str, required_by: Option<&str>) -> Result<Option<
             }
         }
     }
+}
+
+/// `read` (of stdin, which is the terminal) with the terminal's echo off meanwhile: what is
+/// pasted there may hold secrets. `before` runs once echo is off (the hint to paste).
+pub fn read_terminal_quietly<T>(
+    before: impl FnOnce(),
+    read: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    // Without a controlling terminal to turn echo off on, read as before.
+    let _quiet = echo::tty()
+        .ok()
+        .and_then(|tty| echo::EchoOff::new(tty).ok());
+    before();
+    read()
 }
 
 /// Read all of stdin as UTF-8 text, at most `max` bytes.
