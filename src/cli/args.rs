@@ -215,7 +215,7 @@ Examples:
 
     /// Remove an entry and all its fields (kept for `undelete`; asks unless --yes)
     #[command(
-        after_help = r#"The entry is kept, encrypted in the vault, for removed-days (default 30): `sfvault undelete ORG/APP` brings it back, `sfvault list --removed` shows what is kept. --purge destroys it and every kept copy for good (also in vault.sfv.bak); copies in backups or git remain, so rotate a leaked secret at Salesforce.
+        after_help = r#"The entry is kept, encrypted in the vault, for removed-days (default 30): `sfvault undelete ORG/APP` brings it back, `sfvault list --removed` shows what is kept. --purge destroys it and every kept copy for good (also in vault.sfv.bak, which it replaces even when the entry is already gone with nothing kept); copies in backups or git remain, so rotate a leaked secret at Salesforce.
 
 Examples:
   sfvault rm acme-dev1/ci

@@ -410,18 +410,26 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
         ));
     };
     let name = EntryName::parse(entry)?;
-    if prompt::stdin_is_terminal() {
+    let read = || prompt::read_stdin_limited("the import", 1024 * 1024);
+    let input = Zeroizing::new(if prompt::stdin_is_terminal() {
         let what = match format {
             ImportFormat::SfdxUrl => "the SFDX auth URL",
             ImportFormat::Json => "the JSON",
             ImportFormat::Dotenv => "the KEY=VALUE lines",
         };
-        ctx.note(&format!(
-            "Reading {what} for {name} from the terminal: paste, then press Ctrl-D on an empty \
-             line (or redirect a file: < FILE)."
-        ));
-    }
-    let input = Zeroizing::new(prompt::read_stdin_limited("the import", 1024 * 1024)?);
+        // What is pasted holds secrets: echo off while it is read.
+        prompt::read_terminal_quietly(
+            || {
+                ctx.note(&format!(
+                    "Reading {what} for {name} from the terminal (not shown): paste, then press \
+                     Ctrl-D on an empty line (or redirect a file: < FILE)."
+                ))
+            },
+            read,
+        )?
+    } else {
+        read()?
+    });
     let imported = match format {
         ImportFormat::SfdxUrl => mapping::import_sfdx_url(&input)?,
         ImportFormat::Json => mapping::import_json(&input)?,

@@ -301,16 +301,13 @@ pub fn field_value(
 ) -> Result<SecretString> {
     let multi_line = matches!(field, "private_key" | "certificate");
     match arg.as_deref() {
+        // A PEM on the terminal (with `-` or at the prompt) is pasted: read whole, up to
+        // Ctrl-D, with a hint first (a one-line prompt would leave the rest of the key to the
+        // shell), and with echo off when secret.
+        Some("-") | None if multi_line && stdin_is_terminal() => pasted(field, entry, secret),
         // `-` with the terminal as stdin: a one-line value gets the prompt (hidden when
-        // secret) rather than an echoed, silent read; a PEM is pasted, with a hint first.
-        Some("-") if stdin_is_terminal() && !multi_line => field_value(field, None, secret, entry),
-        Some("-") if stdin_is_terminal() => {
-            say(&format!(
-                "Reading {field} for {entry} from the terminal: paste it, then press Ctrl-D on an \
-                 empty line (or pipe it: `… | sfvault set {entry} {field} -`)."
-            ));
-            read_stdin(field)
-        }
+        // secret) rather than an echoed, silent read.
+        Some("-") if stdin_is_terminal() => field_value(field, None, secret, entry),
         Some("-") => read_stdin(field),
         Some(_) if secret => Err(Error::Usage(format!(
             "{field} is secret and is never taken from the command line (it would stay in shell \
@@ -321,6 +318,24 @@ pub fn field_value(
         None if secret => hidden_value(field, entry),
         None => visible(&format!("{field} for {entry}: ")),
     }
+}
+
+/// A multi-line value (a PEM) pasted on the terminal that is stdin, read up to Ctrl-D; echo is
+/// off meanwhile when it is secret (back however the read ends, see [`echo::EchoOff`]).
+fn pasted(field: &str, entry: &str, secret: bool) -> Result<SecretString> {
+    let _quiet = secret
+        .then(|| {
+            echo::tty()
+                .ok()
+                .and_then(|tty| echo::EchoOff::new(tty).ok())
+        })
+        .flatten();
+    say(&format!(
+        "Reading {field} for {entry} from the terminal{}: paste it, then press Ctrl-D on an \
+         empty line (or pipe it: `… | sfvault set {entry} {field} -`).",
+        if secret { " (not shown)" } else { "" }
+    ));
+    read_stdin(field)
 }
 
 /// A secret value typed on the terminal: an empty answer is asked again, saying why (a
@@ -392,6 +407,20 @@ pub fn consumer_secret(entry: &str, required_by: Option<&str>) -> Result<Option<
             }
         }
     }
+}
+
+/// `read` (of stdin, which is the terminal) with the terminal's echo off meanwhile: what is
+/// pasted there may hold secrets. `before` runs once echo is off (the hint to paste).
+pub fn read_terminal_quietly<T>(
+    before: impl FnOnce(),
+    read: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    // Without a controlling terminal to turn echo off on, read as before.
+    let _quiet = echo::tty()
+        .ok()
+        .and_then(|tty| echo::EchoOff::new(tty).ok());
+    before();
+    read()
 }
 
 /// Read all of stdin as UTF-8 text, at most `max` bytes.

@@ -137,7 +137,7 @@ pub fn purge(ctx: &Context, name: &EntryName, yes: bool) -> Result<()> {
     let (_, removed) = session.removed()?;
     let kept = removed.get(&name.to_string()).map_or(0, Vec::len);
     if live + kept == 0 {
-        return Err(Error::no_entry(name));
+        return purge_backup_only(ctx, &mut session, name, yes);
     }
     let what = match (live, kept) {
         (1, 0) => format!("{name}"),
@@ -170,6 +170,43 @@ pub fn purge(ctx: &Context, name: &EntryName, yes: bool) -> Result<()> {
             bak.display()
         ),
         json!({"entry": name.to_string(), "purged": true, "live": live == 1, "removed_copies": kept}),
+    )
+}
+
+/// `rm --purge` of a name that is neither in the vault nor kept as removed: after `rm` with
+/// removed-days 0, only `.bak` (the version before) still holds it. Saving the vault again
+/// replaces `.bak` with the current version, which costs only the one-step undo it offered.
+fn purge_backup_only(
+    ctx: &Context,
+    session: &mut super::session::Session,
+    name: &EntryName,
+    yes: bool,
+) -> Result<()> {
+    let bak = ctx.store.backup_path();
+    if !bak.exists() {
+        return Err(Error::no_entry(name));
+    }
+    let question = format!(
+        "{name} is not in the vault and no removed copy is kept, but {} (the previous version) \
+         may still hold it. Replace it with the current version (the last change can then no \
+         longer be undone from it)?",
+        bak.display()
+    );
+    if !prompt::confirm_unless_yes(yes, &format!("purging {name}"), &question)? {
+        return ctx.done(
+            "Nothing changed.",
+            json!({"entry": name.to_string(), "purged": false, "backup_replaced": false}),
+        );
+    }
+    session.apply(Change::Rewrite)?;
+    ctx.done(
+        &format!(
+            "{name} was not in the vault; {} now holds the current version, so no earlier \
+             version of it remains there. Copies made elsewhere (`sfvault backup`, git, sync \
+             tools) still do: if a secret leaked, rotate it at Salesforce.",
+            bak.display()
+        ),
+        json!({"entry": name.to_string(), "purged": false, "backup_replaced": true}),
     )
 }
 

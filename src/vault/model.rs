@@ -413,13 +413,11 @@ impl VaultData {
         if self.settings.removed_days == 0 {
             return Ok(false);
         }
-        self.removed
-            .entry(name.to_string())
-            .or_default()
-            .push(RemovedEntry {
-                removed_at: now,
-                entry,
-            });
+        let copies = self.removed.entry(name.to_string()).or_default();
+        // Copies stay oldest first (decoding refuses anything else) even when the clock went
+        // back since the last removal under this name: this copy is the newest.
+        let removed_at = copies.last().map_or(now, |last| last.removed_at.max(now));
+        copies.push(RemovedEntry { removed_at, entry });
         self.expire_removed(now);
         Ok(true)
     }
