@@ -219,7 +219,12 @@ fn rm_purge_destroys_the_entry_its_removed_copies_and_the_bak_copy() {
         assert!(data.removed.is_empty(), "{}", file.display());
     }
     tv.fails(&["undelete", "acme/ci"], 3);
-    tv.fails(&["rm", "--purge", "acme/ci", "--yes"], 3);
+    // Purged again: nothing in the vault holds it, so .bak is replaced once more, and said so.
+    let out = tv.run(&["rm", "--purge", "acme/ci", "--yes", "--json"], None);
+    assert_success(&out, &["rm --purge again"]);
+    let said: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(said["purged"], false, "{said}");
+    assert_eq!(said["backup_replaced"], true, "{said}");
 }
 
 #[test]
