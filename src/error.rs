@@ -68,6 +68,11 @@ pub enum Missing {
         /// How many past values it has.
         count: usize,
     },
+    /// No recipient of this name.
+    Recipient {
+        /// The name asked for.
+        name: String,
+    },
     /// No vault file.
     Vault {
         /// Where it was looked for.
@@ -103,6 +108,16 @@ pub enum Error {
         path: PathBuf,
         /// The vault's previous version, named only when it exists.
         backup: Option<PathBuf>,
+    },
+
+    /// The identity given is not one of the vault's recipients (exit 4, as a wrong passphrase).
+    #[error(
+        "this identity does not open {}: none of its keys is a recipient of the vault (`sfvault recipient list` names them; a member adds yours with `sfvault recipient add PUBLIC_KEY`)",
+        path.display()
+    )]
+    NotARecipient {
+        /// The vault file.
+        path: PathBuf,
     },
 
     /// No way to get a passphrase: no agent, no script source, no terminal.
@@ -243,7 +258,9 @@ impl Error {
         match self {
             Error::Usage(_) => ErrorKind::Usage,
             Error::NotFound { .. } => ErrorKind::NotFound,
-            Error::WrongPassphrase { .. } => ErrorKind::WrongPassphrase,
+            Error::WrongPassphrase { .. } | Error::NotARecipient { .. } => {
+                ErrorKind::WrongPassphrase
+            }
             Error::Locked { .. } => ErrorKind::Locked,
             Error::Corrupt { .. } | Error::RolledBack { .. } => ErrorKind::Corrupt,
             Error::OAuth { .. } | Error::Api { .. } => ErrorKind::Refused,

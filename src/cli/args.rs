@@ -49,6 +49,7 @@ pub const COMMAND_GROUPS: [(&str, &[&str]); 6] = [
         &[
             "init",
             "passwd",
+            "recipient",
             "backup",
             "restore",
             "config",
@@ -136,6 +137,17 @@ pub struct GlobalArgs {
     /// Read the passphrase from this open file descriptor (e.g. `3<passfile`)
     #[arg(long, global = true, value_name = "N")]
     pub passphrase_fd: Option<u32>,
+
+    /// Unlock with this private key (an age identity file or an SSH private key) instead of a
+    /// passphrase; tried before every passphrase source
+    #[arg(
+        long,
+        global = true,
+        env = "SFVAULT_IDENTITY_FILE",
+        value_name = "FILE",
+        hide_env_values = true
+    )]
+    pub identity: Option<PathBuf>,
 
     /// Do not use a running agent; unlock in this process
     #[arg(long, global = true)]
@@ -249,6 +261,21 @@ Examples:
   sfvault passwd --kdf-memory 256 --kdf-iterations 4"#
     )]
     Passwd(PasswdArgs),
+
+    /// Who else can open the vault: age and SSH public keys (a team vault)
+    #[command(
+        subcommand,
+        after_help = r#"The vault's data key is wrapped once per recipient in the standard age format, so each team member and each CI runner unlocks with a key they already have (--identity FILE or SFVAULT_IDENTITY_FILE): an age identity from age-keygen, an SSH ed25519 or RSA key, or an age plugin key (YubiKey, TPM). The passphrase keeps working unless `passwd --remove` drops it.
+
+Removing a recipient makes a new data key for every later save, but copies of the vault already in git history (or in backups) stay readable to them: rotate at Salesforce what they could read.
+
+Examples:
+  sfvault recipient add age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p --name alice
+  sfvault recipient add ~/.ssh/id_ed25519.pub
+  sfvault recipient list
+  sfvault recipient rm alice"#
+    )]
+    Recipient(RecipientCommand),
 
     /// Run a command with the entry's credentials (and a fresh token) in its environment
     #[command(
@@ -749,6 +776,52 @@ pub struct MvArgs {
     pub old: String,
     /// New address
     pub new: String,
+}
+
+/// `recipient …`
+#[derive(Debug, Subcommand)]
+pub enum RecipientCommand {
+    /// Let a public key open the vault (the data key is wrapped to it too)
+    #[command(after_help = r#"KEY is an age public key (age1…), an SSH public key line (ssh-ed25519 AAAA… comment), or a file holding one per line: a .pub file, a recipients file, or an age identity file (its public keys are taken, as `age-keygen -y` prints them). The name defaults to the SSH key's comment.
+
+Examples:
+  sfvault recipient add age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p --name alice
+  sfvault recipient add ~/.ssh/id_ed25519.pub --name bob-laptop
+  sfvault recipient add ci-runner.pub --name ci-github"#)]
+    Add(RecipientAddArgs),
+    /// Stop a recipient from opening later versions (a new data key)
+    #[command(after_help = r#"The vault gets a new data key, wrapped to the remaining recipients (and the passphrase, which is asked for). Copies of the vault made before, in git history or backups, still open with the removed key: rotate at Salesforce the secrets they held (`sfvault rotate`).
+
+Examples:
+  sfvault recipient rm alice
+  sfvault recipient rm ci-old --yes"#)]
+    Rm(RecipientRmArgs),
+    /// List the recipients
+    #[command(after_help = r#"Examples:
+  sfvault recipient list
+  sfvault recipient list --json"#)]
+    List,
+}
+
+/// `recipient add`
+#[derive(Debug, Args)]
+pub struct RecipientAddArgs {
+    /// Public key, or a file of public keys (or an age identity file)
+    #[arg(value_name = "KEY")]
+    pub key: String,
+    /// Name to list it under (default: the SSH key's comment)
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `recipient rm`
+#[derive(Debug, Args)]
+pub struct RecipientRmArgs {
+    /// Recipient name, as `recipient list` shows it
+    pub name: String,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// `passwd`

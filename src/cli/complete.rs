@@ -133,6 +133,7 @@ fn agent_answer(request: &Request) -> Option<Response> {
         json: false,
         quiet: true,
         passphrase_fd: None,
+        identity: None,
         no_agent: false,
     })
     .ok()?;

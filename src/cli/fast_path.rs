@@ -26,14 +26,17 @@ use super::args::{Cli, ClipArgs, Command, GetArgs, GlobalArgs};
 /// does with it what clap does. A test walks clap's definitions and fails on any variable not
 /// named here; [`parse`] takes the list apart, so a new entry does not compile until the parser
 /// handles it.
-pub const MIRRORED_ENV: [(&str, &str); 1] = [("vault", "SFVAULT_PATH")];
+pub const MIRRORED_ENV: [(&str, &str); 2] = [
+    ("vault", "SFVAULT_PATH"),
+    ("identity", "SFVAULT_IDENTITY_FILE"),
+];
 
 /// The parsed command line if it is a plain `get`, else `None` (parse it with clap).
 ///
 /// `argv` includes the program name; `env` looks up an environment variable (one of
 /// [`MIRRORED_ENV`]): `std::env::var_os` outside tests.
 pub fn parse(argv: &[OsString], env: impl Fn(&'static str) -> Option<OsString>) -> Option<Cli> {
-    let [(_, vault_var)] = MIRRORED_ENV;
+    let [(_, vault_var), (_, identity_var)] = MIRRORED_ENV;
     let vault_env = env(vault_var);
     let vault_env = vault_env.as_deref();
     let mut global = GlobalArgs {
@@ -41,6 +44,11 @@ pub fn parse(argv: &[OsString], env: impl Fn(&'static str) -> Option<OsString>) 
         json: false,
         quiet: false,
         passphrase_fd: None,
+        identity: match env(identity_var) {
+            // clap refuses an empty value from the environment: its error to report.
+            Some(v) if v.is_empty() => return None,
+            v => v.map(PathBuf::from),
+        },
         no_agent: false,
     };
     let mut no_newline = false;

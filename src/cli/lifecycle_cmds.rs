@@ -7,7 +7,7 @@ use sfvault::timefmt::{age, rfc3339};
 use sfvault::unlock::Source;
 use sfvault::vault::KdfParams;
 use sfvault::vault::fields;
-use sfvault::vault::format::{self, VaultKey};
+use sfvault::vault::format::{self, Credential, VaultKey};
 use sfvault::vault::model::{self, SetOutcome};
 use sfvault::vault::name::{EntryName, check_field_name};
 use sfvault::vault::store::{read_foreign, write_new_file};
@@ -218,7 +218,7 @@ pub fn audit(ctx: &Context, args: AuditArgs) -> Outcome {
     let findings = audit::audit(
         &entries,
         &VaultFacts {
-            kdf: header.slot.kdf,
+            kdf: header.slots.kdf_or_default(),
         },
         args.max_age.as_secs() as i64,
         model::now(),
@@ -259,7 +259,7 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
             let vault = ctx.open()?;
             let pass = Source::Fd(fd).read()?;
             // A new data key: the copy must not share a key with the vault.
-            let key = VaultKey::generate(&pass, vault.key().slot().kdf).map_err(Error::failed)?;
+            let key = VaultKey::generate(&pass, vault.key().slots().kdf_or_default()).map_err(Error::failed)?;
             let bytes =
                 format::seal(&vault.data, &key, vault.generation()).map_err(Error::failed)?;
             // Under the vault's lock like every other write: a save's clean-up of stale temp
@@ -347,11 +347,11 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
     let bytes = read_foreign(&args.path)?;
     // A header that does not parse is corrupt whatever the reason.
     let header = format::parse_header(&bytes).map_err(|e| e.for_file(&args.path, None))?;
-    confirm_kdf_cost(ctx, &args, &header.slot.kdf)?;
+    confirm_kdf_cost(ctx, &args, &header.slots.kdf_or_default())?;
     let key = prompt::with_passphrase(ctx.passphrase_fd, &args.path, |passphrase| {
         header
-            .slot
-            .unlock(passphrase)
+            .slots
+            .unlock(&Credential::Passphrase(passphrase.duplicate()))
             .map_err(|e| e.for_file(&args.path, None))
     })?;
     let data = format::open_with_key(&bytes, &key).map_err(|e| e.for_file(&args.path, None))?;
@@ -385,7 +385,7 @@ fn confirm_kdf_cost(ctx: &Context, args: &RestoreArgs, asked: &KdfParams) -> Res
         .ok()
         .and_then(|b| format::parse_header(&b).ok())
     {
-        Some(h) => (h.slot.kdf, "the current vault's"),
+        Some(h) => (h.slots.kdf_or_default(), "the current vault's"),
         None => (KdfParams::DEFAULT, "the defaults'"),
     };
     if !asked.costlier_than(&reference) {

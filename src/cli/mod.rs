@@ -11,6 +11,7 @@ mod entries;
 pub mod exit;
 pub mod fast_path;
 mod handoff_cmds;
+mod identity;
 mod lifecycle_cmds;
 mod mask;
 mod oauth_cmds;
@@ -20,6 +21,7 @@ mod removed_cmds;
 mod rotate_cmds;
 mod session;
 mod sf_import;
+mod team_cmds;
 mod vault_cmds;
 
 use std::path::PathBuf;
@@ -45,6 +47,8 @@ pub struct Context {
     pub quiet: bool,
     /// `--passphrase-fd`
     pub passphrase_fd: Option<u32>,
+    /// `--identity` / `SFVAULT_IDENTITY_FILE`: unlock with this private key instead.
+    pub identity: Option<PathBuf>,
     /// `--no-agent`
     pub no_agent: bool,
 }
@@ -64,6 +68,7 @@ impl Context {
             json: global.json,
             quiet: global.quiet,
             passphrase_fd: global.passphrase_fd,
+            identity: global.identity.clone().filter(|p| !p.as_os_str().is_empty()),
             no_agent: global.no_agent,
         })
     }
@@ -105,7 +110,7 @@ impl Context {
     /// Open the vault, asking for the passphrase only after the file passed its checks (up to
     /// three tries on a terminal, one from a script source).
     pub fn open(&self) -> Result<OpenVault> {
-        prompt::open_vault(&self.store, self.passphrase_fd)
+        prompt::open_vault(&self.store, self.passphrase_fd, self.identity.as_deref())
     }
 
     /// How a command that changes something reports it: with `--json`, `data` on stdout (one
@@ -188,6 +193,7 @@ fn dispatch(ctx: &Context, command: Command) -> Result<()> {
     match command {
         Command::Init(a) => vault_cmds::init(ctx, a),
         Command::Passwd(a) => vault_cmds::passwd(ctx, a),
+        Command::Recipient(c) => team_cmds::recipient(ctx, c),
         Command::Completions(a) => vault_cmds::completions(a),
         Command::Unlock(a) => agent_cmds::unlock(ctx, a),
         Command::Lock => agent_cmds::lock(ctx),

@@ -12,6 +12,7 @@ use std::path::Path;
 use sfvault::secret::SecretString;
 use sfvault::unlock::{self, Source};
 use sfvault::vault::Store;
+use sfvault::vault::format::{Credential, KeySlots, OpenError};
 use sfvault::vault::store::OpenVault;
 use sfvault::{Error, ErrorKind, Result};
 use zeroize::Zeroizing;
@@ -86,21 +87,37 @@ pub fn with_passphrase<T>(
     with_tries(|| unlock(&existing_passphrase(fd, path)?))
 }
 
-/// Open the vault of `store`: with a script source, one try (a wrong passphrase is exit 4); on
+/// Open the vault of `store`: with an identity (`--identity`, `SFVAULT_IDENTITY_FILE`), by
+/// that key, first; else with a script source, one try (a wrong passphrase is exit 4); else on
 /// a terminal, up to [`PASSPHRASE_TRIES`] passphrases, each through the KDF. The file is read
-/// and its header checked before every prompt.
-pub fn open_vault(store: &Store, fd: Option<u32>) -> Result<OpenVault> {
+/// and its header checked before the identity is used or any prompt shows.
+pub fn open_vault(store: &Store, fd: Option<u32>, identity: Option<&Path>) -> Result<OpenVault> {
+    if let Some(path) = identity {
+        return store.open_with(|_| Ok(Credential::Identity(super::identity::load(path)?)));
+    }
     if let Some(source) = script_source(fd) {
-        return store.open_with(|| source.read());
+        return store.open_with(|slots| {
+            needs_passphrase_slot(slots, store.path())?;
+            source.read().map(Credential::Passphrase)
+        });
     }
     with_tries(|| {
-        store.open_with(|| {
+        store.open_with(|slots| {
+            needs_passphrase_slot(slots, store.path())?;
             if !terminal_available() {
                 return Err(no_source_error());
             }
-            ask_passphrase(store.path())
+            ask_passphrase(store.path()).map(Credential::Passphrase)
         })
     })
+}
+
+/// A vault opened only by identities is exit 5 before any passphrase is asked for.
+fn needs_passphrase_slot(slots: &KeySlots, path: &Path) -> Result<()> {
+    if slots.passphrase.is_some() {
+        return Ok(());
+    }
+    Err(OpenError::NoPassphrase.for_file(path, None))
 }
 
 /// Run `attempt` again while it fails with a wrong passphrase, up to [`PASSPHRASE_TRIES`]

@@ -50,7 +50,7 @@ pub fn init(ctx: &Context, args: InitArgs) -> Result<()> {
 
 pub fn passwd(ctx: &Context, args: PasswdArgs) -> Result<()> {
     let mut vault = ctx.open()?;
-    let kdf = kdf_params(&args.kdf, vault.key().slot().kdf);
+    let kdf = kdf_params(&args.kdf, vault.key().slots().kdf_or_default());
     let source = match args.new_passphrase_fd {
         Some(fd) => Some(Source::Fd(fd)),
         None => std::env::var_os("SFVAULT_NEW_PASSPHRASE_FILE")
@@ -63,7 +63,10 @@ pub fn passwd(ctx: &Context, args: PasswdArgs) -> Result<()> {
     )?;
     // A new data key, not just a re-wrapped one: whoever held an old copy of the file and the
     // old passphrase must not be able to read what is saved from now on.
-    let new_key = VaultKey::generate(&new_passphrase, kdf).map_err(Error::failed)?;
+    // The recipients (a team vault) are wrapped again to the new data key.
+    let recipients = vault.key().slots().recipients().to_vec();
+    let new_key =
+        VaultKey::rekeyed(Some((&new_passphrase, kdf)), recipients).map_err(Error::failed)?;
     vault.rekey(new_key)?;
     ctx.done(
         &format!(

@@ -28,6 +28,8 @@ const INFO_PAYLOAD: &[u8] = b"sfvault/v1/payload-key";
 const INFO_COMMITMENT: &[u8] = b"sfvault/v1/commitment-key";
 /// HKDF label of the key that authenticates this machine's rollback marks (not in the file).
 const INFO_ROLLBACK_MARK: &[u8] = b"sfvault/v2/rollback-mark-key";
+/// HKDF label of a data key's link value (a team vault's `key_links`, docs/FORMAT.md).
+const INFO_KEY_LINK: &[u8] = b"sfvault/v4/key-link";
 
 /// Argon2id cost parameters, always within [`KdfParams::check`]'s bounds once constructed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +256,26 @@ impl MarkKey {
     pub fn verify(&self, bytes: &[u8], tag: &[u8]) -> bool {
         hmac::verify(&self.0, bytes, tag).is_ok()
     }
+}
+
+/// A data key's link value: HKDF-SHA256(no salt, ikm = data key) under the key-link label.
+/// Only a holder of the key can compute it; a team vault that moves to a new data key keeps
+/// the old key's link, so a member's machine that knew the old key can accept the new one.
+pub fn key_link(data_key: &SecretKey) -> [u8; 32] {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(data_key.expose());
+    let mut out = [0u8; 32];
+    prk.expand(&[INFO_KEY_LINK], Len32)
+        .and_then(|okm| okm.fill(&mut out))
+        .expect("HKDF output of 32 bytes");
+    out
+}
+
+/// A data key's public fingerprint: SHA-256 of its link value. A machine may keep it in the
+/// clear; it reveals nothing of the key or the link.
+pub fn key_id(link: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, link).as_ref());
+    out
 }
 
 /// The two keys of one save, both derived from the data key and that save's random salt.

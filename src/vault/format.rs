@@ -21,22 +21,23 @@ use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::secret::{SecretKey, SecretString};
-use crate::vault::crypto::{
-    self, COMMITMENT_LEN, KdfParams, NONCE_LEN, PayloadKeys, TAG_LEN, WRAPPED_KEY_LEN,
-};
-use crate::vault::model::{VaultData, VaultDataV2};
+use crate::vault::crypto::{self, COMMITMENT_LEN, KdfParams, PayloadKeys, TAG_LEN};
+use crate::vault::model::{MAX_KEY_LINKS, TeamState, VaultData, VaultDataV2};
+use crate::vault::recipients::{self, Recipient};
+pub use crate::vault::slots::{Credential, KeySlot, KeySlots, RecipientSlot, VaultKey};
 
 /// The first eight bytes of every vault file.
 pub const MAGIC: [u8; 8] = *b"SFVAULT\0";
-/// The format version this build writes.
-pub const FORMAT_VERSION: u16 = 3;
+/// The newest format version this build reads and writes: version 4, a team vault (recipients,
+/// or no passphrase). A vault that has only a passphrase is still written as
+/// [`PASSPHRASE_FORMAT_VERSION`], so an older sfvault keeps reading it.
+pub const FORMAT_VERSION: u16 = 4;
+/// The version written for a vault that has a passphrase and no team state.
+pub const PASSPHRASE_FORMAT_VERSION: u16 = 3;
 /// The oldest format version this build reads.
 pub const OLDEST_READ_VERSION: u16 = 1;
-/// The version number inside the key wrap's authenticated data. The key slot's layout has not
-/// changed since version 1, and a save copies the slot unchanged (no passphrase at hand), so the
-/// wrap keeps authenticating the slot as version 1 wrote it; the whole header, version and
-/// generation included, is authenticated by the key commitment and the payload's tag.
-const SLOT_VERSION: u16 = 1;
+/// The first version whose slots may hold recipients and whose payload ends with team state.
+pub const TEAM_SINCE: u16 = 4;
 /// Algorithm id of Argon2id version 0x13.
 pub const KDF_ARGON2ID: u8 = 1;
 /// Algorithm id of AES-256-GCM.
@@ -45,8 +46,6 @@ pub const AEAD_AES256GCM: u8 = 1;
 pub const PAYLOAD_SALT_LEN: usize = 32;
 /// Largest vault file accepted (and largest payload written): 256 MiB.
 pub const MAX_FILE_LEN: u64 = 256 * 1024 * 1024;
-/// Bytes before the KDF salt.
-const FIXED_PREFIX_LEN: usize = 25;
 
 /// The bincode configuration of the payload: little-endian, fixed-width integers, and a limit so a
 /// length field can never make the decoder allocate more than a file may hold.
@@ -72,32 +71,15 @@ pub(crate) fn decode_part<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Resul
         .map_err(|e| e.to_string())
 }
 
-/// The key slot: what a passphrase change rewrites. Saves copy it unchanged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeySlot {
-    /// Argon2id costs.
-    pub kdf: KdfParams,
-    /// Argon2id salt, 16 or 32 bytes.
-    pub kdf_salt: Vec<u8>,
-    /// Nonce of the key wrap.
-    pub wrap_nonce: [u8; NONCE_LEN],
-    /// The data key encrypted under the passphrase-derived key.
-    pub wrapped_key: [u8; WRAPPED_KEY_LEN],
-}
-
-/// An opened vault's key material: the slot as on disk and the data key it unwraps to. Holding
-/// this is what lets a process (or the agent) save without asking for the passphrase again.
-#[derive(Debug, Clone)]
-pub struct VaultKey {
-    slot: KeySlot,
-    data_key: SecretKey,
-}
-
 /// Why a file could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpenError {
     /// The key could not be unwrapped: wrong passphrase, or the authenticated header was altered.
     WrongPassphrase,
+    /// The identity given is not one of the vault's recipients.
+    NotARecipient,
+    /// A passphrase was given, but the vault opens only by identity.
+    NoPassphrase,
     /// The file is not a vault this build can read; the text says why.
     Corrupt(String),
 }
@@ -111,6 +93,15 @@ impl OpenError {
                 path: path.to_path_buf(),
                 backup: None,
             },
+            OpenError::NotARecipient => Error::NotARecipient {
+                path: path.to_path_buf(),
+            },
+            OpenError::NoPassphrase => Error::locked(format!(
+                "{} has no passphrase: it opens with an identity (--identity FILE or \
+                 SFVAULT_IDENTITY_FILE: an age identity file or an SSH private key whose public \
+                 key is one of its recipients)",
+                path.display()
+            )),
             OpenError::Corrupt(detail) => Error::corrupt(
                 path,
                 match hint {
@@ -125,8 +116,8 @@ impl OpenError {
 /// A parsed, bounds-checked header with the byte ranges the crypto needs.
 #[derive(Debug)]
 pub struct Header {
-    /// The key slot.
-    pub slot: KeySlot,
+    /// The key slots.
+    pub slots: KeySlots,
     /// The format version of the file.
     pub version: u16,
     /// This save's payload salt.
@@ -140,79 +131,6 @@ pub struct Header {
     pub commitment: [u8; COMMITMENT_LEN],
     /// Length of the header (offset of the payload).
     pub len: usize,
-}
-
-impl KeySlot {
-    /// A new slot: fresh 32-byte salt and nonce, `data_key` wrapped under `passphrase`.
-    pub fn create(
-        passphrase: &SecretString,
-        kdf: KdfParams,
-        data_key: &SecretKey,
-    ) -> Result<KeySlot, String> {
-        let mut kdf_salt = vec![0u8; 32];
-        crypto::random_fill(&mut kdf_salt);
-        let mut wrap_nonce = [0u8; NONCE_LEN];
-        crypto::random_fill(&mut wrap_nonce);
-        let kek = crypto::derive_kek(passphrase, &kdf, &kdf_salt)?;
-        let mut slot = KeySlot {
-            kdf,
-            kdf_salt,
-            wrap_nonce,
-            wrapped_key: [0u8; WRAPPED_KEY_LEN],
-        };
-        let aad = slot.wrap_aad();
-        slot.wrapped_key = crypto::wrap_key(&kek, &slot.wrap_nonce, data_key, &aad);
-        Ok(slot)
-    }
-
-    /// The bytes authenticated by the key wrap: everything in the file before the wrapped key.
-    fn wrap_aad(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(FIXED_PREFIX_LEN + 32 + NONCE_LEN);
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&SLOT_VERSION.to_le_bytes());
-        out.push(KDF_ARGON2ID);
-        out.push(AEAD_AES256GCM);
-        out.extend_from_slice(&self.kdf.memory_kib.to_le_bytes());
-        out.extend_from_slice(&self.kdf.iterations.to_le_bytes());
-        out.extend_from_slice(&self.kdf.parallelism.to_le_bytes());
-        // Salt length is 16 or 32, checked on parse and on create.
-        out.push(self.kdf_salt.len() as u8);
-        out.extend_from_slice(&self.kdf_salt);
-        out.extend_from_slice(&self.wrap_nonce);
-        out
-    }
-
-    /// Unwrap the data key with `passphrase`.
-    pub fn unlock(&self, passphrase: &SecretString) -> Result<VaultKey, OpenError> {
-        let kek = crypto::derive_kek(passphrase, &self.kdf, &self.kdf_salt)
-            .map_err(OpenError::Corrupt)?;
-        let data_key =
-            crypto::unwrap_key(&kek, &self.wrap_nonce, &self.wrapped_key, &self.wrap_aad())
-                .ok_or(OpenError::WrongPassphrase)?;
-        Ok(VaultKey {
-            slot: self.clone(),
-            data_key,
-        })
-    }
-}
-
-impl VaultKey {
-    /// A brand-new vault key: random data key, wrapped under `passphrase` with `kdf`.
-    pub fn generate(passphrase: &SecretString, kdf: KdfParams) -> Result<VaultKey, String> {
-        let data_key = crypto::random_key();
-        let slot = KeySlot::create(passphrase, kdf, &data_key)?;
-        Ok(VaultKey { slot, data_key })
-    }
-
-    /// The slot as stored.
-    pub fn slot(&self) -> &KeySlot {
-        &self.slot
-    }
-
-    /// The raw data key, for handing to the agent over a pipe. Never write it anywhere else.
-    pub fn data_key(&self) -> &SecretKey {
-        &self.data_key
-    }
 }
 
 /// Read and check the header of `bytes`. No key is derived and nothing large is allocated.
@@ -235,6 +153,57 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, OpenError> {
              {OLDEST_READ_VERSION} to {FORMAT_VERSION}); a newer sfvault may read it"
         )));
     }
+    let slots = if version >= TEAM_SINCE {
+        let [has_passphrase] = r.array()?;
+        let passphrase = match has_passphrase {
+            0 => None,
+            1 => Some(parse_passphrase_slot(&mut r)?),
+            n => return Err(OpenError::Corrupt(format!("passphrase slot flag {n} (must be 0 or 1)"))),
+        };
+        let recipients = parse_recipient_slot(&mut r)?;
+        if passphrase.is_none() && recipients.is_none() {
+            return Err(corrupt("neither a passphrase slot nor recipients: nothing opens it"));
+        }
+        KeySlots {
+            passphrase,
+            recipients,
+        }
+    } else {
+        KeySlots {
+            passphrase: Some(parse_passphrase_slot(&mut r)?),
+            recipients: None,
+        }
+    };
+    let payload_salt = r.array()?;
+    let generation = if version >= 2 {
+        u64::from_le_bytes(r.array()?)
+    } else {
+        0
+    };
+    let payload_len = u32::from_le_bytes(r.array()?) as usize;
+    let commitment = r.array()?;
+    let len = r.pos;
+    if payload_len < TAG_LEN {
+        return Err(corrupt("payload shorter than its authentication tag"));
+    }
+    if bytes.len() - len != payload_len {
+        return Err(OpenError::Corrupt(format!(
+            "payload is {} bytes but the header says {payload_len} (truncated or extended file)",
+            bytes.len() - len
+        )));
+    }
+    Ok(Header {
+        slots,
+        version,
+        payload_salt,
+        generation,
+        payload_len,
+        commitment,
+        len,
+    })
+}
+
+fn parse_passphrase_slot(r: &mut Reader) -> Result<KeySlot, OpenError> {
     let [kdf_id] = r.array()?;
     if kdf_id != KDF_ARGON2ID {
         return Err(OpenError::Corrupt(format!("unknown KDF id {kdf_id}")));
@@ -256,45 +225,107 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, OpenError> {
         )));
     }
     let kdf_salt = r.take(salt_len.into())?.to_vec();
-    let slot = KeySlot {
+    Ok(KeySlot {
         kdf,
         kdf_salt,
         wrap_nonce: r.array()?,
         wrapped_key: r.array()?,
-    };
-    let payload_salt = r.array()?;
-    let generation = if version >= 2 {
-        u64::from_le_bytes(r.array()?)
-    } else {
-        0
-    };
-    let payload_len = u32::from_le_bytes(r.array()?) as usize;
-    let commitment = r.array()?;
-    let len = r.pos;
-    if payload_len < TAG_LEN {
-        return Err(corrupt("payload shorter than its authentication tag"));
-    }
-    if bytes.len() - len != payload_len {
-        return Err(OpenError::Corrupt(format!(
-            "payload is {} bytes but the header says {payload_len} (truncated or extended file)",
-            bytes.len() - len
+    })
+}
+
+/// The recipient slot of a version 4 file: names and public keys (checked for form, not parsed
+/// as keys: that costs, and only a save that wraps to them needs it), then the age file.
+fn parse_recipient_slot(r: &mut Reader) -> Result<Option<RecipientSlot>, OpenError> {
+    let corrupt = |m: String| OpenError::Corrupt(m);
+    let count = u16::from_le_bytes(r.array()?) as usize;
+    if count > recipients::MAX_RECIPIENTS {
+        return Err(corrupt(format!(
+            "{count} recipients (at most {})",
+            recipients::MAX_RECIPIENTS
         )));
     }
-    Ok(Header {
-        slot,
-        version,
-        payload_salt,
-        generation,
-        payload_len,
-        commitment,
-        len,
-    })
+    let mut list: Vec<Recipient> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let [name_len] = r.array()?;
+        let name = std::str::from_utf8(r.take(name_len.into())?)
+            .map_err(|_| corrupt("a recipient name is not UTF-8".into()))?;
+        recipients::check_name(name).map_err(corrupt)?;
+        let key_len = u16::from_le_bytes(r.array()?) as usize;
+        if key_len == 0 || key_len > recipients::MAX_KEY_LEN {
+            return Err(corrupt(format!("recipient {name}: key length {key_len}")));
+        }
+        let key = std::str::from_utf8(r.take(key_len)?)
+            .map_err(|_| corrupt(format!("recipient {name}: key is not UTF-8")))?;
+        if key.trim() != key || key.contains(['\n', '\r']) {
+            return Err(corrupt(format!("recipient {name}: key has stray whitespace")));
+        }
+        if list.iter().any(|o| o.name == name) {
+            return Err(corrupt(format!("recipient {name} appears twice")));
+        }
+        list.push(Recipient {
+            name: name.to_owned(),
+            key: key.to_owned(),
+        });
+    }
+    let wrapped_len = u32::from_le_bytes(r.array()?) as usize;
+    if (count == 0) != (wrapped_len == 0) {
+        return Err(corrupt(format!(
+            "{count} recipients but a wrapped key of {wrapped_len} bytes"
+        )));
+    }
+    if wrapped_len > recipients::MAX_WRAPPED_LEN {
+        return Err(corrupt(format!("wrapped key of {wrapped_len} bytes (at most 1 MiB)")));
+    }
+    let wrapped = r.take(wrapped_len)?.to_vec();
+    Ok((count > 0).then_some(RecipientSlot {
+        recipients: list,
+        wrapped,
+    }))
+}
+
+/// The bytes of `slots` in a version 4 header (between the version and the payload salt).
+fn encode_slots_v4(slots: &KeySlots, out: &mut Vec<u8>) -> Result<(), String> {
+    match &slots.passphrase {
+        None => out.push(0),
+        Some(slot) => {
+            out.push(1);
+            slot.encode_before_key(out);
+            out.extend_from_slice(&slot.wrapped_key);
+        }
+    }
+    let empty = RecipientSlot {
+        recipients: Vec::new(),
+        wrapped: Vec::new(),
+    };
+    let rs = slots.recipients.as_ref().unwrap_or(&empty);
+    if rs.recipients.len() > recipients::MAX_RECIPIENTS {
+        return Err(format!("at most {} recipients", recipients::MAX_RECIPIENTS));
+    }
+    out.extend_from_slice(&(rs.recipients.len() as u16).to_le_bytes());
+    for r in &rs.recipients {
+        recipients::check_name(&r.name)?;
+        if r.key.is_empty() || r.key.len() > recipients::MAX_KEY_LEN {
+            return Err(format!("recipient {}: key length {}", r.name, r.key.len()));
+        }
+        out.push(r.name.len() as u8);
+        out.extend_from_slice(r.name.as_bytes());
+        out.extend_from_slice(&(r.key.len() as u16).to_le_bytes());
+        out.extend_from_slice(r.key.as_bytes());
+    }
+    out.extend_from_slice(&(rs.wrapped.len() as u32).to_le_bytes());
+    out.extend_from_slice(&rs.wrapped);
+    Ok(())
 }
 
 /// Parse, unlock with `passphrase`, authenticate and decode a vault file.
 pub fn open(bytes: &[u8], passphrase: &SecretString) -> Result<(VaultData, VaultKey), OpenError> {
+    open_by(bytes, &Credential::Passphrase(passphrase.duplicate()))
+}
+
+/// Parse, unlock with `credential` (a passphrase or an identity), authenticate and decode.
+pub fn open_by(bytes: &[u8], credential: &Credential) -> Result<(VaultData, VaultKey), OpenError> {
     let header = parse_header(bytes)?;
-    let key = header.slot.unlock(passphrase)?;
+    let key = header.slots.unlock(credential)?;
     let data = decrypt_payload(bytes, &header, &key)?;
     Ok((data, key))
 }
@@ -304,7 +335,7 @@ pub fn open(bytes: &[u8], passphrase: &SecretString) -> Result<(VaultData, Vault
 /// [`OpenError::WrongPassphrase`] so the caller asks again.
 pub fn open_with_key(bytes: &[u8], key: &VaultKey) -> Result<VaultData, OpenError> {
     let header = parse_header(bytes)?;
-    if header.slot != key.slot {
+    if header.slots != *key.slots() {
         return Err(OpenError::WrongPassphrase);
     }
     decrypt_payload(bytes, &header, key)
@@ -315,10 +346,7 @@ pub fn open_with_key(bytes: &[u8], key: &VaultKey) -> Result<VaultData, OpenErro
 /// with it checks the key commitment before anything is decrypted.
 pub fn key_for_data_key(bytes: &[u8], data_key: SecretKey) -> Result<VaultKey, OpenError> {
     let header = parse_header(bytes)?;
-    Ok(VaultKey {
-        slot: header.slot,
-        data_key,
-    })
+    Ok(VaultKey::from_parts(header.slots, data_key))
 }
 
 /// The first format version whose payload holds removed entries (`VaultData` as it is now);
@@ -330,10 +358,10 @@ const REMOVED_SINCE: u16 = 3;
 /// zeroized before this returns; the header is left as it was.
 pub fn open_in_place(bytes: &mut [u8], key: &VaultKey) -> Result<VaultData, OpenError> {
     let header = parse_header(bytes)?;
-    if header.slot != key.slot {
+    if header.slots != *key.slots() {
         return Err(OpenError::WrongPassphrase);
     }
-    let keys = PayloadKeys::derive(&key.data_key, &header.payload_salt);
+    let keys = PayloadKeys::derive(key.data_key(), &header.payload_salt);
     let committed = header.len - COMMITMENT_LEN;
     if !keys.verify_commitment(&bytes[..committed], &header.commitment) {
         return Err(OpenError::Corrupt(
@@ -352,7 +380,7 @@ pub fn open_in_place(bytes: &mut [u8], key: &VaultKey) -> Result<VaultData, Open
 }
 
 fn decrypt_payload(bytes: &[u8], header: &Header, key: &VaultKey) -> Result<VaultData, OpenError> {
-    let keys = PayloadKeys::derive(&key.data_key, &header.payload_salt);
+    let keys = PayloadKeys::derive(key.data_key(), &header.payload_salt);
     let committed = header.len - COMMITMENT_LEN;
     if !keys.verify_commitment(&bytes[..committed], &header.commitment) {
         return Err(OpenError::Corrupt(
@@ -369,13 +397,20 @@ fn decrypt_payload(bytes: &[u8], header: &Header, key: &VaultKey) -> Result<Vaul
 /// Decode a plaintext payload of the newest format version, refusing trailing bytes and broken
 /// invariants.
 pub fn decode_payload(plain: &[u8]) -> Result<VaultData, OpenError> {
-    decode_payload_of(plain, FORMAT_VERSION)
+    decode_payload_of(plain, PASSPHRASE_FORMAT_VERSION)
 }
 
 /// Decode the plaintext payload of a file of format `version`, refusing trailing bytes and
-/// broken invariants. A version 1 or 2 payload (no removed entries) comes back as version 3's.
+/// broken invariants. A version 1 or 2 payload (no removed entries) comes back as version 3's;
+/// a version 4 payload is version 3's followed by the team state.
 pub fn decode_payload_of(plain: &[u8], version: u16) -> Result<VaultData, OpenError> {
-    let decoded = if version >= REMOVED_SINCE {
+    let decoded = if version >= TEAM_SINCE {
+        bincode::serde::decode_from_slice::<(VaultData, TeamState), _>(plain, payload_config())
+            .map(|((mut data, team), used)| {
+                data.team = Some(team);
+                (data, used)
+            })
+    } else if version >= REMOVED_SINCE {
         bincode::serde::decode_from_slice::<VaultData, _>(plain, payload_config())
     } else {
         bincode::serde::decode_from_slice::<VaultDataV2, _>(plain, payload_config())
@@ -390,19 +425,45 @@ pub fn decode_payload_of(plain: &[u8], version: u16) -> Result<VaultData, OpenEr
         )));
     }
     data.check_invariants().map_err(OpenError::Corrupt)?;
+    if let Some(team) = &data.team
+        && team.key_links.len() > MAX_KEY_LINKS
+    {
+        return Err(OpenError::Corrupt(format!(
+            "{} key links (at most {MAX_KEY_LINKS})",
+            team.key_links.len()
+        )));
+    }
     Ok(data)
 }
 
-/// Encode the payload into a zeroizing buffer sized exactly, with room for the tag, so no
-/// reallocation leaves plaintext copies behind. Secret values are serialized (inside
-/// [`crate::secret::exposing`]) only here and in the agent's frames.
-pub fn encode_payload(data: &VaultData) -> Result<Zeroizing<Vec<u8>>, String> {
-    crate::secret::exposing(|| encode_payload_exposed(data))
+/// The version a save of `data` under `key` is written as: 4 for a team vault (team state,
+/// recipients, or no passphrase), else 3, which older sfvault releases read.
+pub fn version_for(data: &VaultData, key: &VaultKey) -> u16 {
+    if data.team.is_some() || key.slots().need_team_format() {
+        FORMAT_VERSION
+    } else {
+        PASSPHRASE_FORMAT_VERSION
+    }
 }
 
-fn encode_payload_exposed(data: &VaultData) -> Result<Zeroizing<Vec<u8>>, String> {
+/// Encode the payload as format `version` (3 or 4) into a zeroizing buffer sized exactly, with
+/// room for the tag, so no reallocation leaves plaintext copies behind. Secret values are
+/// serialized (inside [`crate::secret::exposing`]) only here and in the agent's frames.
+pub fn encode_payload(data: &VaultData, version: u16) -> Result<Zeroizing<Vec<u8>>, String> {
+    match (version, &data.team) {
+        (FORMAT_VERSION, Some(team)) => crate::secret::exposing(|| encode_exposed(&(data, team))),
+        (FORMAT_VERSION, None) => Err("a team vault without its team state".into()),
+        (PASSPHRASE_FORMAT_VERSION, None) => crate::secret::exposing(|| encode_exposed(data)),
+        (PASSPHRASE_FORMAT_VERSION, Some(_)) => {
+            Err("a team vault cannot be written as version 3".into())
+        }
+        (v, _) => Err(format!("cannot write format version {v}")),
+    }
+}
+
+fn encode_exposed(value: &impl serde::Serialize) -> Result<Zeroizing<Vec<u8>>, String> {
     let mut counter = bincode::enc::write::SizeWriter::default();
-    bincode::serde::encode_into_writer(data, &mut counter, payload_config())
+    bincode::serde::encode_into_writer(value, &mut counter, payload_config())
         .map_err(|e| format!("cannot encode the vault: {e}"))?;
     let len = counter.bytes_written;
     if len as u64 + (TAG_LEN as u64) > u32::MAX as u64 || len as u64 > MAX_FILE_LEN - 1024 {
@@ -410,7 +471,7 @@ fn encode_payload_exposed(data: &VaultData) -> Result<Zeroizing<Vec<u8>>, String
     }
     let mut buf = Zeroizing::new(Vec::with_capacity(len + TAG_LEN));
     buf.resize(len, 0);
-    bincode::serde::encode_into_slice(data, &mut buf[..], payload_config())
+    bincode::serde::encode_into_slice(value, &mut buf[..], payload_config())
         .map_err(|e| format!("cannot encode the vault: {e}"))?;
     Ok(buf)
 }
@@ -430,34 +491,44 @@ pub fn seal_with_salt(
     payload_salt: &[u8; PAYLOAD_SALT_LEN],
     generation: u64,
 ) -> Result<Vec<u8>, String> {
-    let payload = encode_payload(data)?;
-    Ok(seal_plaintext(payload, key, payload_salt, generation))
+    let version = version_for(data, key);
+    let payload = encode_payload(data, version)?;
+    seal_plaintext(payload, key, payload_salt, generation, version)
 }
 
-/// Seal an already-encoded payload. Public so test vectors and fuzzers can build files whose
-/// plaintext is deliberately malformed; everything else goes through [`seal`].
+/// Seal an already-encoded payload of format `version`. Public so test vectors and fuzzers can
+/// build files whose plaintext is deliberately malformed; everything else goes through [`seal`].
 pub fn seal_plaintext(
     mut payload: Zeroizing<Vec<u8>>,
     key: &VaultKey,
     payload_salt: &[u8; PAYLOAD_SALT_LEN],
     generation: u64,
-) -> Vec<u8> {
+    version: u16,
+) -> Result<Vec<u8>, String> {
     payload.reserve_exact(TAG_LEN);
     let payload_len = (payload.len() + TAG_LEN) as u32;
-    let mut header = key.slot.wrap_aad();
-    header[MAGIC.len()..MAGIC.len() + 2].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    header.extend_from_slice(&key.slot.wrapped_key);
+    let mut header = Vec::with_capacity(256);
+    header.extend_from_slice(&MAGIC);
+    header.extend_from_slice(&version.to_le_bytes());
+    match (version >= TEAM_SINCE, &key.slots().passphrase) {
+        (true, _) => encode_slots_v4(key.slots(), &mut header)?,
+        (false, Some(slot)) if !key.slots().need_team_format() => {
+            slot.encode_before_key(&mut header);
+            header.extend_from_slice(&slot.wrapped_key);
+        }
+        (false, _) => return Err(format!("version {version} holds only a passphrase slot")),
+    }
     header.extend_from_slice(payload_salt);
     header.extend_from_slice(&generation.to_le_bytes());
     header.extend_from_slice(&payload_len.to_le_bytes());
-    let keys = PayloadKeys::derive(&key.data_key, payload_salt);
+    let keys = PayloadKeys::derive(key.data_key(), payload_salt);
     let commitment = keys.commitment(&header);
     header.extend_from_slice(&commitment);
     keys.seal(&header, &mut payload);
     let mut out = Vec::with_capacity(header.len() + payload.len());
     out.extend_from_slice(&header);
     out.extend_from_slice(&payload);
-    out
+    Ok(out)
 }
 
 /// A cursor that fails with `Corrupt("truncated header")` instead of panicking.

@@ -7,7 +7,9 @@ pub mod fields;
 pub mod format;
 pub mod model;
 pub mod name;
+pub mod recipients;
 pub mod rollback;
+pub mod slots;
 pub mod store;
 
 pub use change::{Change, ChangeOutcome, NewField};

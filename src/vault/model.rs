@@ -41,6 +41,55 @@ pub struct VaultData {
     /// nothing that lists, resolves, exports or audits entries looks here.
     #[serde(deserialize_with = "strictly_ascending")]
     pub removed: BTreeMap<String, Vec<RemovedEntry>>,
+    /// What a team vault (format version 4) adds: its identity and the keys it had. `None`
+    /// for a vault that only ever had a passphrase (written as version 3). Encoded after the
+    /// rest of the payload by src/vault/format.rs, not by this derive.
+    #[serde(skip)]
+    pub team: Option<TeamState>,
+}
+
+/// Most earlier data keys a team vault remembers (see [`TeamState::key_links`]).
+pub const MAX_KEY_LINKS: usize = 16;
+
+/// The part of a team vault's payload that lets a member's sfvault recognise its vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamState {
+    /// Random at the vault's first save as version 4, kept for its life (merges included).
+    /// Only those who can open the vault know it, so someone who can only push cannot make
+    /// another vault that claims it.
+    pub vault_id: [u8; 16],
+    /// For each earlier data key (oldest first, at most [`MAX_KEY_LINKS`]), a value derived
+    /// from it that only its holders could compute: a new data key is accepted by a member's
+    /// machine that knew an earlier one only if it carries that key's link.
+    pub key_links: Vec<[u8; 32]>,
+}
+
+impl TeamState {
+    /// A new team identity.
+    pub fn new() -> TeamState {
+        let mut vault_id = [0u8; 16];
+        crate::vault::crypto::random_fill(&mut vault_id);
+        TeamState {
+            vault_id,
+            key_links: Vec::new(),
+        }
+    }
+
+    /// Remember `link` (of the data key being replaced), dropping the oldest beyond the limit.
+    pub fn push_link(&mut self, link: [u8; 32]) {
+        if !self.key_links.contains(&link) {
+            self.key_links.push(link);
+        }
+        while self.key_links.len() > MAX_KEY_LINKS {
+            self.key_links.remove(0);
+        }
+    }
+}
+
+impl Default for TeamState {
+    fn default() -> Self {
+        TeamState::new()
+    }
 }
 
 /// Vault-wide settings.
@@ -88,6 +137,7 @@ impl From<VaultDataV2> for VaultData {
             },
             entries: old.entries,
             removed: BTreeMap::new(),
+            team: None,
         }
     }
 }
@@ -199,6 +249,7 @@ impl Default for VaultData {
             },
             entries: BTreeMap::new(),
             removed: BTreeMap::new(),
+            team: None,
         }
     }
 }

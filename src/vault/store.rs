@@ -18,7 +18,7 @@ use crate::fs_safety::{
     open_nonblocking, read_bounded, regular_file_meta,
 };
 use crate::secret::{SecretKey, SecretString};
-use crate::vault::format::{self, MAX_FILE_LEN, OpenError, VaultKey};
+use crate::vault::format::{self, Credential, KeySlots, MAX_FILE_LEN, OpenError, VaultKey};
 use crate::vault::model::VaultData;
 use crate::vault::rollback::{self, Mark, Marks};
 
@@ -65,6 +65,9 @@ struct Current {
     stamp: FileStamp,
     payload_salt: [u8; format::PAYLOAD_SALT_LEN],
     generation: u64,
+    /// The key with the file's slots, when they changed but the data key still opens it
+    /// (another process added or removed a recipient): the holder adopts it.
+    adopted: Option<VaultKey>,
 }
 
 /// What identifies one version of the vault file without reading it: a save always makes a new
@@ -153,21 +156,22 @@ impl Store {
     /// Read and decrypt the vault with `passphrase`. Takes no lock: a concurrent save replaces the
     /// file atomically, so this sees the old or the new version.
     pub fn open(&self, passphrase: &SecretString) -> Result<OpenVault> {
-        self.open_with(|| Ok(passphrase.duplicate()))
+        self.open_with(|_| Ok(Credential::Passphrase(passphrase.duplicate())))
     }
 
-    /// Like [`Store::open`], but asks `passphrase` for the passphrase only once the file has been
-    /// read and its header checked: a missing, unsafe or corrupt vault fails before any prompt.
+    /// Like [`Store::open`], but asks `credential` for a passphrase or an identity only once the
+    /// file has been read and its header checked (and shows it the slots, so it can tell a
+    /// vault without a passphrase): a missing, unsafe or corrupt vault fails before any prompt.
     pub fn open_with(
         &self,
-        passphrase: impl FnOnce() -> Result<SecretString>,
+        credential: impl FnOnce(&KeySlots) -> Result<Credential>,
     ) -> Result<OpenVault> {
         let read = read_checked(&self.path)?;
         let header = format::parse_header(&read.0).map_err(|e| self.open_error(e))?;
-        let passphrase = passphrase()?;
+        let credential = credential(&header.slots)?;
         let key = header
-            .slot
-            .unlock(&passphrase)
+            .slots
+            .unlock(&credential)
             .map_err(|e| self.open_error(e))?;
         let current = self.read_current(&key, read, |e| self.open_error(e))?;
         Ok(self.opened(current, key))
@@ -176,7 +180,7 @@ impl Store {
     fn opened(&self, current: Current, key: VaultKey) -> OpenVault {
         OpenVault {
             data: current.data,
-            key,
+            key: current.adopted.unwrap_or(key),
             store: self.clone(),
             stamp: current.stamp,
             payload_salt: current.payload_salt,
@@ -198,7 +202,19 @@ impl Store {
         loop {
             let (mut bytes, stamp) = read;
             let header = format::parse_header(&bytes).map_err(&on_open_error)?;
-            let data = format::open_in_place(&mut bytes, key).map_err(&on_open_error)?;
+            // Slots that changed while the data key stayed (a recipient added or removed by
+            // another process) are adopted: the key commitment, checked before anything is
+            // decrypted, proves the data key still opens the file, and only a holder of it
+            // can have written those slots. A different data key fails that check, and reads
+            // as a re-keyed vault, not as a damaged one.
+            let adopted = (header.slots != *key.slots())
+                .then(|| VaultKey::from_parts(header.slots.clone(), key.data_key().clone()));
+            let data = format::open_in_place(&mut bytes, adopted.as_ref().unwrap_or(key))
+                .map_err(|e| match e {
+                    OpenError::Corrupt(_) if adopted.is_some() => OpenError::WrongPassphrase,
+                    other => other,
+                })
+                .map_err(&on_open_error)?;
             match self.check_generation(key, header.generation) {
                 Err(Error::RolledBack { .. }) if attempts < 3 && self.changed_since(stamp) => {
                     attempts += 1;
@@ -211,6 +227,7 @@ impl Store {
                         stamp,
                         payload_salt: header.payload_salt,
                         generation: header.generation,
+                        adopted,
                     });
                 }
             }
@@ -465,9 +482,28 @@ impl OpenVault {
     /// The old key's rollback mark is then marked superseded, so a copy from before the change
     /// (such as the `.bak`) put back in place is refused on this machine.
     pub fn rekey(&mut self, new_key: VaultKey) -> Result<()> {
+        self.rekey_with(new_key, |_| Ok(()))
+    }
+
+    /// Save the newest version with `change` applied under `new_key`: new slots (recipients
+    /// added or removed) and perhaps a new data key. A team vault moving to a new data key
+    /// keeps the old key's link (docs/FORMAT.md), and the old key's rollback mark is marked
+    /// superseded, as after `passwd`.
+    pub fn rekey_with<T>(
+        &mut self,
+        new_key: VaultKey,
+        change: impl FnOnce(&mut VaultData) -> Result<T>,
+    ) -> Result<T> {
         let old = self.key.clone();
-        self.commit(Some(new_key), |_| Ok(()))?;
-        if let Some(marks) = &self.store.marks {
+        let new_data_key = new_key.data_key().expose() != old.data_key().expose();
+        let out = self.commit(Some(new_key), |data| {
+            let out = change(data)?;
+            if new_data_key && let Some(team) = &mut data.team {
+                team.push_link(crate::vault::crypto::key_link(old.data_key()));
+            }
+            Ok(out)
+        })?;
+        if new_data_key && let Some(marks) = &self.store.marks {
             let _ = marks.store(
                 old.data_key(),
                 Mark {
@@ -476,7 +512,7 @@ impl OpenVault {
                 },
             );
         }
-        Ok(())
+        Ok(out)
     }
 
     fn commit<T>(
@@ -493,7 +529,7 @@ impl OpenVault {
         // whose generation was rewritten in place must go through `read_current` (which fails
         // the commitment), never be saved from as if it were ours.
         let fresh = header.payload_salt == self.payload_salt
-            && header.slot == *self.key.slot()
+            && header.slots == *self.key.slots()
             && header.generation == self.generation;
         let (mut data, generation, kept) =
             if fresh {
@@ -512,6 +548,9 @@ impl OpenVault {
                 )),
                 other => self.store.open_error(other),
             })?;
+                if let Some(adopted) = current.adopted {
+                    self.key = adopted;
+                }
                 (current.data, current.generation, None)
             };
         let key = new_key.unwrap_or_else(|| self.key.clone());
@@ -564,6 +603,9 @@ impl OpenVault {
             )),
             other => self.store.open_error(other),
         })?;
+        if let Some(adopted) = current.adopted {
+            self.key = adopted;
+        }
         self.data = current.data;
         self.payload_salt = current.payload_salt;
         self.stamp = current.stamp;
