@@ -90,7 +90,7 @@ proptest! {
 
     #[test]
     fn payload_round_trips(v in vault()) {
-        let bytes = format::encode_payload(&v).unwrap();
+        let bytes = format::encode_payload(&v, format::PASSPHRASE_FORMAT_VERSION).unwrap();
         prop_assert_eq!(format::decode_payload(&bytes).unwrap(), v);
     }
 
@@ -178,7 +178,9 @@ fn vaults() -> &'static Vaults {
         // history limit, removed_days, number of entries, length of the first address.
         let plain = |name: &str, data: &VaultData| Seed {
             name: name.into(),
-            bytes: format::encode_payload(data).unwrap().to_vec(),
+            bytes: format::encode_payload(data, format::PASSPHRASE_FORMAT_VERSION)
+                .unwrap()
+                .to_vec(),
             fields: vec![(0, 4), (4, 4), (8, 8), (16, 8)],
         };
         Vaults {
@@ -451,7 +453,7 @@ proptest! {
         let bytes = mutate(seed, other, &changes);
         match format::decode_payload(&bytes) {
             Ok(data) => {
-                let again = format::encode_payload(&data).unwrap();
+                let again = format::encode_payload(&data, format::PASSPHRASE_FORMAT_VERSION).unwrap();
                 prop_assert!(
                     again.as_slice() == bytes.as_slice(),
                     "{} plaintext after {:?} decoded, but encodes otherwise", seed.name, changes
@@ -531,7 +533,7 @@ proptest! {
         let bytes = mutate(seed, other, &changes);
         let what = format!("{} after {changes:?}", seed.name);
         let same_cost = format::parse_header(&bytes)
-            .is_ok_and(|h| h.slot.kdf == v.key.slot().kdf);
+            .is_ok_and(|h| h.slots.kdf_or_default() == v.key.slots().kdf_or_default());
         if same_cost {
             let opened = format::open(&bytes, &SecretString::new(GOLDEN_PASSPHRASE.into()))
                 .map(|(data, _)| data);

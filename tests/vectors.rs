@@ -270,7 +270,7 @@ fn golden_vault_opens_with_exact_contents(version: &str, generation: u64) {
     let saved = format::parse_header(&fs::read(&copy).unwrap()).unwrap();
     assert_eq!(
         (saved.version, saved.generation),
-        (format::FORMAT_VERSION, generation + 1)
+        (format::PASSPHRASE_FORMAT_VERSION, generation + 1)
     );
 }
 
@@ -446,8 +446,9 @@ fn write_vectors() {
     // Authentic files whose plaintext breaks a rule of the removed map: sealed with the golden
     // key. A map is encoded as a count and its pairs, so a Vec of pairs gives any shape.
     let salt = [9u8; 32];
-    let sealed =
-        |p: Vec<u8>| format::seal_plaintext(Zeroizing::new(p), &key, &salt, V3_GOLDEN_GENERATION);
+    let sealed = |p: Vec<u8>| {
+        format::seal_plaintext(Zeroizing::new(p), &key, &salt, V3_GOLDEN_GENERATION, 3).unwrap()
+    };
     let cfg = bincode::config::standard()
         .with_little_endian()
         .with_fixed_int_encoding();
@@ -459,7 +460,9 @@ fn write_vectors() {
     };
     assert_eq!(
         encode(&data.settings, &removed),
-        format::encode_payload(&data).unwrap().to_vec(),
+        format::encode_payload(&data, format::PASSPHRASE_FORMAT_VERSION)
+            .unwrap()
+            .to_vec(),
         "Vecs of pairs encode as the maps do"
     );
     let (name, copies) = removed[0].clone();
@@ -520,7 +523,9 @@ fn write_vectors() {
         6,
         "removed_days 3651",
     );
-    let mut trailing = format::encode_payload(&data).unwrap().to_vec();
+    let mut trailing = format::encode_payload(&data, format::PASSPHRASE_FORMAT_VERSION)
+        .unwrap()
+        .to_vec();
     trailing.push(0);
     put(
         "v3-trailing-plaintext.sfv",

@@ -161,9 +161,12 @@ pub enum Command {
     #[command(
         after_help = r#"Asks for the new passphrase twice on a terminal; a script gives it through SFVAULT_PASSPHRASE_FILE (or --passphrase-fd, SFVAULT_PASSPHRASE_CMD, SFVAULT_PASSPHRASE).
 
+With --recipient, the vault is a team vault from the start: each key's holder opens it with --identity FILE; with --no-passphrase as well, only they do (no passphrase to guess or share).
+
 Examples:
   sfvault init
-  SFVAULT_PASSPHRASE_FILE=~/.sfvault-pass sfvault init --kdf-memory 128"#
+  SFVAULT_PASSPHRASE_FILE=~/.sfvault-pass sfvault init --kdf-memory 128
+  sfvault init --recipient ~/.ssh/id_ed25519.pub --no-passphrase"#
     )]
     Init(InitArgs),
 
@@ -256,9 +259,12 @@ Examples:
     #[command(
         after_help = r#"The new passphrase comes from --new-passphrase-fd N, SFVAULT_NEW_PASSPHRASE_FILE, or a prompt (asked twice). --kdf-* options set new Argon2id costs at the same time.
 
+On a team vault, --remove drops the passphrase (only recipients open it then), and `passwd` without it adds one back.
+
 Examples:
   sfvault passwd
-  sfvault passwd --kdf-memory 256 --kdf-iterations 4"#
+  sfvault passwd --kdf-memory 256 --kdf-iterations 4
+  sfvault --identity ~/.ssh/id_ed25519 passwd --remove"#
     )]
     Passwd(PasswdArgs),
 
@@ -270,7 +276,8 @@ Examples:
 Removing a recipient makes a new data key for every later save, but copies of the vault already in git history (or in backups) stay readable to them: rotate at Salesforce what they could read.
 
 Examples:
-  sfvault recipient add age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p --name alice
+  sfvault recipient add --name alice \
+    age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
   sfvault recipient add ~/.ssh/id_ed25519.pub
   sfvault recipient list
   sfvault recipient rm alice"#
@@ -530,6 +537,13 @@ pub struct InitArgs {
     /// Key-derivation costs.
     #[command(flatten)]
     pub kdf: KdfArgs,
+    /// Also let this public key open the vault (age1…, ssh-ed25519 …, or a file of keys);
+    /// repeat for more: a team vault
+    #[arg(long, value_name = "KEY")]
+    pub recipient: Vec<String>,
+    /// No passphrase: only the --recipient keys open the vault
+    #[arg(long, requires = "recipient")]
+    pub no_passphrase: bool,
 }
 
 /// `add`
@@ -782,19 +796,24 @@ pub struct MvArgs {
 #[derive(Debug, Subcommand)]
 pub enum RecipientCommand {
     /// Let a public key open the vault (the data key is wrapped to it too)
-    #[command(after_help = r#"KEY is an age public key (age1…), an SSH public key line (ssh-ed25519 AAAA… comment), or a file holding one per line: a .pub file, a recipients file, or an age identity file (its public keys are taken, as `age-keygen -y` prints them). The name defaults to the SSH key's comment.
+    #[command(
+        after_help = r#"KEY is an age public key (age1…), an SSH public key line (ssh-ed25519 AAAA… comment), or a file holding one per line: a .pub file, a recipients file, or an age identity file (its public keys are taken, as `age-keygen -y` prints them). The name defaults to the SSH key's comment.
 
 Examples:
-  sfvault recipient add age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p --name alice
+  sfvault recipient add --name alice \
+    age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
   sfvault recipient add ~/.ssh/id_ed25519.pub --name bob-laptop
-  sfvault recipient add ci-runner.pub --name ci-github"#)]
+  sfvault recipient add ci-runner.pub --name ci-github"#
+    )]
     Add(RecipientAddArgs),
     /// Stop a recipient from opening later versions (a new data key)
-    #[command(after_help = r#"The vault gets a new data key, wrapped to the remaining recipients (and the passphrase, which is asked for). Copies of the vault made before, in git history or backups, still open with the removed key: rotate at Salesforce the secrets they held (`sfvault rotate`).
+    #[command(
+        after_help = r#"The vault gets a new data key, wrapped to the remaining recipients (and the passphrase, which is asked for). Copies of the vault made before, in git history or backups, still open with the removed key: rotate at Salesforce the secrets they held (`sfvault rotate`).
 
 Examples:
   sfvault recipient rm alice
-  sfvault recipient rm ci-old --yes"#)]
+  sfvault recipient rm ci-old --yes"#
+    )]
     Rm(RecipientRmArgs),
     /// List the recipients
     #[command(after_help = r#"Examples:
@@ -830,6 +849,9 @@ pub struct PasswdArgs {
     /// Read the new passphrase from this open file descriptor
     #[arg(long, value_name = "N")]
     pub new_passphrase_fd: Option<u32>,
+    /// Remove the passphrase: only the recipients open the vault afterwards (a new data key)
+    #[arg(long, conflicts_with = "new_passphrase_fd")]
+    pub remove: bool,
     /// New key-derivation costs (default: keep the current ones).
     #[command(flatten)]
     pub kdf: KdfArgs,

@@ -50,5 +50,7 @@ fn ask_key_passphrase(description: &str) -> Option<SecretString> {
     if !prompt::terminal_available() {
         return None;
     }
-    prompt::hidden_line(&format!("{description}: ")).ok().flatten()
+    prompt::hidden_line(&format!("{description}: "))
+        .ok()
+        .flatten()
 }

@@ -259,7 +259,8 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
             let vault = ctx.open()?;
             let pass = Source::Fd(fd).read()?;
             // A new data key: the copy must not share a key with the vault.
-            let key = VaultKey::generate(&pass, vault.key().slots().kdf_or_default()).map_err(Error::failed)?;
+            let key = VaultKey::generate(&pass, vault.key().slots().kdf_or_default())
+                .map_err(Error::failed)?;
             let bytes =
                 format::seal(&vault.data, &key, vault.generation()).map_err(Error::failed)?;
             // Under the vault's lock like every other write: a save's clean-up of stale temp

@@ -68,7 +68,10 @@ impl Context {
             json: global.json,
             quiet: global.quiet,
             passphrase_fd: global.passphrase_fd,
-            identity: global.identity.clone().filter(|p| !p.as_os_str().is_empty()),
+            identity: global
+                .identity
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty()),
             no_agent: global.no_agent,
         })
     }

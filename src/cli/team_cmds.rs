@@ -3,11 +3,11 @@
 
 use serde_json::{Value, json};
 use sfvault::secret::SecretString;
+use sfvault::vault::VaultKey;
 use sfvault::vault::format::{self, Credential};
 use sfvault::vault::model::TeamState;
 use sfvault::vault::recipients::{self, ParsedKey, Recipient};
 use sfvault::vault::store::OpenVault;
-use sfvault::vault::VaultKey;
 use sfvault::{Error, Result};
 
 use super::Context;
@@ -53,6 +53,35 @@ fn keys_of(arg: &str) -> Result<Vec<ParsedKey>> {
         )));
     }
     Ok(keys)
+}
+
+/// The recipients named by `init --recipient` arguments: each a key or a file of keys, named
+/// by its SSH comment or its kind; names and keys unique.
+pub fn recipients_of(args: &[String]) -> Result<Vec<Recipient>> {
+    let mut list: Vec<Recipient> = Vec::new();
+    for arg in args {
+        for key in keys_of(arg)? {
+            let mut name = recipients::default_name(&key);
+            if list.iter().any(|r| r.key == key.key) {
+                continue;
+            }
+            let base = name.clone();
+            let mut n = 2;
+            while list.iter().any(|r| r.name == name) {
+                name = format!("{base}-{n}");
+                n += 1;
+            }
+            recipients::check_name(&name).map_err(Error::Usage)?;
+            list.push(Recipient { name, key: key.key });
+        }
+    }
+    if list.len() > recipients::MAX_RECIPIENTS {
+        return Err(Error::Usage(format!(
+            "a vault has at most {} recipients",
+            recipients::MAX_RECIPIENTS
+        )));
+    }
+    Ok(list)
 }
 
 fn add(ctx: &Context, args: RecipientAddArgs) -> Result<()> {
@@ -222,8 +251,7 @@ fn passphrase_of(ctx: &Context, vault: &OpenVault) -> Result<SecretString> {
 /// with the rest of the header when the vault is opened: an altered list makes it fail.
 fn list(ctx: &Context) -> Result<()> {
     let bytes = ctx.store.read_bytes()?;
-    let header =
-        format::parse_header(&bytes).map_err(|e| e.for_file(ctx.store.path(), None))?;
+    let header = format::parse_header(&bytes).map_err(|e| e.for_file(ctx.store.path(), None))?;
     let rows: Vec<(String, String, String)> = header
         .slots
         .recipients()
@@ -270,4 +298,3 @@ fn short_key(key: &str) -> String {
     }
     format!("{}…{}", &key[..40], &key[key.len() - 12..])
 }
-

@@ -1,7 +1,7 @@
 //! Commands about the vault as a whole: init, passwd, completions.
 
 use sfvault::unlock::Source;
-use sfvault::vault::model::VaultData;
+use sfvault::vault::model::{TeamState, VaultData};
 use sfvault::vault::{KdfParams, VaultKey};
 use sfvault::{Error, Result};
 
@@ -26,30 +26,57 @@ pub fn init(ctx: &Context, args: InitArgs) -> Result<()> {
         )));
     }
     let kdf = kdf_params(&args.kdf, KdfParams::DEFAULT);
-    let passphrase = prompt::new_passphrase(
-        prompt::script_source(ctx.passphrase_fd),
-        "SFVAULT_PASSPHRASE_FILE (a file only you can read), --passphrase-fd N, \
-         SFVAULT_PASSPHRASE_CMD or SFVAULT_PASSPHRASE",
-    )?;
-    let key = VaultKey::generate(&passphrase, kdf).map_err(Error::failed)?;
-    ctx.store.create(&VaultData::default(), &key)?;
-    ctx.done(
-        &format!(
-            "Created {} (Argon2id {} MiB, {} passes, {} lanes).\nNext: sfvault add ORG/APP --consumer-key KEY",
-            ctx.store.path().display(),
+    let recipients = super::team_cmds::recipients_of(&args.recipient)?;
+    let key = if args.no_passphrase {
+        VaultKey::generate_for(recipients.clone()).map_err(Error::failed)?
+    } else {
+        let passphrase = prompt::new_passphrase(
+            prompt::script_source(ctx.passphrase_fd),
+            "SFVAULT_PASSPHRASE_FILE (a file only you can read), --passphrase-fd N, \
+             SFVAULT_PASSPHRASE_CMD or SFVAULT_PASSPHRASE",
+        )?;
+        let key = VaultKey::generate(&passphrase, kdf).map_err(Error::failed)?;
+        key.with_recipients(recipients.clone())
+            .map_err(Error::failed)?
+    };
+    let mut data = VaultData::default();
+    if !recipients.is_empty() {
+        data.team = Some(TeamState::new());
+    }
+    ctx.store.create(&data, &key)?;
+    let opens = if args.no_passphrase {
+        format!("{} recipient(s) open it, no passphrase", recipients.len())
+    } else {
+        let mut s = format!(
+            "Argon2id {} MiB, {} passes, {} lanes",
             kdf.memory_kib / 1024,
             kdf.iterations,
             kdf.parallelism
+        );
+        if !recipients.is_empty() {
+            s.push_str(&format!("; and {} recipient(s)", recipients.len()));
+        }
+        s
+    };
+    ctx.done(
+        &format!(
+            "Created {} ({opens}).\nNext: sfvault add ORG/APP --consumer-key KEY",
+            ctx.store.path().display(),
         ),
         serde_json::json!({
             "vault": ctx.store.path().display().to_string(),
-            "kdf": {"memory_mib": kdf.memory_kib / 1024, "iterations": kdf.iterations, "parallelism": kdf.parallelism},
+            "passphrase": !args.no_passphrase,
+            "recipients": recipients.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+            "kdf": (!args.no_passphrase).then(|| serde_json::json!({"memory_mib": kdf.memory_kib / 1024, "iterations": kdf.iterations, "parallelism": kdf.parallelism})),
         }),
     )
 }
 
 pub fn passwd(ctx: &Context, args: PasswdArgs) -> Result<()> {
     let mut vault = ctx.open()?;
+    if args.remove {
+        return remove_passphrase(ctx, vault);
+    }
     let kdf = kdf_params(&args.kdf, vault.key().slots().kdf_or_default());
     let source = match args.new_passphrase_fd {
         Some(fd) => Some(Source::Fd(fd)),
@@ -85,4 +112,39 @@ pub fn passwd(ctx: &Context, args: PasswdArgs) -> Result<()> {
 
 pub fn completions(args: CompletionsArgs) -> Result<()> {
     super::output::print(&super::complete::registration(&args.shell)?)
+}
+
+/// `passwd --remove`: only the recipients open the vault from now on. A new data key, so a
+/// copy from before plus the old passphrase opens nothing saved afterwards.
+fn remove_passphrase(ctx: &Context, mut vault: sfvault::vault::store::OpenVault) -> Result<()> {
+    let recipients = vault.key().slots().recipients().to_vec();
+    if recipients.is_empty() {
+        return Err(Error::Usage(
+            "the passphrase is the only way to open this vault: add a recipient first \
+             (`sfvault recipient add KEY`)"
+                .into(),
+        ));
+    }
+    if vault.key().passphrase_slot().is_none() {
+        return ctx.done(
+            "The vault has no passphrase already.",
+            serde_json::json!({"vault": ctx.store.path().display().to_string(), "passphrase": false}),
+        );
+    }
+    let count = recipients.len();
+    let new_key = VaultKey::rekeyed(None, recipients).map_err(Error::failed)?;
+    vault.rekey_with(new_key, |data| {
+        data.team.get_or_insert_with(TeamState::new);
+        Ok(())
+    })?;
+    ctx.done(
+        &format!(
+            "Removed the passphrase of {} (with a new data key): only its {count} recipient(s) \
+             open it now, with --identity. The previous version ({}) still opens with the \
+             passphrase.",
+            ctx.store.path().display(),
+            ctx.store.backup_path().display()
+        ),
+        serde_json::json!({"vault": ctx.store.path().display().to_string(), "passphrase": false, "recipients": count}),
+    )
 }

@@ -158,11 +158,17 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, OpenError> {
         let passphrase = match has_passphrase {
             0 => None,
             1 => Some(parse_passphrase_slot(&mut r)?),
-            n => return Err(OpenError::Corrupt(format!("passphrase slot flag {n} (must be 0 or 1)"))),
+            n => {
+                return Err(OpenError::Corrupt(format!(
+                    "passphrase slot flag {n} (must be 0 or 1)"
+                )));
+            }
         };
         let recipients = parse_recipient_slot(&mut r)?;
         if passphrase.is_none() && recipients.is_none() {
-            return Err(corrupt("neither a passphrase slot nor recipients: nothing opens it"));
+            return Err(corrupt(
+                "neither a passphrase slot nor recipients: nothing opens it",
+            ));
         }
         KeySlots {
             passphrase,
@@ -257,7 +263,9 @@ fn parse_recipient_slot(r: &mut Reader) -> Result<Option<RecipientSlot>, OpenErr
         let key = std::str::from_utf8(r.take(key_len)?)
             .map_err(|_| corrupt(format!("recipient {name}: key is not UTF-8")))?;
         if key.trim() != key || key.contains(['\n', '\r']) {
-            return Err(corrupt(format!("recipient {name}: key has stray whitespace")));
+            return Err(corrupt(format!(
+                "recipient {name}: key has stray whitespace"
+            )));
         }
         if list.iter().any(|o| o.name == name) {
             return Err(corrupt(format!("recipient {name} appears twice")));
@@ -274,7 +282,9 @@ fn parse_recipient_slot(r: &mut Reader) -> Result<Option<RecipientSlot>, OpenErr
         )));
     }
     if wrapped_len > recipients::MAX_WRAPPED_LEN {
-        return Err(corrupt(format!("wrapped key of {wrapped_len} bytes (at most 1 MiB)")));
+        return Err(corrupt(format!(
+            "wrapped key of {wrapped_len} bytes (at most 1 MiB)"
+        )));
     }
     let wrapped = r.take(wrapped_len)?.to_vec();
     Ok((count > 0).then_some(RecipientSlot {
@@ -405,11 +415,12 @@ pub fn decode_payload(plain: &[u8]) -> Result<VaultData, OpenError> {
 /// a version 4 payload is version 3's followed by the team state.
 pub fn decode_payload_of(plain: &[u8], version: u16) -> Result<VaultData, OpenError> {
     let decoded = if version >= TEAM_SINCE {
-        bincode::serde::decode_from_slice::<(VaultData, TeamState), _>(plain, payload_config())
-            .map(|((mut data, team), used)| {
+        bincode::serde::decode_from_slice::<(VaultData, TeamState), _>(plain, payload_config()).map(
+            |((mut data, team), used)| {
                 data.team = Some(team);
                 (data, used)
-            })
+            },
+        )
     } else if version >= REMOVED_SINCE {
         bincode::serde::decode_from_slice::<VaultData, _>(plain, payload_config())
     } else {
@@ -623,7 +634,12 @@ mod tests {
         want.push(0);
         want.extend_from_slice(&[0; 8]); // history: none
         want.extend_from_slice(&[0; 8]); // removed: none
-        assert_eq!(encode_payload(&v).unwrap().as_slice(), want.as_slice());
+        assert_eq!(
+            encode_payload(&v, PASSPHRASE_FORMAT_VERSION)
+                .unwrap()
+                .as_slice(),
+            want.as_slice()
+        );
         // "That entry after `rm` at time 20": the entry's bytes move under `removed`.
         let entry_bytes = want[16 + 15..want.len() - 8].to_vec();
         let mut removed = vec![5, 0, 0, 0, 30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
@@ -634,11 +650,15 @@ mod tests {
         let mut gone = v.clone();
         gone.discard_entry(&n, 20).unwrap();
         assert_eq!(
-            encode_payload(&gone).unwrap().as_slice(),
+            encode_payload(&gone, PASSPHRASE_FORMAT_VERSION)
+                .unwrap()
+                .as_slice(),
             removed.as_slice()
         );
         assert_eq!(
-            encode_payload(&VaultData::default()).unwrap().as_slice(),
+            encode_payload(&VaultData::default(), PASSPHRASE_FORMAT_VERSION)
+                .unwrap()
+                .as_slice(),
             &[
                 5, 0, 0, 0, 30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
             ]
@@ -654,20 +674,20 @@ mod tests {
         let mut v = sample();
         let n = EntryName::parse("acme/ci").unwrap();
         assert!(v.discard_entry(&n, 20).unwrap());
-        let plain = encode_payload(&v).unwrap();
+        let plain = encode_payload(&v, PASSPHRASE_FORMAT_VERSION).unwrap();
         assert_eq!(decode_payload(&plain).unwrap(), v);
         // A removed copy under an invalid address is refused like a live one.
         let mut bad = v.clone();
         let copies = bad.removed.remove("acme/ci").unwrap();
         bad.removed.insert("acme ci".into(), copies);
-        let plain = encode_payload(&bad).unwrap();
+        let plain = encode_payload(&bad, PASSPHRASE_FORMAT_VERSION).unwrap();
         assert!(
             matches!(decode_payload(&plain), Err(OpenError::Corrupt(m)) if m.contains("invalid address"))
         );
         // An empty list of copies is refused.
         let mut empty = v.clone();
         empty.removed.insert("acme/x".into(), Vec::new());
-        let plain = encode_payload(&empty).unwrap();
+        let plain = encode_payload(&empty, PASSPHRASE_FORMAT_VERSION).unwrap();
         assert!(
             matches!(decode_payload(&plain), Err(OpenError::Corrupt(m)) if m.contains("copies"))
         );
@@ -696,7 +716,9 @@ mod tests {
 
     #[test]
     fn trailing_payload_bytes_refused() {
-        let mut plain = encode_payload(&sample()).unwrap().to_vec();
+        let mut plain = encode_payload(&sample(), PASSPHRASE_FORMAT_VERSION)
+            .unwrap()
+            .to_vec();
         assert!(decode_payload(&plain).is_ok());
         plain.push(0);
         assert!(decode_payload(&plain).is_err());

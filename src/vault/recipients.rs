@@ -181,9 +181,8 @@ pub fn wrap(data_key: &SecretKey, recipients: &[Recipient]) -> Result<Vec<u8>, S
         }
     }
     for (name, keys) in &plugins {
-        let plugin =
-            age::plugin::RecipientPluginV1::new(name, keys, &[], Ask(|_| None))
-                .map_err(|e| format!("age plugin {name}: {e}"))?;
+        let plugin = age::plugin::RecipientPluginV1::new(name, keys, &[], Ask(|_| None))
+            .map_err(|e| format!("age plugin {name}: {e}"))?;
         boxed.push(Box::new(plugin));
     }
     let encryptor = age::Encryptor::with_recipients(boxed.iter().map(|b| b.as_ref() as _))
@@ -219,7 +218,12 @@ pub struct Identity {
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Identity({}, {} key(s), redacted)", self.path, self.keys.len())
+        write!(
+            f,
+            "Identity({}, {} key(s), redacted)",
+            self.path,
+            self.keys.len()
+        )
     }
 }
 
@@ -276,7 +280,10 @@ pub fn load_identity(path: &str, bytes: &[u8], ask: AskPassphrase) -> Result<Ide
         return Err(format!("identity file {path} holds no key"));
     }
     Ok(Identity {
-        keys: keys.into_iter().map(|k| k as Box<dyn age::Identity>).collect(),
+        keys: keys
+            .into_iter()
+            .map(|k| k as Box<dyn age::Identity>)
+            .collect(),
         path: path.to_owned(),
     })
 }
@@ -348,7 +355,10 @@ pub fn read_key_lines(reader: impl BufRead) -> Result<Vec<ParsedKey>, String> {
 pub fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._@+-".contains(c));

@@ -134,7 +134,9 @@ impl KeySlots {
     /// The passphrase slot's Argon2id costs; the defaults for a vault without a passphrase
     /// (what a passphrase added to it would cost).
     pub fn kdf_or_default(&self) -> KdfParams {
-        self.passphrase.as_ref().map_or(KdfParams::DEFAULT, |s| s.kdf)
+        self.passphrase
+            .as_ref()
+            .map_or(KdfParams::DEFAULT, |s| s.kdf)
     }
 
     /// The recipients (none for a passphrase-only vault).
@@ -151,12 +153,10 @@ impl KeySlots {
                 None => return Err(OpenError::NoPassphrase),
             },
             Credential::Identity(identity) => match &self.recipients {
-                Some(slot) => {
-                    recipients::unwrap(&slot.wrapped, identity).map_err(|e| match e {
-                        UnwrapError::NotARecipient => OpenError::NotARecipient,
-                        UnwrapError::Corrupt(why) => OpenError::Corrupt(why),
-                    })?
-                }
+                Some(slot) => recipients::unwrap(&slot.wrapped, identity).map_err(|e| match e {
+                    UnwrapError::NotARecipient => OpenError::NotARecipient,
+                    UnwrapError::Corrupt(why) => OpenError::Corrupt(why),
+                })?,
                 None => return Err(OpenError::NotARecipient),
             },
         };
@@ -239,6 +239,21 @@ impl VaultKey {
             slots,
             data_key: self.data_key.clone(),
         })
+    }
+
+    /// This key with its recipient slot's wrapped key replaced by `wrapped` (an age file made
+    /// elsewhere, e.g. by the `age` tool, for tests of interoperability). Nothing checks here
+    /// that `wrapped` holds this data key: opening the saved file does.
+    #[doc(hidden)]
+    pub fn with_wrapped_key(&self, wrapped: Vec<u8>) -> VaultKey {
+        let mut slots = self.slots.clone();
+        if let Some(r) = &mut slots.recipients {
+            r.wrapped = wrapped;
+        }
+        VaultKey {
+            slots,
+            data_key: self.data_key.clone(),
+        }
     }
 
     /// A new data key, wrapped for `passphrase` (a new slot with `kdf`; `None`: no passphrase)
