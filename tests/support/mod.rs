@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake_sf;
+pub mod golden;
 pub mod pty;
 pub mod rotation_world;
 
