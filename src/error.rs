@@ -139,6 +139,20 @@ pub enum Error {
         detail: String,
     },
 
+    /// A team vault that is not the one this machine knew at this path: another vault put in
+    /// its place, or a new data key that does not come from the known one.
+    #[error(
+        "{} is not the team vault this machine knew at this path: {detail}. Anyone with push access to its repository can make a vault encrypted to your public key, so check with your team before using it; if this copy is right, adopt it deliberately with `sfvault restore {}`",
+        path.display(),
+        path.display()
+    )]
+    Substituted {
+        /// The vault file.
+        path: PathBuf,
+        /// What changed.
+        detail: String,
+    },
+
     /// The vault file is an older copy than this machine has already seen (rollback), or a copy
     /// from before a passphrase change made here.
     #[error(
@@ -262,7 +276,9 @@ impl Error {
                 ErrorKind::WrongPassphrase
             }
             Error::Locked { .. } => ErrorKind::Locked,
-            Error::Corrupt { .. } | Error::RolledBack { .. } => ErrorKind::Corrupt,
+            Error::Corrupt { .. } | Error::RolledBack { .. } | Error::Substituted { .. } => {
+                ErrorKind::Corrupt
+            }
             Error::OAuth { .. } | Error::Api { .. } => ErrorKind::Refused,
             Error::Network { .. } => ErrorKind::Network,
             Error::Busy { .. } => ErrorKind::Busy,

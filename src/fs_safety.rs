@@ -4,7 +4,7 @@
 //! | what | owner | others may | otherwise |
 //! |---|---|---|---|
 //! | vault directory (also where backups and rollback marks go) | me, or root | read and enter, not write (they could swap the file, or plant `.lock`/`.bak`) | refused, exit 10 |
-//! | vault file | me | nothing | refused, exit 10 ([`check_private_file`]) |
+//! | vault file | me | nothing; a team vault without a passphrase slot (its ciphertext is shared with every reader of its repository anyway, and there is no passphrase to guess): read, not write ([`check_vault_file`]) | refused, exit 10 |
 //! | passphrase file (`SFVAULT_PASSPHRASE_FILE`) | anyone | nothing, if it is a regular file (a pipe such as `<(pass show …)` is fine) | refused, exit 10 |
 //! | agent runtime directory (sockets, log, claim) | me | nothing | refused, exit 10 |
 //! | agent log and claim file | me | nothing | an existing file open to others is tightened to 0600 |
@@ -81,6 +81,33 @@ pub fn check_private_file(meta: &fs::Metadata, path: &Path) -> Result<()> {
         fix: "600",
     };
     check(meta, path, &rule)
+}
+
+/// The vault file as read: ours and closed to others ([`check_private_file`]); or, when
+/// `opens_only_by_key` (a team vault without a passphrase slot, as git checks it out under the
+/// usual umask), readable but not writable by others. A file others can read that has a
+/// passphrase slot is refused: local users could copy it and guess the passphrase offline.
+pub fn check_vault_file(meta: &fs::Metadata, path: &Path, opens_only_by_key: bool) -> Result<()> {
+    if opens_only_by_key && meta.mode() & 0o022 == 0 {
+        let rule = Rule {
+            what: "",
+            root_may_own: false,
+            forbidden: 0o022,
+            others_may: "writable by",
+            fix: "644",
+        };
+        return check(meta, path, &rule);
+    }
+    check_private_file(meta, path).map_err(|e| match e {
+        Error::Unsafe(m) if meta.mode() & 0o022 == 0 && meta.mode() & 0o044 != 0 => {
+            Error::Unsafe(format!(
+                "{m}. Its passphrase slot could be guessed offline by anyone who can read it; a \
+                 team vault kept in git is better without one (`sfvault passwd --remove`), and \
+                 then a checkout readable by others is fine"
+            ))
+        }
+        other => other,
+    })
 }
 
 /// The directory holding `path` (`.` for a bare file name).

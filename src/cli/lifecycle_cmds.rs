@@ -348,13 +348,22 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
     let bytes = read_foreign(&args.path)?;
     // A header that does not parse is corrupt whatever the reason.
     let header = format::parse_header(&bytes).map_err(|e| e.for_file(&args.path, None))?;
-    confirm_kdf_cost(ctx, &args, &header.slots.kdf_or_default())?;
-    let key = prompt::with_passphrase(ctx.passphrase_fd, &args.path, |passphrase| {
-        header
+    let key = match &ctx.identity {
+        // A team vault's copy, opened by a member's key (no KDF to pay for).
+        Some(identity) => header
             .slots
-            .unlock(&Credential::Passphrase(passphrase.duplicate()))
-            .map_err(|e| e.for_file(&args.path, None))
-    })?;
+            .unlock(&Credential::Identity(super::identity::load(identity)?))
+            .map_err(|e| e.for_file(&args.path, None))?,
+        None => {
+            confirm_kdf_cost(ctx, &args, &header.slots.kdf_or_default())?;
+            prompt::with_passphrase(ctx.passphrase_fd, &args.path, |passphrase| {
+                header
+                    .slots
+                    .unlock(&Credential::Passphrase(passphrase.duplicate()))
+                    .map_err(|e| e.for_file(&args.path, None))
+            })?
+        }
+    };
     let data = format::open_with_key(&bytes, &key).map_err(|e| e.for_file(&args.path, None))?;
     let generation = ctx.store.restore(&data, &key, header.generation)?;
     ctx.done(

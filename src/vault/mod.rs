@@ -11,6 +11,7 @@ pub mod recipients;
 pub mod rollback;
 pub mod slots;
 pub mod store;
+pub mod team_mark;
 
 pub use change::{Change, ChangeOutcome, NewField};
 pub use crypto::KdfParams;

@@ -67,6 +67,11 @@ impl Marks {
         &self.dir
     }
 
+    /// The vault path these marks are for.
+    pub fn vault(&self) -> &Path {
+        &self.vault
+    }
+
     /// The mark file of this vault under `data_key`, and the key that authenticates it.
     fn file_and_key(&self, data_key: &SecretKey) -> (PathBuf, MarkKey) {
         let key = MarkKey::derive(data_key);
@@ -132,7 +137,7 @@ impl Marks {
     /// writing after one that saw 12).
     /// Waits at most `within` for the lock (another process holding it, e.g. a stray `flock`,
     /// must not hang every save): [`Error::Busy`] after that.
-    fn lock(&self, within: Duration) -> Result<fs::File> {
+    pub(crate) fn lock(&self, within: Duration) -> Result<fs::File> {
         fs_safety::ensure_vault_dir(&self.dir, "the rollback mark directory")?;
         let path = self.dir.join(".lock");
         let file =
@@ -186,7 +191,7 @@ pub fn is_rollback(mark: Option<Mark>, generation: u64) -> bool {
 /// `path` made absolute without resolving its last component (the vault file may not exist yet,
 /// and a symlinked vault is refused elsewhere); its directory is resolved when it exists, so
 /// `./v.sfv` and `/home/me/v.sfv` name the same vault.
-fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     let dir = fs_safety::dir_of(path);
     let dir = fs::canonicalize(&dir)
         .or_else(|_| std::path::absolute(&dir))

@@ -21,6 +21,7 @@ use crate::secret::{SecretKey, SecretString};
 use crate::vault::format::{self, Credential, KeySlots, MAX_FILE_LEN, OpenError, VaultKey};
 use crate::vault::model::VaultData;
 use crate::vault::rollback::{self, Mark, Marks};
+use crate::vault::team_mark::{self, Refusal, TeamMark};
 
 /// How long a writer waits for the lock by default.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -215,7 +216,10 @@ impl Store {
                     other => other,
                 })
                 .map_err(&on_open_error)?;
-            match self.check_generation(key, header.generation) {
+            let checked = self
+                .check_generation(key, header.generation)
+                .and_then(|()| self.check_team(key, &data));
+            match checked {
                 Err(Error::RolledBack { .. }) if attempts < 3 && self.changed_since(stamp) => {
                     attempts += 1;
                     read = read_checked(&self.path)?;
@@ -259,6 +263,33 @@ impl Store {
             let _ = marks.raise(key.data_key(), generation);
         }
         Ok(())
+    }
+
+    /// Refuse a team vault that is not the one this machine knew at this path (another vault
+    /// id, or a new data key without the link of the known one: see `team_mark`); remember
+    /// the first one seen and each legitimate key change.
+    fn check_team(&self, key: &VaultKey, data: &VaultData) -> Result<()> {
+        let (Some(marks), Some(team)) = (&self.marks, &data.team) else {
+            return Ok(());
+        };
+        let seen = TeamMark::of(team, key.data_key());
+        match team_mark::judge(marks.load_team()?, seen, team) {
+            Ok(true) => {
+                let _ = marks.store_team(seen);
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(refusal) => Err(Error::Substituted {
+                path: self.path.clone(),
+                detail: match refusal {
+                    Refusal::Replaced => "it is another vault (its identity changed)".into(),
+                    Refusal::UnlinkedKey => "its data key changed, and the new key does not \
+                        come from the one this machine knew (a member who removes a recipient \
+                        passes the old key's link on; a removed member or an outsider cannot)"
+                        .into(),
+                },
+            }),
+        }
     }
 
     /// Record a save of `generation` under `key` (best effort, as in [`Store::check_generation`]).
@@ -347,6 +378,9 @@ impl Store {
         // After the rename, never before: a reader that sees the raised mark then finds the
         // new file (or re-reads until it does, see `read_current`).
         self.record_save(key, generation);
+        if let (Some(marks), Some(team)) = (&self.marks, &data.team) {
+            let _ = marks.store_team(TeamMark::of(team, key.data_key()));
+        }
         Ok((stamp, salt))
     }
 
@@ -392,6 +426,10 @@ impl Store {
                 .map_or(0, |m| m.generation)
         });
         let generation = next_generation(&self.path, backup_generation.max(replaced).max(seen))?;
+        if let Some(marks) = &self.marks {
+            // Adopted deliberately: whatever team vault this machine knew here, this one now.
+            marks.forget_team()?;
+        }
         self.write(&guard, data, key, generation)?;
         if let Some(marks) = &self.marks {
             // Clears a `superseded` mark: this key is the vault's key again.
@@ -709,10 +747,19 @@ fn read_checked(path: &Path) -> Result<(Vec<u8>, FileStamp)> {
         _ => Error::io("cannot open", path, e),
     })?;
     let meta = regular_file_meta(&file, path)?;
-    check_private_file(&meta, path)?;
+    // Only a file others may read needs its header first (a team vault without a passphrase
+    // may be); one closed to others passes without it, as before.
+    if meta.mode() & 0o077 == 0 {
+        check_private_file(&meta, path)?;
+    }
     check_vault_dir(&dir_of(path))?;
     let stamp = FileStamp::of(&meta);
-    read_bounded(file, &meta, path, MAX_FILE_LEN).map(|bytes| (bytes, stamp))
+    let bytes = read_bounded(file, &meta, path, MAX_FILE_LEN)?;
+    if meta.mode() & 0o077 != 0 {
+        let only_by_key = format::parse_header(&bytes).is_ok_and(|h| h.slots.passphrase.is_none());
+        crate::fs_safety::check_vault_file(&meta, path, only_by_key)?;
+    }
+    Ok((bytes, stamp))
 }
 
 /// The generation after `generation`; refused at the end of the range rather than stuck there
