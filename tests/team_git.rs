@@ -1,0 +1,336 @@
+//! A team vault shared through real git (issue 18): a bare repository, one clone per member,
+//! each member with their own HOME (so their own rollback and team marks) and their own key
+//! made by `age-keygen` or `ssh-keygen`. Fresh clones open without a chmod; a vault put in place
+//! by someone with push access but no key, an older version pushed back, and a file a removed
+//! member re-encrypted with the key they still hold are all refused.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sfvault::vault::format::{self, Credential};
+use sfvault::vault::recipients;
+use support::*;
+
+/// One person: their world (HOME, state), their clone of the team repository, their key.
+struct Member {
+    world: TestVault,
+    clone: PathBuf,
+    identity: PathBuf,
+    public: String,
+}
+
+/// Run git in `dir`, requiring success; returns stdout.
+fn git(dir: &Path, home: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "advice.detachedHead=false",
+        ])
+        .args(args)
+        .output()
+        .expect("git is needed by this test");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn keygen(dir: &Path, name: &str, ssh: bool) -> (PathBuf, String) {
+    if ssh {
+        let path = dir.join(format!("{name}_ed25519"));
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&path)
+            .status()
+            .expect("ssh-keygen is needed by this test (apt-get install openssh-client)");
+        assert!(ok.success());
+        let public = fs::read_to_string(path.with_extension("pub")).unwrap();
+        (path, public.trim().to_owned())
+    } else {
+        let path = dir.join(format!("{name}.age"));
+        let out = Command::new("age-keygen")
+            .arg("-o")
+            .arg(&path)
+            .output()
+            .expect("age-keygen is needed by this test (apt-get install age)");
+        assert!(out.status.success());
+        let out = Command::new("age-keygen")
+            .arg("-y")
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            path,
+            String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+        )
+    }
+}
+
+impl Member {
+    /// A member with a key; `ssh` picks an SSH ed25519 key, else an age one. Not cloned yet.
+    fn new(name: &str, ssh: bool) -> Member {
+        let world = TestVault::empty();
+        let keys = world.root.path().join("keys");
+        fs::create_dir_all(&keys).unwrap();
+        let (identity, public) = keygen(&keys, name, ssh);
+        let clone = world.root.path().join("repo");
+        Member {
+            world,
+            clone,
+            identity,
+            public,
+        }
+    }
+
+    fn vault(&self) -> PathBuf {
+        self.clone.join("team.sfv")
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        git(&self.clone, &self.world.home, args)
+    }
+
+    fn clone_from(&self, bare: &Path) {
+        git(
+            self.world.root.path(),
+            &self.world.home,
+            &["clone", "-q", bare.to_str().unwrap(), "repo"],
+        );
+    }
+
+    /// sfvault on the team vault of this member's clone, unlocked by their key.
+    fn sf(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = self.world.bare_cmd();
+        cmd.arg("--vault")
+            .arg(self.vault())
+            .arg("--identity")
+            .arg(&self.identity);
+        run_cmd(cmd, args, stdin)
+    }
+
+    fn sf_ok(&self, args: &[&str]) -> String {
+        let out = self.sf(args, None);
+        assert_success(&out, args);
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn get(&self, entry: &str, field: &str) -> String {
+        self.sf_ok(&["get", "-n", entry, field])
+    }
+
+    fn commit_and_push(&self, message: &str) {
+        self.git(&["add", "team.sfv"]);
+        self.git(&["commit", "-q", "-m", message]);
+        self.git(&["push", "-q", "origin", "main"]);
+    }
+
+    fn pull(&self) {
+        self.git(&["pull", "-q", "--no-rebase", "origin", "main"]);
+    }
+}
+
+/// A bare repository, alice's clone holding a team vault (no passphrase) for alice and `others`,
+/// with one entry, pushed. Returns the bare repository's path (inside alice's world).
+fn team(alice: &Member, others: &[&Member]) -> PathBuf {
+    let bare = alice.world.root.path().join("team.git");
+    git(
+        alice.world.root.path(),
+        &alice.world.home,
+        &["init", "-q", "--bare", bare.to_str().unwrap()],
+    );
+    alice.clone_from(&bare);
+    let mut cmd = alice.world.bare_cmd();
+    cmd.arg("--vault").arg(alice.vault()).args([
+        "init",
+        "--no-passphrase",
+        "--recipient",
+        &alice.public,
+    ]);
+    for m in others {
+        cmd.arg("--recipient").arg(&m.public);
+    }
+    assert_success(&run_cmd(cmd, &[], None), &["init the team vault"]);
+    let out = alice.sf(
+        &["add", "acme-prod/ci", "--consumer-key", "3MVGteam"],
+        Some(b"team-secret-v1"),
+    );
+    assert_success(&out, &["add"]);
+    alice.commit_and_push("team vault");
+    bare
+}
+
+#[test]
+fn a_fresh_clone_opens_without_chmod_and_a_passphrase_vault_in_git_is_refused() {
+    let alice = Member::new("alice", false);
+    let bob = Member::new("bob", true);
+    let bare = team(&alice, &[&bob]);
+    bob.clone_from(&bare);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(bob.vault()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode & 0o044,
+        0o044,
+        "git checked it out readable by others: {mode:o}"
+    );
+    assert_eq!(bob.get("acme-prod/ci", "consumer_secret"), "team-secret-v1");
+    // Bob saves; the file stays a team vault and alice reads his change after a pull.
+    let out = bob.sf(&["set", "acme-prod/ci", "username", "ci@acme.com"], None);
+    assert_success(&out, &["set by bob"]);
+    bob.commit_and_push("username");
+    alice.pull();
+    assert_eq!(alice.get("acme-prod/ci", "username"), "ci@acme.com");
+
+    // A vault that still has a passphrase slot, checked out readable by others: refused, and
+    // the message says why and what to do.
+    let carol = Member::new("carol", false);
+    let tv = TestVault::new();
+    tv.ok(&["recipient", "add", &carol.public, "--name", "carol"]);
+    fs::set_permissions(&tv.vault, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = tv.bare_cmd();
+    cmd.arg("--identity").arg(&carol.identity);
+    let out = run_cmd(cmd, &["list"], None);
+    assert_code(&out, 10, &["list a readable passphrase vault"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("passwd --remove"), "{said}");
+    // Writable by others is refused even without a passphrase slot.
+    fs::set_permissions(bob.vault(), fs::Permissions::from_mode(0o666)).unwrap();
+    assert_code(
+        &bob.sf(&["list"], None),
+        10,
+        &["list a world-writable team vault"],
+    );
+}
+
+#[test]
+fn a_vault_put_in_place_by_someone_without_a_key_is_refused() {
+    let alice = Member::new("alice", false);
+    let bob = Member::new("bob", true);
+    let mallory = Member::new("mallory", false);
+    let bare = team(&alice, &[&bob]);
+    bob.clone_from(&bare);
+    assert_eq!(bob.get("acme-prod/ci", "consumer_secret"), "team-secret-v1");
+    // Mallory can push but holds no key: she makes her own vault, encrypted to bob's public
+    // key (public, in the old file's header) and hers, with her own "secret", and pushes it.
+    mallory.clone_from(&bare);
+    fs::remove_file(mallory.vault()).unwrap();
+    let mut cmd = mallory.world.bare_cmd();
+    cmd.arg("--vault").arg(mallory.vault()).args([
+        "init",
+        "--no-passphrase",
+        "--recipient",
+        &bob.public,
+        "--recipient",
+        &mallory.public,
+    ]);
+    assert_success(&run_cmd(cmd, &[], None), &["mallory's init"]);
+    let out = mallory.sf(
+        &["add", "acme-prod/ci", "--consumer-key", "3MVGteam"],
+        Some(b"mallory-controls-this"),
+    );
+    assert_success(&out, &["mallory's add"]);
+    mallory.commit_and_push("innocent-looking update");
+    bob.pull();
+    let out = bob.sf(&["get", "acme-prod/ci", "consumer_secret"], None);
+    assert_code(&out, 6, &["get from the substituted vault"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("another vault"), "{said}");
+    assert!(out.stdout.is_empty());
+    // Told deliberately (restore), bob's sfvault takes it.
+    let path = bob.vault();
+    assert_success(
+        &bob.sf(&["restore", path.to_str().unwrap(), "--yes"], None),
+        &["restore to adopt"],
+    );
+    assert_eq!(
+        bob.get("acme-prod/ci", "consumer_secret"),
+        "mallory-controls-this"
+    );
+}
+
+#[test]
+fn an_older_version_pushed_back_is_refused() {
+    let alice = Member::new("alice", false);
+    let bob = Member::new("bob", true);
+    let bare = team(&alice, &[&bob]);
+    let first = alice.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    let out = alice.sf(
+        &["set", "acme-prod/ci", "consumer_secret"],
+        Some(b"team-secret-v2"),
+    );
+    assert_success(&out, &["rotate in the vault"]);
+    alice.commit_and_push("new secret");
+    bob.clone_from(&bare);
+    assert_eq!(bob.get("acme-prod/ci", "consumer_secret"), "team-secret-v2");
+    // Someone pushes the old file back (a revert of the rotation, or a forced push).
+    alice.git(&["checkout", "-q", &first, "--", "team.sfv"]);
+    alice.commit_and_push("revert");
+    bob.pull();
+    let out = bob.sf(&["get", "acme-prod/ci", "consumer_secret"], None);
+    assert_code(&out, 6, &["get the rolled-back vault"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("older copy"));
+}
+
+#[test]
+fn a_removed_member_cannot_push_a_file_made_with_the_old_key() {
+    let alice = Member::new("alice", false);
+    let bob = Member::new("bob", true);
+    let carol = Member::new("carol", false);
+    let bare = team(&alice, &[&bob, &carol]);
+    carol.clone_from(&bare);
+    assert_eq!(
+        carol.get("acme-prod/ci", "consumer_secret"),
+        "team-secret-v1"
+    );
+    let before = fs::read(carol.vault()).unwrap();
+    // Alice removes carol: a new data key, pushed; bob pulls and reads.
+    let listed = alice.sf_ok(&["recipient", "list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let carol_name = listed["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == carol.public.as_str())
+        .unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_success(
+        &alice.sf(&["recipient", "rm", &carol_name, "--yes"], None),
+        &["rm carol"],
+    );
+    alice.commit_and_push("remove carol");
+    bob.clone_from(&bare);
+    assert_eq!(bob.get("acme-prod/ci", "consumer_secret"), "team-secret-v1");
+    carol.pull();
+    assert_code(&carol.sf(&["list"], None), 4, &["carol after her removal"]);
+    // Carol still holds the old data key (from the old file): she re-seals the old contents
+    // under it, with a generation far ahead and her own entry, and pushes.
+    let id =
+        recipients::load_identity("carol", &fs::read(&carol.identity).unwrap(), |_| None).unwrap();
+    let (mut data, old_key) = format::open_by(&before, &Credential::Identity(id)).unwrap();
+    let name = sfvault::vault::EntryName::parse("acme-prod/phish").unwrap();
+    data.add_entry(&name, 1).unwrap();
+    let forged = format::seal(&data, &old_key, 1000).unwrap();
+    fs::write(carol.vault(), forged).unwrap();
+    carol.commit_and_push("forged");
+    bob.pull();
+    let out = bob.sf(&["list"], None);
+    assert_code(&out, 6, &["list the forged vault"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("does not come from"), "{said}");
+}
