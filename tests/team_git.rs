@@ -105,6 +105,32 @@ impl Member {
         git(&self.clone, &self.world.home, args)
     }
 
+    /// git with this member's key in the environment (for the merge driver), not requiring
+    /// success.
+    fn git_as_member(&self, args: &[&str]) -> Output {
+        Command::new("git")
+            .current_dir(&self.clone)
+            .env("HOME", &self.world.home)
+            .env("XDG_DATA_HOME", self.world.home.join(".local/share"))
+            .env("XDG_RUNTIME_DIR", self.world.root.path().join("run"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .env("SFVAULT_IDENTITY_FILE", &self.identity)
+            .env_remove("SFVAULT_PASSPHRASE_FILE")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `git-setup` in this member's clone.
+    fn git_setup(&self) {
+        let out = self.sf(&["git-setup"], None);
+        assert_success(&out, &["git-setup"]);
+    }
+
     fn clone_from(&self, bare: &Path) {
         git(
             self.world.root.path(),
@@ -333,4 +359,181 @@ fn a_removed_member_cannot_push_a_file_made_with_the_old_key() {
     assert_code(&out, 6, &["list the forged vault"]);
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("does not come from"), "{said}");
+}
+
+#[test]
+fn git_merges_concurrent_edits_field_by_field_and_a_real_conflict_is_one_command_away() {
+    let alice = Member::new("alice", false);
+    let bob = Member::new("bob", true);
+    let carol = Member::new("carol", false);
+    let bare = team(&alice, &[&bob, &carol]);
+    alice.git_setup();
+    let attributes = fs::read_to_string(alice.clone.join(".gitattributes")).unwrap();
+    assert!(
+        attributes.contains("/team.sfv merge=sfvault"),
+        "{attributes}"
+    );
+    let ignored = fs::read_to_string(alice.clone.join(".gitignore")).unwrap();
+    assert!(ignored.contains("/team.sfv.bak"), "{ignored}");
+    alice.git(&["add", ".gitattributes", ".gitignore"]);
+    alice.commit_and_push("merge driver");
+    bob.clone_from(&bare);
+    bob.git_setup();
+    // Different entries and different fields on each side: a clean merge under git.
+    assert_success(
+        &alice.sf(&["set", "acme-prod/ci", "username", "ci@acme.com"], None),
+        &["alice sets username"],
+    );
+    assert_success(
+        &alice.sf(
+            &["add", "acme-uat/ci", "--consumer-key", "uat"],
+            Some(b"uat-secret"),
+        ),
+        &["alice adds uat"],
+    );
+    alice.commit_and_push("alice's edits");
+    assert_success(
+        &bob.sf(
+            &[
+                "set",
+                "acme-prod/ci",
+                "login_url",
+                "https://test.salesforce.com",
+            ],
+            None,
+        ),
+        &["bob sets login_url"],
+    );
+    assert_success(
+        &bob.sf(
+            &["add", "acme-dev/ci", "--consumer-key", "dev"],
+            Some(b"dev-secret"),
+        ),
+        &["bob adds dev"],
+    );
+    bob.git(&["commit", "-q", "-am", "bob's edits"]);
+    let out = bob.git_as_member(&["pull", "-q", "--no-rebase", "origin", "main"]);
+    assert!(
+        out.status.success(),
+        "clean merge: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(bob.get("acme-prod/ci", "username"), "ci@acme.com");
+    assert_eq!(
+        bob.get("acme-prod/ci", "login_url"),
+        "https://test.salesforce.com"
+    );
+    assert_eq!(bob.get("acme-uat/ci", "consumer_secret"), "uat-secret");
+    assert_eq!(bob.get("acme-dev/ci", "consumer_secret"), "dev-secret");
+    bob.git(&["push", "-q", "origin", "main"]);
+    // Every recipient opens the merged result.
+    carol.clone_from(&bare);
+    assert_eq!(carol.get("acme-dev/ci", "consumer_secret"), "dev-secret");
+    alice.pull();
+    assert_eq!(alice.get("acme-dev/ci", "consumer_secret"), "dev-secret");
+
+    // The same field on both sides: git stops with a conflict; the merged file holds the newer
+    // value with the other in history, and one sfvault command picks the other.
+    assert_success(
+        &alice.sf(
+            &["set", "acme-prod/ci", "consumer_secret"],
+            Some(b"alice-rotated"),
+        ),
+        &["alice rotates"],
+    );
+    alice.commit_and_push("alice rotates");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_success(
+        &bob.sf(
+            &["set", "acme-prod/ci", "consumer_secret"],
+            Some(b"bob-rotated"),
+        ),
+        &["bob rotates"],
+    );
+    bob.git(&["commit", "-q", "-am", "bob rotates"]);
+    let out = bob.git_as_member(&["pull", "-q", "--no-rebase", "origin", "main"]);
+    assert!(!out.status.success(), "git shows the conflict");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("CONFLICT acme-prod/ci consumer_secret"),
+        "{said}"
+    );
+    assert!(said.contains("--restore 1"), "{said}");
+    assert_eq!(bob.get("acme-prod/ci", "consumer_secret"), "bob-rotated");
+    assert_success(
+        &bob.sf(
+            &["set", "acme-prod/ci", "consumer_secret", "--restore", "1"],
+            None,
+        ),
+        &["keep alice's value"],
+    );
+    bob.git(&["add", "team.sfv"]);
+    bob.git(&["commit", "-q", "-m", "resolved"]);
+    bob.git(&["push", "-q", "origin", "main"]);
+    alice.pull();
+    assert_eq!(
+        alice.get("acme-prod/ci", "consumer_secret"),
+        "alice-rotated"
+    );
+    carol.pull();
+    assert_eq!(
+        carol.get("acme-prod/ci", "consumer_secret"),
+        "alice-rotated"
+    );
+}
+
+#[test]
+fn recipient_changes_on_both_sides_merge_and_a_removed_member_stays_out() {
+    let alice = Member::new("alice", false);
+    let bob = Member::new("bob", true);
+    let carol = Member::new("carol", false);
+    let dave = Member::new("dave", true);
+    let bare = team(&alice, &[&bob, &carol]);
+    alice.git_setup();
+    alice.git(&["add", ".gitattributes", ".gitignore"]);
+    alice.commit_and_push("merge driver");
+    bob.clone_from(&bare);
+    bob.git_setup();
+    // Alice adds dave (same data key); bob removes carol (a new data key), concurrently.
+    assert_success(
+        &alice.sf(&["recipient", "add", &dave.public, "--name", "dave"], None),
+        &["add dave"],
+    );
+    alice.commit_and_push("add dave");
+    let listed: serde_json::Value =
+        serde_json::from_str(&bob.sf_ok(&["recipient", "list", "--json"])).unwrap();
+    let carol_name = listed["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == carol.public.as_str())
+        .unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_success(
+        &bob.sf(&["recipient", "rm", &carol_name, "--yes"], None),
+        &["rm carol"],
+    );
+    bob.git(&["commit", "-q", "-am", "remove carol"]);
+    let out = bob.git_as_member(&["pull", "-q", "--no-rebase", "origin", "main"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bob.git(&["push", "-q", "origin", "main"]);
+    // Dave is in, carol is out, and alice's machine (which knew the old key) accepts the new.
+    dave.clone_from(&bare);
+    assert_eq!(
+        dave.get("acme-prod/ci", "consumer_secret"),
+        "team-secret-v1"
+    );
+    carol.clone_from(&bare);
+    assert_code(&carol.sf(&["list"], None), 4, &["carol after the merge"]);
+    alice.pull();
+    assert_eq!(
+        alice.get("acme-prod/ci", "consumer_secret"),
+        "team-secret-v1"
+    );
 }

@@ -50,6 +50,8 @@ pub const COMMAND_GROUPS: [(&str, &[&str]); 6] = [
             "init",
             "passwd",
             "recipient",
+            "git-setup",
+            "merge",
             "backup",
             "restore",
             "config",
@@ -283,6 +285,31 @@ Examples:
   sfvault recipient rm alice"#
     )]
     Recipient(RecipientCommand),
+
+    /// Make this git repository merge the vault field by field (once per clone)
+    #[command(
+        name = "git-setup",
+        after_help = r#"Run in each clone (git does not copy its configuration): registers `sfvault merge` as the merge driver in .git/config, and adds to .gitattributes (commit it) a line that sends the vault to it, and to .gitignore its .bak, .lock and temporary files. The vault is --vault (or SFVAULT_PATH), a file inside the repository.
+
+Merges run non-interactively inside git: give sfvault your identity in the environment (SFVAULT_IDENTITY_FILE), or a passphrase source.
+
+Examples:
+  sfvault --vault team.sfv git-setup
+  SFVAULT_IDENTITY_FILE=~/.ssh/id_ed25519 git pull"#
+    )]
+    GitSetup,
+
+    /// Merge two versions of a vault (git's merge driver): field by field
+    #[command(
+        after_help = r#"BASE is the common ancestor, OURS and THEIRS the two versions; the result replaces OURS. Fields changed on one side take that side's value; the same field changed on both sides keeps the newer value and puts the other in its history, and the command exits 1 naming it, so git shows a conflict. Entries added on either side are kept; one removed on one side and untouched on the other is removed (undelete brings it back). Recipients added or removed on either side are merged; the result gets a new generation.
+
+Examples:
+  sfvault merge base.sfv ours.sfv theirs.sfv
+  # after a conflict: keep the other value, then mark it resolved
+  sfvault --vault team.sfv set acme-prod/ci consumer_secret --restore 1
+  git add team.sfv && git commit"#
+    )]
+    Merge(MergeArgs),
 
     /// Run a command with the entry's credentials (and a fresh token) in its environment
     #[command(
@@ -790,6 +817,17 @@ pub struct MvArgs {
     pub old: String,
     /// New address
     pub new: String,
+}
+
+/// `merge`
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The common ancestor (an empty file if there is none)
+    pub base: PathBuf,
+    /// Our version; replaced by the result
+    pub ours: PathBuf,
+    /// Their version
+    pub theirs: PathBuf,
 }
 
 /// `recipient …`

@@ -10,6 +10,7 @@ pub mod complete;
 mod entries;
 pub mod exit;
 pub mod fast_path;
+mod git_cmds;
 mod handoff_cmds;
 mod identity;
 mod lifecycle_cmds;
@@ -182,6 +183,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Audit(a) => lifecycle_cmds::audit(&ctx, a),
         Command::Rotate(a) => lifecycle_cmds::rotate(&ctx, a),
         Command::Status => agent_cmds::status(&ctx),
+        Command::Merge(a) => git_cmds::merge(&ctx, a),
         other => dispatch(&ctx, other).map_err(Failure::from),
     };
     if sfvault::secret::memory_lock_failed() {
@@ -197,6 +199,7 @@ fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Init(a) => vault_cmds::init(ctx, a),
         Command::Passwd(a) => vault_cmds::passwd(ctx, a),
         Command::Recipient(c) => team_cmds::recipient(ctx, c),
+        Command::GitSetup => git_cmds::setup(ctx),
         Command::Completions(a) => vault_cmds::completions(a),
         Command::Unlock(a) => agent_cmds::unlock(ctx, a),
         Command::Lock => agent_cmds::lock(ctx),
@@ -229,6 +232,7 @@ fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         | Command::Run(_)
         | Command::Audit(_)
         | Command::Rotate(_)
+        | Command::Merge(_)
         | Command::Status => {
             unreachable!("handled by run")
         }

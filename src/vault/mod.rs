@@ -5,6 +5,7 @@ pub mod crypto;
 pub mod field_map;
 pub mod fields;
 pub mod format;
+pub mod merge;
 pub mod model;
 pub mod name;
 pub mod recipients;
