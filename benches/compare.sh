@@ -11,7 +11,9 @@
 #     and the same get while another process holds 40 silent connections on the agent;
 #   - cold `sfvault get` (no agent, default KDF) at 1 and 1,000 entries;
 #   - `sfvault get` and `sfvault set` at 1,000 and 100,000 entries, warm and cold;
-#   - peak memory of a cold get on the 100,000-entry vault.
+#   - peak memory of a cold get on the 100,000-entry vault;
+#   - a team vault: cold get unlocked by an X25519 identity (no KDF), and `sfvault merge` of two
+#     diverged 1,000-entry versions (every entry changed on one side), as git's driver runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/dev/stdout}
@@ -129,6 +131,19 @@ if [ -z "$quick" ]; then
     -n "sfvault set --no-agent (100,000 entries)" "$(set_ 100000 --no-agent)"
 fi
 
+# Team vault: an identity made by sfvault's own age code (age-keygen's format), the fixture's
+# vaults encrypted to it; the merge rewrites ours.sfv, so each run starts from a fresh copy.
+"$fixture" --team-identity "$work/id.age" >/dev/null
+team_pub=$(sed -n 's/^# public key: //p' "$work/id.age")
+"$fixture" --team "$work" 1000 "$team_pub"
+cp "$work/ours.sfv" "$work/ours.orig"
+run team "$(runs 50 10)" 5 \
+  -n "sfvault get --no-agent, identity (1,000 entries, X25519, no KDF)" \
+  "$sfv --vault $work/team.sfv --no-agent --identity $work/id.age get org0/app0 consumer_key" \
+  --prepare "cp $work/ours.orig $work/ours.sfv" \
+  -n "sfvault merge, identity (two diverged 1,000-entry versions)" \
+  "$sfv --identity $work/id.age merge $work/base.sfv $work/ours.sfv $work/theirs.sfv"
+
 {
   echo "Machine: $(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr)."
   echo "Versions: $("$sfv" --version), $rust_version, $(hyperfine --version), pass $(pass version | grep -o 'v[0-9.]*' | head -1), $(gpg --version | head -1), argon2 $(dpkg-query -W -f='${Version}' argon2 2>/dev/null || echo '?')."
@@ -137,7 +152,7 @@ fi
 import json, os, sys, statistics
 work = sys.argv[1]
 rows = []
-for name in ["kdf", "warm", "crowded", "pass", "kpx", "cold", "set", "big"]:
+for name in ["kdf", "warm", "crowded", "pass", "kpx", "cold", "set", "big", "team"]:
     path = os.path.join(work, name + ".json")
     if not os.path.exists(path):
         continue
@@ -164,6 +179,9 @@ warm = med["sfvault get, agent (1 entry)"]
 print(f"- warm get: **{warm / hello:.2f}×** a hello-world process (target ≤ 2×); pass show is {med['pass show (gpg-agent cached)'] / warm:.0f}× slower")
 crowded = med["sfvault get, agent (1 entry), 40 silent connections held open"]
 print(f"- warm get with 40 silent connections held open on every agent: {crowded:.2f} ms, **{crowded / warm:.2f}×** a warm get alone (target ≤ 2×)")
+team_get = med["sfvault get --no-agent, identity (1,000 entries, X25519, no KDF)"]
+print(f"- cold get by X25519 identity: {team_get:.2f} ms, **{team_get / hello:.1f}×** a hello-world process (target < 10×); by passphrase (default KDF): {cold / hello:.0f}×")
+print(f"- merge of two diverged 1,000-entry versions (three unlocks by identity, merge, seal, write): {med['sfvault merge, identity (two diverged 1,000-entry versions)']:.1f} ms (target < 200 ms plus unlock)")
 for k in ["sfvault get, agent (100,000 entries)", "sfvault set, agent (100,000 entries)", "sfvault set --no-agent (100,000 entries)"]:
     if k in med:
         print(f"- {k}: {med[k]:.1f} ms")

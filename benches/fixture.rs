@@ -3,7 +3,7 @@
 
 use sfvault::secret::SecretString;
 use sfvault::vault::EntryName;
-use sfvault::vault::model::{Timestamp, VaultData};
+use sfvault::vault::model::{TeamState, Timestamp, VaultData};
 
 /// A vault of `n` entries (`org{i/10}/app{i%10}`), every field set at `at`.
 pub fn vault_of(n: usize, at: Timestamp) -> VaultData {
@@ -23,4 +23,25 @@ pub fn vault_of(n: usize, at: Timestamp) -> VaultData {
         }
     }
     v
+}
+
+/// A team vault's three versions for a merge: `base` (`vault_of(n)` with a team state), `ours`
+/// (the username of the first half of the entries changed) and `theirs` (the consumer secret of
+/// the second half changed): every entry touched, no conflict.
+#[allow(dead_code)]
+pub fn diverged(n: usize, at: Timestamp) -> [VaultData; 3] {
+    let mut base = vault_of(n, at);
+    base.team = Some(TeamState::new());
+    let (mut ours, mut theirs) = (base.clone(), base.clone());
+    for i in 0..n {
+        let name = EntryName::parse(&format!("org{}/app{}", i / 10, i % 10)).unwrap();
+        let (side, field, value, secret) = if i < n / 2 {
+            (&mut ours, "username", format!("ours{i}@example.com"), false)
+        } else {
+            (&mut theirs, "consumer_secret", format!("{i:1>64}"), true)
+        };
+        side.set_field(&name, field, SecretString::new(value), secret, at + 10)
+            .unwrap();
+    }
+    [base, ours, theirs]
 }

@@ -5,6 +5,12 @@
 //!   sfvault-bench-fixture --kdf MEMORY_MIB ITERATIONS PARALLELISM   (one Argon2id derivation, to
 //!                                                                  time sfvault's KDF as a process)
 //!
+//!   sfvault-bench-fixture --team-identity FILE     (an age X25519 identity file, 0600)
+//!   sfvault-bench-fixture --team DIR N RECIPIENT   (a team vault without a passphrase for the
+//!                                                  public key RECIPIENT: DIR/team.sfv, and
+//!                                                  three diverged versions DIR/base.sfv,
+//!                                                  ours.sfv, theirs.sfv for `sfvault merge`)
+//!
 //! The passphrase is read from the file named by SFVAULT_PASSPHRASE_FILE.
 
 use std::time::Duration;
@@ -26,6 +32,37 @@ fn main() {
         };
         let pass = SecretString::new("password".into());
         sfvault::vault::crypto::derive_kek(&pass, &params, b"somesaltsomesalt").expect("kdf");
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--team-identity") {
+        let (secret, public) = sfvault::vault::recipients::generate_x25519();
+        let text = format!("# public key: {public}\n{}\n", secret.expose());
+        sfvault::vault::store::write_new_file(
+            std::path::Path::new(&args[1]),
+            text.as_bytes(),
+            true,
+        )
+        .expect("write identity");
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--team") {
+        let dir = std::path::Path::new(&args[1]);
+        let n = args[2].parse::<usize>().expect("N");
+        let recipient = sfvault::vault::recipients::Recipient {
+            name: "bench".into(),
+            key: args[3].clone(),
+        };
+        let key = VaultKey::generate_for(vec![recipient]).expect("key");
+        let [base, ours, theirs] = fixture::diverged(n, 1_764_000_000);
+        for (file, data, generation) in [
+            ("team.sfv", &base, 1),
+            ("base.sfv", &base, 1),
+            ("ours.sfv", &ours, 2),
+            ("theirs.sfv", &theirs, 2),
+        ] {
+            let bytes = sfvault::vault::format::seal(data, &key, generation).expect("seal");
+            sfvault::vault::store::write_new_file(&dir.join(file), &bytes, true).expect("write");
+        }
         return;
     }
     let (path, n) = (&args[0], args[1].parse::<usize>().expect("N"));

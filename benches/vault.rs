@@ -52,6 +52,31 @@ fn open_and_seal(c: &mut Criterion) {
     group.finish();
 }
 
+/// A team vault's costs: the three-way merge of two diverged 1,000-entry versions (every entry
+/// changed on one side), and unwrapping the data key with an X25519 identity (no KDF).
+fn merge_and_unwrap(c: &mut Criterion) {
+    let mut group = c.benchmark_group("team");
+    group.sample_size(20);
+    let [base, ours, theirs] = fixture::diverged(1_000, 1_700_000_000);
+    group.bench_function("merge-1000-entries", |b| {
+        b.iter(|| sfvault::vault::merge::merge(black_box(&base), &ours, &theirs, 1_800_000_000))
+    });
+    let (secret, public) = sfvault::vault::recipients::generate_x25519();
+    let recipient = sfvault::vault::recipients::Recipient {
+        name: "bench".into(),
+        key: public,
+    };
+    let key = VaultKey::generate_for(vec![recipient]).unwrap();
+    let wrapped = key.slots().recipients.as_ref().unwrap().wrapped.clone();
+    let identity =
+        sfvault::vault::recipients::load_identity("bench", secret.expose().as_bytes(), |_| None)
+            .unwrap();
+    group.bench_function("unwrap-x25519", |b| {
+        b.iter(|| sfvault::vault::recipients::unwrap(black_box(&wrapped), &identity).unwrap())
+    });
+    group.finish();
+}
+
 fn jwt_signing(c: &mut Criterion) {
     let made = sfvault::oauth::keygen::generate(2048, 30, "bench").unwrap();
     let key = sfvault::oauth::jwt::signing_key(&made.private_key).unwrap();
@@ -114,5 +139,12 @@ fn agent_round_trip(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, kdf, open_and_seal, jwt_signing, agent_round_trip);
+criterion_group!(
+    benches,
+    kdf,
+    open_and_seal,
+    jwt_signing,
+    agent_round_trip,
+    merge_and_unwrap
+);
 criterion_main!(benches);
