@@ -923,7 +923,11 @@ fn identity() -> PathBuf {
 /// (section 5: git checks it out readable by others).
 fn ssh_identity() -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let name = format!("format_doc-v4-ssh-ed25519-{}", std::process::id());
+    // One file per call: tests run in parallel threads, and rewriting a file another test's
+    // `age` is reading would truncate it under it.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("format_doc-v4-ssh-ed25519-{}-{call}", std::process::id());
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::write(&path, read_vector("v4-ssh-ed25519")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();

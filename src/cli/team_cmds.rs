@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 use sfvault::secret::SecretString;
 use sfvault::vault::VaultKey;
 use sfvault::vault::format::{self, Credential};
-use sfvault::vault::model::TeamState;
 use sfvault::vault::recipients::{self, ParsedKey, Recipient};
 use sfvault::vault::store::OpenVault;
 use sfvault::{Error, Result};
@@ -128,10 +127,7 @@ fn add(ctx: &Context, args: RecipientAddArgs) -> Result<()> {
     let count = list.len();
     let new_key = vault.key().with_recipients(list).map_err(Error::failed)?;
     let was_team = vault.data.team.is_some();
-    vault.rekey_with(new_key, |data| {
-        data.team.get_or_insert_with(TeamState::new);
-        Ok(())
-    })?;
+    vault.rekey(new_key)?;
     let names: Vec<&str> = added.iter().filter_map(|a| a["name"].as_str()).collect();
     let mut message = format!(
         "Added {} as recipient{} of {} ({count} in all): they unlock it with \
@@ -198,10 +194,7 @@ fn rm(ctx: &Context, args: RecipientRmArgs) -> Result<()> {
     let count = remaining.len();
     let new_key = VaultKey::rekeyed(passphrase.as_ref().map(|p| (p, kdf)), remaining)
         .map_err(Error::failed)?;
-    vault.rekey_with(new_key, |data| {
-        data.team.get_or_insert_with(TeamState::new);
-        Ok(())
-    })?;
+    vault.rekey(new_key)?;
     ctx.done(
         &format!(
             "Removed {} ({count} recipient{} left); the vault has a new data key, so nothing \

@@ -133,10 +133,7 @@ fn remove_passphrase(ctx: &Context, mut vault: sfvault::vault::store::OpenVault)
     }
     let count = recipients.len();
     let new_key = VaultKey::rekeyed(None, recipients).map_err(Error::failed)?;
-    vault.rekey_with(new_key, |data| {
-        data.team.get_or_insert_with(TeamState::new);
-        Ok(())
-    })?;
+    vault.rekey(new_key)?;
     ctx.done(
         &format!(
             "Removed the passphrase of {} (with a new data key): only its {count} recipient(s) \

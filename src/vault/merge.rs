@@ -88,10 +88,10 @@ pub fn merge(base: &VaultData, ours: &VaultData, theirs: &VaultData, now: Timest
                 out.data.entries.insert(name.clone(), e);
             }
             (Some(kept), None) | (None, Some(kept)) => {
-                let (side, other) = if ours.entries.contains_key(name) {
-                    ("ours", "theirs")
+                let other = if ours.entries.contains_key(name) {
+                    "theirs"
                 } else {
-                    ("theirs", "ours")
+                    "ours"
                 };
                 match b {
                     // Added on one side.
@@ -110,7 +110,6 @@ pub fn merge(base: &VaultData, ours: &VaultData, theirs: &VaultData, now: Timest
                     }
                     // Removed on the other side, changed here: kept, and said.
                     Some(_) => {
-                        let _ = side;
                         out.data.entries.insert(name.clone(), kept.clone());
                         out.conflicts.push(Conflict::RemovedAndChanged {
                             entry: name.clone(),

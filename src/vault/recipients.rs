@@ -398,16 +398,6 @@ pub fn default_name(parsed: &ParsedKey) -> String {
     }
 }
 
-/// Expose a data key's bytes to a test of interoperability (the golden vectors' identity).
-#[doc(hidden)]
-pub fn x25519_public_of(identity_line: &str) -> Option<String> {
-    identity_line
-        .trim()
-        .parse::<age::x25519::Identity>()
-        .ok()
-        .map(|i| i.to_public().to_string())
-}
-
 /// A fresh X25519 identity line (`AGE-SECRET-KEY-1…`) and its public key, for tests and for
 /// `sfvault` users who have no age tools (the key text is secret: callers keep it zeroized).
 pub fn generate_x25519() -> (SecretString, String) {

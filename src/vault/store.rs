@@ -516,30 +516,25 @@ impl OpenVault {
         self.commit(None, change)
     }
 
-    /// Save the newest version under a new key (after `passwd`): the entries are untouched.
-    /// The old key's rollback mark is then marked superseded, so a copy from before the change
-    /// (such as the `.bak`) put back in place is refused on this machine.
+    /// Save the newest version under a new key (`passwd`, `recipient add`/`rm`): the entries
+    /// are untouched. A new data key's old key gets its rollback mark marked superseded, so a
+    /// copy from before the change (such as the `.bak`) put back in place is refused on this
+    /// machine, and a team vault keeps the old key's link (docs/FORMAT.md).
     pub fn rekey(&mut self, new_key: VaultKey) -> Result<()> {
-        self.rekey_with(new_key, |_| Ok(()))
-    }
-
-    /// Save the newest version with `change` applied under `new_key`: new slots (recipients
-    /// added or removed) and perhaps a new data key. A team vault moving to a new data key
-    /// keeps the old key's link (docs/FORMAT.md), and the old key's rollback mark is marked
-    /// superseded, as after `passwd`.
-    pub fn rekey_with<T>(
-        &mut self,
-        new_key: VaultKey,
-        change: impl FnOnce(&mut VaultData) -> Result<T>,
-    ) -> Result<T> {
         let old = self.key.clone();
         let new_data_key = new_key.data_key().expose() != old.data_key().expose();
-        let out = self.commit(Some(new_key), |data| {
-            let out = change(data)?;
+        // Slots only a team vault has (recipients, no passphrase) need its team state: made
+        // at the vault's first such save, kept ever after.
+        let team_format = new_key.slots().need_team_format();
+        self.commit(Some(new_key), |data| {
+            if team_format {
+                data.team
+                    .get_or_insert_with(crate::vault::model::TeamState::new);
+            }
             if new_data_key && let Some(team) = &mut data.team {
                 team.push_link(crate::vault::crypto::key_link(old.data_key()));
             }
-            Ok(out)
+            Ok(())
         })?;
         if new_data_key && let Some(marks) = &self.store.marks {
             let _ = marks.store(
@@ -550,7 +545,7 @@ impl OpenVault {
                 },
             );
         }
-        Ok(out)
+        Ok(())
     }
 
     fn commit<T>(
