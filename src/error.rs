@@ -73,6 +73,11 @@ pub enum Missing {
         /// The name asked for.
         name: String,
     },
+    /// No slice of this name.
+    Slice {
+        /// The name asked for.
+        name: String,
+    },
     /// No vault file.
     Vault {
         /// Where it was looked for.

@@ -174,6 +174,41 @@ impl Drop for SecretKey {
     }
 }
 
+impl PartialEq for SecretKey {
+    /// Equal bytes, compared in constant time.
+    fn eq(&self, other: &SecretKey) -> bool {
+        self.expose()
+            .iter()
+            .zip(other.expose())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+    }
+}
+
+impl Eq for SecretKey {}
+
+impl Serialize for SecretKey {
+    /// The 32 bytes, inside an [`exposing`] scope (a slice's key in the encrypted vault
+    /// payload); an error anywhere else.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if EXPOSING.with(Cell::get) == 0 {
+            return Err(serde::ser::Error::custom(
+                "refusing to serialize a key outside the vault encoder",
+            ));
+        }
+        self.expose().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut bytes = Zeroizing::new(<[u8; 32]>::deserialize(deserializer)?);
+        let key = SecretKey::from_slice(&bytes);
+        bytes.zeroize();
+        Ok(key)
+    }
+}
+
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretKey([redacted])")

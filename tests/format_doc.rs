@@ -486,19 +486,67 @@ fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// v4: `Team { vault_id: [u8; 16], key_links: Vec<[u8; 32]> }`, at most 16 links, as the
-/// `team` of `v4-golden.json` (hex strings).
-fn decode_team(c: &mut Cursor) -> Result<Value, String> {
-    let vault_id = to_hex(c.take(16)?);
+/// `Vec<[u8; 32]>` of at most 16 key links, as hex strings.
+fn decode_links(c: &mut Cursor) -> Result<Vec<String>, String> {
     let count = c.len()?;
     if count > 16 {
         return Err(format!("{count} key links"));
     }
-    let mut key_links = Vec::new();
-    for _ in 0..count {
-        key_links.push(to_hex(c.take(32)?));
+    (0..count).map(|_| c.take(32).map(to_hex)).collect()
+}
+
+/// `Slice { name, file, entries, recipients, key, vault_id, key_links, changed_at }`, with the
+/// checks of section 3 that the vectors exercise: a file without `..`.
+fn decode_slice(c: &mut Cursor) -> Result<Value, String> {
+    let (name, file) = (c.string()?, c.string()?);
+    if file.split('/').any(|p| p == ".." || p.is_empty()) || file.starts_with('/') {
+        return Err(format!("slice file {file:?} not relative without `..`"));
     }
-    Ok(json!({"vault_id": vault_id, "key_links": key_links}))
+    let entries: Vec<String> = (0..c.len()?)
+        .map(|_| c.string())
+        .collect::<Result<_, _>>()?;
+    let mut recipients = Vec::new();
+    for _ in 0..c.len()? {
+        let (n, k) = (c.string()?, c.string()?);
+        recipients.push(json!({"name": n, "key": k}));
+    }
+    let key = to_hex(c.take(32)?);
+    let vault_id = to_hex(c.take(16)?);
+    let key_links = decode_links(c)?;
+    let changed_at = c.i64()?;
+    Ok(
+        json!({"name": name, "file": file, "entries": entries, "recipients": recipients,
+        "key": key, "vault_id": vault_id, "key_links": key_links, "changed_at": changed_at}),
+    )
+}
+
+/// v4: `Team { vault_id: [u8; 16], key_links: Vec<[u8; 32]>, slices: Vec<Slice>,
+/// slice_of: Option<[u8; 16]> }`, as the `team` of `v4-golden.json` (hex strings).
+fn decode_team(c: &mut Cursor) -> Result<Value, String> {
+    let vault_id = to_hex(c.take(16)?);
+    let key_links = decode_links(c)?;
+    let slices: Vec<Value> = (0..c.len()?)
+        .map(|_| decode_slice(c))
+        .collect::<Result<_, _>>()?;
+    let slice_of = match c.u8()? {
+        0 => None,
+        1 => Some(to_hex(c.take(16)?)),
+        t => return Err(format!("bad option tag {t}")),
+    };
+    if slice_of.is_some() && !slices.is_empty() {
+        return Err("a slice that defines slices".into());
+    }
+    for (i, s) in slices.iter().enumerate() {
+        if slices[..i]
+            .iter()
+            .any(|o| o["name"] == s["name"] || o["file"] == s["file"])
+        {
+            return Err("two slices of one name or file".into());
+        }
+    }
+    Ok(
+        json!({"vault_id": vault_id, "key_links": key_links, "slices": slices, "slice_of": slice_of}),
+    )
 }
 
 /// Decodes a whole plaintext of format `version` into the shape of `v*-golden.json`, with the
@@ -1109,6 +1157,8 @@ fn v4_slots_are_authenticated_by_the_commitment() {
         ("v4-17-key-links.sfv", "17 key links"),
         ("v4-trailing-plaintext.sfv", "trailing bytes"),
         ("v4-no-team-state.sfv", "need 16 bytes"),
+        ("v4-slice-file-outside.sfv", "without `..`"),
+        ("v4-slice-with-slices.sfv", "defines slices"),
     ] {
         let opened = open(&read_vector(&format!("broken/{name}")), PASSPHRASE).unwrap();
         let err = decode_vault(&opened.plain, 4).unwrap_err();

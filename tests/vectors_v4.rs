@@ -13,11 +13,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use sfvault::secret::{SecretString, exposing};
+use sfvault::secret::{SecretKey, SecretString, exposing};
 use sfvault::vault::KdfParams;
 use sfvault::vault::format::{self, VaultKey};
 use sfvault::vault::model::{TeamState, VaultData};
 use sfvault::vault::recipients::{self, Recipient};
+use sfvault::vault::slice::Slice;
 use support::golden::*;
 use support::*;
 use zeroize::Zeroizing;
@@ -31,13 +32,41 @@ fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
 
-/// The version 4 golden contents: version 3's, and a team state with a fixed vault id and one
-/// key link.
+/// The public key of the committed test identity `v4-identity.txt`.
+fn alice_public() -> String {
+    let text = fs::read_to_string(vectors_dir().join("v4-identity.txt")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .expect("the identity file names its public key")
+        .to_owned()
+}
+
+/// The slice defined in the golden team state: `ci`, holding `acme-prod/ci` for `alice`.
+fn golden_slice() -> Slice {
+    Slice {
+        name: "ci".into(),
+        file: "ci/ci.sfv".into(),
+        entries: vec!["acme-prod/ci".into()],
+        recipients: vec![Recipient {
+            name: "ci-runner".into(),
+            key: alice_public(),
+        }],
+        key: SecretKey::from_slice(&[0xcd; 32]),
+        vault_id: [0x5a; 16],
+        key_links: vec![[0xef; 32]],
+        changed_at: 1_764_370_500,
+    }
+}
+
+/// The version 4 golden contents: version 3's, and a team state with a fixed vault id, one
+/// key link and one slice.
 fn golden_data_v4() -> VaultData {
     let mut v = golden_data_v3();
     v.team = Some(TeamState {
         vault_id: std::array::from_fn(|i| i as u8 * 17),
         key_links: vec![[0xab; 32]],
+        slices: vec![golden_slice()],
+        slice_of: None,
     });
     v
 }
@@ -53,6 +82,17 @@ fn data_json_v4(v: &VaultData, recipients: &[Recipient], passphrase: bool) -> Va
     out["team"] = json!({
         "vault_id": hex(&team.vault_id),
         "key_links": team.key_links.iter().map(|l| hex(l)).collect::<Vec<_>>(),
+        "slices": team.slices.iter().map(|s| json!({
+            "name": s.name,
+            "file": s.file,
+            "entries": s.entries,
+            "recipients": s.recipients.iter().map(|r| json!({"name": r.name, "key": r.key})).collect::<Vec<_>>(),
+            "key": hex(s.key.expose()),
+            "vault_id": hex(&s.vault_id),
+            "key_links": s.key_links.iter().map(|l| hex(l)).collect::<Vec<_>>(),
+            "changed_at": s.changed_at,
+        })).collect::<Vec<_>>(),
+        "slice_of": team.slice_of.map(|id| hex(&id)),
     });
     out["recipients"] = recipients
         .iter()
@@ -189,34 +229,39 @@ fn write_v4_vectors() {
     }
     let dir = vectors_dir();
     let broken = dir.join("broken");
-    let (age_secret, age_public) = recipients::generate_x25519();
-    fs::write(
-        dir.join("v4-identity.txt"),
-        format!(
-            "# A test identity for the version 4 golden vectors (tests/vectors_v4.rs): never a \
-             real key.\n# public key: {age_public}\n{}\n",
-            age_secret.expose()
-        ),
-    )
-    .unwrap();
+    // The test keys made with the first version 4 vectors are kept (the team state gained
+    // its slices before version 4 was released, and the vectors were written again).
     let ssh = dir.join("v4-ssh-ed25519");
-    let _ = fs::remove_file(&ssh);
-    let _ = fs::remove_file(ssh.with_extension("pub"));
-    let ok = std::process::Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "golden-test-key",
-            "-f",
-        ])
-        .arg(&ssh)
-        .status()
+    if !dir.join("v4-identity.txt").exists() {
+        let (age_secret, age_public) = recipients::generate_x25519();
+        fs::write(
+            dir.join("v4-identity.txt"),
+            format!(
+                "# A test identity for the version 4 golden vectors (tests/vectors_v4.rs): \
+                 never a real key.\n# public key: {age_public}\n{}\n",
+                age_secret.expose()
+            ),
+        )
         .unwrap();
-    assert!(ok.success());
+        let _ = fs::remove_file(&ssh);
+        let _ = fs::remove_file(ssh.with_extension("pub"));
+        let ok = std::process::Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "golden-test-key",
+                "-f",
+            ])
+            .arg(&ssh)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let age_public = alice_public();
     let ssh_public = fs::read_to_string(dir.join("v4-ssh-ed25519.pub")).unwrap();
     let alice = Recipient {
         name: "alice".into(),
@@ -333,15 +378,47 @@ fn write_v4_vectors() {
     let cfg = bincode::config::standard()
         .with_little_endian()
         .with_fixed_int_encoding();
-    let mut v3_part = format::encode_payload(&golden_data_v3(), 3)
+    let v3_part = format::encode_payload(&golden_data_v3(), 3)
         .unwrap()
         .to_vec();
     let many = TeamState {
         vault_id: [1; 16],
         key_links: vec![[2; 32]; 17],
+        slices: Vec::new(),
+        slice_of: None,
     };
-    v3_part.extend(exposing(|| bincode::serde::encode_to_vec(&many, cfg)).unwrap());
-    put("v4-17-key-links.sfv", &sealed(v3_part), 6, "17 key links");
+    let with_team = |team: &TeamState| {
+        let mut p = v3_part.clone();
+        p.extend(exposing(|| bincode::serde::encode_to_vec(team, cfg)).unwrap());
+        sealed(p)
+    };
+    put("v4-17-key-links.sfv", &with_team(&many), 6, "17 key links");
+    let mut outside = golden_data_v4().team.unwrap();
+    outside.slices[0].file = "../ci.sfv".into();
+    put(
+        "v4-slice-file-outside.sfv",
+        &with_team(&outside),
+        6,
+        "without `..`",
+    );
+    let mut nested = golden_data_v4().team.unwrap();
+    nested.slice_of = Some([3; 16]);
+    put(
+        "v4-slice-with-slices.sfv",
+        &with_team(&nested),
+        6,
+        "defines slices of its own",
+    );
+    let mut twice = golden_data_v4().team.unwrap();
+    let mut copy = golden_slice();
+    copy.name = "ci-2".into();
+    twice.slices.push(copy);
+    put(
+        "v4-slice-file-twice.sfv",
+        &with_team(&twice),
+        6,
+        "defined twice",
+    );
     let mut trailing = format::encode_payload(&data, 4).unwrap().to_vec();
     trailing.push(0);
     put(

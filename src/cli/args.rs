@@ -50,6 +50,7 @@ pub const COMMAND_GROUPS: [(&str, &[&str]); 6] = [
             "init",
             "passwd",
             "recipient",
+            "slice",
             "git-setup",
             "merge",
             "backup",
@@ -285,6 +286,21 @@ Examples:
   sfvault recipient rm alice"#
     )]
     Recipient(RecipientCommand),
+
+    /// Least privilege for machines: a vault with only chosen entries, for chosen keys
+    #[command(
+        subcommand,
+        after_help = r#"A slice is a vault of its own, next to the team vault, holding only the chosen entries (current values of the fields you set: no history, no cached tokens) and opened only by its own recipients, such as a CI runner's or a backup host's age key. Its definition lives encrypted in the team vault, so someone who can only push to the repository cannot add themselves to it. Where it is opened (sfvault --vault ci.sfv --identity KEY get …) a slice is read-only; `slice sync` in the team vault rewrites it after the entries change, and leaves it untouched when nothing did.
+
+Examples:
+  sfvault slice add ci --file ci.sfv --entry acme-prod/ci \
+    --to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+  sfvault rotate acme-prod/ci consumer --at-salesforce --admin acme-prod/admin
+  sfvault slice sync
+  sfvault slice sync --check    # exit 1 if a slice is out of date
+  git add ci.sfv team.sfv && git commit -m 'new pair for CI'"#
+    )]
+    Slice(SliceCommand),
 
     /// Make this git repository merge the vault field by field (once per clone)
     #[command(
@@ -858,6 +874,82 @@ Examples:
   sfvault recipient list
   sfvault recipient list --json"#)]
     List,
+}
+
+/// `slice …`
+#[derive(Debug, Subcommand)]
+pub enum SliceCommand {
+    /// Define a slice and write it
+    #[command(
+        after_help = r#"FILE is relative to the team vault's directory (a directory is created if needed). KEY is given as for `recipient add`: an age public key, an SSH public key line, or a file of them. With --replace an existing slice is redefined: it keeps its identity, and if a recipient is dropped it gets a new data key, so later versions are closed to that key (copies already pushed are not: rotate at Salesforce what it held).
+
+Examples:
+  sfvault slice add ci --file ci.sfv --entry acme-prod/ci --entry acme-uat/ci \
+    --to ci-runner.pub
+  sfvault slice add backup --file hosts/backup.sfv --entry acme-prod/backup \
+    --to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+  sfvault slice add ci --replace --file ci.sfv --entry acme-prod/ci --to new-runner.pub"#
+    )]
+    Add(SliceAddArgs),
+    /// Rewrite slices whose entries changed in the team vault
+    #[command(
+        after_help = r#"Each slice is compared with what it should hold; one that differs (or is missing, or does not open with its key) is written again, the others are left untouched, so git sees a change only where there is one.
+
+Examples:
+  sfvault slice sync
+  sfvault slice sync ci
+  sfvault slice sync --check    # exit 1 and name them if any is out of date"#
+    )]
+    Sync(SliceSyncArgs),
+    /// List the slices, their entries, recipients and whether they are up to date
+    #[command(after_help = r#"Examples:
+  sfvault slice list
+  sfvault slice list --json"#)]
+    List,
+    /// Forget a slice's definition (its file is left for you to delete)
+    #[command(
+        after_help = r#"Its file stays where it is, and copies of it in git history stay readable to its recipients: delete it (git rm FILE) and rotate at Salesforce what it held if they should lose access.
+
+Examples:
+  sfvault slice rm ci"#
+    )]
+    Rm(SliceRmArgs),
+}
+
+/// `slice add`
+#[derive(Debug, Args)]
+pub struct SliceAddArgs {
+    /// Slice name (`ci`, `backup-host`)
+    pub name: String,
+    /// Where it is written, relative to the team vault's directory
+    #[arg(long, value_name = "FILE")]
+    pub file: String,
+    /// An entry it holds (repeat for more)
+    #[arg(long = "entry", value_name = "ORG/APP", required = true)]
+    pub entries: Vec<String>,
+    /// A public key that opens it, or a file of them (repeat for more)
+    #[arg(long = "to", value_name = "KEY", required = true)]
+    pub to: Vec<String>,
+    /// Redefine an existing slice
+    #[arg(long)]
+    pub replace: bool,
+}
+
+/// `slice sync`
+#[derive(Debug, Args)]
+pub struct SliceSyncArgs {
+    /// Slices to sync (default: all)
+    pub names: Vec<String>,
+    /// Write nothing; exit 1 naming the slices that are out of date
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// `slice rm`
+#[derive(Debug, Args)]
+pub struct SliceRmArgs {
+    /// Slice name, as `slice list` shows it
+    pub name: String,
 }
 
 /// `recipient add`

@@ -183,6 +183,7 @@ fn report(ctx: &Context, merged: &merge::Merged, ours: &Path) -> Outcome {
                 Conflict::RemovedAndChanged { entry, removed_by } => {
                     json!({"entry": entry, "removed_by": removed_by})
                 }
+                Conflict::Slice { name, kept } => json!({"slice": name, "kept": kept}),
             })
             .collect();
         print_json(json!({
@@ -212,6 +213,13 @@ fn report(ctx: &Context, merged: &merge::Merged, ours: &Path) -> Outcome {
                     "sfvault merge: CONFLICT {entry}: removed by {removed_by}, changed on the \
                      other side; kept. To remove it: `sfvault --vault {} rm {entry}`; then \
                      `git add` the vault",
+                    vault.display()
+                ),
+                Conflict::Slice { name, kept } => format!(
+                    "sfvault merge: CONFLICT slice {name}: its definition changed on both \
+                     sides; kept {kept}. Check it with `sfvault --vault {} slice list` (a \
+                     recipient dropped on one side may be back) and redefine it with `slice \
+                     add {name} --replace`; then `git add` the vault",
                     vault.display()
                 ),
             });

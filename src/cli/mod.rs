@@ -22,6 +22,7 @@ mod removed_cmds;
 mod rotate_cmds;
 mod session;
 mod sf_import;
+mod slice_cmds;
 mod team_cmds;
 mod vault_cmds;
 
@@ -184,6 +185,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Rotate(a) => lifecycle_cmds::rotate(&ctx, a),
         Command::Status => agent_cmds::status(&ctx),
         Command::Merge(a) => git_cmds::merge(&ctx, a),
+        Command::Slice(c) => slice_cmds::slice(&ctx, c),
         other => dispatch(&ctx, other).map_err(Failure::from),
     };
     if sfvault::secret::memory_lock_failed() {
@@ -233,6 +235,7 @@ fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         | Command::Audit(_)
         | Command::Rotate(_)
         | Command::Merge(_)
+        | Command::Slice(_)
         | Command::Status => {
             unreachable!("handled by run")
         }

@@ -123,7 +123,17 @@ pub enum ChangeOutcome {
 impl Change {
     /// Apply to `data` (all or nothing: on error `data` may be partly changed, so callers apply
     /// to a copy that is only saved on success, as `OpenVault::update` does).
+    ///
+    /// A slice is read-only: bookkeeping (a use, a token to cache) is not kept, anything else
+    /// is refused.
     pub fn apply(self, data: &mut VaultData, now: Timestamp) -> Result<ChangeOutcome> {
+        if data.is_slice() {
+            return match self {
+                Change::MarkUsed { .. } | Change::ForgetTokens { .. } => Ok(ChangeOutcome::Done),
+                Change::SetComputed { fields, .. } if fields.is_empty() => Ok(ChangeOutcome::Done),
+                _ => Err(crate::vault::slice::read_only()),
+            };
+        }
         match self {
             Change::AddEntry { entry, fields } => {
                 let name = EntryName::parse(&entry)?;

@@ -444,6 +444,9 @@ pub fn decode_payload_of(plain: &[u8], version: u16) -> Result<VaultData, OpenEr
             team.key_links.len()
         )));
     }
+    if let Some(team) = &data.team {
+        crate::vault::slice::check_all(team).map_err(OpenError::Corrupt)?;
+    }
     Ok(data)
 }
 

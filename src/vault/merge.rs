@@ -20,6 +20,7 @@ use crate::vault::field_map::FieldMap;
 use crate::vault::model::{
     Entry, Field, MAX_KEY_LINKS, PastValue, RemovedEntry, Settings, TeamState, Timestamp, VaultData,
 };
+use crate::vault::slice::{MAX_SLICES, Slice};
 
 /// Where a merge needs a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,14 @@ pub enum Conflict {
         entry: String,
         /// The side that removed it.
         removed_by: &'static str,
+    },
+    /// A slice's definition changed on both sides (or was removed on one, changed on the
+    /// other): `kept` says which side's definition stands ("ours" or "theirs").
+    Slice {
+        /// The slice's name.
+        name: String,
+        /// Which side's definition stands.
+        kept: &'static str,
     },
 }
 
@@ -78,6 +87,11 @@ pub fn merge(base: &VaultData, ours: &VaultData, theirs: &VaultData, now: Timest
         conflicts: Vec::new(),
         ignored: Vec::new(),
     };
+    if let (Some(team), Some(o), Some(t)) = (&mut out.data.team, &ours.team, &theirs.team) {
+        let no_slices = Vec::new();
+        let b = base.team.as_ref().map_or(&no_slices, |b| &b.slices);
+        team.slices = merge_slices(b, &o.slices, &t.slices, &mut out.conflicts);
+    }
     let limit = out.data.settings.history_limit as usize;
     let names: BTreeSet<&String> = ours.entries.keys().chain(theirs.entries.keys()).collect();
     for name in names {
@@ -145,6 +159,56 @@ fn merge_team(ours: Option<&TeamState>, theirs: Option<&TeamState>) -> Option<Te
         }
     }
     Some(team)
+}
+
+/// Slices by name: one side's change taken; changed on both sides, the newer definition
+/// stands (a removal loses to a change) and a conflict says so. A slice whose file another
+/// kept slice already uses is dropped, and said.
+fn merge_slices(
+    base: &[Slice],
+    ours: &[Slice],
+    theirs: &[Slice],
+    conflicts: &mut Vec<Conflict>,
+) -> Vec<Slice> {
+    let find = |list: &[Slice], name: &str| list.iter().find(|s| s.name == name).cloned();
+    let mut names: Vec<&str> = ours.iter().map(|s| s.name.as_str()).collect();
+    for s in theirs {
+        if !names.contains(&s.name.as_str()) {
+            names.push(&s.name);
+        }
+    }
+    let mut out: Vec<Slice> = Vec::new();
+    for name in names {
+        let (b, o, t) = (find(base, name), find(ours, name), find(theirs, name));
+        let kept = if o == t || t == b {
+            o
+        } else if o == b {
+            t
+        } else {
+            let (side, kept) = match (o, t) {
+                (Some(o), Some(t)) if t.changed_at > o.changed_at => ("theirs", t),
+                (Some(o), _) => ("ours", o),
+                (None, Some(t)) => ("theirs", t),
+                (None, None) => unreachable!("o == t handled above"),
+            };
+            conflicts.push(Conflict::Slice {
+                name: name.to_owned(),
+                kept: side,
+            });
+            Some(kept)
+        };
+        if let Some(slice) = kept {
+            if out.iter().any(|s| s.file == slice.file) || out.len() >= MAX_SLICES {
+                conflicts.push(Conflict::Slice {
+                    name: name.to_owned(),
+                    kept: "neither",
+                });
+            } else {
+                out.push(slice);
+            }
+        }
+    }
+    out
 }
 
 fn merge_removed(

@@ -10,6 +10,7 @@ pub mod model;
 pub mod name;
 pub mod recipients;
 pub mod rollback;
+pub mod slice;
 pub mod slots;
 pub mod store;
 pub mod team_mark;

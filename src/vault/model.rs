@@ -27,6 +27,7 @@ pub const MAX_REMOVED_TOTAL: usize = 500;
 const DAY: i64 = 86_400;
 
 pub use crate::timefmt::Timestamp;
+use crate::vault::slice::Slice;
 
 /// The whole decrypted vault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +63,12 @@ pub struct TeamState {
     /// from it that only its holders could compute: a new data key is accepted by a member's
     /// machine that knew an earlier one only if it carries that key's link.
     pub key_links: Vec<[u8; 32]>,
+    /// The slices this vault defines (src/vault/slice.rs), at most
+    /// [`crate::vault::slice::MAX_SLICES`].
+    pub slices: Vec<Slice>,
+    /// In a slice: the identity of the team vault it was cut from. A slice is written only by
+    /// `slice sync` there; where it is opened it is read-only.
+    pub slice_of: Option<[u8; 16]>,
 }
 
 impl TeamState {
@@ -72,6 +79,8 @@ impl TeamState {
         TeamState {
             vault_id,
             key_links: Vec::new(),
+            slices: Vec::new(),
+            slice_of: None,
         }
     }
 
@@ -255,6 +264,11 @@ impl Default for VaultData {
 }
 
 impl VaultData {
+    /// Whether this is a slice of a team vault (read-only; see src/vault/slice.rs).
+    pub fn is_slice(&self) -> bool {
+        self.team.as_ref().is_some_and(|t| t.slice_of.is_some())
+    }
+
     /// The entry at `name`, or a not-found error naming it.
     pub fn entry(&self, name: &EntryName) -> Result<&Entry> {
         self.entries
@@ -628,6 +642,9 @@ impl VaultData {
         self.refuse_case_twin(to, Some(from))?;
         let entry = self.remove_entry(from)?;
         self.entries.insert(to.to_string(), entry);
+        if let Some(team) = &mut self.team {
+            crate::vault::slice::rename_entry(team, &from.to_string(), &to.to_string());
+        }
         Ok(())
     }
 

@@ -26,7 +26,7 @@ pub const MAX_WRAPPED_LEN: usize = 1 << 20;
 pub const MAX_IDENTITY_FILE_LEN: u64 = 64 * 1024;
 
 /// One recipient as the vault stores it: a name people recognise and the public key text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Recipient {
     /// Who or what this is (`alice`, `ci-github`); unique in a vault.
     pub name: String,

@@ -335,6 +335,89 @@ impl Store {
         })
     }
 
+    /// Write a slice (src/vault/slice.rs) to this path: `data` under `key`, its data key wrapped
+    /// to `recipients`, unless the file already holds exactly `data` for exactly `recipients`.
+    /// Called under the team vault's lock (`source_lock`): slices are written only from it, so
+    /// they need no lock files of their own. No `.bak` is kept (the team vault is the truth);
+    /// the generation is above the replaced file's, so readers' machines take it as newer.
+    ///
+    /// A slice's generation is the Unix time of its sync, or one above the replaced file's if
+    /// that is higher: two members who sync the same slice in their own clones make
+    /// generations in time order, so whichever is pushed last reads as the newer.
+    pub fn publish(
+        &self,
+        _source_lock: &LockGuard,
+        slice: &crate::vault::slice::Slice,
+        data: &VaultData,
+    ) -> Result<crate::vault::slice::Published> {
+        ensure_vault_dir(&self.dir(), "the slice's directory")?;
+        self.slice_file(slice, data, true)
+    }
+
+    /// Whether the slice at this path holds exactly `data` for the recipients of `slice`
+    /// ([`Published::Unchanged`]) or not ([`Published::Stale`]); nothing is written.
+    ///
+    /// [`Published::Unchanged`]: crate::vault::slice::Published::Unchanged
+    /// [`Published::Stale`]: crate::vault::slice::Published::Stale
+    pub fn slice_state(
+        &self,
+        slice: &crate::vault::slice::Slice,
+        data: &VaultData,
+    ) -> Result<crate::vault::slice::Published> {
+        self.slice_file(slice, data, false)
+    }
+
+    fn slice_file(
+        &self,
+        slice: &crate::vault::slice::Slice,
+        data: &VaultData,
+        write: bool,
+    ) -> Result<crate::vault::slice::Published> {
+        use crate::vault::slice::Published;
+        let existing = match fs::symlink_metadata(&self.path) {
+            Ok(_) => Some(read_checked(&self.path)?.0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io("cannot inspect", &self.path, e)),
+        };
+        let mut floor = 0;
+        let mut reuse = None;
+        if let Some(header) = existing
+            .as_deref()
+            .and_then(|b| format::parse_header(b).ok())
+        {
+            floor = header.generation;
+            if header.slots.passphrase.is_none() && header.slots.recipients() == slice.recipients {
+                // Same recipients: the file's wrapped key is reused if the key opens the file
+                // (the commitment then proves its header, wrapped key included, is ours).
+                let key = VaultKey::from_parts(header.slots.clone(), slice.key.clone());
+                match existing.as_deref().map(|b| format::open_with_key(b, &key)) {
+                    Some(Ok(held)) if held == *data => {
+                        return Ok(Published::Unchanged {
+                            generation: header.generation,
+                        });
+                    }
+                    Some(Ok(_)) => reuse = Some(key),
+                    _ => {}
+                }
+            }
+        }
+        if !write {
+            return Ok(Published::Stale {
+                generation: existing.is_some().then_some(floor),
+            });
+        }
+        let key = match reuse {
+            Some(key) => key,
+            None => slice.vault_key()?,
+        };
+        let now = u64::try_from(crate::vault::model::now()).unwrap_or(0);
+        let generation = next_generation(&self.path, floor)?.max(now);
+        let bytes = format::seal(data, &key, generation).map_err(Error::failed)?;
+        self.remove_stale_temps();
+        atomic_write(&self.path, &bytes, || Ok(()))?;
+        Ok(Published::Written { generation })
+    }
+
     /// Take the exclusive write lock, waiting up to the lock timeout.
     pub fn lock(&self) -> Result<LockGuard> {
         let path = self.lock_path();
@@ -586,6 +669,19 @@ impl OpenVault {
                 }
                 (current.data, current.generation, None)
             };
+        if data.is_slice() {
+            // Read-only where it is opened: a change that changes nothing (bookkeeping a
+            // slice does not keep) succeeds without a save, anything else is refused.
+            let before = data.clone();
+            let out = change(&mut data);
+            let unchanged = new_key.is_none() && data == before;
+            self.data = before;
+            return match out {
+                Ok(out) if unchanged => Ok(out),
+                Ok(_) => Err(crate::vault::slice::read_only()),
+                Err(e) => Err(e),
+            };
+        }
         let key = new_key.unwrap_or_else(|| self.key.clone());
         let next = next_generation(&self.store.path, generation)?;
         let result = change(&mut data).and_then(|out| {

@@ -164,7 +164,7 @@ mod tests {
         let k2 = SecretKey::from_slice(&[2; 32]);
         let mut team = TeamState {
             vault_id: [7; 16],
-            key_links: Vec::new(),
+            ..TeamState::new()
         };
         let m1 = TeamMark::of(&team, &k1);
         assert_eq!(judge(None, m1, &team), Ok(true));
@@ -178,6 +178,7 @@ mod tests {
         let other = TeamState {
             vault_id: [8; 16],
             key_links: team.key_links.clone(),
+            ..TeamState::new()
         };
         assert_eq!(
             judge(Some(m1), TeamMark::of(&other, &k1), &other),
