@@ -2,7 +2,8 @@
 //! each member with their own HOME (so their own rollback and team marks) and their own key
 //! made by `age-keygen` or `ssh-keygen`. Fresh clones open without a chmod; a vault put in place
 //! by someone with push access but no key, an older version pushed back, and a file a removed
-//! member re-encrypted with the key they still hold are all refused.
+//! member re-encrypted with the key they still hold are all refused. A CI runner reads only its
+//! slice, follows a rotation through `slice sync`, and refuses a slice substituted by push.
 
 mod support;
 
@@ -144,6 +145,16 @@ impl Member {
         let mut cmd = self.world.bare_cmd();
         cmd.arg("--vault")
             .arg(self.vault())
+            .arg("--identity")
+            .arg(&self.identity);
+        run_cmd(cmd, args, stdin)
+    }
+
+    /// sfvault on another vault file of this member's clone (a slice), unlocked by their key.
+    fn sf_at(&self, file: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = self.world.bare_cmd();
+        cmd.arg("--vault")
+            .arg(self.clone.join(file))
             .arg("--identity")
             .arg(&self.identity);
         run_cmd(cmd, args, stdin)
@@ -536,4 +547,230 @@ fn recipient_changes_on_both_sides_merge_and_a_removed_member_stays_out() {
         alice.get("acme-prod/ci", "consumer_secret"),
         "team-secret-v1"
     );
+}
+
+/// Alice's slice `ci` of `acme-prod/ci` for `to` (public keys), committed and pushed with the
+/// team vault.
+fn slice_for(alice: &Member, to: &[&str]) {
+    let mut args = vec![
+        "slice",
+        "add",
+        "ci",
+        "--file",
+        "ci/ci.sfv",
+        "--entry",
+        "acme-prod/ci",
+    ];
+    for key in to {
+        args.extend(["--to", key]);
+    }
+    let out = alice.sf(&args, None);
+    assert_success(&out, &["slice add"]);
+    alice.git(&["add", "team.sfv", "ci/ci.sfv"]);
+    alice.git(&["commit", "-q", "-m", "slice ci"]);
+    alice.git(&["push", "-q", "origin", "main"]);
+}
+
+#[test]
+fn a_ci_runner_reads_only_its_slice_and_follows_a_rotation() {
+    let alice = Member::new("alice", false);
+    let ci = Member::new("ci", false);
+    let bare = team(&alice, &[]);
+    let out = alice.sf(
+        &["add", "acme-uat/ci", "--consumer-key", "3MVGuat"],
+        Some(b"uat-secret"),
+    );
+    assert_success(&out, &["add uat"]);
+    slice_for(&alice, &[&ci.public]);
+    ci.clone_from(&bare);
+
+    // The runner opens its slice, sees only its entry, and cannot open the team vault.
+    let got = ci.sf_at(
+        "ci/ci.sfv",
+        &["get", "-n", "acme-prod/ci", "consumer_key"],
+        None,
+    );
+    assert_success(&got, &["get from the slice"]);
+    assert_eq!(String::from_utf8(got.stdout).unwrap(), "3MVGteam");
+    let listed = ci.sf_at("ci/ci.sfv", &["list", "--json"], None);
+    assert_success(&listed, &["list the slice"]);
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains("acme-prod/ci") && !listed.contains("acme-uat"),
+        "{listed}"
+    );
+    assert_code(
+        &ci.sf(&["list"], None),
+        4,
+        &["the runner on the team vault"],
+    );
+    // Read-only there: a change is refused and the file is untouched.
+    let before = fs::read(ci.clone.join("ci/ci.sfv")).unwrap();
+    let out = ci.sf_at(
+        "ci/ci.sfv",
+        &["set", "acme-prod/ci", "username", "x@acme.com"],
+        None,
+    );
+    assert_code(&out, 1, &["set on the slice"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("slice sync"));
+    assert_eq!(fs::read(ci.clone.join("ci/ci.sfv")).unwrap(), before);
+
+    // Alice rotates; the slice is out of date until synced; a second sync writes nothing.
+    let out = alice.sf(
+        &["set", "acme-prod/ci", "consumer_secret"],
+        Some(b"team-secret-v2"),
+    );
+    assert_success(&out, &["rotate in the vault"]);
+    assert_code(
+        &alice.sf(&["slice", "sync", "--check"], None),
+        1,
+        &["check"],
+    );
+    let out = alice.sf(&["--json", "slice", "sync"], None);
+    assert_success(&out, &["sync"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"written\""));
+    let synced = fs::read(alice.clone.join("ci/ci.sfv")).unwrap();
+    assert_success(
+        &alice.sf(&["slice", "sync", "--check"], None),
+        &["check again"],
+    );
+    assert_success(&alice.sf(&["slice", "sync"], None), &["sync again"]);
+    assert_eq!(fs::read(alice.clone.join("ci/ci.sfv")).unwrap(), synced);
+    alice.git(&["add", "team.sfv", "ci/ci.sfv"]);
+    alice.git(&["commit", "-q", "-m", "rotated"]);
+    alice.git(&["push", "-q", "origin", "main"]);
+
+    // The runner pulls (its machine saw the older slice) and reads the new value only: no
+    // history in a slice.
+    ci.pull();
+    let got = ci.sf_at(
+        "ci/ci.sfv",
+        &["get", "-n", "acme-prod/ci", "consumer_secret"],
+        None,
+    );
+    assert_success(&got, &["get the rotated secret"]);
+    assert_eq!(String::from_utf8(got.stdout).unwrap(), "team-secret-v2");
+    let history = ci.sf_at(
+        "ci/ci.sfv",
+        &["history", "acme-prod/ci", "consumer_secret", "--reveal"],
+        None,
+    );
+    assert_success(&history, &["history of the slice"]);
+    assert!(contains(&history.stdout, b"team-secret-v2"), "--reveal shows values");
+    assert!(
+        !contains(&history.stdout, b"team-secret-v1")
+            && !contains(&history.stderr, b"team-secret-v1"),
+        "the slice holds no past values"
+    );
+}
+
+#[test]
+fn a_slice_recipient_dropped_or_a_slice_pushed_by_an_outsider_gets_nothing_new() {
+    let alice = Member::new("alice", false);
+    let ci = Member::new("ci", false);
+    let old_runner = Member::new("old-runner", true);
+    let mallory = Member::new("mallory", false);
+    let bare = team(&alice, &[]);
+    slice_for(&alice, &[&ci.public, &old_runner.public]);
+    ci.clone_from(&bare);
+    old_runner.clone_from(&bare);
+    for m in [&ci, &old_runner] {
+        let got = m.sf_at(
+            "ci/ci.sfv",
+            &["get", "-n", "acme-prod/ci", "consumer_secret"],
+            None,
+        );
+        assert_success(&got, &["both runners read the first slice"]);
+    }
+
+    // The old runner is dropped: the slice gets a new key, linked from the old one, so the
+    // runner that stays (whose machine knew the old key) takes it, and the dropped one cannot
+    // open it.
+    let out = alice.sf(
+        &[
+            "slice",
+            "add",
+            "ci",
+            "--replace",
+            "--file",
+            "ci/ci.sfv",
+            "--entry",
+            "acme-prod/ci",
+            "--to",
+            &ci.public,
+        ],
+        None,
+    );
+    assert_success(&out, &["drop a slice recipient"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("new data key"));
+    alice.git(&["add", "team.sfv", "ci/ci.sfv"]);
+    alice.git(&["commit", "-q", "-m", "drop old runner"]);
+    alice.git(&["push", "-q", "origin", "main"]);
+    ci.pull();
+    old_runner.pull();
+    let got = ci.sf_at(
+        "ci/ci.sfv",
+        &["get", "-n", "acme-prod/ci", "consumer_secret"],
+        None,
+    );
+    assert_success(&got, &["the remaining runner after the new key"]);
+    assert_eq!(String::from_utf8(got.stdout).unwrap(), "team-secret-v1");
+    assert_code(
+        &old_runner.sf_at("ci/ci.sfv", &["list"], None),
+        4,
+        &["the dropped runner"],
+    );
+
+    // Mallory can push but opens nothing: she puts a vault of her own, encrypted to the
+    // runner's public key, where the slice was. The runner's machine refuses it.
+    mallory.clone_from(&bare);
+    let fake = mallory.clone.join("ci/ci.sfv");
+    fs::remove_file(&fake).unwrap();
+    let mut cmd = mallory.world.bare_cmd();
+    cmd.arg("--vault")
+        .arg(&fake)
+        .args(["init", "--no-passphrase", "--recipient", &ci.public]);
+    assert_success(&run_cmd(cmd, &[], None), &["mallory's slice"]);
+    let mut cmd = mallory.world.bare_cmd();
+    cmd.arg("--vault")
+        .arg(&fake)
+        .arg("--identity")
+        .arg(&ci.identity);
+    let out = run_cmd(
+        cmd,
+        &["add", "acme-prod/ci", "--consumer-key", "3MVGteam"],
+        Some(b"mallory-controls-this"),
+    );
+    assert_success(
+        &out,
+        &["mallory's entry (made with a copy of no secret: a test shortcut)"],
+    );
+    mallory.git(&["add", "ci/ci.sfv"]);
+    mallory.git(&["commit", "-q", "-m", "refresh ci slice"]);
+    mallory.git(&["push", "-q", "origin", "main"]);
+    ci.pull();
+    let out = ci.sf_at(
+        "ci/ci.sfv",
+        &["get", "acme-prod/ci", "consumer_secret"],
+        None,
+    );
+    assert_code(&out, 6, &["the substituted slice"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another vault"));
+    assert!(out.stdout.is_empty());
+    // Alice's next sync puts the real slice back (a newer generation than the fake).
+    alice.pull();
+    let out = alice.sf(&["slice", "sync"], None);
+    assert_success(&out, &["sync over the fake"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrote"));
+    alice.git(&["add", "ci/ci.sfv"]);
+    alice.git(&["commit", "-q", "-m", "restore ci slice"]);
+    alice.git(&["push", "-q", "origin", "main"]);
+    ci.pull();
+    let got = ci.sf_at(
+        "ci/ci.sfv",
+        &["get", "-n", "acme-prod/ci", "consumer_secret"],
+        None,
+    );
+    assert_success(&got, &["the real slice again"]);
+    assert_eq!(String::from_utf8(got.stdout).unwrap(), "team-secret-v1");
 }

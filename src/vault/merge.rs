@@ -466,4 +466,74 @@ mod tests {
         assert_eq!(value(&m.data, "acme/ci", "username"), "u5");
         assert_eq!(m.ignored.len(), 1);
     }
+
+    #[test]
+    fn slices_merge_by_name_and_a_double_change_is_a_conflict() {
+        use crate::vault::recipients::Recipient;
+        let r = |k: &str| Recipient {
+            name: k.into(),
+            key: format!("age1{k}"),
+        };
+        let ci = EntryName::parse("acme/ci").unwrap();
+        let slice = |n: &str, f: &str| Slice::new(n, f, std::slice::from_ref(&ci), vec![r("a")], 10).unwrap();
+        let with = |slices: Vec<Slice>| {
+            let mut v = base();
+            let mut team = TeamState::new();
+            team.vault_id = [1; 16];
+            team.slices = slices;
+            v.team = Some(team);
+            v
+        };
+        let a = slice("a", "a.sfv");
+        let b = with(vec![a.clone()]);
+        // Added on one side, the other untouched: both kept, no conflict.
+        let o = with(vec![a.clone(), slice("ours", "o.sfv")]);
+        let t = with(vec![a.clone(), slice("theirs", "t.sfv")]);
+        let m = merge(&b, &o, &t, 100);
+        let names: Vec<_> = m
+            .data
+            .team
+            .as_ref()
+            .unwrap()
+            .slices
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        assert_eq!(names, ["a", "ours", "theirs"]);
+        assert!(m.conflicts.is_empty());
+        // Removed on one side, untouched on the other: removed.
+        let m = merge(&b, &with(vec![]), &b, 100);
+        assert!(m.data.team.as_ref().unwrap().slices.is_empty());
+        // Changed on both sides: the newer stands, and it is a conflict.
+        let mut older = a.clone();
+        older
+            .redefine("a.sfv", std::slice::from_ref(&ci), vec![r("b")], 20)
+            .unwrap();
+        let mut newer = a.clone();
+        newer
+            .redefine("a.sfv", std::slice::from_ref(&ci), vec![r("c")], 30)
+            .unwrap();
+        let m = merge(&b, &with(vec![older]), &with(vec![newer.clone()]), 100);
+        assert_eq!(m.data.team.as_ref().unwrap().slices, [newer]);
+        assert_eq!(
+            m.conflicts,
+            [Conflict::Slice {
+                name: "a".into(),
+                kept: "theirs"
+            }]
+        );
+        // Two new slices writing one file: the second is dropped, and said.
+        let o = with(vec![a.clone(), slice("x", "same.sfv")]);
+        let t = with(vec![a.clone(), slice("y", "same.sfv")]);
+        let m = merge(&b, &o, &t, 100);
+        assert_eq!(m.data.team.as_ref().unwrap().slices.len(), 2);
+        assert_eq!(
+            m.conflicts,
+            [Conflict::Slice {
+                name: "y".into(),
+                kept: "neither"
+            }]
+        );
+        crate::vault::slice::check_all(m.data.team.as_ref().unwrap()).unwrap();
+    }
 }

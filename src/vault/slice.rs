@@ -7,7 +7,7 @@
 //! to date (it opens it) and keeps the key a reader's machine knows; dropping a recipient draws
 //! a new key and passes the old one's link on, as a team vault does (src/vault/team_mark.rs).
 
-use std::path::{Component, Path};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -262,12 +262,12 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
 
 /// A slice file: a relative path below the team vault's directory, of plain names.
 pub fn check_file(file: &str) -> std::result::Result<(), String> {
-    let path = Path::new(file);
     let plain = !file.is_empty()
         && file.len() <= MAX_FILE_LEN
         && !file.contains('\0')
-        && !file.ends_with('/')
-        && path.components().all(|c| matches!(c, Component::Normal(_)));
+        && file
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
     if plain {
         Ok(())
     } else {
@@ -335,4 +335,181 @@ fn stripped(entry: &Entry) -> Entry {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::SecretString;
+    use crate::vault::change::Change;
+
+    fn name(s: &str) -> EntryName {
+        EntryName::parse(s).unwrap()
+    }
+
+    fn who(n: &str, key: &str) -> Recipient {
+        Recipient {
+            name: n.into(),
+            key: key.into(),
+        }
+    }
+
+    fn source() -> VaultData {
+        let mut v = VaultData::default();
+        let ci = name("acme/ci");
+        v.add_entry(&ci, 100).unwrap();
+        let s = |t: &str| SecretString::new(t.into());
+        v.set_field(&ci, "consumer_key", s("K"), false, 100)
+            .unwrap();
+        v.set_field(&ci, "consumer_secret", s("old"), true, 100)
+            .unwrap();
+        v.set_field(&ci, "consumer_secret", s("new"), true, 200)
+            .unwrap();
+        v.set_computed(&ci, vec![(fields::ACCESS_TOKEN.into(), s("00Dtoken"))], 300)
+            .unwrap();
+        v.mark_used(&ci, &["consumer_key".into()], 400).unwrap();
+        v.add_entry(&name("acme/other"), 100).unwrap();
+        v.team = Some(TeamState::new());
+        v
+    }
+
+    #[test]
+    fn contents_hold_current_user_values_only_and_mark_the_slice() {
+        let src = source();
+        let slice = Slice::new(
+            "ci",
+            "ci.sfv",
+            &[name("acme/ci")],
+            vec![who("r", "age1x")],
+            500,
+        )
+        .unwrap();
+        let out = slice.contents(&src).unwrap();
+        assert_eq!(out.entries.keys().collect::<Vec<_>>(), ["acme/ci"]);
+        let e = &out.entries["acme/ci"];
+        assert_eq!(
+            e.fields.keys().collect::<Vec<_>>(),
+            ["consumer_key", "consumer_secret"]
+        );
+        let secret = e.fields.get("consumer_secret").unwrap();
+        assert_eq!(secret.value.expose(), "new");
+        assert!(secret.history.is_empty());
+        assert!(e.fields.get("consumer_key").unwrap().used_at.is_none());
+        let team = out.team.as_ref().unwrap();
+        assert_eq!(team.slice_of, Some(src.team.as_ref().unwrap().vault_id));
+        assert_eq!(team.vault_id, slice.vault_id);
+        assert!(out.is_slice());
+        // The same source gives the same contents (so an unchanged slice is not rewritten).
+        assert_eq!(slice.contents(&src).unwrap(), out);
+        // A missing entry is named.
+        let gone =
+            Slice::new("ci", "ci.sfv", &[name("acme/gone")], vec![who("r", "k")], 1).unwrap();
+        assert!(
+            gone.contents(&src)
+                .unwrap_err()
+                .to_string()
+                .contains("acme/gone")
+        );
+    }
+
+    #[test]
+    fn dropping_a_recipient_draws_a_new_key_linked_from_the_old() {
+        let mut slice = Slice::new(
+            "ci",
+            "ci.sfv",
+            &[name("acme/ci")],
+            vec![who("a", "age1a"), who("b", "age1b")],
+            1,
+        )
+        .unwrap();
+        let first = slice.key.clone();
+        // Adding one, or changing entries, keeps the key.
+        let kept = slice
+            .redefine(
+                "ci.sfv",
+                &[name("acme/ci"), name("acme/uat")],
+                vec![who("a", "age1a"), who("b", "age1b"), who("c", "age1c")],
+                2,
+            )
+            .unwrap();
+        assert!(!kept && slice.key == first && slice.key_links.is_empty());
+        assert_eq!(slice.entries, ["acme/ci", "acme/uat"]);
+        let changed = slice
+            .redefine("ci.sfv", &[name("acme/ci")], vec![who("a", "age1a")], 3)
+            .unwrap();
+        assert!(changed && slice.key != first);
+        assert_eq!(slice.key_links, [crypto::key_link(&first)]);
+        assert_eq!(slice.changed_at, 3);
+        // A bad redefinition changes nothing.
+        let before = slice.clone();
+        assert!(
+            slice
+                .redefine("../x", &[name("acme/ci")], vec![], 4)
+                .is_err()
+        );
+        assert_eq!(slice, before);
+    }
+
+    #[test]
+    fn files_names_and_sets_are_checked() {
+        for bad in [
+            "",
+            "/abs.sfv",
+            "../up.sfv",
+            "a/../b.sfv",
+            "./x.sfv",
+            "dir/",
+            "a//b",
+        ] {
+            assert!(check_file(bad).is_err(), "{bad:?}");
+        }
+        for good in ["ci.sfv", "machines/ci.sfv"] {
+            assert!(check_file(good).is_ok(), "{good:?}");
+        }
+        assert!(check_name("ci runner").is_err());
+        let s = |n: &str, f: &str| {
+            Slice::new(n, f, &[name("acme/ci")], vec![who("r", "age1r")], 1).unwrap()
+        };
+        let mut team = TeamState::new();
+        team.slices = vec![s("a", "a.sfv"), s("b", "a.sfv")];
+        assert!(check_all(&team).unwrap_err().contains("twice"));
+        team.slices = vec![s("a", "a.sfv")];
+        assert!(check_all(&team).is_ok());
+        team.slice_of = Some([1; 16]);
+        assert!(check_all(&team).unwrap_err().contains("slices of its own"));
+    }
+
+    #[test]
+    fn a_slice_keeps_no_bookkeeping_and_refuses_changes() {
+        let src = source();
+        let slice = Slice::new("ci", "ci.sfv", &[name("acme/ci")], vec![who("r", "k")], 1).unwrap();
+        let mut data = slice.contents(&src).unwrap();
+        let before = data.clone();
+        let used = Change::MarkUsed {
+            entry: "acme/ci".into(),
+            fields: vec!["consumer_key".into()],
+        };
+        used.apply(&mut data, 999).unwrap();
+        assert_eq!(data, before);
+        let set = Change::RemoveEntry {
+            entry: "acme/ci".into(),
+        };
+        assert!(
+            set.apply(&mut data, 999)
+                .unwrap_err()
+                .to_string()
+                .contains("slice sync")
+        );
+        assert_eq!(data, before);
+    }
+
+    #[test]
+    fn renaming_an_entry_follows_into_slices() {
+        let mut src = source();
+        let slice = Slice::new("ci", "ci.sfv", &[name("acme/ci")], vec![who("r", "k")], 1).unwrap();
+        src.team.as_mut().unwrap().slices.push(slice);
+        src.rename_entry(&name("acme/ci"), &name("zeta/ci"))
+            .unwrap();
+        assert_eq!(src.team.as_ref().unwrap().slices[0].entries, ["zeta/ci"]);
+    }
 }
