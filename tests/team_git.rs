@@ -656,7 +656,10 @@ fn a_ci_runner_reads_only_its_slice_and_follows_a_rotation() {
         None,
     );
     assert_success(&history, &["history of the slice"]);
-    assert!(contains(&history.stdout, b"team-secret-v2"), "--reveal shows values");
+    assert!(
+        contains(&history.stdout, b"team-secret-v2"),
+        "--reveal shows values"
+    );
     assert!(
         !contains(&history.stdout, b"team-secret-v1")
             && !contains(&history.stderr, b"team-secret-v1"),

@@ -884,11 +884,12 @@ pub enum SliceCommand {
         after_help = r#"FILE is relative to the team vault's directory (a directory is created if needed). KEY is given as for `recipient add`: an age public key, an SSH public key line, or a file of them. With --replace an existing slice is redefined: it keeps its identity, and if a recipient is dropped it gets a new data key, so later versions are closed to that key (copies already pushed are not: rotate at Salesforce what it held).
 
 Examples:
-  sfvault slice add ci --file ci.sfv --entry acme-prod/ci --entry acme-uat/ci \
-    --to ci-runner.pub
+  sfvault slice add ci --file ci.sfv \
+    --entry acme-prod/ci --entry acme-uat/ci --to ci-runner.pub
   sfvault slice add backup --file hosts/backup.sfv --entry acme-prod/backup \
     --to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
-  sfvault slice add ci --replace --file ci.sfv --entry acme-prod/ci --to new-runner.pub"#
+  sfvault slice add ci --replace --file ci.sfv --entry acme-prod/ci \
+    --to new-runner.pub"#
     )]
     Add(SliceAddArgs),
     /// Rewrite slices whose entries changed in the team vault
@@ -1317,6 +1318,19 @@ mod tests {
         for name in names {
             let sub = cmd.find_subcommand_mut(&name).unwrap();
             out.push((name.clone(), sub.render_help().to_string()));
+            // And each subcommand's own (`recipient add`, `slice sync`).
+            let inner: Vec<String> = sub
+                .get_subcommands()
+                .map(|c| c.get_name().to_owned())
+                .filter(|n| n != "help")
+                .collect();
+            for inner_name in inner {
+                let leaf = sub.find_subcommand_mut(&inner_name).unwrap();
+                out.push((
+                    format!("{name} {inner_name}"),
+                    leaf.render_help().to_string(),
+                ));
+            }
         }
         out
     }

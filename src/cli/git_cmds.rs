@@ -215,6 +215,12 @@ fn report(ctx: &Context, merged: &merge::Merged, ours: &Path) -> Outcome {
                      `git add` the vault",
                     vault.display()
                 ),
+                Conflict::Slice { name, kept } if *kept == "neither" => format!(
+                    "sfvault merge: CONFLICT slice {name}: dropped, another slice writes the \
+                     same file; define it again with another file (`sfvault --vault {} slice \
+                     add {name} --file …`); then `git add` the vault",
+                    vault.display()
+                ),
                 Conflict::Slice { name, kept } => format!(
                     "sfvault merge: CONFLICT slice {name}: its definition changed on both \
                      sides; kept {kept}. Check it with `sfvault --vault {} slice list` (a \

@@ -43,7 +43,8 @@ pub enum Conflict {
         removed_by: &'static str,
     },
     /// A slice's definition changed on both sides (or was removed on one, changed on the
-    /// other): `kept` says which side's definition stands ("ours" or "theirs").
+    /// other): `kept` says which side's definition stands ("ours" or "theirs"); "neither"
+    /// when it was dropped because another kept slice writes the same file.
     Slice {
         /// The slice's name.
         name: String,
@@ -475,7 +476,9 @@ mod tests {
             key: format!("age1{k}"),
         };
         let ci = EntryName::parse("acme/ci").unwrap();
-        let slice = |n: &str, f: &str| Slice::new(n, f, std::slice::from_ref(&ci), vec![r("a")], 10).unwrap();
+        let slice = |n: &str, f: &str| {
+            Slice::new(n, f, std::slice::from_ref(&ci), vec![r("a")], 10).unwrap()
+        };
         let with = |slices: Vec<Slice>| {
             let mut v = base();
             let mut team = TeamState::new();
