@@ -147,9 +147,10 @@ pub enum Error {
     /// A team vault that is not the one this machine knew at this path: another vault put in
     /// its place, or a new data key that does not come from the known one.
     #[error(
-        "{} is not the team vault this machine knew at this path: {detail}. Anyone with push access to its repository can make a vault encrypted to your public key, so check with your team before using it; if this copy is right, adopt it deliberately with `sfvault restore {}`",
+        "{} is not the team vault this machine knew at this path: {detail}. Anyone with push access to its repository can make a vault encrypted to your public key, so check with your team before using it; if this copy is right, adopt it deliberately with `sfvault --vault {} restore {}`",
         path.display(),
-        path.display()
+        crate::quote::shell_word(&path.to_string_lossy()),
+        crate::quote::shell_word(&path.to_string_lossy())
     )]
     Substituted {
         /// The vault file.
@@ -159,12 +160,13 @@ pub enum Error {
     },
 
     /// The vault file is an older copy than this machine has already seen (rollback), or a copy
-    /// from before a passphrase change made here.
+    /// from before a key change made here (`passwd`, `recipient rm`).
     #[error(
-        "{} is an older copy of this vault than this machine has seen ({}): an earlier version was put back in place (a .bak, an old backup, a sync tool going back in time), which would bring back old secrets and deleted entries. Put the newest copy back; or, if you mean to go back to this copy, adopt it deliberately with `sfvault restore {}` (it then becomes the newest version)",
+        "{} is an older copy of this vault than this machine has seen ({}): an earlier version was put back in place (a .bak, an old backup, a sync tool going back in time), which would bring back old secrets and deleted entries. Put the newest copy back; or, if you mean to go back to this copy, adopt it deliberately with `sfvault --vault {} restore {}` (it then becomes the newest version)",
         path.display(),
-        if *superseded { format!("generation {generation}, from before a passphrase change made here") } else { format!("generation {generation}; seen here: {seen}") },
-        path.display()
+        if *superseded { format!("generation {generation}, from before its key was changed here by passwd or recipient rm") } else { format!("generation {generation}; seen here: {seen}") },
+        crate::quote::shell_word(&path.to_string_lossy()),
+        crate::quote::shell_word(&path.to_string_lossy())
     )]
     RolledBack {
         /// The vault file.

@@ -40,7 +40,7 @@ fn an_older_copy_and_the_bak_are_refused_with_exit_6() {
     put_back(&tv, &older);
     let err = tv.fails(&["get", "acme/ci", "username"], 6);
     assert!(
-        err.contains("older copy of this vault") && err.contains("sfvault restore"),
+        err.contains("older copy of this vault") && err.contains("restore"),
         "{err}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -68,7 +68,8 @@ fn restore_is_the_deliberate_way_back_and_becomes_the_newest() {
     tv.fails(&["get", "acme/ci", "username"], 6);
     // Restoring the vault file itself, as the refusal suggests, adopts it as it is.
     let err = tv.fails(&["get", "acme/ci", "username"], 6);
-    let suggested = format!("sfvault restore {}", tv.vault.display());
+    let word = format!("'{}'", tv.vault.display());
+    let suggested = format!("sfvault --vault {word} restore {word}");
     assert!(err.contains(&suggested), "{err}");
     tv.ok(&["restore", tv.vault.to_str().unwrap()]);
     assert_eq!(tv.get("acme/ci", "username"), "a");
@@ -98,7 +99,7 @@ fn a_copy_from_before_a_passphrase_change_is_refused() {
     let bak = fs::read(tv.vault.with_extension("sfv.bak")).unwrap();
     put_back(&tv, &bak);
     let err = tv.fails(&["get", "acme/ci", "username"], 6);
-    assert!(err.contains("before a passphrase change"), "{err}");
+    assert!(err.contains("before its key was changed here"), "{err}");
 }
 
 #[test]

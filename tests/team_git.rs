@@ -470,6 +470,11 @@ fn git_merges_concurrent_edits_field_by_field_and_a_real_conflict_is_one_command
         "{said}"
     );
     assert!(said.contains("--restore 1"), "{said}");
+    // The command named is for the team vault of this clone, not the user's default vault.
+    assert!(
+        said.contains("sfvault --vault 'team.sfv' set acme-prod/ci consumer_secret --restore 1"),
+        "{said}"
+    );
     assert_eq!(bob.get("acme-prod/ci", "consumer_secret"), "bob-rotated");
     assert_success(
         &bob.sf(
@@ -614,6 +619,16 @@ fn a_ci_runner_reads_only_its_slice_and_follows_a_rotation() {
     assert_code(&out, 1, &["set on the slice"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("slice sync"));
     assert_eq!(fs::read(ci.clone.join("ci/ci.sfv")).unwrap(), before);
+    // Reads that record their use (exec) keep nothing, and leave the checkout clean.
+    let out = ci.sf_at(
+        "ci/ci.sfv",
+        &["exec", "acme-prod/ci", "--no-token", "--", "true"],
+        None,
+    );
+    assert_success(&out, &["exec from the slice"]);
+    assert_eq!(fs::read(ci.clone.join("ci/ci.sfv")).unwrap(), before);
+    let status = ci.git(&["status", "--porcelain", "--untracked-files=all"]);
+    assert!(status.trim().is_empty(), "the runner's checkout: {status}");
 
     // Alice rotates; the slice is out of date until synced; a second sync writes nothing.
     let out = alice.sf(

@@ -41,7 +41,18 @@ fn credential(ctx: &Context, ours: &Path) -> Result<Credential> {
     if let Some(path) = &ctx.identity {
         return Ok(Credential::Identity(super::identity::load(path)?));
     }
-    prompt::existing_passphrase(ctx.passphrase_fd, ours).map(Credential::Passphrase)
+    prompt::existing_passphrase(ctx.passphrase_fd, ours)
+        .map(Credential::Passphrase)
+        .map_err(|e| match e.kind() {
+            sfvault::ErrorKind::Locked => Error::locked(
+                "sfvault merge (git's merge driver for the vault) has no way to unlock it: set \
+                 SFVAULT_IDENTITY_FILE to your private key for git (`SFVAULT_IDENTITY_FILE=~/.ssh/\
+                 id_ed25519 git pull`), or give a passphrase source (SFVAULT_PASSPHRASE_FILE); \
+                 git shows the vault as conflicted with your version in place until you pull \
+                 again",
+            ),
+            _ => e,
+        })
 }
 
 /// `merge BASE OURS THEIRS`: exit 0 merged, 1 merged with conflicts to look at (git then
@@ -207,26 +218,26 @@ fn report(ctx: &Context, merged: &merge::Merged, ours: &Path) -> Outcome {
                      newer ({kept}), the other is its newest past value. To keep the other: \
                      `sfvault --vault {} set {entry} {field} --restore 1`; then `git add` the \
                      vault",
-                    vault.display()
+                    sfvault::quote::shell_word(&vault.to_string_lossy())
                 ),
                 Conflict::RemovedAndChanged { entry, removed_by } => format!(
                     "sfvault merge: CONFLICT {entry}: removed by {removed_by}, changed on the \
                      other side; kept. To remove it: `sfvault --vault {} rm {entry}`; then \
                      `git add` the vault",
-                    vault.display()
+                    sfvault::quote::shell_word(&vault.to_string_lossy())
                 ),
                 Conflict::Slice { name, kept } if *kept == "neither" => format!(
                     "sfvault merge: CONFLICT slice {name}: dropped, another slice writes the \
                      same file; define it again with another file (`sfvault --vault {} slice \
                      add {name} --file …`); then `git add` the vault",
-                    vault.display()
+                    sfvault::quote::shell_word(&vault.to_string_lossy())
                 ),
                 Conflict::Slice { name, kept } => format!(
                     "sfvault merge: CONFLICT slice {name}: its definition changed on both \
                      sides; kept {kept}. Check it with `sfvault --vault {} slice list` (a \
                      recipient dropped on one side may be back) and redefine it with `slice \
                      add {name} --replace`; then `git add` the vault",
-                    vault.display()
+                    sfvault::quote::shell_word(&vault.to_string_lossy())
                 ),
             });
         }
@@ -266,7 +277,7 @@ pub fn setup(ctx: &Context) -> Result<()> {
     let exe =
         std::env::current_exe().map_err(|e| Error::failed_with("cannot find sfvault itself", e))?;
     let driver = format!(
-        "{} merge %O %A %B",
+        "{} --vault %P merge %O %A %B",
         sfvault::quote::shell_word(&exe.to_string_lossy())
     );
     git(

@@ -129,6 +129,20 @@ impl Context {
         }
     }
 
+    /// `--vault PATH ` (shell-quoted, with a trailing space) when the vault is not the default
+    /// one, else nothing: for commands a message tells the user to run next.
+    pub fn vault_flag(&self) -> String {
+        let path = self.store.path();
+        if default_vault_path().is_ok_and(|d| d == path) {
+            String::new()
+        } else {
+            format!(
+                "--vault {} ",
+                sfvault::quote::shell_word(&path.to_string_lossy())
+            )
+        }
+    }
+
     /// A progress or confirmation message on stderr, unless `--quiet`.
     pub fn note(&self, message: &str) {
         if !self.quiet {

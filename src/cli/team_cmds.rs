@@ -200,7 +200,9 @@ fn rm(ctx: &Context, args: RecipientRmArgs) -> Result<()> {
             "Removed {} ({count} recipient{} left); the vault has a new data key, so nothing \
              saved from now on opens with their key. Copies made before (git history, \
              backups, {}) still do: rotate at Salesforce the secrets they could read \
-             (`sfvault rotate ORG/APP consumer_secret`, `sfvault rotate ORG/APP private_key`).",
+             (`sfvault rotate ORG/APP consumer --at-salesforce --admin ADMIN_ENTRY` for an External \
+             Client App, `sfvault rotate ORG/APP consumer_secret` after a rotation in Setup, \
+             `sfvault rotate ORG/APP private_key --at-salesforce --admin ADMIN_ENTRY`).",
             args.name,
             if count == 1 { "" } else { "s" },
             ctx.store.backup_path().display()

@@ -60,8 +60,9 @@ pub fn init(ctx: &Context, args: InitArgs) -> Result<()> {
     };
     ctx.done(
         &format!(
-            "Created {} ({opens}).\nNext: sfvault add ORG/APP --consumer-key KEY",
+            "Created {} ({opens}).\nNext: sfvault {}add ORG/APP --consumer-key KEY",
             ctx.store.path().display(),
+            ctx.vault_flag(),
         ),
         serde_json::json!({
             "vault": ctx.store.path().display().to_string(),

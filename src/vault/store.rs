@@ -341,9 +341,10 @@ impl Store {
     /// they need no lock files of their own. No `.bak` is kept (the team vault is the truth);
     /// the generation is above the replaced file's, so readers' machines take it as newer.
     ///
-    /// A slice's generation is the Unix time of its sync, or one above the replaced file's if
-    /// that is higher: two members who sync the same slice in their own clones make
-    /// generations in time order, so whichever is pushed last reads as the newer.
+    /// A slice's generation is the Unix time of its sync in microseconds, or one above the
+    /// replaced file's (if the slice's key opens it) when that is higher: members who sync the
+    /// same slice in their own clones, or over a file someone else put there, make generations
+    /// in time order (as far as their clocks agree), so the latest sync reads as the newest.
     pub fn publish(
         &self,
         _source_lock: &LockGuard,
@@ -379,38 +380,42 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io("cannot inspect", &self.path, e)),
         };
+        // Only a file the slice's key opens counts: an unauthenticated header could carry
+        // any generation (u64::MAX included) and would stop every later sync.
         let mut floor = 0;
+        let mut seen = None;
         let mut reuse = None;
         if let Some(header) = existing
             .as_deref()
             .and_then(|b| format::parse_header(b).ok())
         {
-            floor = header.generation;
-            if header.slots.passphrase.is_none() && header.slots.recipients() == slice.recipients {
-                // Same recipients: the file's wrapped key is reused if the key opens the file
-                // (the commitment then proves its header, wrapped key included, is ours).
-                let key = VaultKey::from_parts(header.slots.clone(), slice.key.clone());
-                match existing.as_deref().map(|b| format::open_with_key(b, &key)) {
-                    Some(Ok(held)) if held == *data => {
-                        return Ok(Published::Unchanged {
-                            generation: header.generation,
-                        });
-                    }
-                    Some(Ok(_)) => reuse = Some(key),
-                    _ => {}
+            seen = Some(header.generation);
+            let same_recipients =
+                header.slots.passphrase.is_none() && header.slots.recipients() == slice.recipients;
+            // The commitment proves the header (wrapped key included) was written with the key.
+            let key = VaultKey::from_parts(header.slots.clone(), slice.key.clone());
+            if let Some(Ok(held)) = existing.as_deref().map(|b| format::open_with_key(b, &key)) {
+                floor = header.generation;
+                if same_recipients && held == *data {
+                    return Ok(Published::Unchanged {
+                        generation: header.generation,
+                    });
+                }
+                if same_recipients {
+                    reuse = Some(key);
                 }
             }
         }
         if !write {
-            return Ok(Published::Stale {
-                generation: existing.is_some().then_some(floor),
-            });
+            return Ok(Published::Stale { generation: seen });
         }
         let key = match reuse {
             Some(key) => key,
             None => slice.vault_key()?,
         };
-        let now = u64::try_from(crate::vault::model::now()).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let generation = next_generation(&self.path, floor)?.max(now);
         let bytes = format::seal(data, &key, generation).map_err(Error::failed)?;
         self.remove_stale_temps();
@@ -636,6 +641,16 @@ impl OpenVault {
         new_key: Option<VaultKey>,
         change: impl FnOnce(&mut VaultData) -> Result<T>,
     ) -> Result<T> {
+        if self.data.is_slice() {
+            // Never written here: no lock (whose file would sit untracked in the checkout).
+            let mut data = self.data.clone();
+            let out = change(&mut data)?;
+            return if new_key.is_none() && data == self.data {
+                Ok(out)
+            } else {
+                Err(crate::vault::slice::read_only())
+            };
+        }
         let guard = self.store.lock()?;
         let (bytes, stamp) = read_checked(&self.store.path)?;
         let header = format::parse_header(&bytes).map_err(|e| self.store.open_error(e))?;
