@@ -7,7 +7,8 @@ use std::path::Path;
 
 /// Lowest first. The binary (`src/main.rs`, `src/cli/`) sits above them all.
 const LAYERS: &[&[&str]] = &[
-    &["error", "quote", "secret", "timefmt"],
+    &["quote"],
+    &["error", "secret", "timefmt"],
     &["fs_safety", "pem", "url"],
     &["unlock", "vault"],
     &["agent", "oauth"],

@@ -171,9 +171,22 @@ impl Member {
     }
 
     fn commit_and_push(&self, message: &str) {
-        self.git(&["add", "team.sfv"]);
+        self.commit_files_and_push(&["team.sfv"], message);
+    }
+
+    fn commit_files_and_push(&self, files: &[&str], message: &str) {
+        let mut add = vec!["add"];
+        add.extend(files);
+        self.git(&add);
         self.git(&["commit", "-q", "-m", message]);
         self.git(&["push", "-q", "origin", "main"]);
+    }
+
+    /// `get` from the slice `ci/ci.sfv` of this member's clone, required to succeed.
+    fn slice_get(&self, field: &str) -> String {
+        let out = self.sf_at("ci/ci.sfv", &["get", "-n", "acme-prod/ci", field], None);
+        assert_success(&out, &["get from the slice", field]);
+        String::from_utf8(out.stdout).unwrap()
     }
 
     fn pull(&self) {
@@ -571,9 +584,7 @@ fn slice_for(alice: &Member, to: &[&str]) {
     }
     let out = alice.sf(&args, None);
     assert_success(&out, &["slice add"]);
-    alice.git(&["add", "team.sfv", "ci/ci.sfv"]);
-    alice.git(&["commit", "-q", "-m", "slice ci"]);
-    alice.git(&["push", "-q", "origin", "main"]);
+    alice.commit_files_and_push(&["team.sfv", "ci/ci.sfv"], "slice ci");
 }
 
 #[test]
@@ -590,13 +601,7 @@ fn a_ci_runner_reads_only_its_slice_and_follows_a_rotation() {
     ci.clone_from(&bare);
 
     // The runner opens its slice, sees only its entry, and cannot open the team vault.
-    let got = ci.sf_at(
-        "ci/ci.sfv",
-        &["get", "-n", "acme-prod/ci", "consumer_key"],
-        None,
-    );
-    assert_success(&got, &["get from the slice"]);
-    assert_eq!(String::from_utf8(got.stdout).unwrap(), "3MVGteam");
+    assert_eq!(ci.slice_get("consumer_key"), "3MVGteam");
     let listed = ci.sf_at("ci/ci.sfv", &["list", "--json"], None);
     assert_success(&listed, &["list the slice"]);
     let listed = String::from_utf8(listed.stdout).unwrap();
@@ -651,20 +656,12 @@ fn a_ci_runner_reads_only_its_slice_and_follows_a_rotation() {
     );
     assert_success(&alice.sf(&["slice", "sync"], None), &["sync again"]);
     assert_eq!(fs::read(alice.clone.join("ci/ci.sfv")).unwrap(), synced);
-    alice.git(&["add", "team.sfv", "ci/ci.sfv"]);
-    alice.git(&["commit", "-q", "-m", "rotated"]);
-    alice.git(&["push", "-q", "origin", "main"]);
+    alice.commit_files_and_push(&["team.sfv", "ci/ci.sfv"], "rotated");
 
     // The runner pulls (its machine saw the older slice) and reads the new value only: no
     // history in a slice.
     ci.pull();
-    let got = ci.sf_at(
-        "ci/ci.sfv",
-        &["get", "-n", "acme-prod/ci", "consumer_secret"],
-        None,
-    );
-    assert_success(&got, &["get the rotated secret"]);
-    assert_eq!(String::from_utf8(got.stdout).unwrap(), "team-secret-v2");
+    assert_eq!(ci.slice_get("consumer_secret"), "team-secret-v2");
     let history = ci.sf_at(
         "ci/ci.sfv",
         &["history", "acme-prod/ci", "consumer_secret", "--reveal"],
@@ -721,18 +718,10 @@ fn a_slice_recipient_dropped_or_a_slice_pushed_by_an_outsider_gets_nothing_new()
     );
     assert_success(&out, &["drop a slice recipient"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("new data key"));
-    alice.git(&["add", "team.sfv", "ci/ci.sfv"]);
-    alice.git(&["commit", "-q", "-m", "drop old runner"]);
-    alice.git(&["push", "-q", "origin", "main"]);
+    alice.commit_files_and_push(&["team.sfv", "ci/ci.sfv"], "drop old runner");
     ci.pull();
     old_runner.pull();
-    let got = ci.sf_at(
-        "ci/ci.sfv",
-        &["get", "-n", "acme-prod/ci", "consumer_secret"],
-        None,
-    );
-    assert_success(&got, &["the remaining runner after the new key"]);
-    assert_eq!(String::from_utf8(got.stdout).unwrap(), "team-secret-v1");
+    assert_eq!(ci.slice_get("consumer_secret"), "team-secret-v1");
     assert_code(
         &old_runner.sf_at("ci/ci.sfv", &["list"], None),
         4,
@@ -763,9 +752,7 @@ fn a_slice_recipient_dropped_or_a_slice_pushed_by_an_outsider_gets_nothing_new()
         &out,
         &["mallory's entry (made with a copy of no secret: a test shortcut)"],
     );
-    mallory.git(&["add", "ci/ci.sfv"]);
-    mallory.git(&["commit", "-q", "-m", "refresh ci slice"]);
-    mallory.git(&["push", "-q", "origin", "main"]);
+    mallory.commit_files_and_push(&["ci/ci.sfv"], "refresh ci slice");
     ci.pull();
     let out = ci.sf_at(
         "ci/ci.sfv",
@@ -780,15 +767,7 @@ fn a_slice_recipient_dropped_or_a_slice_pushed_by_an_outsider_gets_nothing_new()
     let out = alice.sf(&["slice", "sync"], None);
     assert_success(&out, &["sync over the fake"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrote"));
-    alice.git(&["add", "ci/ci.sfv"]);
-    alice.git(&["commit", "-q", "-m", "restore ci slice"]);
-    alice.git(&["push", "-q", "origin", "main"]);
+    alice.commit_files_and_push(&["ci/ci.sfv"], "restore ci slice");
     ci.pull();
-    let got = ci.sf_at(
-        "ci/ci.sfv",
-        &["get", "-n", "acme-prod/ci", "consumer_secret"],
-        None,
-    );
-    assert_success(&got, &["the real slice again"]);
-    assert_eq!(String::from_utf8(got.stdout).unwrap(), "team-secret-v1");
+    assert_eq!(ci.slice_get("consumer_secret"), "team-secret-v1");
 }
