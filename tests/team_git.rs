@@ -762,6 +762,23 @@ fn a_slice_recipient_dropped_or_a_slice_pushed_by_an_outsider_gets_nothing_new()
     assert_code(&out, 6, &["the substituted slice"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("another vault"));
     assert!(out.stdout.is_empty());
+    // A directory of the slice's path replaced by a symbolic link (git checks them out) is
+    // refused: the slice would be written wherever it points.
+    let elsewhere = alice.world.root.path().join("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    let ci_dir = alice.clone.join("ci");
+    fs::rename(&ci_dir, alice.world.root.path().join("ci-kept")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &ci_dir).unwrap();
+    let out = alice.sf(&["slice", "sync"], None);
+    assert_code(&out, 10, &["sync through a symlinked directory"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
+    assert!(
+        fs::read_dir(&elsewhere).unwrap().next().is_none(),
+        "nothing written there"
+    );
+    fs::remove_file(&ci_dir).unwrap();
+    fs::rename(alice.world.root.path().join("ci-kept"), &ci_dir).unwrap();
+
     // Alice's next sync puts the real slice back (a newer generation than the fake).
     alice.pull();
     let out = alice.sf(&["slice", "sync"], None);

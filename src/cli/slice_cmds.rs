@@ -28,11 +28,11 @@ pub fn slice(ctx: &Context, command: SliceCommand) -> Outcome {
 }
 
 /// The store of `slice`'s file, beside the team vault.
-fn slice_store(ctx: &Context, slice: &Slice) -> Store {
-    Store::new(
-        slice.path_in(&dir_of(ctx.store.path())),
+fn slice_store(ctx: &Context, slice: &Slice) -> Result<Store> {
+    Ok(Store::new(
+        slice.path_in(&dir_of(ctx.store.path()))?,
         ctx.store.lock_timeout(),
-    )
+    ))
 }
 
 fn no_slice(name: &str) -> Error {
@@ -78,7 +78,7 @@ fn add(ctx: &Context, args: SliceAddArgs) -> Result<()> {
     let defined = find(&vault.data, &args.name)?.clone();
     let guard = ctx.store.lock()?;
     let published =
-        slice_store(ctx, &defined).publish(&guard, &defined, &defined.contents(&vault.data)?)?;
+        slice_store(ctx, &defined)?.publish(&guard, &defined, &defined.contents(&vault.data)?)?;
     drop(guard);
     let generation = match published {
         Published::Written { generation } | Published::Unchanged { generation } => generation,
@@ -256,7 +256,7 @@ fn publish_or_check(
     contents: &VaultData,
     check: bool,
 ) -> Result<Published> {
-    let store = slice_store(ctx, slice);
+    let store = slice_store(ctx, slice)?;
     if check {
         store.slice_state(slice, contents)
     } else {
@@ -322,7 +322,7 @@ fn list(ctx: &Context) -> Result<()> {
         .iter()
         .map(|s| {
             s.contents(&vault.data)
-                .and_then(|c| slice_store(ctx, s).slice_state(s, &c))
+                .and_then(|c| slice_store(ctx, s)?.slice_state(s, &c))
                 .map_or(("entry-missing", None), state_name)
         })
         .collect();
@@ -387,7 +387,7 @@ fn rm(ctx: &Context, args: SliceRmArgs) -> Result<()> {
             .ok_or_else(|| no_slice(&args.name))?;
         Ok(team.slices.remove(at))
     })?;
-    let path: PathBuf = removed.path_in(&dir_of(ctx.store.path()));
+    let path: PathBuf = dir_of(ctx.store.path()).join(&removed.file);
     ctx.done(
         &format!(
             "Forgot slice {}. Its file {} is left as it is: delete it (`git rm {}`), and if \

@@ -122,9 +122,24 @@ impl Slice {
         Ok(dropped)
     }
 
-    /// The slice's file, under the team vault's directory `dir`.
-    pub fn path_in(&self, dir: &Path) -> std::path::PathBuf {
-        dir.join(&self.file)
+    /// The slice's file, under the team vault's directory `dir`. Refused (exit 10) when a
+    /// directory on the way is a symbolic link: a checkout can hold one (a push can add it),
+    /// and the slice would be written wherever it points.
+    pub fn path_in(&self, dir: &Path) -> Result<std::path::PathBuf> {
+        let mut at = dir.to_path_buf();
+        let parts: Vec<&str> = self.file.split('/').collect();
+        for part in &parts[..parts.len() - 1] {
+            at.push(part);
+            if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::Unsafe(format!(
+                    "{} is a symbolic link: slice {} is written only below the team vault's \
+                     directory; replace the link with a directory",
+                    at.display(),
+                    self.name
+                )));
+            }
+        }
+        Ok(dir.join(&self.file))
     }
 
     /// The contents of the slice as of `source` (the team vault): each chosen entry with the
