@@ -182,7 +182,6 @@ fn result_key(
 }
 
 fn report(ctx: &Context, merged: &merge::Merged, ours: &Path) -> Outcome {
-    let vault = ctx.store.path();
     if ctx.json {
         let conflicts: Vec<_> = merged
             .conflicts
@@ -216,28 +215,28 @@ fn report(ctx: &Context, merged: &merge::Merged, ours: &Path) -> Outcome {
                 Conflict::Field { entry, field, kept } => format!(
                     "sfvault merge: CONFLICT {entry} {field}: changed on both sides; kept the \
                      newer ({kept}), the other is its newest past value. To keep the other: \
-                     `sfvault --vault {} set {entry} {field} --restore 1`; then `git add` the \
+                     `sfvault {}set {entry} {field} --restore 1`; then `git add` the \
                      vault",
-                    sfvault::quote::shell_word(&vault.to_string_lossy())
+                    ctx.vault_flag()
                 ),
                 Conflict::RemovedAndChanged { entry, removed_by } => format!(
                     "sfvault merge: CONFLICT {entry}: removed by {removed_by}, changed on the \
-                     other side; kept. To remove it: `sfvault --vault {} rm {entry}`; then \
+                     other side; kept. To remove it: `sfvault {}rm {entry}`; then \
                      `git add` the vault",
-                    sfvault::quote::shell_word(&vault.to_string_lossy())
+                    ctx.vault_flag()
                 ),
                 Conflict::Slice { name, kept } if *kept == "neither" => format!(
                     "sfvault merge: CONFLICT slice {name}: dropped, another slice writes the \
-                     same file; define it again with another file (`sfvault --vault {} slice \
+                     same file; define it again with another file (`sfvault {}slice \
                      add {name} --file …`); then `git add` the vault",
-                    sfvault::quote::shell_word(&vault.to_string_lossy())
+                    ctx.vault_flag()
                 ),
                 Conflict::Slice { name, kept } => format!(
                     "sfvault merge: CONFLICT slice {name}: its definition changed on both \
-                     sides; kept {kept}. Check it with `sfvault --vault {} slice list` (a \
+                     sides; kept {kept}. Check it with `sfvault {}slice list` (a \
                      recipient dropped on one side may be back) and redefine it with `slice \
                      add {name} --replace`; then `git add` the vault",
-                    sfvault::quote::shell_word(&vault.to_string_lossy())
+                    ctx.vault_flag()
                 ),
             });
         }
@@ -304,12 +303,12 @@ pub fn setup(ctx: &Context) -> Result<()> {
     ctx.done(
         &format!(
             "git merges {} field by field in this clone now (merge driver in .git/config). \
-             Commit .gitattributes and .gitignore{}; each teammate runs `sfvault --vault {} \
+             Commit .gitattributes and .gitignore{}; each teammate runs `sfvault {}\
              git-setup` once in their clone, and gives merges their key in the environment \
              (SFVAULT_IDENTITY_FILE).",
             rel(&name),
             if added_attr || !ignored.is_empty() { " (changed)" } else { " (already set)" },
-            sfvault::quote::shell_word(&ctx.store.path().to_string_lossy())
+            ctx.vault_flag()
         ),
         json!({"repository": top.display().to_string(), "vault": rel(&name), "driver": driver, "gitattributes": attributes, "gitignore_added": ignored}),
     )

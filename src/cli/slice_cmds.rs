@@ -100,7 +100,7 @@ fn add(ctx: &Context, args: SliceAddArgs) -> Result<()> {
             .map(|r| r.name.as_str())
             .collect::<Vec<_>>()
             .join(", "),
-        relative(ctx, &defined),
+        defined.file,
     );
     if new_key {
         message.push_str(
@@ -117,7 +117,7 @@ fn add(ctx: &Context, args: SliceAddArgs) -> Result<()> {
         &message,
         json!({
             "slice": defined.name,
-            "file": relative(ctx, &defined),
+            "file": defined.file,
             "entries": defined.entries,
             "recipients": defined.recipients.iter().map(|r| json!({"name": r.name, "key": r.key})).collect::<Vec<_>>(),
             "generation": generation,
@@ -210,10 +210,6 @@ fn selected<'d>(data: &'d VaultData, names: &[String]) -> Result<Vec<&'d Slice>>
         return Ok(all.iter().collect());
     }
     names.iter().map(|n| find(data, n)).collect()
-}
-
-fn relative(_ctx: &Context, slice: &Slice) -> String {
-    slice.file.clone()
 }
 
 fn state_name(state: Published) -> (&'static str, Option<u64>) {
@@ -323,7 +319,13 @@ fn list(ctx: &Context) -> Result<()> {
         .map(|s| {
             s.contents(&vault.data)
                 .and_then(|c| slice_store(ctx, s)?.slice_state(s, &c))
-                .map_or(("entry-missing", None), state_name)
+                .map_or_else(
+                    |e| match e.kind() {
+                        sfvault::ErrorKind::NotFound => ("entry-missing", None),
+                        _ => ("failed", None),
+                    },
+                    state_name,
+                )
         })
         .collect();
     if ctx.json {

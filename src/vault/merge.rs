@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::vault::field_map::FieldMap;
 use crate::vault::model::{
-    Entry, Field, MAX_KEY_LINKS, PastValue, RemovedEntry, Settings, TeamState, Timestamp, VaultData,
+    Entry, Field, PastValue, RemovedEntry, Settings, TeamState, Timestamp, VaultData,
 };
 use crate::vault::slice::{MAX_SLICES, Slice};
 
@@ -151,12 +151,7 @@ fn merge_team(ours: Option<&TeamState>, theirs: Option<&TeamState>) -> Option<Te
     let mut team = ours.or(theirs)?.clone();
     if let (Some(_), Some(t)) = (ours, theirs) {
         for link in &t.key_links {
-            if !team.key_links.contains(link) {
-                team.key_links.push(*link);
-            }
-        }
-        while team.key_links.len() > MAX_KEY_LINKS {
-            team.key_links.remove(0);
+            team.push_link(*link);
         }
     }
     Some(team)

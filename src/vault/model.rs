@@ -86,12 +86,18 @@ impl TeamState {
 
     /// Remember `link` (of the data key being replaced), dropping the oldest beyond the limit.
     pub fn push_link(&mut self, link: [u8; 32]) {
-        if !self.key_links.contains(&link) {
-            self.key_links.push(link);
-        }
-        while self.key_links.len() > MAX_KEY_LINKS {
-            self.key_links.remove(0);
-        }
+        push_key_link(&mut self.key_links, link);
+    }
+}
+
+/// Append `link` to a list of key links (a team vault's or a slice's) unless it is there,
+/// dropping the oldest beyond [`MAX_KEY_LINKS`].
+pub fn push_key_link(links: &mut Vec<[u8; 32]>, link: [u8; 32]) {
+    if !links.contains(&link) {
+        links.push(link);
+    }
+    while links.len() > MAX_KEY_LINKS {
+        links.remove(0);
     }
 }
 

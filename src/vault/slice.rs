@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 use crate::secret::SecretKey;
 use crate::vault::crypto;
 use crate::vault::fields;
-use crate::vault::model::{Entry, Field, MAX_KEY_LINKS, TeamState, Timestamp, VaultData};
+use crate::vault::model::{
+    Entry, Field, MAX_KEY_LINKS, TeamState, Timestamp, VaultData, push_key_link,
+};
 use crate::vault::name::EntryName;
 use crate::vault::recipients::{self, Recipient};
 use crate::vault::slots::{KeySlots, RecipientSlot, VaultKey};
@@ -79,14 +81,15 @@ impl Slice {
         recipients: Vec<Recipient>,
         now: Timestamp,
     ) -> Result<Slice> {
-        let team = TeamState::new();
+        let mut vault_id = [0u8; 16];
+        crypto::random_fill(&mut vault_id);
         let slice = Slice {
             name: name.to_owned(),
             file: file.to_owned(),
             entries: sorted_names(entries),
             recipients,
             key: crypto::random_key(),
-            vault_id: team.vault_id,
+            vault_id,
             key_links: Vec::new(),
             changed_at: now,
         };
@@ -114,7 +117,7 @@ impl Slice {
         next.recipients = recipients;
         next.changed_at = now;
         if dropped {
-            push_link(&mut next.key_links, crypto::key_link(&self.key));
+            push_key_link(&mut next.key_links, crypto::key_link(&self.key));
             next.key = crypto::random_key();
         }
         next.check().map_err(Error::Usage)?;
@@ -316,15 +319,6 @@ fn sorted_names(entries: &[EntryName]) -> Vec<String> {
     names.sort();
     names.dedup();
     names
-}
-
-fn push_link(links: &mut Vec<[u8; 32]>, link: [u8; 32]) {
-    if !links.contains(&link) {
-        links.push(link);
-    }
-    while links.len() > MAX_KEY_LINKS {
-        links.remove(0);
-    }
 }
 
 /// `entry` as a slice holds it: user-written fields, current values only.

@@ -642,7 +642,9 @@ impl OpenVault {
         change: impl FnOnce(&mut VaultData) -> Result<T>,
     ) -> Result<T> {
         if self.data.is_slice() {
-            // Never written here: no lock (whose file would sit untracked in the checkout).
+            // Read-only where it is opened, and never locked there (the lock file would sit
+            // untracked in a runner's checkout): a change that changes nothing (bookkeeping a
+            // slice does not keep) succeeds without a save, anything else is refused.
             let mut data = self.data.clone();
             let out = change(&mut data)?;
             return if new_key.is_none() && data == self.data {
@@ -684,19 +686,6 @@ impl OpenVault {
                 }
                 (current.data, current.generation, None)
             };
-        if data.is_slice() {
-            // Read-only where it is opened: a change that changes nothing (bookkeeping a
-            // slice does not keep) succeeds without a save, anything else is refused.
-            let before = data.clone();
-            let out = change(&mut data);
-            let unchanged = new_key.is_none() && data == before;
-            self.data = before;
-            return match out {
-                Ok(out) if unchanged => Ok(out),
-                Ok(_) => Err(crate::vault::slice::read_only()),
-                Err(e) => Err(e),
-            };
-        }
         let key = new_key.unwrap_or_else(|| self.key.clone());
         let next = next_generation(&self.store.path, generation)?;
         let result = change(&mut data).and_then(|out| {
